@@ -1,0 +1,214 @@
+//! List parameters: paging and filters, parsed from raw query pairs so repeated parameters
+//! (`status=open&status=completed`) and comma lists (`status=open,completed`) both work.
+//! OR within a parameter, AND across parameters.
+
+use crate::error::{DomainError, FieldError};
+use crate::model::{Draft, DraftStatus, OrderObject};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, Time};
+
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 100;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Paging {
+    pub limit: usize,
+    pub starting_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DraftFilter {
+    pub paging: Paging,
+    pub status: Vec<DraftStatus>,
+    pub customer_id: Vec<String>,
+    /// Inclusive bounds as RFC 3339 text with millisecond precision (comparable as strings).
+    pub created_gte: Option<String>,
+    pub created_lte: Option<String>,
+    pub net_gte: Option<i64>,
+    pub net_lte: Option<i64>,
+    pub currency: Vec<String>,
+    pub search: Option<String>,
+}
+
+fn values<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name || k.strip_suffix("[]") == Some(name))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn single<'a>(pairs: &'a [(String, String)], name: &str, errs: &mut Vec<FieldError>) -> Option<&'a str> {
+    let v = values(pairs, name);
+    if v.len() > 1 {
+        errs.push(FieldError::new(name, "INVALID", "must be given once"));
+    }
+    v.first().copied()
+}
+
+/// Parses a date (whole day, inclusive) or a date-time into a comparable bound.
+fn bound(v: &str, upper: bool) -> Option<String> {
+    if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+        return Some(crate::ids::timestamp(t));
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = Date::parse(v, &fmt).ok()?;
+    let t = if upper { Time::from_hms_milli(23, 59, 59, 999).ok()? } else { Time::MIDNIGHT };
+    Some(crate::ids::timestamp(d.with_time(t).assume_utc()))
+}
+
+pub fn parse_paging(pairs: &[(String, String)], errs: &mut Vec<FieldError>) -> Paging {
+    let limit = match single(pairs, "limit", errs) {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                errs.push(FieldError::new("limit", "OUT_OF_RANGE", format!("must be an integer from 1 to {MAX_LIMIT}")));
+                DEFAULT_LIMIT
+            }
+        },
+    };
+    let starting_after = single(pairs, "starting_after", errs).map(str::to_owned);
+    Paging { limit, starting_after }
+}
+
+fn amount(pairs: &[(String, String)], name: &str, errs: &mut Vec<FieldError>) -> Option<i64> {
+    let v = single(pairs, name, errs)?;
+    match v.parse::<i64>() {
+        Ok(n) if n >= 0 => Some(n),
+        _ => {
+            errs.push(FieldError::new(name, "INVALID", "must be a non-negative integer"));
+            None
+        }
+    }
+}
+
+impl DraftFilter {
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, DomainError> {
+        let mut errs = Vec::new();
+        let paging = parse_paging(pairs, &mut errs);
+        let mut status = Vec::new();
+        for s in values(pairs, "status") {
+            match serde_json::from_value::<DraftStatus>(serde_json::Value::String(s.to_owned())) {
+                Ok(st) => status.push(st),
+                Err(_) => errs.push(FieldError::new("status", "INVALID", format!("unknown status `{s}`; use open, completed or deleted"))),
+            }
+        }
+        let mut dates = [None, None];
+        for (i, name) in ["created_at.gte", "created_at.lte"].into_iter().enumerate() {
+            if let Some(v) = single(pairs, name, &mut errs) {
+                match bound(v, i == 1) {
+                    Some(b) => dates[i] = Some(b),
+                    None => errs.push(FieldError::new(name, "INVALID_DATE", "must be a date (YYYY-MM-DD) or an RFC 3339 date-time")),
+                }
+            }
+        }
+        let currency: Vec<String> = values(pairs, "currency").into_iter().map(str::to_owned).collect();
+        for c in &currency {
+            if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())) {
+                errs.push(FieldError::new("currency", "INVALID_CURRENCY", format!("`{c}` is not a three-letter currency code")));
+            }
+        }
+        let f = Self {
+            net_gte: amount(pairs, "net_amount.gte", &mut errs),
+            net_lte: amount(pairs, "net_amount.lte", &mut errs),
+            customer_id: values(pairs, "customer_id").into_iter().map(str::to_owned).collect(),
+            search: single(pairs, "search", &mut errs).map(str::to_lowercase),
+            currency: currency.into_iter().map(|c| c.to_ascii_uppercase()).collect(),
+            created_gte: dates[0].take(),
+            created_lte: dates[1].take(),
+            status,
+            paging,
+        };
+        if errs.is_empty() {
+            Ok(f)
+        } else {
+            Err(DomainError::Validation(errs))
+        }
+    }
+
+    pub fn matches(&self, d: &Draft) -> bool {
+        let status_ok = if self.status.is_empty() {
+            // Deleted drafts are listed only when asked for.
+            d.status != DraftStatus::Deleted
+        } else {
+            self.status.contains(&d.status)
+        };
+        let empty = OrderObject::default();
+        let o = d.order.as_ref().unwrap_or(&empty);
+        status_ok
+            && self.created_gte.as_deref().is_none_or(|b| d.created_at.as_str() >= b)
+            && self.created_lte.as_deref().is_none_or(|b| d.created_at.as_str() <= b)
+            && matches_order(o, &self.customer_id, self.net_gte, self.net_lte, &self.currency, self.search.as_deref())
+    }
+}
+
+/// Order-content filters shared by draft and order lists.
+pub fn matches_order(
+    o: &OrderObject,
+    customer_id: &[String],
+    net_gte: Option<i64>,
+    net_lte: Option<i64>,
+    currency: &[String],
+    search: Option<&str>,
+) -> bool {
+    let cid = o.customer.as_ref().and_then(|c| c.id.as_deref());
+    let net = o.net_amount.unwrap_or(0);
+    (customer_id.is_empty() || cid.is_some_and(|c| customer_id.iter().any(|x| x == c)))
+        && net_gte.is_none_or(|b| net >= b)
+        && net_lte.is_none_or(|b| net <= b)
+        && (currency.is_empty() || o.currency.as_ref().is_some_and(|c| currency.contains(c)))
+        && search.is_none_or(|s| matches_search(o, s))
+}
+
+/// Case-insensitive prefix of order_id, an external id, or the customer's id, email, phone
+/// number, first or last name. `needle` is lower-case.
+pub fn matches_search(o: &OrderObject, needle: &str) -> bool {
+    let hit = |v: Option<&str>| v.is_some_and(|v| v.to_lowercase().starts_with(needle));
+    let c = o.customer.as_ref();
+    hit(o.order_id.as_deref())
+        || o.external_ids.iter().flatten().any(|e| hit(e.id.as_deref()))
+        || c.is_some_and(|c| {
+            hit(c.id.as_deref())
+                || hit(c.email.as_deref())
+                || hit(c.phone_number.as_deref())
+                || hit(c.first_name.as_deref())
+                || hit(c.last_name.as_deref())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &[(&str, &str)]) -> Vec<(String, String)> {
+        s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parses_repeated_and_comma_lists_and_dates() {
+        let f = DraftFilter::parse(&q(&[
+            ("status", "open,completed"),
+            ("status", "deleted"),
+            ("created_at.lte", "2026-01-31"),
+            ("limit", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(f.status.len(), 3);
+        assert_eq!(f.created_lte.as_deref(), Some("2026-01-31T23:59:59.999Z"));
+        assert_eq!(f.paging.limit, 5);
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_each() {
+        let Err(DomainError::Validation(errs)) =
+            DraftFilter::parse(&q(&[("limit", "0"), ("status", "gone"), ("net_amount.gte", "-1")]))
+        else {
+            panic!()
+        };
+        let names: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(names, ["limit", "status", "net_amount.gte"]);
+    }
+}

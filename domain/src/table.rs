@@ -1,0 +1,166 @@
+//! The single-table design, as code shared by every storage engine.
+//!
+//! Every key starts with the account, so one tenant can never address another's items.
+//!
+//! | item                       | pk                            | sk                       | gsi1 (pk / sk)                            | gsi2 (pk / sk)                          | ttl |
+//! |----------------------------|-------------------------------|--------------------------|-------------------------------------------|-----------------------------------------|-----|
+//! | draft                      | `A#{aid}#D#{id}`              | `DRAFT`                  | `A#{aid}#DRAFTS` / `{created_at}#{id}`    | —                                       | from `time_to_live` |
+//! | draft event (+ outbox)     | `A#{aid}#D#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
+//! | order header               | `A#{aid}#O#{id}`              | `ORDER`                  | `A#{aid}#ORDERS` / `{created_at}#{id}`    | `A#{aid}#C#{customer_id}` / `{created_at}#{id}` | from `time_to_live` |
+//! | order stub (what expiry keeps) | `A#{aid}#O#{id}`          | `STUB`                   | —                                         | —                                       | — |
+//! | order event (+ outbox)     | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
+//! | unique `order_id`          | `A#{aid}#ORDERID#{order_id}`  | `ID`                     | —                                         | —                                       | — |
+//!
+//! Access patterns: get a draft with its events = one query of its partition; list drafts or
+//! orders newest first = gsi1 backwards from a cursor; orders of a customer = gsi2; an order by
+//! `order_id` = get `ORDERID` then query the order partition; `order_id` uniqueness = a put of
+//! the `ORDERID` item conditioned on its absence, in the same transaction as the order.
+//!
+//! Event items double as the outbox: each carries the webhook event names it produces, and
+//! is written in the same atomic write as the change, so an event exists iff the change does.
+//! Children carry no `ttl`: an expired header hides them, and its removal cleans them up.
+
+use serde::{Deserialize, Serialize};
+
+/// An item as the storage port sees it. The resource JSON lives in `doc`; the other
+/// attributes are keys, the version used for optimistic locking, and the expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
+    /// Epoch seconds after which the item is treated as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    pub version: u64,
+    pub doc: String,
+}
+
+impl Item {
+    pub fn new(key: Key, version: u64, doc: String) -> Self {
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            gsi1pk: None,
+            gsi1sk: None,
+            gsi2pk: None,
+            gsi2sk: None,
+            ttl: None,
+            version,
+            doc,
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        Key { pk: self.pk.clone(), sk: self.sk.clone() }
+    }
+
+    pub fn index_key(&self, index: Index) -> Option<(&str, &str)> {
+        match index {
+            Index::Gsi1 => Some((self.gsi1pk.as_deref()?, self.gsi1sk.as_deref()?)),
+            Index::Gsi2 => Some((self.gsi2pk.as_deref()?, self.gsi2sk.as_deref()?)),
+        }
+    }
+
+    pub fn is_expired(&self, now_epoch: i64) -> bool {
+        self.ttl.is_some_and(|t| t <= now_epoch)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    Gsi1,
+    Gsi2,
+}
+
+impl Index {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gsi1 => "gsi1",
+            Self::Gsi2 => "gsi2",
+        }
+    }
+}
+
+/// A condition on the item's current state; an expired item counts as absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    NotExists,
+    Exists,
+    VersionIs(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put { item: Item, cond: Option<Condition> },
+    Delete { key: Key, cond: Option<Condition> },
+    Check { key: Key, cond: Condition },
+}
+
+impl WriteOp {
+    pub fn key(&self) -> Key {
+        match self {
+            Self::Put { item, .. } => item.key(),
+            Self::Delete { key, .. } | Self::Check { key, .. } => key.clone(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- key builders
+
+pub const DRAFT_SK: &str = "DRAFT";
+pub const ORDER_SK: &str = "ORDER";
+pub const STUB_SK: &str = "STUB";
+pub const ORDER_ID_SK: &str = "ID";
+pub const EVENT_PREFIX: &str = "EVENT#";
+
+pub fn draft_pk(aid: &str, id: &str) -> String {
+    format!("A#{aid}#D#{id}")
+}
+pub fn draft_key(aid: &str, id: &str) -> Key {
+    Key::new(draft_pk(aid, id), DRAFT_SK)
+}
+pub fn drafts_index_pk(aid: &str) -> String {
+    format!("A#{aid}#DRAFTS")
+}
+pub fn order_pk(aid: &str, id: &str) -> String {
+    format!("A#{aid}#O#{id}")
+}
+pub fn order_key(aid: &str, id: &str) -> Key {
+    Key::new(order_pk(aid, id), ORDER_SK)
+}
+pub fn orders_index_pk(aid: &str) -> String {
+    format!("A#{aid}#ORDERS")
+}
+pub fn customer_index_pk(aid: &str, customer_id: &str) -> String {
+    format!("A#{aid}#C#{customer_id}")
+}
+pub fn order_id_key(aid: &str, order_id: &str) -> Key {
+    Key::new(format!("A#{aid}#ORDERID#{order_id}"), ORDER_ID_SK)
+}
+/// Newest-first lists sort on this: creation time, then id.
+pub fn list_sk(created_at: &str, id: &str) -> String {
+    format!("{created_at}#{id}")
+}
+pub fn event_sk(version: u64) -> String {
+    format!("{EVENT_PREFIX}{version:010}")
+}
