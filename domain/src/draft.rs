@@ -330,6 +330,9 @@ pub struct OrderStub {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_ids: Option<Vec<crate::model::ExternalId>>,
     pub created_at: String,
+    /// When the order's retention ends (it is emptied then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// The items of a new order: header (conditioned on absence), stub, unique order_id, first event.
@@ -350,6 +353,7 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> Vec<Item
         order_id: order.content.order_id.clone(),
         external_ids: order.content.external_ids.clone(),
         created_at: order.created_at.clone(),
+        expires_at: order.content.time_to_live_expires_at.clone(),
     };
     vec![header, Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub))]
 }

@@ -1,1 +1,29 @@
-//! functions
+//! The HTTP edge: one axum Router per resource group over the shared domain, mounted one
+//! group per Lambda on AWS and all together by `shopping-local`.
+
+pub mod auth;
+pub mod drafts;
+pub mod error;
+pub mod http;
+pub mod lambda;
+pub mod local;
+pub mod orders;
+pub mod state;
+
+use axum::Router;
+use state::AppState;
+
+/// A resource group's router with the edge behaviour every group shares: JSON 404/405, the
+/// request log line.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(axum::middleware::from_fn(http::log_request))
+        .with_state(state)
+}
+
+/// Every resource group on one router (the local server, whole-API tests).
+pub fn app(state: AppState) -> Router {
+    finish(drafts::router().merge(orders::router()), state)
+}

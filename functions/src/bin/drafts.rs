@@ -1,1 +1,6 @@
-fn main() {}
+//! The drafts Lambda.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::lambda::run(functions::drafts::router()).await
+}

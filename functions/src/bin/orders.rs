@@ -1,1 +1,6 @@
-fn main() {}
+//! The orders Lambda.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::lambda::run(functions::orders::router()).await
+}

@@ -1,1 +1,70 @@
-fn main() {}
+//! `shopping-local`: run the Shopping API on a laptop, no cloud needed.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "shopping-local", about = "The Shopping API on one local server over an embedded store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every resource group on one HTTP server.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        #[arg(long, default_value = "./.shopping")]
+        data_dir: PathBuf,
+        /// Allow webhook deliveries to loopback addresses (for local receivers).
+        #[arg(long)]
+        webhook_allow_loopback: bool,
+    },
+    /// Print a bearer token that a server on the same data dir accepts.
+    Token {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "admin:shopping")]
+        scopes: String,
+        #[arg(long, default_value_t = 3600)]
+        expires_in: i64,
+        #[arg(long, default_value = "./.shopping")]
+        data_dir: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { addr, data_dir, webhook_allow_loopback } => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .try_init();
+            if webhook_allow_loopback {
+                tracing::warn!("webhook deliveries to loopback addresses are allowed");
+            }
+            functions::local::serve(&addr, &data_dir).await
+        }
+        Command::Token { account, scopes, expires_in, data_dir } => {
+            if !domain::validate::is_account_id(&account) {
+                eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
+                return ExitCode::from(2);
+            }
+            functions::local::token(&data_dir, &account, &scopes, expires_in).map(|t| println!("{t}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shopping-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

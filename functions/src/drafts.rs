@@ -1,0 +1,315 @@
+//! The drafts resource group: `/v1/accounts/{aid}/shopping/draft_orders...`.
+
+use crate::auth::{Access, Caller};
+use crate::error::ApiError;
+use crate::http::{if_match, with_etag, Body};
+use crate::state::{AppState, RandomIds};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use domain::draft::{self, Ctx, DraftBody, DraftRecord, EventRecord, Outcome};
+use domain::ids::Ids;
+use domain::list::DraftFilter;
+use domain::model::{Draft, Event, EventRequest, OrderItem};
+use domain::table::{self, Index, Key};
+use infra::{Cursor, Query, SkCond, StoreError};
+
+/// How often a write is retried from a fresh read when another write got there first.
+const MAX_ATTEMPTS: usize = 12;
+
+pub fn router() -> Router<AppState> {
+    let base = "/v1/accounts/{aid}/shopping/draft_orders";
+    Router::new()
+        .route(base, get(list).post(create))
+        .route(&format!("{base}/{{id}}"), get(fetch).put(replace).delete(remove))
+        .route(&format!("{base}/{{id}}/complete"), put(complete))
+        .route(&format!("{base}/{{id}}/items"), axum::routing::post(add_item))
+        .route(&format!("{base}/{{id}}/items/{{line_id}}"), put(update_item).delete(remove_item))
+}
+
+pub(crate) fn ctx(state: &AppState, caller: &Caller, aid: &str, method: &Method, uri: &Uri, body: Option<&Body>) -> Ctx {
+    Ctx {
+        aid: aid.to_owned(),
+        actor: caller.sub.clone(),
+        now: state.clock.now(),
+        request: EventRequest {
+            path: Some(uri.path().to_owned()),
+            method: Some(method.as_str().to_owned()),
+            body: body.map(Body::text).filter(|b| !b.is_empty()),
+        },
+    }
+}
+
+/// Reads a draft and its events with one partition query. Unknown, malformed and expired ids
+/// are all "not found".
+pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(DraftRecord, Vec<Event>), ApiError> {
+    if !domain::validate::is_uuid(id) {
+        return Err(ApiError::NotFound("draft".into()));
+    }
+    let mut q = Query::partition(table::draft_pk(aid, id));
+    let mut rec = None;
+    let mut events = Vec::new();
+    loop {
+        let page = state.store.query(&q).await?;
+        for item in &page.items {
+            if item.sk == table::DRAFT_SK {
+                rec = Some(parse::<DraftRecord>(&item.doc)?);
+            } else if item.sk.starts_with(table::EVENT_PREFIX) {
+                events.push(parse::<EventRecord>(&item.doc)?.event);
+            }
+        }
+        match page.next {
+            Some(c) => q.start_after = Some(c),
+            None => break,
+        }
+    }
+    rec.map(|r| (r, events)).ok_or_else(|| ApiError::NotFound("draft".into()))
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ApiError> {
+    serde_json::from_str(doc).map_err(|e| {
+        tracing::error!(error = %e, "unreadable stored document");
+        ApiError::Unavailable
+    })
+}
+
+/// Runs a draft command with optimistic concurrency: read, apply, write conditioned on the
+/// version read; on a lost race read again and re-apply, so no write is lost.
+async fn mutate(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    expected: Option<u64>,
+    command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord) -> domain::error::Result<Outcome<Draft>>,
+) -> Result<Response, ApiError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let (rec, events) = load(state, &ctx.aid, id).await?;
+        if let Some(v) = expected {
+            if v != rec.version() {
+                return Err(ApiError::PreconditionFailed { current: rec.version() });
+            }
+        }
+        let out = command(ctx, &mut RandomIds, rec)?;
+        if let Some(done) = apply(state, out, events, expected.is_some()).await? {
+            return Ok(done);
+        }
+    }
+    Err(ApiError::Conflict { code: "VERSION_CONFLICT", message: "too many concurrent changes; try again".into() })
+}
+
+/// Writes an outcome. `Ok(None)` means a race was lost and the command should be re-applied.
+async fn apply(state: &AppState, out: Outcome<Draft>, mut events: Vec<Event>, pinned: bool) -> Result<Option<Response>, ApiError> {
+    let keys: Vec<Key> = out.ops.iter().map(|o| o.key()).collect();
+    match state.store.write(out.ops).await {
+        Ok(()) => {
+            let mut draft = out.resource;
+            let version = draft.version.unwrap_or(0);
+            if let Some(new) = draft.events.take() {
+                events.extend(new);
+                draft.events = Some(events);
+            }
+            Ok(Some(with_etag(version, draft)))
+        }
+        Err(StoreError::ConditionFailed { index, .. }) => {
+            let failed = keys.get(index);
+            if let Some((_, oid)) = out.custom_order_ids.iter().find(|(k, _)| Some(k) == failed) {
+                return Err(ApiError::Conflict {
+                    code: "DUPLICATE_ORDER_ID",
+                    message: format!("an order with order_id `{oid}` already exists"),
+                });
+            }
+            if pinned && index == 0 {
+                // The draft moved on after If-Match was checked.
+                return Err(ApiError::PreconditionFailed { current: 0 });
+            }
+            Ok(None)
+        }
+        Err(StoreError::Contention) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(aid): Path<String>,
+    caller: Caller,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let parsed: DraftBody = body.json()?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
+    for _ in 0..MAX_ATTEMPTS {
+        let out = draft::create(&ctx, &mut RandomIds, parsed.clone())?;
+        if let Some(done) = apply(&state, out, Vec::new(), false).await? {
+            return Ok(done);
+        }
+    }
+    Err(ApiError::Unavailable)
+}
+
+async fn fetch(State(state): State<AppState>, Path((aid, id)): Path<(String, String)>, caller: Caller) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Read)?;
+    let (rec, events) = load(&state, &aid, &id).await?;
+    let version = rec.version();
+    let mut d = rec.draft;
+    d.events = Some(events);
+    Ok(with_etag(version, d))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replace(
+    State(state): State<AppState>,
+    Path((aid, id)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let expected = if_match(&headers)?;
+    let parsed: DraftBody = body.json()?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
+    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::replace(c, ids, rec, parsed.clone())).await
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path((aid, id)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let expected = if_match(&headers)?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
+    mutate(&state, &ctx, &id, expected, draft::delete).await
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    Path((aid, id)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let expected = if_match(&headers)?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
+    mutate(&state, &ctx, &id, expected, draft::complete).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn add_item(
+    State(state): State<AppState>,
+    Path((aid, id)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let expected = if_match(&headers)?;
+    let item: OrderItem = body.json()?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
+    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::add_item(c, ids, rec, item.clone())).await
+}
+
+fn line_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::bad("line_id", "must be an integer"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update_item(
+    State(state): State<AppState>,
+    Path((aid, id, line)): Path<(String, String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let line = line_id(&line)?;
+    let expected = if_match(&headers)?;
+    let item: OrderItem = body.json()?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
+    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::update_item(c, ids, rec, line, item.clone())).await
+}
+
+async fn remove_item(
+    State(state): State<AppState>,
+    Path((aid, id, line)): Path<(String, String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Write)?;
+    let line = line_id(&line)?;
+    let expected = if_match(&headers)?;
+    let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
+    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::remove_item(c, ids, rec, line)).await
+}
+
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+#[derive(serde::Serialize)]
+struct DraftList {
+    draft_orders: Vec<Draft>,
+}
+
+/// GET /draft_orders: newest first, filtered, paged by `starting_after`.
+async fn list(
+    State(state): State<AppState>,
+    Path(aid): Path<String>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Read)?;
+    let filter = DraftFilter::parse(&query_pairs(raw.as_deref()))?;
+    let index_pk = table::drafts_index_pk(&aid);
+    let mut start = None;
+    if let Some(after) = &filter.paging.starting_after {
+        let item = if domain::validate::is_uuid(after) { state.store.get(&table::draft_key(&aid, after)).await? } else { None };
+        let item = item.ok_or_else(|| ApiError::bad("starting_after", "is not the id of a draft in this account"))?;
+        start = Some(Cursor::after(&item, Some(Index::Gsi1)));
+    }
+    let want = filter.paging.limit;
+    let mut drafts = Vec::with_capacity(want);
+    loop {
+        let q = Query {
+            index: Some(Index::Gsi1),
+            pk: index_pk.clone(),
+            sk: SkCond::Any,
+            forward: false,
+            limit: want.max(25),
+            start_after: start.take(),
+        };
+        let page = state.store.query(&q).await?;
+        for item in &page.items {
+            let rec: DraftRecord = parse(&item.doc)?;
+            if filter.matches(&rec.draft) {
+                drafts.push(rec.draft);
+                if drafts.len() == want {
+                    break;
+                }
+            }
+        }
+        match page.next {
+            Some(c) if drafts.len() < want => start = Some(c),
+            _ => break,
+        }
+    }
+    Ok(axum::Json(DraftList { draft_orders: drafts }).into_response())
+}
+

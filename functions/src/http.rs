@@ -1,0 +1,101 @@
+//! Request plumbing shared by every router: the size-limited body, JSON parsing whose errors
+//! name the field, `If-Match`/`ETag`, 404/405 fallbacks and the request log line.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The raw request body, at most [`BODY_LIMIT`] bytes (413 beyond).
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(len) = req.headers().get(axum::http::header::CONTENT_LENGTH) {
+            if len.to_str().ok().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > BODY_LIMIT) {
+                return Err(ApiError::TooLarge(BODY_LIMIT));
+            }
+        }
+        axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map(Body).map_err(|_| ApiError::TooLarge(BODY_LIMIT))
+    }
+}
+
+impl Body {
+    /// Parses JSON; a wrong type or a missing required field is a 400 naming the field.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad("body", "a JSON object is required"));
+        }
+        let de = &mut serde_json::Deserializer::from_slice(&self.0);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let inner = e.inner().to_string();
+            let mut path = e.path().to_string();
+            if let Some(field) = inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                path = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+            } else if path == "." {
+                path = "body".into();
+            }
+            let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+            ApiError::bad(&path, message)
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// `If-Match: W/"3"` (or `"3"`, `3`); `*` or no header means any version.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
+    let s = v.to_str().map_err(|_| ApiError::bad("If-Match", "must be an ETag such as W/\"3\""))?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let bare = s.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| ApiError::bad("If-Match", "must be an ETag such as W/\"3\""))
+}
+
+/// A JSON response carrying `ETag: W/"version"`.
+pub fn with_etag(version: u64, body: impl serde::Serialize) -> Response {
+    let mut res = axum::Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
+        res.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    res
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// One log line per request: method, route template (never ids, queries or bodies, which may
+/// hold personal data), status and latency.
+pub async fn log_request(req: Request, next: Next) -> Response {
+    let method: Method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = res.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}

@@ -1,0 +1,54 @@
+//! What every HTTP Lambda shares: configuration from the environment (failing fast when it is
+//! wrong), clients built once, JSON logs, and `lambda_http::run`.
+
+use crate::auth::Auth;
+use crate::state::AppState;
+use axum::Router;
+use infra::dynamo::DynamoStore;
+use infra::SystemClock;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let table_name = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the DynamoDB table".to_owned())?;
+        if table_name.trim().is_empty() {
+            return Err("TABLE_NAME is empty".into());
+        }
+        Ok(Self { table_name })
+    }
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .without_time()
+        .with_current_span(false)
+        .try_init();
+}
+
+/// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer.
+pub async fn aws_state(config: &Config) -> AppState {
+    let clock = Arc::new(SystemClock::default());
+    let client = infra::dynamo::client_from_env().await;
+    AppState {
+        store: Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone())),
+        clock,
+        auth: Arc::new(Auth::ApiGateway),
+    }
+}
+
+/// Serves one resource group's router as this Lambda.
+pub async fn run(group: Router<AppState>) -> Result<(), lambda_http::Error> {
+    init_logs();
+    let config = Config::from_env()?;
+    let state = aws_state(&config).await;
+    lambda_http::run(crate::finish(group, state)).await
+}

@@ -1,0 +1,87 @@
+//! `shopping-local`: the whole API on one server over the embedded store, and the token tool.
+
+use crate::auth::{sign, Auth, Claims};
+use crate::state::AppState;
+use infra::sqlite::SqliteStore;
+use infra::{Clock, SystemClock};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const STORE_FILE: &str = "shopping.db";
+pub const SECRET_FILE: &str = "signing-secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] infra::StoreError),
+    #[error("SHOPPING_CLOCK_OFFSET_SECONDS must be an integer number of seconds")]
+    ClockOffset,
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("token: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+}
+
+/// `SHOPPING_CLOCK_OFFSET_SECONDS=N` shifts the clock forward (a testing aid for retention).
+pub fn clock_from_env() -> Result<SystemClock, LocalError> {
+    match std::env::var("SHOPPING_CLOCK_OFFSET_SECONDS") {
+        Ok(v) => v.trim().parse().map(|offset_seconds| SystemClock { offset_seconds }).map_err(|_| LocalError::ClockOffset),
+        Err(_) => Ok(SystemClock::default()),
+    }
+}
+
+/// The signing secret of a data dir, created (random, owner-only) on first use.
+pub fn secret(data_dir: &Path) -> Result<Vec<u8>, LocalError> {
+    let io = |e| LocalError::DataDir(data_dir.to_owned(), e);
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let path = data_dir.join(SECRET_FILE);
+    if let Ok(s) = std::fs::read(&path) {
+        if s.len() >= 32 {
+            return Ok(s);
+        }
+    }
+    let mut s = [0u8; 32];
+    getrandom::fill(&mut s).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&path).map_err(io)?;
+    f.write_all(hex.as_bytes()).and_then(|_| f.sync_all()).map_err(io)?;
+    Ok(hex.into_bytes())
+}
+
+/// The state of the local server: embedded store in `data_dir`, verified HS256 tokens.
+pub fn state(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<AppState, LocalError> {
+    let key = secret(data_dir)?;
+    let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?;
+    Ok(AppState { store: Arc::new(store), clock, auth: Arc::new(Auth::hs256(&key)) })
+}
+
+pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
+    let clock = Arc::new(clock_from_env()?);
+    if clock.offset_seconds != 0 {
+        tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
+    }
+    let app = crate::app(state(data_dir, clock)?);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
+    let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
+    tracing::info!(addr = %bound, data_dir = %data_dir.display(), "shopping-local listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| LocalError::Listen(addr.to_owned(), e))
+}
+
+pub fn token(data_dir: &Path, account: &str, scopes: &str, expires_in: i64) -> Result<String, LocalError> {
+    let key = secret(data_dir)?;
+    let now = clock_from_env()?.epoch();
+    let claims = Claims { aid: account.to_owned(), scope: scopes.to_owned(), sub: "local-developer".into(), exp: now + expires_in };
+    Ok(sign(&claims, &key)?)
+}

@@ -1,0 +1,146 @@
+//! The orders resource group: `/v1/accounts/{aid}/shopping/orders...`. The `{order_id}` path
+//! segment accepts either the order's `id` or its `order_id`.
+
+use crate::auth::{Access, Caller};
+use crate::drafts::{parse, query_pairs};
+use crate::error::ApiError;
+use crate::http::with_etag;
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use domain::draft::{EventRecord, OrderIdRecord, OrderStub};
+use domain::model::{Event, Order, OrderObject};
+use domain::table;
+use infra::Query;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/accounts/{aid}/shopping/orders/{order_id}", get(fetch))
+}
+
+/// What a partition read of an order found.
+pub(crate) struct Loaded {
+    pub order: Option<Order>,
+    pub stub: Option<OrderStub>,
+    pub events: Vec<Event>,
+}
+
+async fn read_partition(state: &AppState, aid: &str, id: &str) -> Result<Loaded, ApiError> {
+    let mut q = Query::partition(table::order_pk(aid, id));
+    let mut loaded = Loaded { order: None, stub: None, events: Vec::new() };
+    loop {
+        let page = state.store.query(&q).await?;
+        for item in &page.items {
+            match item.sk.as_str() {
+                table::ORDER_SK => loaded.order = Some(parse(&item.doc)?),
+                table::STUB_SK => loaded.stub = Some(parse(&item.doc)?),
+                sk if sk.starts_with(table::EVENT_PREFIX) => loaded.events.push(parse::<EventRecord>(&item.doc)?.event),
+                _ => {}
+            }
+        }
+        match page.next {
+            Some(c) => q.start_after = Some(c),
+            None => break,
+        }
+    }
+    Ok(loaded)
+}
+
+/// Finds an order by `id`, then by `order_id`.
+pub(crate) async fn load(state: &AppState, aid: &str, key: &str) -> Result<Loaded, ApiError> {
+    let direct = read_partition(state, aid, key).await?;
+    if direct.order.is_some() || direct.stub.is_some() {
+        return Ok(direct);
+    }
+    if let Some(item) = state.store.get(&table::order_id_key(aid, key)).await? {
+        if let Some(id) = parse::<OrderIdRecord>(&item.doc)?.id {
+            let found = read_partition(state, aid, &id).await?;
+            if found.order.is_some() || found.stub.is_some() {
+                return Ok(found);
+            }
+        }
+    }
+    Err(ApiError::NotFound("order".into()))
+}
+
+/// Which events `include_events` asks for.
+fn event_filter(pairs: &[(String, String)]) -> Result<Option<Vec<&'static str>>, ApiError> {
+    let mut kinds: Option<Vec<&'static str>> = None;
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "include_events") {
+        for v in v.split(',') {
+            let add: &[&'static str] = match v.trim() {
+                "false" | "" => &[],
+                "true" => &["api-event", "service-event"],
+                "api-event" => &["api-event"],
+                "service-event" => &["service-event"],
+                other => return Err(ApiError::bad("include_events", format!("unknown value `{other}`"))),
+            };
+            let k = kinds.get_or_insert_with(Vec::new);
+            k.extend(add.iter().copied().filter(|a| !k.contains(a)).collect::<Vec<_>>());
+        }
+    }
+    Ok(kinds.filter(|k| !k.is_empty()))
+}
+
+/// The combined state: failure if any event failed, pending if none or any service's latest
+/// is pending, else success.
+pub(crate) fn combined_state(events: &[Event]) -> &'static str {
+    let service: Vec<&Event> = events.iter().filter(|e| e.event_type.as_deref() == Some("service-event")).collect();
+    if service.iter().any(|e| matches!(e.state.as_deref(), Some("error" | "failure"))) {
+        return "failure";
+    }
+    if service.is_empty() {
+        return "pending";
+    }
+    let mut latest: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for e in &service {
+        latest.insert(e.service.as_deref().unwrap_or(""), e.state.as_deref().unwrap_or("success"));
+    }
+    if latest.values().any(|s| *s == "pending") {
+        "pending"
+    } else {
+        "success"
+    }
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    Path((aid, key)): Path<(String, String)>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Read)?;
+    let kinds = event_filter(&query_pairs(raw.as_deref()))?;
+    let loaded = load(&state, &aid, &key).await?;
+    let Some(mut order) = loaded.order else {
+        // Retention expired: only the identifying fields remain.
+        let stub = loaded.stub.ok_or_else(|| ApiError::NotFound("order".into()))?;
+        let gone = stub.expires_at.clone().unwrap_or_else(|| stub.created_at.clone());
+        let emptied = Order {
+            id: stub.id,
+            created_at: stub.created_at,
+            updated_at: gone.clone(),
+            deleted_at: Some(gone),
+            content: OrderObject {
+                order_number: stub.order_number,
+                order_id: stub.order_id,
+                external_ids: stub.external_ids,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        return Ok(axum::response::IntoResponse::into_response(axum::Json(emptied)));
+    };
+    if let Some(kinds) = kinds {
+        let events: Vec<Event> = loaded
+            .events
+            .into_iter()
+            .filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or("")))
+            .collect();
+        order.state = Some(combined_state(&events).to_owned());
+        order.events = Some(events);
+    }
+    let version = order.content.version.unwrap_or(0);
+    Ok(with_etag(version, order))
+}

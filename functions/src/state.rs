@@ -1,0 +1,40 @@
+//! What every handler shares: the store, the clock, and how callers are authenticated.
+
+use crate::auth::Auth;
+use infra::{Clock, Store};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Arc<Auth>,
+}
+
+/// Ids from the operating system's random source.
+pub struct RandomIds;
+
+impl domain::ids::Ids for RandomIds {
+    fn uuid(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    fn alphanumeric9(&mut self) -> String {
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut out = String::with_capacity(9);
+        while out.len() < 9 {
+            let mut buf = [0u8; 16];
+            if getrandom::fill(&mut buf).is_err() {
+                // Fall back to a v4 UUID's random bytes; both come from the OS.
+                buf = *uuid::Uuid::new_v4().as_bytes();
+            }
+            // Rejection sampling keeps every character equally likely.
+            for b in buf {
+                if out.len() < 9 && b < 252 {
+                    out.push(ALPHABET[(b % 36) as usize] as char);
+                }
+            }
+        }
+        out
+    }
+}

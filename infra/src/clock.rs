@@ -1,0 +1,42 @@
+//! The clock every engine and handler reads, so tests and retention drills can move time.
+
+use time::OffsetDateTime;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+    fn epoch(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+}
+
+/// Wall-clock time shifted by a fixed offset (`SHOPPING_CLOCK_OFFSET_SECONDS` locally).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock {
+    pub offset_seconds: i64,
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset_seconds)
+    }
+}
+
+/// A clock tests can set and advance.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(epoch: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(epoch))
+    }
+    pub fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        let t = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}

@@ -1,0 +1,346 @@
+//! The DynamoDB engine: items through `serde_dynamo`, conditions as condition expressions,
+//! multi-item writes as one `TransactWriteItems`, and TTL enforced on every read because
+//! DynamoDB only deletes expired items eventually.
+
+use crate::clock::Clock;
+use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Attrs = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    clock: Arc<dyn Clock>,
+}
+
+fn unavailable<E: std::fmt::Debug>(e: E) -> StoreError {
+    StoreError::Unavailable(format!("{e:?}"))
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn key_attrs(key: &Key) -> Attrs {
+    HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
+}
+
+fn from_attrs(a: Attrs) -> Result<Item, StoreError> {
+    serde_dynamo::from_item(a).map_err(|e| StoreError::Unavailable(format!("unreadable item: {e}")))
+}
+
+/// A condition expression with its names and values. Expired items count as absent.
+struct Expr {
+    text: String,
+    names: HashMap<String, String>,
+    values: Attrs,
+}
+
+fn condition(cond: Condition, now: i64) -> Expr {
+    let mut names = HashMap::from([("#pk".to_owned(), "pk".to_owned()), ("#ttl".to_owned(), "ttl".to_owned())]);
+    let mut values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
+    let alive = "(attribute_not_exists(#ttl) OR #ttl > :now)";
+    let text = match cond {
+        Condition::NotExists => "(attribute_not_exists(#pk) OR #ttl <= :now)".to_owned(),
+        Condition::Exists => format!("attribute_exists(#pk) AND {alive}"),
+        Condition::VersionIs(v) => {
+            names.insert("#v".into(), "version".into());
+            values.insert(":v".into(), AttributeValue::N(v.to_string()));
+            format!("#v = :v AND {alive}")
+        }
+    };
+    Expr { text, names, values }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        Self { client, table: table.into(), clock }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn transact_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, StoreError> {
+        let expr = |c: Option<Condition>| c.map(|c| condition(c, now));
+        let b = TransactWriteItem::builder();
+        Ok(match op {
+            WriteOp::Put { item, cond } => {
+                let e = expr(*cond);
+                let attrs = serde_dynamo::to_item(item).map_err(unavailable)?;
+                b.put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(attrs))
+                        .set_condition_expression(e.as_ref().map(|e| e.text.clone()))
+                        .set_expression_attribute_names(e.as_ref().map(|e| e.names.clone()))
+                        .set_expression_attribute_values(e.as_ref().map(|e| e.values.clone()))
+                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .build()
+            }
+            WriteOp::Delete { key, cond } => {
+                let e = expr(*cond);
+                b.delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .set_condition_expression(e.as_ref().map(|e| e.text.clone()))
+                        .set_expression_attribute_names(e.as_ref().map(|e| e.names.clone()))
+                        .set_expression_attribute_values(e.as_ref().map(|e| e.values.clone()))
+                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .build()
+            }
+            WriteOp::Check { key, cond } => {
+                let e = condition(*cond, now);
+                b.condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .condition_expression(e.text)
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values(Some(e.values))
+                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .build()
+            }
+        })
+    }
+
+    /// A single put is a plain conditional `PutItem`: half the write units of a transaction.
+    async fn put_one(&self, item: &Item, cond: Option<Condition>, now: i64) -> Result<(), StoreError> {
+        let e = cond.map(|c| condition(c, now));
+        let attrs = serde_dynamo::to_item(item).map_err(unavailable)?;
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .set_condition_expression(e.as_ref().map(|e| e.text.clone()))
+            .set_expression_attribute_names(e.as_ref().map(|e| e.names.clone()))
+            .set_expression_attribute_values(e.map(|e| e.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) => match se.into_err() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                    let current = c.item.map(from_attrs).transpose()?.filter(|i| !i.is_expired(now));
+                    Err(StoreError::ConditionFailed { index: 0, current: current.map(Box::new) })
+                }
+                other => Err(unavailable(other)),
+            },
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let now = self.clock.epoch();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_attrs(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.item {
+            Some(a) => Ok(Some(from_attrs(a)?).filter(|i| !i.is_expired(now))),
+            None => Ok(None),
+        }
+    }
+
+    async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        let now = self.clock.epoch();
+        let (pcol, scol) = match q.index {
+            None => ("pk", "sk"),
+            Some(Index::Gsi1) => ("gsi1pk", "gsi1sk"),
+            Some(Index::Gsi2) => ("gsi2pk", "gsi2sk"),
+        };
+        let mut names = HashMap::from([
+            ("#p".to_owned(), pcol.to_owned()),
+            ("#ttl".to_owned(), "ttl".to_owned()),
+        ]);
+        let mut values = HashMap::from([(":p".to_owned(), s(&q.pk)), (":now".to_owned(), AttributeValue::N(now.to_string()))]);
+        let mut kc = "#p = :p".to_owned();
+        let mut sk = |op: &str, vals: &[&str]| {
+            names.insert("#s".into(), scol.into());
+            for (i, v) in vals.iter().enumerate() {
+                values.insert(format!(":s{i}"), s(v));
+            }
+            kc.push_str(&match op {
+                "begins_with" => " AND begins_with(#s, :s0)".to_owned(),
+                "between" => " AND #s BETWEEN :s0 AND :s1".to_owned(),
+                op => format!(" AND #s {op} :s0"),
+            });
+        };
+        match &q.sk {
+            SkCond::Any => {}
+            SkCond::Eq(v) => sk("=", &[v]),
+            SkCond::Lt(v) => sk("<", &[v]),
+            SkCond::Le(v) => sk("<=", &[v]),
+            SkCond::Gt(v) => sk(">", &[v]),
+            SkCond::Ge(v) => sk(">=", &[v]),
+            SkCond::Between(a, b) => sk("between", &[a, b]),
+            SkCond::BeginsWith(p) => sk("begins_with", &[p]),
+        }
+        let mut start = q.start_after.as_ref().map(|c| {
+            let mut k = key_attrs(&Key::new(c.pk.clone(), c.sk.clone()));
+            if let (Some(ip), Some(is)) = (&c.index_pk, &c.index_sk) {
+                k.insert(pcol.to_owned(), s(ip));
+                k.insert(scol.to_owned(), s(is));
+            }
+            k
+        });
+        let mut items = Vec::new();
+        // Limit applies before the TTL filter in DynamoDB, so keep reading until the page is
+        // full or the partition is exhausted.
+        loop {
+            let want = (q.limit - items.len()).max(1);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(q.index.map(|i| i.name().to_owned()))
+                .key_condition_expression(&kc)
+                .filter_expression("attribute_not_exists(#ttl) OR #ttl > :now")
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(q.forward)
+                .consistent_read(q.index.is_none())
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for a in out.items.unwrap_or_default() {
+                items.push(from_attrs(a)?);
+            }
+            start = out.last_evaluated_key;
+            if items.len() >= q.limit || start.is_none() {
+                break;
+            }
+        }
+        let next = if start.is_some() && items.len() >= q.limit {
+            items.last().map(|i| Cursor::after(i, q.index))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_write(&ops)?;
+        let now = self.clock.epoch();
+        if let [WriteOp::Put { item, cond }] = ops.as_slice() {
+            return self.put_one(item, *cond, now).await;
+        }
+        let items = ops.iter().map(|op| self.transact_item(op, now)).collect::<Result<Vec<_>, _>>()?;
+        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) => {
+                let err = se.into_err();
+                if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    c,
+                ) = &err
+                {
+                    let reasons = c.cancellation_reasons();
+                    if let Some((index, r)) =
+                        reasons.iter().enumerate().find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                    {
+                        let current = r.item.clone().map(from_attrs).transpose()?.filter(|i| !i.is_expired(now));
+                        return Err(StoreError::ConditionFailed { index, current: current.map(Box::new) });
+                    }
+                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                        return Err(StoreError::Contention);
+                    }
+                }
+                if err.code() == Some("TransactionConflictException") {
+                    return Err(StoreError::Contention);
+                }
+                Err(unavailable(err))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// Creates the table as `infra/template.yaml` declares it (keys, GSIs, TTL). Used by tests
+/// and local tooling against an emulator; production tables come from the template.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().map_err(unavailable)
+    };
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(unavailable);
+    let gsi = |name: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(&format!("{name}pk"), KeyType::Hash)?)
+            .key_schema(key(&format!("{name}sk"), KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(unavailable)
+    };
+    let mut req = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(gsi("gsi1")?)
+        .global_secondary_indexes(gsi("gsi2")?);
+    for n in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+        req = req.attribute_definitions(attr(n)?);
+    }
+    req.send().await.map_err(unavailable)?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(unavailable)?,
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// A client for a local emulator (moto): fixed region and dummy credentials.
+pub async fn emulator_client(endpoint: &str) -> Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    Client::new(&conf)
+}
+
+/// A client configured the standard way (Lambda environment, profile, IMDS...).
+pub async fn client_from_env() -> Client {
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Client::new(&conf)
+}

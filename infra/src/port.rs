@@ -1,0 +1,101 @@
+//! The storage port: item-level and shaped like DynamoDB, so the key design lives once (in
+//! `domain::table`) and both engines obey the same rules:
+//! - an expired item (`ttl` ≤ now) is never returned and counts as absent for conditions;
+//! - a write is atomic; a failed condition aborts all of it and names the failing op;
+//! - reads after a successful write see it.
+
+use async_trait::async_trait;
+pub use domain::table::{Condition, Index, Item, Key, WriteOp};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkCond {
+    Any,
+    Eq(String),
+    BeginsWith(String),
+    Between(String, String),
+    Lt(String),
+    Le(String),
+    Gt(String),
+    Ge(String),
+}
+
+/// Where a page ended: the keys of its last item (table keys plus the index keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub pk: String,
+    pub sk: String,
+    pub index_pk: Option<String>,
+    pub index_sk: Option<String>,
+}
+
+impl Cursor {
+    pub fn after(item: &Item, index: Option<Index>) -> Self {
+        let ik = index.and_then(|i| item.index_key(i));
+        Self {
+            pk: item.pk.clone(),
+            sk: item.sk.clone(),
+            index_pk: ik.map(|(p, _)| p.to_owned()),
+            index_sk: ik.map(|(_, s)| s.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// `None` queries the table; otherwise the index partition `pk` of that index.
+    pub index: Option<Index>,
+    pub pk: String,
+    pub sk: SkCond,
+    pub forward: bool,
+    pub limit: usize,
+    pub start_after: Option<Cursor>,
+}
+
+impl Query {
+    pub fn partition(pk: impl Into<String>) -> Self {
+        Self { index: None, pk: pk.into(), sk: SkCond::Any, forward: true, limit: 1000, start_after: None }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Set when more items may follow; pass it back as `start_after`.
+    pub next: Option<Cursor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The condition of op `index` failed; `current` is that item as stored, when known.
+    #[error("the condition of write {index} failed")]
+    ConditionFailed { index: usize, current: Option<Box<Item>> },
+    /// Another write touched the same items at the same moment; retrying is safe.
+    #[error("concurrent write, retry")]
+    Contention,
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    async fn query(&self, q: &Query) -> Result<Page, StoreError>;
+    /// Applies all ops atomically, or none.
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+}
+
+/// Rejects writes the DynamoDB engine would reject, so both engines agree.
+pub fn check_write(ops: &[WriteOp]) -> Result<(), StoreError> {
+    if ops.is_empty() || ops.len() > 100 {
+        return Err(StoreError::Invalid(format!("a write holds 1..100 ops, got {}", ops.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for op in ops {
+        if !seen.insert(op.key()) {
+            return Err(StoreError::Invalid("one write touches the same item twice".into()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The embedded engine: one SQLite file in WAL mode with `synchronous=FULL`, so an
+//! acknowledged write survives a crash of the process (and of the machine).
+
+use crate::clock::Clock;
+use crate::port::{check_write, Condition, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp, Cursor};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    clock: Arc<dyn Clock>,
+}
+
+const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc";
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn row_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+    Ok(Item {
+        pk: r.get(0)?,
+        sk: r.get(1)?,
+        gsi1pk: r.get(2)?,
+        gsi1sk: r.get(3)?,
+        gsi2pk: r.get(4)?,
+        gsi2sk: r.get(5)?,
+        ttl: r.get(6)?,
+        version: r.get::<_, i64>(7)? as u64,
+        doc: r.get(8)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file `path`.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS items (
+                pk TEXT NOT NULL, sk TEXT NOT NULL,
+                gsi1pk TEXT, gsi1sk TEXT, gsi2pk TEXT, gsi2sk TEXT,
+                ttl INTEGER, version INTEGER NOT NULL, doc TEXT NOT NULL,
+                PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS gsi1 ON items (gsi1pk, gsi1sk, pk, sk) WHERE gsi1pk IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS gsi2 ON items (gsi2pk, gsi2sk, pk, sk) WHERE gsi2pk IS NOT NULL;",
+        )
+        .map_err(err)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), clock })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        let now = self.clock.epoch();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+            f(&mut guard, now)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+fn live(conn: &Connection, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2 AND (ttl IS NULL OR ttl > ?3)");
+    conn.query_row(&sql, params![key.pk, key.sk, now], row_item).optional().map_err(err)
+}
+
+fn holds(cond: Condition, current: Option<&Item>) -> bool {
+    match (cond, current) {
+        (Condition::NotExists, c) => c.is_none(),
+        (Condition::Exists, c) => c.is_some(),
+        (Condition::VersionIs(v), Some(c)) => c.version == v,
+        (Condition::VersionIs(_), None) => false,
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.run(move |c, now| live(c, &key, now)).await
+    }
+
+    async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        let q = q.clone();
+        self.run(move |c, now| {
+            let (pcol, scol) = match q.index {
+                None => ("pk", "sk"),
+                Some(Index::Gsi1) => ("gsi1pk", "gsi1sk"),
+                Some(Index::Gsi2) => ("gsi2pk", "gsi2sk"),
+            };
+            let mut args: Vec<rusqlite::types::Value> = vec![q.pk.clone().into(), now.into()];
+            let mut sql = format!("SELECT {COLUMNS} FROM items WHERE {pcol} = ?1 AND (ttl IS NULL OR ttl > ?2)");
+            let mut bind = |sql: &mut String, expr: &str, v: &str| {
+                args.push(v.to_owned().into());
+                sql.push_str(&format!(" AND {scol} {expr} ?{}", args.len()));
+            };
+            match &q.sk {
+                SkCond::Any => {}
+                SkCond::Eq(v) => bind(&mut sql, "=", v),
+                SkCond::Lt(v) => bind(&mut sql, "<", v),
+                SkCond::Le(v) => bind(&mut sql, "<=", v),
+                SkCond::Gt(v) => bind(&mut sql, ">", v),
+                SkCond::Ge(v) => bind(&mut sql, ">=", v),
+                SkCond::Between(a, b) => {
+                    bind(&mut sql, ">=", a);
+                    bind(&mut sql, "<=", b);
+                }
+                SkCond::BeginsWith(p) => {
+                    // Range form of a prefix match: [p, p + U+FFFF).
+                    bind(&mut sql, ">=", p);
+                    bind(&mut sql, "<", &format!("{p}\u{ffff}"));
+                }
+            }
+            let cmp = if q.forward { ">" } else { "<" };
+            let dir = if q.forward { "ASC" } else { "DESC" };
+            if let Some(cur) = &q.start_after {
+                match q.index {
+                    None => {
+                        args.push(cur.sk.clone().into());
+                        sql.push_str(&format!(" AND sk {cmp} ?{}", args.len()));
+                    }
+                    Some(_) => {
+                        let n = args.len();
+                        args.push(cur.index_sk.clone().unwrap_or_default().into());
+                        args.push(cur.pk.clone().into());
+                        args.push(cur.sk.clone().into());
+                        sql.push_str(&format!(" AND ({scol}, pk, sk) {cmp} (?{}, ?{}, ?{})", n + 1, n + 2, n + 3));
+                    }
+                }
+            }
+            match q.index {
+                None => sql.push_str(&format!(" ORDER BY sk {dir}")),
+                Some(_) => sql.push_str(&format!(" ORDER BY {scol} {dir}, pk {dir}, sk {dir}")),
+            }
+            sql.push_str(&format!(" LIMIT {}", q.limit + 1));
+            let mut stmt = c.prepare_cached(&sql).map_err(err)?;
+            let mut items = stmt
+                .query_map(rusqlite::params_from_iter(args), row_item)
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let more = items.len() > q.limit;
+            items.truncate(q.limit);
+            let next = if more { items.last().map(|i| Cursor::after(i, q.index)) } else { None };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_write(&ops)?;
+        self.run(move |c, now| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+            for (index, op) in ops.iter().enumerate() {
+                let cond = match op {
+                    WriteOp::Put { cond, .. } | WriteOp::Delete { cond, .. } => *cond,
+                    WriteOp::Check { cond, .. } => Some(*cond),
+                };
+                if let Some(cond) = cond {
+                    let current = live(&tx, &op.key(), now)?;
+                    if !holds(cond, current.as_ref()) {
+                        return Err(StoreError::ConditionFailed { index, current: current.map(Box::new) });
+                    }
+                }
+            }
+            for op in &ops {
+                match op {
+                    WriteOp::Put { item: i, .. } => {
+                        tx.execute(
+                            &format!("INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                            params![i.pk, i.sk, i.gsi1pk, i.gsi1sk, i.gsi2pk, i.gsi2sk, i.ttl, i.version as i64, i.doc],
+                        )
+                        .map_err(err)?;
+                    }
+                    WriteOp::Delete { key, .. } => {
+                        tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(err)?;
+                    }
+                    WriteOp::Check { .. } => {}
+                }
+            }
+            tx.commit().map_err(err)
+        })
+        .await
+    }
+}

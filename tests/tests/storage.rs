@@ -1,0 +1,205 @@
+//! The storage conformance suite: written against the port, run on both engines. The
+//! DynamoDB run needs `SHOPPING_TEST_DYNAMODB_ENDPOINT` (the test script starts moto and sets
+//! it); without it that test fails loudly rather than skipping.
+
+use domain::table::{Condition, Index, Item, Key, WriteOp};
+use infra::clock::ManualClock;
+use infra::{Clock, Query, SkCond, Store, StoreError};
+use std::sync::Arc;
+
+mod common;
+
+fn item(pk: &str, sk: &str, version: u64) -> Item {
+    Item::new(Key::new(pk, sk), version, format!("{{\"v\":{version}}}"))
+}
+
+fn put(i: Item, cond: Option<Condition>) -> WriteOp {
+    WriteOp::Put { item: i, cond }
+}
+
+async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
+    let pk = |s: &str| format!("{ns}#{s}");
+    // put + get round-trips every attribute
+    let mut a = item(&pk("a"), "X", 1);
+    a.gsi1pk = Some(pk("idx"));
+    a.gsi1sk = Some("2026#a".into());
+    store.write(vec![put(a.clone(), Some(Condition::NotExists))]).await.expect("put a");
+    assert_eq!(store.get(&a.key()).await.expect("get"), Some(a.clone()));
+    assert_eq!(store.get(&Key::new(pk("missing"), "X")).await.expect("get"), None);
+
+    // NotExists fails on an existing item and reports the op and the current item
+    let err = store.write(vec![put(item(&pk("a"), "X", 9), Some(Condition::NotExists))]).await.unwrap_err();
+    match err {
+        StoreError::ConditionFailed { index: 0, current } => assert_eq!(current.map(|c| c.version), Some(1)),
+        other => panic!("expected condition failure, got {other:?}"),
+    }
+
+    // VersionIs guards updates
+    store.write(vec![put(item(&pk("a"), "X", 2), Some(Condition::VersionIs(1)))]).await.expect("v1->v2");
+    assert!(matches!(
+        store.write(vec![put(item(&pk("a"), "X", 3), Some(Condition::VersionIs(1)))]).await,
+        Err(StoreError::ConditionFailed { index: 0, .. })
+    ));
+
+    // a multi-item write is atomic: the failing second op leaves the first unwritten
+    let err = store
+        .write(vec![
+            put(item(&pk("b"), "X", 1), Some(Condition::NotExists)),
+            put(item(&pk("a"), "X", 5), Some(Condition::VersionIs(99))),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConditionFailed { index: 1, .. }), "{err:?}");
+    assert_eq!(store.get(&Key::new(pk("b"), "X")).await.expect("get"), None);
+
+    // checks, deletes and puts together
+    store
+        .write(vec![
+            WriteOp::Check { key: Key::new(pk("a"), "X"), cond: Condition::VersionIs(2) },
+            put(item(&pk("b"), "X", 1), Some(Condition::NotExists)),
+        ])
+        .await
+        .expect("check+put");
+    store
+        .write(vec![WriteOp::Delete { key: Key::new(pk("b"), "X"), cond: Some(Condition::Exists) }])
+        .await
+        .expect("delete");
+    assert_eq!(store.get(&Key::new(pk("b"), "X")).await.expect("get"), None);
+    assert!(matches!(
+        store.write(vec![WriteOp::Delete { key: Key::new(pk("b"), "X"), cond: Some(Condition::Exists) }]).await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    // the same item twice in one write is refused by both engines
+    assert!(matches!(
+        store.write(vec![put(item(&pk("c"), "X", 1), None), put(item(&pk("c"), "X", 2), None)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // ordered range scans with prefix, direction, limit and cursor
+    let part = pk("p");
+    let writes: Vec<_> = (0..7).map(|i| put(item(&part, &format!("EVENT#{i:03}"), i), None)).collect();
+    store.write(writes).await.expect("events");
+    store.write(vec![put(item(&part, "HEAD", 0), None)]).await.expect("head");
+    let mut q = Query { sk: SkCond::BeginsWith("EVENT#".into()), limit: 3, ..Query::partition(&part) };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.query(&q).await.expect("query");
+        seen.extend(page.items.iter().map(|i| i.sk.clone()));
+        match page.next {
+            Some(c) => q.start_after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("EVENT#{i:03}")).collect::<Vec<_>>());
+    let back = store
+        .query(&Query { sk: SkCond::Lt("EVENT#003".into()), forward: false, limit: 10, ..Query::partition(&part) })
+        .await
+        .expect("backwards");
+    assert_eq!(back.items.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(), ["EVENT#002", "EVENT#001", "EVENT#000"]);
+    let between = store
+        .query(&Query { sk: SkCond::Between("EVENT#002".into(), "EVENT#004".into()), ..Query::partition(&part) })
+        .await
+        .expect("between");
+    assert_eq!(between.items.len(), 3);
+
+    // index queries, newest first, paged without gaps or duplicates
+    let idx = pk("list");
+    for i in 0..5u64 {
+        let mut it = item(&pk(&format!("o{i}")), "ORDER", 0);
+        it.gsi1pk = Some(idx.clone());
+        it.gsi1sk = Some(format!("2026-01-0{i}#{i}"));
+        store.write(vec![put(it, None)]).await.expect("indexed");
+    }
+    let mut q = Query { index: Some(Index::Gsi1), forward: false, limit: 2, ..Query::partition(&idx) };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.query(&q).await.expect("index query");
+        seen.extend(page.items.iter().map(|i| i.gsi1sk.clone().unwrap_or_default()));
+        match page.next {
+            Some(c) => q.start_after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["2026-01-04#4", "2026-01-03#3", "2026-01-02#2", "2026-01-01#1", "2026-01-00#0"]);
+
+    // TTL: expired items are invisible to get, query and conditions
+    let now = clock.epoch();
+    let mut t = item(&pk("ttl"), "X", 1);
+    t.ttl = Some(now + 10);
+    t.gsi1pk = Some(pk("ttlidx"));
+    t.gsi1sk = Some("1".into());
+    store.write(vec![put(t.clone(), None)]).await.expect("ttl put");
+    assert!(store.get(&t.key()).await.expect("get").is_some());
+    clock.advance(11);
+    assert_eq!(store.get(&t.key()).await.expect("get"), None);
+    assert!(store.query(&Query::partition(pk("ttl"))).await.expect("q").items.is_empty());
+    let iq = Query { index: Some(Index::Gsi1), ..Query::partition(pk("ttlidx")) };
+    assert!(store.query(&iq).await.expect("iq").items.is_empty());
+    assert!(matches!(
+        store.write(vec![put(item(&pk("ttl"), "X", 2), Some(Condition::VersionIs(1)))]).await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    store.write(vec![put(item(&pk("ttl"), "X", 1), Some(Condition::NotExists))]).await.expect("expired counts as absent");
+}
+
+/// Many writers on one item, each read-modify-write conditioned on the version it read:
+/// every increment lands exactly once.
+async fn no_lost_update(store: Arc<dyn Store>, ns: &str, writers: usize, each: usize) {
+    let key = Key::new(format!("{ns}#counter"), "X");
+    store.write(vec![put(Item::new(key.clone(), 0, "0".into()), None)]).await.expect("seed");
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let store = store.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            while done < each {
+                let cur = store.get(&key).await.expect("get").expect("exists");
+                let n: u64 = cur.doc.parse().expect("number");
+                let next = Item::new(key.clone(), cur.version + 1, (n + 1).to_string());
+                match store.write(vec![put(next, Some(Condition::VersionIs(cur.version)))]).await {
+                    Ok(()) => done += 1,
+                    Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let end = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(end.doc, (writers * each).to_string());
+    assert_eq!(end.version as usize, writers * each);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_engine_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let store: Arc<dyn Store> =
+        Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open"));
+    conformance(store.clone(), clock, "t").await;
+    no_lost_update(store, "t", 8, 25).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_engine_is_durable_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    {
+        let store = infra::sqlite::SqliteStore::open(&path, clock.clone()).expect("open");
+        store.write(vec![put(item("p", "s", 1), None)]).await.expect("put");
+    }
+    let store = infra::sqlite::SqliteStore::open(&path, clock).expect("reopen");
+    assert_eq!(store.get(&Key::new("p", "s")).await.expect("get").map(|i| i.version), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_engine_conforms() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let store = common::dynamo_store(clock.clone()).await;
+    conformance(store.clone(), clock, "t").await;
+    no_lost_update(store, "t", 6, 5).await;
+}
