@@ -47,7 +47,10 @@ struct Expr {
 }
 
 fn condition(cond: Condition, now: i64) -> Expr {
-    let mut names = HashMap::from([("#pk".to_owned(), "pk".to_owned()), ("#ttl".to_owned(), "ttl".to_owned())]);
+    let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
+    if !matches!(cond, Condition::VersionIs(_)) {
+        names.insert("#pk".into(), "pk".into());
+    }
     let mut values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
     let alive = "(attribute_not_exists(#ttl) OR #ttl > :now)";
     let text = match cond {

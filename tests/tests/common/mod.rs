@@ -22,3 +22,106 @@ pub async fn dynamo_store(clock: Arc<dyn Clock>) -> Arc<dyn Store> {
     infra::dynamo::create_table(&client, &table).await.expect("create table on the emulator");
     Arc::new(infra::dynamo::DynamoStore::new(client, table, clock))
 }
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use functions::auth::{sign, Auth, Claims};
+use functions::state::AppState;
+use http_body_util::BodyExt;
+use infra::clock::ManualClock;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const AID: &str = "T12345678";
+pub const OTHER: &str = "T87654321";
+const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+pub const T0: i64 = 1_800_000_000;
+
+/// The whole API (every router) on one store, called in-process through `oneshot`.
+pub struct Api {
+    pub router: axum::Router,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    fn with(store: Arc<dyn Store>, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
+        let state = AppState { store: store.clone(), clock: clock.clone(), auth: Arc::new(Auth::hs256(SECRET)) };
+        Self { router: functions::app(state), clock, store, _dir: dir }
+    }
+
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::at(T0));
+        let store = infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open");
+        Self::with(Arc::new(store), clock, Some(dir))
+    }
+
+    pub async fn dynamo() -> Self {
+        let clock = Arc::new(ManualClock::at(T0));
+        let store = dynamo_store(clock.clone()).await;
+        Self::with(store, clock, None)
+    }
+
+    pub fn token_for(&self, aid: &str, scope: &str, ttl: i64) -> String {
+        let claims = Claims { aid: aid.into(), scope: scope.into(), sub: "tester".into(), exp: self.clock.epoch() + ttl };
+        sign(&claims, SECRET).expect("sign")
+    }
+
+    pub fn token(&self) -> String {
+        self.token_for(AID, "admin:shopping", 3600)
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Resp {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON response") };
+        Resp { status, headers, body }
+    }
+
+    pub async fn call_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>, if_match: Option<&str>) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(m) = if_match {
+            req = req.header("if-match", m);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.raw(req.header("content-type", "application/json").body(body).expect("request")).await
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let t = self.token();
+        self.call_as(Some(&t), method, path, body, None).await
+    }
+}
+
+pub fn drafts_path() -> String {
+    format!("/v1/accounts/{AID}/shopping/draft_orders")
+}
+
+pub fn item(line: i64, gross: i64) -> Value {
+    serde_json::json!({"line_id": line, "gross_amount": gross, "tax_lines": [{"percentage": 25}], "description": format!("item {line}")})
+}
+
+pub fn store_item(line: i64, gross: i64, store: &str) -> Value {
+    let mut i = item(line, gross);
+    i["store"] = serde_json::json!({"id": store, "name": format!("Store {store}")});
+    i
+}
