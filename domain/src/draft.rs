@@ -169,13 +169,9 @@ fn ensure_open(rec: &DraftRecord) -> Result<()> {
     Ok(())
 }
 
-fn reserve_if_needed(
-    ctx: &Ctx,
-    ids: &mut dyn Ids,
-    rec: &mut DraftRecord,
-    ops: &mut Vec<WriteOp>,
-) {
-    let wants = rec.draft.options.as_ref().and_then(|o| o.generate_order_id) == Some(GenerateOrderId::Alphanumeric9Reserve);
+fn reserve_if_needed(ctx: &Ctx, ids: &mut dyn Ids, rec: &mut DraftRecord, ops: &mut Vec<WriteOp>) {
+    let wants =
+        rec.draft.options.as_ref().and_then(|o| o.generate_order_id) == Some(GenerateOrderId::Alphanumeric9Reserve);
     if wants && rec.reserved_order_id.is_none() {
         let oid = ids.alphanumeric9();
         let doc = OrderIdRecord { id: None, reserved_by_draft: Some(rec.draft.id.clone()) };
@@ -192,7 +188,14 @@ fn reserve_if_needed(
 
 /// Finishes a change to an existing draft: bumps the version, stamps, and writes it
 /// conditioned on the version that was read, with its api-event.
-fn commit(ctx: &Ctx, ids: &mut dyn Ids, prev: Option<u64>, mut rec: DraftRecord, webhook: &str, mut ops: Vec<WriteOp>) -> Outcome<Draft> {
+fn commit(
+    ctx: &Ctx,
+    ids: &mut dyn Ids,
+    prev: Option<u64>,
+    mut rec: DraftRecord,
+    webhook: &str,
+    mut ops: Vec<WriteOp>,
+) -> Outcome<Draft> {
     let version = prev.map_or(0, |p| p + 1);
     rec.draft.version = Some(version);
     rec.draft.updated_at = ctx.now_str();
@@ -282,7 +285,13 @@ fn position(rec: &DraftRecord, line_id: i64) -> Result<usize> {
 }
 
 /// PUT /draft_orders/{id}/items/{line_id}: the body replaces the item.
-pub fn update_item(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, line_id: i64, mut item: OrderItem) -> Result<Outcome<Draft>> {
+pub fn update_item(
+    ctx: &Ctx,
+    ids: &mut dyn Ids,
+    mut rec: DraftRecord,
+    line_id: i64,
+    mut item: OrderItem,
+) -> Result<Outcome<Draft>> {
     ensure_open(&rec)?;
     let at = position(&rec, line_id)?;
     validate::item_body(&item)?;
@@ -420,7 +429,6 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Ou
     let mut custom_order_ids = Vec::new();
     let mut orders = Vec::new();
     let mut base_number: Option<String> = draft_order.order_number.clone();
-    let n_groups = groups.len();
     for (i, (store, items)) in groups.into_iter().enumerate() {
         let id = ids.uuid();
         let (order_id, id_cond, custom) = match (&rec.reserved_order_id, mode, &draft_order.order_id) {
@@ -441,10 +449,15 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Ou
             (None, false) => order_id.clone(),
         };
         let mut content = OrderObject {
-            items: Some(items.into_iter().map(|mut it| {
-                it.version = Some(0);
-                it
-            }).collect()),
+            items: Some(
+                items
+                    .into_iter()
+                    .map(|mut it| {
+                        it.version = Some(0);
+                        it
+                    })
+                    .collect(),
+            ),
             order_id: Some(order_id.clone()),
             order_number: Some(order_number),
             time_to_live: ttl,
@@ -493,20 +506,13 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Ou
         });
         rec.order_ids.push(id);
         orders.push(order);
-        debug_assert!(i < n_groups);
     }
     let prev = rec.version();
     rec.draft.status = DraftStatus::Completed;
     let mut out = commit(ctx, ids, Some(prev), rec, "shopping_draft_complete", ops);
     out.custom_order_ids = custom_order_ids;
-    out.resource = Draft {
-        version: None,
-        events: None,
-        options: None,
-        order: None,
-        orders: Some(orders),
-        ..out.resource
-    };
+    out.resource =
+        Draft { version: None, events: None, options: None, order: None, orders: Some(orders), ..out.resource };
     Ok(out)
 }
 
@@ -578,8 +584,10 @@ mod tests {
     #[test]
     fn split_orders_follow_store_ids_with_serial_numbers() {
         let mut ids = SequentialIds::default();
-        let opts = DraftOptions { split_draft: Some(true), serial_order_number_suffix: Some(true), ..Default::default() };
-        let mut rec = new_draft(&mut ids, opts, vec![item(1, 10, Some("s2")), item(2, 20, Some("s1")), item(3, 30, None)]);
+        let opts =
+            DraftOptions { split_draft: Some(true), serial_order_number_suffix: Some(true), ..Default::default() };
+        let mut rec =
+            new_draft(&mut ids, opts, vec![item(1, 10, Some("s2")), item(2, 20, Some("s1")), item(3, 30, None)]);
         rec.draft.order.as_mut().unwrap().order_number = Some("N".into());
         let out = complete(&ctx(), &mut ids, rec).expect("complete");
         let orders = out.resource.orders.unwrap();
@@ -603,7 +611,8 @@ mod tests {
     #[test]
     fn reserve_mode_shows_the_order_id_on_the_draft_and_uses_it() {
         let mut ids = SequentialIds::default();
-        let opts = DraftOptions { generate_order_id: Some(GenerateOrderId::Alphanumeric9Reserve), ..Default::default() };
+        let opts =
+            DraftOptions { generate_order_id: Some(GenerateOrderId::Alphanumeric9Reserve), ..Default::default() };
         let rec = new_draft(&mut ids, opts, vec![item(1, 10, None)]);
         let reserved = rec.draft.order.as_ref().unwrap().order_id.clone().unwrap();
         assert_eq!(reserved.len(), 9);

@@ -65,7 +65,11 @@ pub fn parse_paging(pairs: &[(String, String)], errs: &mut Vec<FieldError>) -> P
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                errs.push(FieldError::new("limit", "OUT_OF_RANGE", format!("must be an integer from 1 to {MAX_LIMIT}")));
+                errs.push(FieldError::new(
+                    "limit",
+                    "OUT_OF_RANGE",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                ));
                 DEFAULT_LIMIT
             }
         },
@@ -93,7 +97,11 @@ impl DraftFilter {
         for s in values(pairs, "status") {
             match serde_json::from_value::<DraftStatus>(serde_json::Value::String(s.to_owned())) {
                 Ok(st) => status.push(st),
-                Err(_) => errs.push(FieldError::new("status", "INVALID", format!("unknown status `{s}`; use open, completed or deleted"))),
+                Err(_) => errs.push(FieldError::new(
+                    "status",
+                    "INVALID",
+                    format!("unknown status `{s}`; use open, completed or deleted"),
+                )),
             }
         }
         let mut dates = [None, None];
@@ -101,14 +109,22 @@ impl DraftFilter {
             if let Some(v) = single(pairs, name, &mut errs) {
                 match bound(v, i == 1) {
                     Some(b) => dates[i] = Some(b),
-                    None => errs.push(FieldError::new(name, "INVALID_DATE", "must be a date (YYYY-MM-DD) or an RFC 3339 date-time")),
+                    None => errs.push(FieldError::new(
+                        name,
+                        "INVALID_DATE",
+                        "must be a date (YYYY-MM-DD) or an RFC 3339 date-time",
+                    )),
                 }
             }
         }
         let currency: Vec<String> = values(pairs, "currency").into_iter().map(str::to_owned).collect();
         for c in &currency {
             if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())) {
-                errs.push(FieldError::new("currency", "INVALID_CURRENCY", format!("`{c}` is not a three-letter currency code")));
+                errs.push(FieldError::new(
+                    "currency",
+                    "INVALID_CURRENCY",
+                    format!("`{c}` is not a three-letter currency code"),
+                ));
             }
         }
         let f = Self {

@@ -45,17 +45,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key, version: u64, doc: String) -> Self {
-        Self {
-            pk: key.pk,
-            sk: key.sk,
-            gsi1pk: None,
-            gsi1sk: None,
-            gsi2pk: None,
-            gsi2sk: None,
-            ttl: None,
-            version,
-            doc,
-        }
+        Self { pk: key.pk, sk: key.sk, gsi1pk: None, gsi1sk: None, gsi2pk: None, gsi2sk: None, ttl: None, version, doc }
     }
 
     pub fn key(&self) -> Key {

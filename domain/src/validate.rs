@@ -67,7 +67,11 @@ pub fn draft_body(options: &DraftOptions, order: &OrderObject) -> Result<(), Dom
     check_order(&mut p, "order", order, true);
     if options.split_draft == Some(true) {
         if order.order_id.is_some() && options.generate_order_id != Some(GenerateOrderId::Alphanumeric9Reserve) {
-            p.push("order.order_id", "NOT_ALLOWED_WITH_SPLIT", "a custom order_id cannot be used with options.split_draft");
+            p.push(
+                "order.order_id",
+                "NOT_ALLOWED_WITH_SPLIT",
+                "a custom order_id cannot be used with options.split_draft",
+            );
         }
         if options.generate_order_id == Some(GenerateOrderId::Alphanumeric9Reserve) {
             p.push(
@@ -83,7 +87,11 @@ pub fn draft_body(options: &DraftOptions, order: &OrderObject) -> Result<(), Dom
 fn check_options(p: &mut Problems, o: &DraftOptions) {
     if let Some(ttl) = o.order_time_to_live {
         if ttl < MIN_TIME_TO_LIVE {
-            p.push("options.order_time_to_live", "OUT_OF_RANGE", format!("must be at least {MIN_TIME_TO_LIVE} seconds"));
+            p.push(
+                "options.order_time_to_live",
+                "OUT_OF_RANGE",
+                format!("must be at least {MIN_TIME_TO_LIVE} seconds"),
+            );
         }
     }
     if o.replace.is_some() && o.order_id.is_none() {
@@ -108,7 +116,11 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
     }
     if let Some(ttl) = o.time_to_live {
         if ttl < MIN_TIME_TO_LIVE {
-            p.push(format!("{path}.time_to_live"), "OUT_OF_RANGE", format!("must be at least {MIN_TIME_TO_LIVE} seconds"));
+            p.push(
+                format!("{path}.time_to_live"),
+                "OUT_OF_RANGE",
+                format!("must be at least {MIN_TIME_TO_LIVE} seconds"),
+            );
         }
     }
     if let Some(id) = &o.order_id {
@@ -148,7 +160,11 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
             check_item(p, &ip, item);
             if let Some(l) = item.line_id {
                 if !seen.insert(l) {
-                    p.push(format!("{ip}.line_id"), "DUPLICATE_LINE_ID", format!("line_id {l} is used by another item"));
+                    p.push(
+                        format!("{ip}.line_id"),
+                        "DUPLICATE_LINE_ID",
+                        format!("line_id {l} is used by another item"),
+                    );
                 }
             }
         }

@@ -113,10 +113,10 @@ impl FromRequestParts<AppState> for Caller {
                     .get(axum::http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
-                let token = header
-                    .strip_prefix("Bearer ")
-                    .or_else(|| header.strip_prefix("bearer "))
-                    .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
+                let token =
+                    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(|| {
+                        ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+                    })?;
                 let mut v = Validation::new(Algorithm::HS256);
                 // Expiry is checked below against the server's clock, with no leeway.
                 v.validate_exp = false;

@@ -29,7 +29,14 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/{{id}}/items/{{line_id}}"), put(update_item).delete(remove_item))
 }
 
-pub(crate) fn ctx(state: &AppState, caller: &Caller, aid: &str, method: &Method, uri: &Uri, body: Option<&Body>) -> Ctx {
+pub(crate) fn ctx(
+    state: &AppState,
+    caller: &Caller,
+    aid: &str,
+    method: &Method,
+    uri: &Uri,
+    body: Option<&Body>,
+) -> Ctx {
     Ctx {
         aid: aid.to_owned(),
         actor: caller.sub.clone(),
@@ -100,7 +107,12 @@ async fn mutate(
 }
 
 /// Writes an outcome. `Ok(None)` means a race was lost and the command should be re-applied.
-async fn apply(state: &AppState, out: Outcome<Draft>, mut events: Vec<Event>, pinned: bool) -> Result<Option<Response>, ApiError> {
+async fn apply(
+    state: &AppState,
+    out: Outcome<Draft>,
+    mut events: Vec<Event>,
+    pinned: bool,
+) -> Result<Option<Response>, ApiError> {
     let keys: Vec<Key> = out.ops.iter().map(|o| o.key()).collect();
     match state.store.write(out.ops).await {
         Ok(()) => {
@@ -151,7 +163,11 @@ async fn create(
     Err(ApiError::Unavailable)
 }
 
-async fn fetch(State(state): State<AppState>, Path((aid, id)): Path<(String, String)>, caller: Caller) -> Result<Response, ApiError> {
+async fn fetch(
+    State(state): State<AppState>,
+    Path((aid, id)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let (rec, events) = load(&state, &aid, &id).await?;
     let version = rec.version();
@@ -280,7 +296,11 @@ async fn list(
     let index_pk = table::drafts_index_pk(&aid);
     let mut start = None;
     if let Some(after) = &filter.paging.starting_after {
-        let item = if domain::validate::is_uuid(after) { state.store.get(&table::draft_key(&aid, after)).await? } else { None };
+        let item = if domain::validate::is_uuid(after) {
+            state.store.get(&table::draft_key(&aid, after)).await?
+        } else {
+            None
+        };
         let item = item.ok_or_else(|| ApiError::bad("starting_after", "is not the id of a draft in this account"))?;
         start = Some(Cursor::after(&item, Some(Index::Gsi1)));
     }
@@ -312,4 +332,3 @@ async fn list(
     }
     Ok(axum::Json(DraftList { draft_orders: drafts }).into_response())
 }
-

@@ -28,7 +28,9 @@ pub enum LocalError {
 /// `SHOPPING_CLOCK_OFFSET_SECONDS=N` shifts the clock forward (a testing aid for retention).
 pub fn clock_from_env() -> Result<SystemClock, LocalError> {
     match std::env::var("SHOPPING_CLOCK_OFFSET_SECONDS") {
-        Ok(v) => v.trim().parse().map(|offset_seconds| SystemClock { offset_seconds }).map_err(|_| LocalError::ClockOffset),
+        Ok(v) => {
+            v.trim().parse().map(|offset_seconds| SystemClock { offset_seconds }).map_err(|_| LocalError::ClockOffset)
+        }
         Err(_) => Ok(SystemClock::default()),
     }
 }
@@ -82,6 +84,11 @@ pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
 pub fn token(data_dir: &Path, account: &str, scopes: &str, expires_in: i64) -> Result<String, LocalError> {
     let key = secret(data_dir)?;
     let now = clock_from_env()?.epoch();
-    let claims = Claims { aid: account.to_owned(), scope: scopes.to_owned(), sub: "local-developer".into(), exp: now + expires_in };
+    let claims = Claims {
+        aid: account.to_owned(),
+        scope: scopes.to_owned(),
+        sub: "local-developer".into(),
+        exp: now + expires_in,
+    };
     Ok(sign(&claims, &key)?)
 }

@@ -133,11 +133,8 @@ async fn fetch(
         return Ok(axum::response::IntoResponse::into_response(axum::Json(emptied)));
     };
     if let Some(kinds) = kinds {
-        let events: Vec<Event> = loaded
-            .events
-            .into_iter()
-            .filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or("")))
-            .collect();
+        let events: Vec<Event> =
+            loaded.events.into_iter().filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or(""))).collect();
         order.state = Some(combined_state(&events).to_owned());
         order.events = Some(events);
     }

@@ -182,11 +182,9 @@ impl Store for DynamoStore {
             Some(Index::Gsi1) => ("gsi1pk", "gsi1sk"),
             Some(Index::Gsi2) => ("gsi2pk", "gsi2sk"),
         };
-        let mut names = HashMap::from([
-            ("#p".to_owned(), pcol.to_owned()),
-            ("#ttl".to_owned(), "ttl".to_owned()),
-        ]);
-        let mut values = HashMap::from([(":p".to_owned(), s(&q.pk)), (":now".to_owned(), AttributeValue::N(now.to_string()))]);
+        let mut names = HashMap::from([("#p".to_owned(), pcol.to_owned()), ("#ttl".to_owned(), "ttl".to_owned())]);
+        let mut values =
+            HashMap::from([(":p".to_owned(), s(&q.pk)), (":now".to_owned(), AttributeValue::N(now.to_string()))]);
         let mut kc = "#p = :p".to_owned();
         let mut sk = |op: &str, vals: &[&str]| {
             names.insert("#s".into(), scol.into());
@@ -295,9 +293,14 @@ impl Store for DynamoStore {
 /// and local tooling against an emulator; production tables come from the template.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let attr = |n: &str| {
-        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().map_err(unavailable)
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(unavailable)
     };
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(unavailable);
+    let key =
+        |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(unavailable);
     let gsi = |name: &str| -> Result<GlobalSecondaryIndex, StoreError> {
         GlobalSecondaryIndex::builder()
             .index_name(name)

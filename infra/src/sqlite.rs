@@ -2,7 +2,7 @@
 //! acknowledged write survives a crash of the process (and of the machine).
 
 use crate::clock::Clock;
-use crate::port::{check_write, Condition, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp, Cursor};
+use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -175,13 +175,16 @@ impl Store for SqliteStore {
                 match op {
                     WriteOp::Put { item: i, .. } => {
                         tx.execute(
-                            &format!("INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                            &format!(
+                                "INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                            ),
                             params![i.pk, i.sk, i.gsi1pk, i.gsi1sk, i.gsi2pk, i.gsi2sk, i.ttl, i.version as i64, i.doc],
                         )
                         .map_err(err)?;
                     }
                     WriteOp::Delete { key, .. } => {
-                        tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(err)?;
+                        tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])
+                            .map_err(err)?;
                     }
                     WriteOp::Check { .. } => {}
                 }

@@ -70,7 +70,8 @@ async fn draft_lifecycle(api: &Api) {
     assert_eq!(read.status, 200);
     assert_eq!(read.body["items"], order["items"]);
     assert!(read.body.get("events").is_none());
-    let with_events = api.call("GET", &format!("/v1/accounts/{AID}/shopping/orders/{}?include_events=true", id(order)), None).await;
+    let with_events =
+        api.call("GET", &format!("/v1/accounts/{AID}/shopping/orders/{}?include_events=true", id(order)), None).await;
     assert_eq!(with_events.body["events"][0]["draft_id"], d["id"]);
     assert_eq!(with_events.body["state"], "pending");
 
@@ -135,7 +136,8 @@ async fn completion_modes(api: &Api) {
 
     // a custom order_id is unique per account
     for expect in [200, 409] {
-        let d = new_draft(api, json!({"order": {"currency": "NOK", "order_id": "SHOP-1", "items": [item(1, 100)]}})).await;
+        let d =
+            new_draft(api, json!({"order": {"currency": "NOK", "order_id": "SHOP-1", "items": [item(1, 100)]}})).await;
         let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
         assert_eq!(r.status.as_u16(), expect, "{}", r.body);
         if expect == 409 {
@@ -148,7 +150,11 @@ async fn completion_modes(api: &Api) {
     }
     // ... and refused together with split_draft
     let r = api
-        .call("POST", &drafts_path(), Some(json!({"options": {"split_draft": true}, "order": {"currency": "NOK", "order_id": "X"}})))
+        .call(
+            "POST",
+            &drafts_path(),
+            Some(json!({"options": {"split_draft": true}, "order": {"currency": "NOK", "order_id": "X"}})),
+        )
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["errors"][0]["path"], "order.order_id");
@@ -167,14 +173,27 @@ async fn bad_input(api: &Api) {
     assert_eq!((r.status.as_u16(), r.body["error"]["errors"][0]["path"].as_str()), (400, Some("order")));
     let r = api.call("POST", &p, Some(json!({"order": {"currency": "NOKK", "time_to_live": 5, "items": [{"line_id": 1, "gross_amount": 1, "tax_lines": []}, item(1, 2)]}}))).await;
     assert_eq!(r.status, 400);
-    let paths: Vec<_> = r.body["error"]["errors"].as_array().expect("errors").iter().map(|e| e["path"].as_str().unwrap_or("")).collect();
+    let paths: Vec<_> = r.body["error"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["path"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(paths, ["order.currency", "order.time_to_live", "order.items[0].tax_lines", "order.items[1].line_id"]);
-    let r = api.raw(axum::http::Request::post(&p).header("authorization", format!("Bearer {}", api.token())).body(axum::body::Body::from("{not json")).expect("req")).await;
+    let r = api
+        .raw(
+            axum::http::Request::post(&p)
+                .header("authorization", format!("Bearer {}", api.token()))
+                .body(axum::body::Body::from("{not json"))
+                .expect("req"),
+        )
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
     let big = "x".repeat(1024 * 1024 + 10);
     let r = api.call("POST", &p, Some(json!({"order": {"currency": "NOK", "comment": big}}))).await;
     assert_eq!((r.status.as_u16(), r.code()), (413, "PAYLOAD_TOO_LARGE"));
-    let r = api.call("POST", "/v1/accounts/X1/shopping/draft_orders", Some(json!({"order": {"currency": "NOK"}}))).await;
+    let r =
+        api.call("POST", "/v1/accounts/X1/shopping/draft_orders", Some(json!({"order": {"currency": "NOK"}}))).await;
     assert_eq!(r.status, 400);
     assert_eq!(api.call("GET", "/v1/nothing", None).await.body["error"]["code"], "NOT_FOUND");
     assert_eq!(api.call("PATCH", &p, None).await.status, 405);
@@ -234,7 +253,8 @@ async fn auth_and_tenancy(api: &Api) {
     let foreign = format!("/v1/accounts/{OTHER}/shopping/draft_orders/{}", id(&d));
     assert_eq!(api.call_as(Some(&other), "GET", &foreign, None, None).await.status, 404);
     assert_eq!(api.call_as(Some(&other), "PUT", &format!("{foreign}/complete"), None, None).await.status, 404);
-    let list = api.call_as(Some(&other), "GET", &format!("/v1/accounts/{OTHER}/shopping/draft_orders"), None, None).await;
+    let list =
+        api.call_as(Some(&other), "GET", &format!("/v1/accounts/{OTHER}/shopping/draft_orders"), None, None).await;
     assert_eq!(list.body["draft_orders"], json!([]));
 }
 
@@ -272,13 +292,16 @@ async fn lists_and_paging(api: &Api) {
 
     let count = |v: &Value| v["draft_orders"].as_array().map_or(0, Vec::len);
     assert_eq!(count(&api.call("GET", &format!("{p}?currency=SEK&limit=100"), None).await.body), 3);
-    assert_eq!(count(&api.call("GET", &format!("{p}?currency=SEK&currency=NOK"), None).await.body), 7.min(10));
+    assert_eq!(count(&api.call("GET", &format!("{p}?currency=SEK&currency=NOK"), None).await.body), 7);
     assert_eq!(count(&api.call("GET", &format!("{p}?net_amount.gte=300&net_amount.lte=500"), None).await.body), 3);
     assert_eq!(count(&api.call("GET", &format!("{p}?customer_id=cust-3"), None).await.body), 1);
     assert_eq!(count(&api.call("GET", &format!("{p}?search=person5"), None).await.body), 1);
     assert_eq!(count(&api.call("GET", &format!("{p}?search=PERSON"), None).await.body), 7);
     assert_eq!(count(&api.call("GET", &format!("{p}?status=completed"), None).await.body), 0);
-    assert_eq!(count(&api.call("GET", &format!("{p}?created_at.gte=2027-01-15&created_at.lte=2027-01-15"), None).await.body), 7);
+    assert_eq!(
+        count(&api.call("GET", &format!("{p}?created_at.gte=2027-01-15&created_at.lte=2027-01-15"), None).await.body),
+        7
+    );
     assert_eq!(count(&api.call("GET", &format!("{p}?created_at.gte=2027-01-16"), None).await.body), 0);
     assert_eq!(api.call("GET", &format!("{p}?starting_after=nope"), None).await.status, 400);
 }
@@ -333,11 +356,7 @@ async fn retention(api: &Api) {
 async fn outbox_events(api: &Api) {
     let d = new_draft(api, json!({"order": {"currency": "NOK", "items": [item(1, 1)]}})).await;
     api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
-    let page = api
-        .store
-        .query(&infra::Query::partition(domain::table::draft_pk(AID, &id(&d))))
-        .await
-        .expect("query");
+    let page = api.store.query(&infra::Query::partition(domain::table::draft_pk(AID, &id(&d)))).await.expect("query");
     let hooks: Vec<Vec<String>> = page
         .items
         .iter()

@@ -139,7 +139,10 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
         store.write(vec![put(item(&pk("ttl"), "X", 2), Some(Condition::VersionIs(1)))]).await,
         Err(StoreError::ConditionFailed { .. })
     ));
-    store.write(vec![put(item(&pk("ttl"), "X", 1), Some(Condition::NotExists))]).await.expect("expired counts as absent");
+    store
+        .write(vec![put(item(&pk("ttl"), "X", 1), Some(Condition::NotExists))])
+        .await
+        .expect("expired counts as absent");
 }
 
 /// Many writers on one item, each read-modify-write conditioned on the version it read:

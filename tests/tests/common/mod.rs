@@ -77,7 +77,8 @@ impl Api {
     }
 
     pub fn token_for(&self, aid: &str, scope: &str, ttl: i64) -> String {
-        let claims = Claims { aid: aid.into(), scope: scope.into(), sub: "tester".into(), exp: self.clock.epoch() + ttl };
+        let claims =
+            Claims { aid: aid.into(), scope: scope.into(), sub: "tester".into(), exp: self.clock.epoch() + ttl };
         sign(&claims, SECRET).expect("sign")
     }
 
@@ -94,7 +95,14 @@ impl Api {
         Resp { status, headers, body }
     }
 
-    pub async fn call_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>, if_match: Option<&str>) -> Resp {
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
