@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only Rust, Python 3 and gcc:
 #   - installs the local AWS emulator (moto) and cfn-lint into target/pyenv (once),
-#   - starts the emulator on a free loopback port and waits until it answers,
+#   - starts the emulator (tests/emulator.py: moto, one request at a time) on a free loopback
+#     port and waits until it answers,
 #   - checks formatting and lints, lints the SAM template,
 #   - runs every test (embedded engine and DynamoDB on the emulator),
 #   - stops the emulator.
@@ -19,7 +20,7 @@ fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/moto.log
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$VENV/bin/python" tests/emulator.py "$port" >"$log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
 

@@ -105,7 +105,8 @@ async fn every_route_through_lambda_http_on_dynamodb() {
     assert_eq!(status, 404);
 
     let (_, other, _) = call(&f.drafts, "drafts-create", v(&[])).await;
-    let (status, body, _) = call(&f.drafts, "drafts-delete", v(&[("draft_id", other["id"].as_str().unwrap_or("").to_owned())])).await;
+    let (status, body, _) =
+        call(&f.drafts, "drafts-delete", v(&[("draft_id", other["id"].as_str().unwrap_or("").to_owned())])).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("deleted")));
 
     let (status, body, _) = call(&f.drafts, "drafts-create-other-account", v(&[])).await;

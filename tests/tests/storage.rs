@@ -176,6 +176,44 @@ async fn no_lost_update(store: Arc<dyn Store>, ns: &str, writers: usize, each: u
     assert_eq!(end.version as usize, writers * each);
 }
 
+/// The same on an order-shaped change: header conditioned on the version read plus a new
+/// event item, in one transaction, as every order write does.
+async fn no_lost_update_in_transactions(store: Arc<dyn Store>, writers: usize, each: usize) {
+    let aid = "T12345678";
+    let header = domain::table::order_key(aid, "order-1");
+    store.write(vec![put(Item::new(header.clone(), 0, "0".into()), None)]).await.expect("seed");
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let store = store.clone();
+        let header = header.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            while done < each {
+                let cur = store.get(&header).await.expect("get").expect("exists");
+                let v = cur.version + 1;
+                let event = Key::new(header.pk.clone(), domain::table::event_sk(v));
+                let ops = vec![
+                    put(Item::new(header.clone(), v, v.to_string()), Some(Condition::VersionIs(cur.version))),
+                    put(Item::new(event, v, "{}".into()), Some(Condition::NotExists)),
+                ];
+                match store.write(ops).await {
+                    Ok(()) => done += 1,
+                    Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let n = (writers * each) as u64;
+    assert_eq!(store.get(&header).await.expect("get").map(|i| i.version), Some(n));
+    let q = Query { sk: SkCond::BeginsWith("EVENT#".into()), ..Query::partition(&header.pk) };
+    let events = store.query(&q).await.expect("events").items;
+    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_engine_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -183,7 +221,8 @@ async fn sqlite_engine_conforms() {
     let store: Arc<dyn Store> =
         Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open"));
     conformance(store.clone(), clock, "t").await;
-    no_lost_update(store, "t", 8, 25).await;
+    no_lost_update(store.clone(), "t", 8, 25).await;
+    no_lost_update_in_transactions(store, 8, 25).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -204,5 +243,6 @@ async fn dynamodb_engine_conforms() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
     let store = common::dynamo_store(clock.clone()).await;
     conformance(store.clone(), clock, "t").await;
-    no_lost_update(store, "t", 6, 5).await;
+    no_lost_update(store.clone(), "t", 6, 5).await;
+    no_lost_update_in_transactions(store, 6, 5).await;
 }
