@@ -22,7 +22,16 @@ else
   cargo lambda build --release "${bins[@]}" --lambda-dir target/lambda-host
   dir=target/lambda-host
 fi
+printf '%-10s %14s %14s\n' function bootstrap zip
 for f in "${FUNCTIONS[@]}"; do
   test -s "$dir/$f/bootstrap" || { echo "ERROR: $dir/$f/bootstrap was not built" >&2; exit 1; }
-  printf '%-10s %s bytes\n' "$f" "$(stat -c %s "$dir/$f/bootstrap")"
+  zip_size=$(python3 - "$dir/$f/bootstrap" <<'PY'
+import io, sys, zipfile
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(sys.argv[1], "bootstrap")
+print(len(buf.getvalue()))
+PY
+)
+  printf '%-10s %14s %14s\n' "$f" "$(stat -c %s "$dir/$f/bootstrap")" "$zip_size"
 done
