@@ -6,7 +6,7 @@ use crate::error::{DomainError, Result};
 use crate::ids::{timestamp, Ids};
 use crate::model::{
     Draft, DraftOptions, DraftStatus, Event, EventRequest, GenerateOrderId, ItemStore, Link, Order, OrderItem,
-    OrderObject, OrderStatus, OrderStore, PaymentDetails, PaymentStatus,
+    OrderObject, OrderStatus, OrderStore, PaymentDetails, PaymentOperation, PaymentStatus,
 };
 use crate::table::{self, Condition, Item, Key, WriteOp};
 use crate::{totals, validate};
@@ -367,15 +367,118 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> Vec<Item
     vec![header, Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub))]
 }
 
-/// Fresh-order payment figures: nothing authorized or captured yet.
-pub fn initial_payment_details(net: i64) -> PaymentDetails {
+/// The order's payment figures from its net total and its successful payment operations.
+pub fn payment_details(order: &Order) -> PaymentDetails {
+    let sum = |ops: &Option<Vec<PaymentOperation>>| -> i64 {
+        ops.iter().flatten().filter(|o| o.success != Some(false)).filter_map(|o| o.amount).sum()
+    };
+    let net = order.content.net_amount.unwrap_or(0);
+    let authorized = sum(&order.authorizations);
+    let has_authorizations = order.authorizations.iter().flatten().any(|o| o.success != Some(false));
+    let (captured, refunded, cancelled) = (sum(&order.captures), sum(&order.refunds), sum(&order.cancellations));
+    let capturable = if has_authorizations { authorized } else { net };
     PaymentDetails {
-        remaining_capture_amount: Some(net),
-        remaining_refund_amount: Some(0),
-        remaining_cancellation_amount: Some(0),
-        amount_due: Some(net),
-        remaining_authorization_amount: Some(net),
+        remaining_capture_amount: Some((capturable - captured - cancelled).max(0)),
+        remaining_refund_amount: Some((captured - refunded).max(0)),
+        remaining_cancellation_amount: Some((authorized - captured - cancelled).max(0)),
+        amount_due: Some((net - captured + refunded).max(0)),
+        remaining_authorization_amount: Some((net - authorized).max(0)),
     }
+}
+
+fn has_payments(order: &Order) -> bool {
+    [&order.authorizations, &order.captures, &order.refunds, &order.cancellations]
+        .iter()
+        .any(|ops| ops.as_ref().is_some_and(|v| !v.is_empty()))
+}
+
+/// Completion into an existing order: append the draft's items, or replace the content.
+fn complete_into(
+    ctx: &Ctx,
+    ids: &mut dyn Ids,
+    mut rec: DraftRecord,
+    mut order: Order,
+    replace: bool,
+) -> Result<Outcome<Draft>> {
+    if order.status == Some(OrderStatus::Cancelled) {
+        return Err(DomainError::conflict("ORDER_CANCELLED", "the order is cancelled and cannot take new items"));
+    }
+    let options = rec.draft.options.clone().unwrap_or_default();
+    let draft_order = rec.draft.order.clone().unwrap_or_default();
+    let prev = order.content.version.unwrap_or(0);
+    let version = prev + 1;
+    let mut new_items = draft_order.items.clone().unwrap_or_default();
+    for it in &mut new_items {
+        it.version = Some(version);
+    }
+    if replace {
+        if has_payments(&order) {
+            return Err(DomainError::conflict(
+                "ORDER_HAS_PAYMENTS",
+                "an order with payment operations cannot be replaced",
+            ));
+        }
+        let keep = order.content.clone();
+        order.content = OrderObject {
+            items: Some(new_items),
+            order_id: keep.order_id,
+            order_number: draft_order.order_number.clone().or(keep.order_number),
+            time_to_live: options.order_time_to_live.or(draft_order.time_to_live).or(keep.time_to_live),
+            multiple_authorizations: keep.multiple_authorizations,
+            ..draft_order
+        };
+    } else {
+        let existing = order.content.items.get_or_insert_with(Vec::new);
+        let mut next = existing.iter().filter_map(|i| i.line_id).max().map_or(1, |m| m + 1);
+        for it in &mut new_items {
+            match it.line_id {
+                Some(l) if existing.iter().any(|e| e.line_id == Some(l)) => {
+                    return Err(DomainError::conflict(
+                        "DUPLICATE_LINE_ID",
+                        format!("line_id {l} already exists in order {}", order.id),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    it.line_id = Some(next);
+                    next += 1;
+                }
+            }
+        }
+        existing.extend(new_items);
+        if let Some(ttl) = options.order_time_to_live {
+            order.content.time_to_live = Some(ttl);
+        }
+    }
+    let ttl = order.content.time_to_live;
+    normalize_order(&mut order.content, version, ctx.now, ttl);
+    order.content.stores = None;
+    order.updated_at = ctx.now_str();
+    order.payment_details = Some(payment_details(&order));
+    let ttl_epoch = expires_at(ctx.now, ttl).map(|t| t.unix_timestamp());
+    let event = api_event(ctx, ids, version, &rec.draft.id);
+    let mut ops = Vec::new();
+    let mut written = order_items(&ctx.aid, &order, ttl_epoch).into_iter();
+    if let Some(header) = written.next() {
+        ops.push(WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) });
+    }
+    // The stub is rewritten: it carries the (moved) expiry.
+    ops.extend(written.map(|item| WriteOp::Put { item, cond: None }));
+    ops.push(WriteOp::Put {
+        item: event_item(
+            table::order_pk(&ctx.aid, &order.id),
+            event,
+            &["shopping_order_update", "shopping_order_event_add"],
+        ),
+        cond: Some(Condition::NotExists),
+    });
+    rec.order_ids.push(order.id.clone());
+    let draft_version = rec.version();
+    rec.draft.status = DraftStatus::Completed;
+    let mut out = commit(ctx, ids, Some(draft_version), rec, "shopping_draft_complete", ops);
+    out.resource =
+        Draft { version: None, events: None, options: None, order: None, orders: Some(vec![order]), ..out.resource };
+    Ok(out)
 }
 
 /// Groups items for a split: one group per store id in ascending order; items without a
@@ -398,19 +501,22 @@ fn split_groups(items: Vec<OrderItem>) -> Vec<(Option<ItemStore>, Vec<OrderItem>
 
 /// PUT /draft_orders/{id}/complete: turns the draft into one order, or one per store with
 /// `split_draft`. The response is the draft envelope with `orders`.
-pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Outcome<Draft>> {
+///
+/// With `options.order_id` the draft goes into `existing` (the order that id names, read by the
+/// caller) instead: its items are appended, or with `options.replace = "order"` they replace
+/// the order's content.
+pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Option<Order>) -> Result<Outcome<Draft>> {
     ensure_open(&rec)?;
     let options = rec.draft.options.clone().unwrap_or_default();
-    if options.order_id.is_some() {
-        return Err(DomainError::conflict(
-            "NOT_SUPPORTED",
-            "completing into an existing order (options.order_id) is not supported yet",
-        ));
-    }
     let draft_order = rec.draft.order.clone().unwrap_or_default();
     let items = draft_order.items.clone().unwrap_or_default();
     if items.is_empty() {
         return Err(DomainError::invalid("order.items", "a draft needs at least one item to be completed"));
+    }
+    if options.order_id.is_some() {
+        let order = existing
+            .ok_or_else(|| DomainError::invalid("options.order_id", "does not name an order of this account"))?;
+        return complete_into(ctx, ids, rec, order, options.replace.is_some());
     }
     let split = options.split_draft == Some(true);
     let groups = if split { split_groups(items) } else { vec![(None, items)] };
@@ -469,7 +575,6 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Ou
         }
         normalize_order(&mut content, 0, ctx.now, ttl);
         content.stores = None;
-        let net = content.net_amount.unwrap_or(0);
         let mut event = api_event(ctx, ids, 0, &rec.draft.id);
         event.request = Some(ctx.request.clone());
         let order = Order {
@@ -479,7 +584,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Ou
             updated_at: now.clone(),
             status: Some(OrderStatus::Open),
             payment_status: Some(PaymentStatus::Pending),
-            payment_details: Some(initial_payment_details(net)),
+            payment_details: None,
             links: Some(vec![
                 Link::new("self", ctx.href(&format!("orders/{id}"))),
                 Link::new("draft", ctx.href(&format!("draft_orders/{}", rec.draft.id))),
@@ -488,6 +593,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Ou
             content,
             ..Default::default()
         };
+        let order = Order { payment_details: Some(payment_details(&order)), ..order };
         let mut new_items = order_items(&ctx.aid, &order, ttl_epoch).into_iter();
         if let Some(header) = new_items.next() {
             ops.push(WriteOp::Put { item: header, cond: Some(Condition::NotExists) });
@@ -589,7 +695,7 @@ mod tests {
         let mut rec =
             new_draft(&mut ids, opts, vec![item(1, 10, Some("s2")), item(2, 20, Some("s1")), item(3, 30, None)]);
         rec.draft.order.as_mut().unwrap().order_number = Some("N".into());
-        let out = complete(&ctx(), &mut ids, rec).expect("complete");
+        let out = complete(&ctx(), &mut ids, rec, None).expect("complete");
         let orders = out.resource.orders.unwrap();
         let numbers: Vec<_> = orders.iter().map(|o| o.content.order_number.clone().unwrap()).collect();
         assert_eq!(numbers, ["N-1", "N-2", "N-3"]);
@@ -602,7 +708,7 @@ mod tests {
     fn completed_drafts_refuse_changes() {
         let mut ids = SequentialIds::default();
         let rec = new_draft(&mut ids, DraftOptions::default(), vec![item(1, 10, None)]);
-        let out = complete(&ctx(), &mut ids, rec).expect("complete");
+        let out = complete(&ctx(), &mut ids, rec, None).expect("complete");
         let done = record_of(&out);
         let err = add_item(&ctx(), &mut ids, done, item(2, 1, None)).unwrap_err();
         assert!(matches!(err, DomainError::Conflict { code: "DRAFT_NOT_OPEN", .. }));
@@ -616,7 +722,95 @@ mod tests {
         let rec = new_draft(&mut ids, opts, vec![item(1, 10, None)]);
         let reserved = rec.draft.order.as_ref().unwrap().order_id.clone().unwrap();
         assert_eq!(reserved.len(), 9);
-        let out = complete(&ctx(), &mut ids, rec).expect("complete");
+        let out = complete(&ctx(), &mut ids, rec, None).expect("complete");
         assert_eq!(out.resource.orders.unwrap()[0].content.order_id.as_deref(), Some(reserved.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod into_existing {
+    use super::*;
+    use crate::ids::SequentialIds;
+    use crate::model::TaxLine;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            aid: "T12345678".into(),
+            actor: "a".into(),
+            now: time::macros::datetime!(2026-11-22 10:00 UTC),
+            request: EventRequest::default(),
+        }
+    }
+
+    fn draft_into(ids: &mut SequentialIds, order_id: &str, replace: bool, line: i64) -> DraftRecord {
+        let body = DraftBody {
+            options: Some(DraftOptions {
+                order_id: Some(order_id.into()),
+                replace: replace.then_some(crate::model::ReplaceMode::Order),
+                ..Default::default()
+            }),
+            order: OrderObject {
+                currency: Some("NOK".into()),
+                items: Some(vec![OrderItem {
+                    line_id: Some(line),
+                    gross_amount: Some(500),
+                    tax_lines: Some(vec![TaxLine { percentage: Some(25.0), ..Default::default() }]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+        };
+        let out = create(&ctx(), ids, body).expect("create");
+        let WriteOp::Put { item, .. } = &out.ops[0] else { panic!() };
+        serde_json::from_str(&item.doc).expect("doc")
+    }
+
+    fn existing(net: i64) -> Order {
+        let mut o = Order { id: "o1".into(), status: Some(OrderStatus::Open), ..Default::default() };
+        o.content.items = Some(vec![OrderItem { line_id: Some(1), gross_amount: Some(net), ..Default::default() }]);
+        o.content.net_amount = Some(net);
+        o.content.version = Some(3);
+        o
+    }
+
+    #[test]
+    fn replace_is_refused_once_the_order_has_payments() {
+        let mut ids = SequentialIds::default();
+        let rec = draft_into(&mut ids, "o1", true, 1);
+        let mut order = existing(1000);
+        order.captures = Some(vec![PaymentOperation { amount: Some(100), ..Default::default() }]);
+        let err = complete(&ctx(), &mut ids, rec, Some(order)).unwrap_err();
+        assert!(matches!(err, DomainError::Conflict { code: "ORDER_HAS_PAYMENTS", .. }));
+    }
+
+    #[test]
+    fn append_bumps_the_order_version_and_is_conditioned_on_it() {
+        let mut ids = SequentialIds::default();
+        let rec = draft_into(&mut ids, "o1", false, 2);
+        let out = complete(&ctx(), &mut ids, rec, Some(existing(1000))).expect("append");
+        let order = &out.resource.orders.as_ref().unwrap()[0];
+        assert_eq!(order.content.version, Some(4));
+        assert_eq!(order.content.net_amount, Some(1500));
+        assert_eq!(order.payment_details.as_ref().unwrap().amount_due, Some(1500));
+        assert!(out
+            .ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::Put { item, cond: Some(Condition::VersionIs(3)) } if item.sk == "ORDER")));
+    }
+
+    #[test]
+    fn payment_details_follow_the_decided_formulas() {
+        let op = |amount, success| PaymentOperation { amount: Some(amount), success, ..Default::default() };
+        let mut o = existing(1000);
+        o.authorizations = Some(vec![op(800, None), op(100, Some(false))]);
+        o.captures = Some(vec![op(500, Some(true))]);
+        o.refunds = Some(vec![op(200, None)]);
+        o.cancellations = Some(vec![op(100, None)]);
+        let d = payment_details(&o);
+        assert_eq!(d.remaining_authorization_amount, Some(200));
+        assert_eq!(d.remaining_capture_amount, Some(200));
+        assert_eq!(d.remaining_refund_amount, Some(300));
+        assert_eq!(d.remaining_cancellation_amount, Some(200));
+        assert_eq!(d.amount_due, Some(700));
     }
 }

@@ -65,6 +65,9 @@ pub fn draft_body(options: &DraftOptions, order: &OrderObject) -> Result<(), Dom
     let mut p = Problems::default();
     check_options(&mut p, options);
     check_order(&mut p, "order", order, true);
+    if options.split_draft == Some(true) && options.order_id.is_some() {
+        p.push("options.order_id", "NOT_ALLOWED_WITH_SPLIT", "a split cannot complete into an existing order");
+    }
     if options.split_draft == Some(true) {
         if order.order_id.is_some() && options.generate_order_id != Some(GenerateOrderId::Alphanumeric9Reserve) {
             p.push(

@@ -218,7 +218,30 @@ async fn complete(
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, draft::complete).await
+    // Like `mutate`, but completion into an existing order reads that order too, afresh on
+    // every attempt, and the write is conditioned on both versions.
+    for _ in 0..MAX_ATTEMPTS {
+        let (rec, events) = load(&state, &aid, &id).await?;
+        if let Some(v) = expected {
+            if v != rec.version() {
+                return Err(ApiError::PreconditionFailed { current: rec.version() });
+            }
+        }
+        let target = rec.draft.options.as_ref().and_then(|o| o.order_id.clone());
+        let existing = match target {
+            Some(key) => match crate::orders::load(&state, &aid, &key).await {
+                Ok(loaded) => loaded.order,
+                Err(ApiError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let out = draft::complete(&ctx, &mut RandomIds, rec, existing)?;
+        if let Some(done) = apply(&state, out, events, expected.is_some()).await? {
+            return Ok(done);
+        }
+    }
+    Err(ApiError::Conflict { code: "VERSION_CONFLICT", message: "too many concurrent changes; try again".into() })
 }
 
 #[allow(clippy::too_many_arguments)]

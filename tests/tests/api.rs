@@ -164,6 +164,67 @@ async fn completion_modes(api: &Api) {
     assert_eq!(r.status, 400);
 }
 
+/// `options.order_id`: the draft's items go into an existing order, or replace its content.
+async fn completion_into_existing_orders(api: &Api) {
+    let d = new_draft(api, json!({"options": {"generate_order_id": "ALPHANUMERIC_9"}, "order": {"currency": "NOK", "items": [item(1, 1000)]}})).await;
+    let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
+    let order = r.body["orders"][0].clone();
+    let (oid, order_id) = (id(&order), order["order_id"].as_str().expect("order_id").to_owned());
+
+    // append, naming the order by its order_id
+    let d = new_draft(
+        api,
+        json!({"options": {"order_id": order_id}, "order": {"currency": "NOK", "items": [item(2, 500)]}}),
+    )
+    .await;
+    let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["orders"][0]["id"], oid.as_str());
+    let got =
+        api.call("GET", &format!("/v1/accounts/{AID}/shopping/orders/{oid}?include_events=api-event"), None).await;
+    assert_eq!(got.body["net_amount"], 1500);
+    assert_eq!(got.body["version"], 1);
+    assert_eq!(got.headers["etag"], "W/\"1\"");
+    assert_eq!(got.body["events"][1]["draft_id"], d["id"]);
+    assert_eq!(got.body["payment_details"]["amount_due"], 1500);
+
+    // a colliding line_id is refused and nothing changes
+    let d = new_draft(api, json!({"options": {"order_id": oid}, "order": {"currency": "NOK", "items": [item(1, 1)]}}))
+        .await;
+    let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
+    assert_eq!((r.status.as_u16(), r.code()), (409, "DUPLICATE_LINE_ID"));
+    assert_eq!(api.call("GET", &format!("{}/{}", drafts_path(), id(&d)), None).await.body["status"], "open");
+    assert_eq!(api.call("GET", &format!("/v1/accounts/{AID}/shopping/orders/{oid}"), None).await.body["version"], 1);
+
+    // replace: the order keeps its identity and takes the draft's content
+    let d = new_draft(
+        api,
+        json!({"options": {"order_id": oid, "replace": "order"}, "order": {"currency": "NOK", "items": [item(7, 42)]}}),
+    )
+    .await;
+    let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = api.call("GET", &format!("/v1/accounts/{AID}/shopping/orders/{order_id}"), None).await;
+    assert_eq!(got.body["id"], oid.as_str());
+    assert_eq!(got.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(got.body["net_amount"], 42);
+
+    // an unknown order, and a split into an existing order, are bad input
+    let d =
+        new_draft(api, json!({"options": {"order_id": "NOPE"}, "order": {"currency": "NOK", "items": [item(1, 1)]}}))
+            .await;
+    let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
+    assert_eq!((r.status.as_u16(), r.body["error"]["errors"][0]["path"].as_str()), (400, Some("options.order_id")));
+    let r = api
+        .call(
+            "POST",
+            &drafts_path(),
+            Some(json!({"options": {"order_id": oid, "split_draft": true}, "order": {"currency": "NOK"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
 async fn bad_input(api: &Api) {
     let p = drafts_path();
     let r = api.call("POST", &p, Some(json!({"order": {"currency": "NOK", "items": [{"line_id": 1, "gross_amount": 10.5, "tax_lines": [{"percentage": 25}]}]}}))).await;
@@ -390,6 +451,7 @@ macro_rules! on_both_engines {
 on_both_engines!(
     draft_lifecycle,
     completion_modes,
+    completion_into_existing_orders,
     bad_input,
     auth_and_tenancy,
     lists_and_paging,
