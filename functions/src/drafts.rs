@@ -12,9 +12,9 @@ use axum::Router;
 use domain::draft::{self, Ctx, DraftBody, DraftRecord, EventRecord, Outcome};
 use domain::ids::Ids;
 use domain::list::DraftFilter;
-use domain::model::{Draft, Event, EventRequest, OrderItem};
+use domain::model::{Draft, Event, EventRequest, Order, OrderItem};
 use domain::table::{self, Index, Key};
-use infra::{Cursor, Query, SkCond, StoreError};
+use infra::{query_all, Cursor, Query, SkCond, StoreError};
 
 /// How often a write is retried from a fresh read when another write got there first.
 const MAX_ATTEMPTS: usize = 12;
@@ -55,21 +55,13 @@ pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(Draft
     if !domain::validate::is_uuid(id) {
         return Err(ApiError::NotFound("draft".into()));
     }
-    let mut q = Query::partition(table::draft_pk(aid, id));
     let mut rec = None;
     let mut events = Vec::new();
-    loop {
-        let page = state.store.query(&q).await?;
-        for item in &page.items {
-            if item.sk == table::DRAFT_SK {
-                rec = Some(parse::<DraftRecord>(&item.doc)?);
-            } else if item.sk.starts_with(table::EVENT_PREFIX) {
-                events.push(parse::<EventRecord>(&item.doc)?.event);
-            }
-        }
-        match page.next {
-            Some(c) => q.start_after = Some(c),
-            None => break,
+    for item in query_all(state.store.as_ref(), Query::partition(table::draft_pk(aid, id))).await? {
+        if item.sk == table::DRAFT_SK {
+            rec = Some(parse::<DraftRecord>(&item.doc)?);
+        } else if item.sk.starts_with(table::EVENT_PREFIX) {
+            events.push(parse::<EventRecord>(&item.doc)?.event);
         }
     }
     rec.map(|r| (r, events)).ok_or_else(|| ApiError::NotFound("draft".into()))
@@ -82,14 +74,26 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ApiE
     })
 }
 
+/// The order a completion goes into (`options.order_id`), read afresh on every attempt.
+async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<Option<Order>, ApiError> {
+    let Some(key) = rec.draft.options.as_ref().and_then(|o| o.order_id.as_deref()) else { return Ok(None) };
+    match crate::orders::load(state, aid, key).await {
+        Ok(loaded) => Ok(loaded.order),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs a draft command with optimistic concurrency: read, apply, write conditioned on the
-/// version read; on a lost race read again and re-apply, so no write is lost.
+/// version read; on a lost race read again and re-apply, so no write is lost. Completion
+/// also reads the order it goes into, and its write is conditioned on that version too.
 async fn mutate(
     state: &AppState,
     ctx: &Ctx,
     id: &str,
     expected: Option<u64>,
-    command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord) -> domain::error::Result<Outcome<Draft>>,
+    completes: bool,
+    command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<Order>) -> domain::error::Result<Outcome<Draft>>,
 ) -> Result<Response, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
         let (rec, events) = load(state, &ctx.aid, id).await?;
@@ -98,7 +102,12 @@ async fn mutate(
                 return Err(ApiError::PreconditionFailed { current: rec.version() });
             }
         }
-        let out = command(ctx, &mut RandomIds, rec)?;
+        let target = if completes && rec.draft.status == domain::model::DraftStatus::Open {
+            target_order(state, &ctx.aid, &rec).await?
+        } else {
+            None
+        };
+        let out = command(ctx, &mut RandomIds, rec, target)?;
         if let Some(done) = apply(state, out, events, expected.is_some()).await? {
             return Ok(done);
         }
@@ -190,7 +199,7 @@ async fn replace(
     let expected = if_match(&headers)?;
     let parsed: DraftBody = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::replace(c, ids, rec, parsed.clone())).await
+    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
 async fn remove(
@@ -204,7 +213,7 @@ async fn remove(
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, draft::delete).await
+    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::delete(c, ids, rec)).await
 }
 
 async fn complete(
@@ -218,30 +227,7 @@ async fn complete(
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    // Like `mutate`, but completion into an existing order reads that order too, afresh on
-    // every attempt, and the write is conditioned on both versions.
-    for _ in 0..MAX_ATTEMPTS {
-        let (rec, events) = load(&state, &aid, &id).await?;
-        if let Some(v) = expected {
-            if v != rec.version() {
-                return Err(ApiError::PreconditionFailed { current: rec.version() });
-            }
-        }
-        let target = rec.draft.options.as_ref().and_then(|o| o.order_id.clone());
-        let existing = match target {
-            Some(key) => match crate::orders::load(&state, &aid, &key).await {
-                Ok(loaded) => loaded.order,
-                Err(ApiError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        let out = draft::complete(&ctx, &mut RandomIds, rec, existing)?;
-        if let Some(done) = apply(&state, out, events, expected.is_some()).await? {
-            return Ok(done);
-        }
-    }
-    Err(ApiError::Conflict { code: "VERSION_CONFLICT", message: "too many concurrent changes; try again".into() })
+    mutate(&state, &ctx, &id, expected, true, draft::complete).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -258,7 +244,7 @@ async fn add_item(
     let expected = if_match(&headers)?;
     let item: OrderItem = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::add_item(c, ids, rec, item.clone())).await
+    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::add_item(c, ids, rec, item.clone())).await
 }
 
 fn line_id(raw: &str) -> Result<i64, ApiError> {
@@ -280,7 +266,8 @@ async fn update_item(
     let expected = if_match(&headers)?;
     let item: OrderItem = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::update_item(c, ids, rec, line, item.clone())).await
+    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::update_item(c, ids, rec, line, item.clone()))
+        .await
 }
 
 async fn remove_item(
@@ -295,7 +282,7 @@ async fn remove_item(
     let line = line_id(&line)?;
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, |c, ids, rec| draft::remove_item(c, ids, rec, line)).await
+    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
 }
 
 pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {

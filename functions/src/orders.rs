@@ -13,7 +13,7 @@ use axum::Router;
 use domain::draft::{EventRecord, OrderIdRecord, OrderStub};
 use domain::model::{Event, Order, OrderObject};
 use domain::table;
-use infra::Query;
+use infra::{query_all, Query};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/accounts/{aid}/shopping/orders/{order_id}", get(fetch))
@@ -27,21 +27,13 @@ pub(crate) struct Loaded {
 }
 
 async fn read_partition(state: &AppState, aid: &str, id: &str) -> Result<Loaded, ApiError> {
-    let mut q = Query::partition(table::order_pk(aid, id));
     let mut loaded = Loaded { order: None, stub: None, events: Vec::new() };
-    loop {
-        let page = state.store.query(&q).await?;
-        for item in &page.items {
-            match item.sk.as_str() {
-                table::ORDER_SK => loaded.order = Some(parse(&item.doc)?),
-                table::STUB_SK => loaded.stub = Some(parse(&item.doc)?),
-                sk if sk.starts_with(table::EVENT_PREFIX) => loaded.events.push(parse::<EventRecord>(&item.doc)?.event),
-                _ => {}
-            }
-        }
-        match page.next {
-            Some(c) => q.start_after = Some(c),
-            None => break,
+    for item in query_all(state.store.as_ref(), Query::partition(table::order_pk(aid, id))).await? {
+        match item.sk.as_str() {
+            table::ORDER_SK => loaded.order = Some(parse(&item.doc)?),
+            table::STUB_SK => loaded.stub = Some(parse(&item.doc)?),
+            sk if sk.starts_with(table::EVENT_PREFIX) => loaded.events.push(parse::<EventRecord>(&item.doc)?.event),
+            _ => {}
         }
     }
     Ok(loaded)

@@ -7,4 +7,4 @@ pub mod port;
 pub mod sqlite;
 
 pub use clock::{Clock, SystemClock};
-pub use port::{Cursor, Page, Query, SkCond, Store, StoreError};
+pub use port::{query_all, Cursor, Page, Query, SkCond, Store, StoreError};

@@ -86,6 +86,19 @@ pub trait Store: Send + Sync {
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 }
 
+/// Every item a query matches, following cursors page by page.
+pub async fn query_all(store: &dyn Store, mut q: Query) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    loop {
+        let page = store.query(&q).await?;
+        items.extend(page.items);
+        match page.next {
+            Some(c) => q.start_after = Some(c),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// Rejects writes the DynamoDB engine would reject, so both engines agree.
 pub fn check_write(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.is_empty() || ops.len() > 100 {
