@@ -1,0 +1,189 @@
+//! What each API call costs in DynamoDB capacity units — the bill of a pay-per-request tenant.
+//!
+//! Runs typical calls through the whole API over a metering store and prices every write and
+//! read with DynamoDB's rules: item size = attribute names + values; a write costs 1 WCU per
+//! KB per item, 2 inside a transaction, plus 1 per KB for each GSI the item is projected into
+//! (projection ALL); a strongly consistent read 1 RCU per 4 KB (a query
+//! sums the items it returns; an index query is eventually consistent: half).
+//!
+//! `cargo test -p shopping-tests --bench capacity_units -- --nocapture` (item sizes, hence the
+//! figures, do not depend on the optimisation level, so the debug build is used).
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::Request;
+use domain::table::{Item, Key, WriteOp};
+use functions::auth::{sign, Auth, Claims};
+use functions::state::AppState;
+use http_body_util::BodyExt;
+use infra::clock::ManualClock;
+use infra::{Page, Query, Store, StoreError};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+#[derive(Default)]
+struct Meter {
+    wcu: f64,
+    rcu: f64,
+    writes: usize,
+    items_written: usize,
+    bytes: usize,
+}
+
+struct Metered {
+    inner: Arc<dyn Store>,
+    meter: Mutex<Meter>,
+}
+
+fn size(i: &Item) -> usize {
+    let s = |name: &str, v: &Option<String>| v.as_ref().map_or(0, |v| name.len() + v.len());
+    let n = |name: &str, v: Option<i64>| v.map_or(0, |v| name.len() + v.to_string().len().div_ceil(2) + 1);
+    2 + i.pk.len()
+        + 2
+        + i.sk.len()
+        + s("gsi1pk", &i.gsi1pk)
+        + s("gsi1sk", &i.gsi1sk)
+        + s("gsi2pk", &i.gsi2pk)
+        + s("gsi2sk", &i.gsi2sk)
+        + n("ttl", i.ttl)
+        + n("version", Some(i.version as i64))
+        + 3
+        + i.doc.len()
+}
+
+#[async_trait]
+impl Store for Metered {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let r = self.inner.get(key).await?;
+        let bytes = r.as_ref().map_or(0, size);
+        self.meter.lock().unwrap().rcu += (bytes.max(1) as f64 / 4096.0).ceil();
+        Ok(r)
+    }
+    async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        let r = self.inner.query(q).await?;
+        let bytes: usize = r.items.iter().map(size).sum();
+        let units = (bytes.max(1) as f64 / 4096.0).ceil();
+        self.meter.lock().unwrap().rcu += if q.index.is_some() { units / 2.0 } else { units };
+        Ok(r)
+    }
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let factor = if ops.len() > 1 { 2.0 } else { 1.0 };
+        let units: f64 = ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Put { item, .. } => (size(item) as f64 / 1024.0).ceil().max(1.0) * factor,
+                _ => factor,
+            })
+            .sum();
+        // Index replication is billed as ordinary (non-transactional) writes.
+        let index_units: f64 = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Put { item, .. } => Some(item),
+                _ => None,
+            })
+            .map(|item| {
+                let indexes = usize::from(item.gsi1pk.is_some()) + usize::from(item.gsi2pk.is_some());
+                indexes as f64 * (size(item) as f64 / 1024.0).ceil().max(1.0)
+            })
+            .sum();
+        let n = ops.len();
+        let ops_bytes: usize =
+            ops.iter().map(|op| if let WriteOp::Put { item, .. } = op { size(item) } else { 0 }).sum();
+        let r = self.inner.write(ops).await;
+        if r.is_ok() {
+            let mut m = self.meter.lock().unwrap();
+            m.wcu += units + index_units;
+            m.bytes += ops_bytes;
+            m.writes += 1;
+            m.items_written += n;
+        }
+        r
+    }
+}
+
+struct Bench {
+    router: axum::Router,
+    store: Arc<Metered>,
+    token: String,
+}
+
+impl Bench {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (Value, Meter) {
+        *self.store.meter.lock().unwrap() = Meter::default();
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.token))
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        assert!(res.status().is_success(), "{method} {path}: {}", res.status());
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let meter = std::mem::take(&mut *self.store.meter.lock().unwrap());
+        (serde_json::from_slice(&bytes).unwrap(), meter)
+    }
+}
+
+fn item(line: i64, store: Option<&str>) -> Value {
+    let mut i = json!({"line_id": line, "id": format!("SKU-{line:05}"), "description": "Stoneware mug, 35 cl, blue",
+        "quantity": 2, "gross_amount": 39800, "tax_lines": [{"percentage": 25, "amount": 7960, "tax_code": "3"}],
+        "groups": [{"id": "kitchen", "name": "Kitchen"}]});
+    if let Some(s) = store {
+        i["store"] = json!({"id": s, "name": format!("Store {s}")});
+    }
+    i
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let inner = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let store = Arc::new(Metered { inner, meter: Mutex::new(Meter::default()) });
+    let secret = b"bench-secret-bench-secret-bench-secret";
+    let state = AppState { store: store.clone(), clock: clock.clone(), auth: Arc::new(Auth::hs256(secret)) };
+    let claims =
+        Claims { aid: "T12345678".into(), scope: "admin:shopping".into(), sub: "bench".into(), exp: 1_900_000_000 };
+    let b = Bench { router: functions::app(state), store, token: sign(&claims, secret).unwrap() };
+    let base = "/v1/accounts/T12345678/shopping/draft_orders";
+    let order = json!({"currency": "NOK", "customer": {"id": "cust-1", "email": "kari@example.com", "first_name": "Kari", "last_name": "Nordmann"},
+        "shipping_address": {"address_line": "Storgata 1", "postal_code": "0155", "postal_place": "Oslo", "country": "NO"}});
+
+    let mut rows = Vec::new();
+    let mut with_items = order.clone();
+    with_items["items"] = json!([item(1, None), item(2, None)]);
+    let (d, m) = b.call("POST", base, Some(json!({"order": with_items}))).await;
+    rows.push(("create draft (2 items)", m));
+    let path = format!("{base}/{}", d["id"].as_str().unwrap());
+    let (_, m) = b.call("POST", &format!("{path}/items"), Some(item(3, None))).await;
+    rows.push(("add item (3rd)", m));
+    let (_, m) = b.call("PUT", &format!("{path}/items/3"), Some(item(3, None))).await;
+    rows.push(("update item", m));
+    let (_, m) = b.call("GET", &path, None).await;
+    rows.push(("get draft (4 events)", m));
+    let (done, m) = b.call("PUT", &format!("{path}/complete"), None).await;
+    rows.push(("complete (1 order)", m));
+    let (_, m) = b
+        .call(
+            "GET",
+            &format!("/v1/accounts/T12345678/shopping/orders/{}", done["orders"][0]["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    rows.push(("get order", m));
+    let mut split = order.clone();
+    split["items"] = json!([item(1, Some("s1")), item(2, Some("s2")), item(3, Some("s3"))]);
+    let (d, _) = b.call("POST", base, Some(json!({"options": {"split_draft": true}, "order": split}))).await;
+    let (_, m) = b.call("PUT", &format!("{base}/{}/complete", d["id"].as_str().unwrap()), None).await;
+    rows.push(("complete (split, 3 orders)", m));
+    let (_, m) = b.call("GET", &format!("{base}?limit=10"), None).await;
+    rows.push(("list drafts (limit 10)", m));
+
+    println!("| call | writes | items written | bytes written | WCU | RCU |");
+    println!("|---|---|---|---|---|---|");
+    for (name, m) in rows {
+        println!("| {name} | {} | {} | {} | {} | {} |", m.writes, m.items_written, m.bytes, m.wcu, m.rcu);
+    }
+}
