@@ -36,20 +36,9 @@ struct Metered {
     meter: Mutex<Meter>,
 }
 
+/// Sizes as the DynamoDB engine stores items (large documents deflated).
 fn size(i: &Item) -> usize {
-    let s = |name: &str, v: &Option<String>| v.as_ref().map_or(0, |v| name.len() + v.len());
-    let n = |name: &str, v: Option<i64>| v.map_or(0, |v| name.len() + v.to_string().len().div_ceil(2) + 1);
-    2 + i.pk.len()
-        + 2
-        + i.sk.len()
-        + s("gsi1pk", &i.gsi1pk)
-        + s("gsi1sk", &i.gsi1sk)
-        + s("gsi2pk", &i.gsi2pk)
-        + s("gsi2sk", &i.gsi2sk)
-        + n("ttl", i.ttl)
-        + n("version", Some(i.version as i64))
-        + 3
-        + i.doc.len()
+    infra::dynamo::item_size(i)
 }
 
 #[async_trait]

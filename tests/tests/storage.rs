@@ -27,6 +27,14 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
     assert_eq!(store.get(&a.key()).await.expect("get"), Some(a.clone()));
     assert_eq!(store.get(&Key::new(pk("missing"), "X")).await.expect("get"), None);
 
+    // large documents (stored compressed by DynamoDB) and non-ASCII text round-trip exactly
+    let big_doc = format!("{{\"text\":\"{}\"}}", "Blåbærsyltetøy — 12 × 35 cl. ".repeat(400));
+    let big = Item::new(Key::new(pk("big"), "X"), 1, big_doc);
+    store.write(vec![put(big.clone(), None)]).await.expect("put big");
+    assert_eq!(store.get(&big.key()).await.expect("get big"), Some(big.clone()));
+    let q = store.query(&Query::partition(pk("big"))).await.expect("query big");
+    assert_eq!(q.items, vec![big]);
+
     // NotExists fails on an existing item and reports the op and the current item
     let err = store.write(vec![put(item(&pk("a"), "X", 9), Some(Condition::NotExists))]).await.unwrap_err();
     match err {
