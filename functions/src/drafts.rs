@@ -133,7 +133,7 @@ async fn apply(
             }
             Ok(Some(with_etag(version, draft)))
         }
-        Err(StoreError::ConditionFailed { index, .. }) => {
+        Err(StoreError::ConditionFailed { index, current }) => {
             let failed = keys.get(index);
             if let Some((_, oid)) = out.custom_order_ids.iter().find(|(k, _)| Some(k) == failed) {
                 return Err(ApiError::Conflict {
@@ -142,8 +142,9 @@ async fn apply(
                 });
             }
             if pinned && index == 0 {
-                // The draft moved on after If-Match was checked.
-                return Err(ApiError::PreconditionFailed { current: 0 });
+                // The draft moved on after If-Match was checked; the failed write returned it.
+                let current = current.map_or(0, |c| c.version);
+                return Err(ApiError::PreconditionFailed { current });
             }
             Ok(None)
         }

@@ -393,6 +393,42 @@ async fn concurrent_writers(api: &Api) {
     assert_eq!(got.body["order"]["gross_amount"], 80);
 }
 
+/// Many writers on one order: drafts completed into it at the same time all land.
+async fn concurrent_writers_on_one_order(api: &Api) {
+    let d = new_draft(api, json!({"order": {"currency": "NOK", "items": [item(1, 10)]}})).await;
+    let r = api.call("PUT", &format!("{}/{}/complete", drafts_path(), id(&d)), None).await;
+    let oid = id(&r.body["orders"][0]);
+    let mut drafts = Vec::new();
+    for line in 2..=7i64 {
+        let d = new_draft(
+            api,
+            json!({"options": {"order_id": oid}, "order": {"currency": "NOK", "items": [item(line, 10)]}}),
+        )
+        .await;
+        drafts.push(id(&d));
+    }
+    let mut tasks = Vec::new();
+    for draft in drafts {
+        let router = api.router.clone();
+        let token = api.token();
+        tasks.push(tokio::spawn(async move {
+            let req = axum::http::Request::put(format!("{}/{draft}/complete", drafts_path()))
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .expect("req");
+            tower::ServiceExt::oneshot(router, req).await.expect("call").status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 200);
+    }
+    let got = api.call("GET", &format!("/v1/accounts/{AID}/shopping/orders/{oid}?include_events=true"), None).await;
+    assert_eq!(got.body["items"].as_array().map(Vec::len), Some(7));
+    assert_eq!(got.body["version"], 6);
+    assert_eq!(got.body["net_amount"], 70);
+    assert_eq!(got.body["events"].as_array().map(Vec::len), Some(7));
+}
+
 /// Retention: after `time_to_live` the draft is gone and the order is emptied.
 async fn retention(api: &Api) {
     let d = new_draft(api, json!({"options": {"order_time_to_live": 86400}, "order": {"currency": "NOK", "external_ids": [{"id": "ext-1"}], "items": [item(1, 100)]}})).await;
@@ -456,6 +492,7 @@ on_both_engines!(
     auth_and_tenancy,
     lists_and_paging,
     concurrent_writers,
+    concurrent_writers_on_one_order,
     retention,
     outbox_events,
 );
