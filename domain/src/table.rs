@@ -10,6 +10,7 @@
 //! | order stub (what expiry keeps) | `A#{aid}#O#{id}`          | `STUB`                   | —                                         | —                                       | — |
 //! | order event (+ outbox)     | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
 //! | unique `order_id`          | `A#{aid}#ORDERID#{order_id}`  | `ID`                     | —                                         | —                                       | — |
+//! | idempotency record         | `A#{aid}#IDEM#{key}`          | `IDEM`                   | —                                         | —                                       | 24 h |
 //!
 //! Access patterns: get a draft with its events = one query of its partition; list drafts or
 //! orders newest first = gsi1 backwards from a cursor; orders of a customer = gsi2; an order by
@@ -146,6 +147,9 @@ pub fn customer_index_pk(aid: &str, customer_id: &str) -> String {
 }
 pub fn order_id_key(aid: &str, order_id: &str) -> Key {
     Key::new(format!("A#{aid}#ORDERID#{order_id}"), ORDER_ID_SK)
+}
+pub fn idempotency_key(aid: &str, key: &str) -> Key {
+    Key::new(format!("A#{aid}#IDEM#{key}"), "IDEM")
 }
 /// Newest-first lists sort on this: creation time, then id.
 pub fn list_sk(created_at: &str, id: &str) -> String {

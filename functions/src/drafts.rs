@@ -2,7 +2,8 @@
 
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
-use crate::http::{if_match, with_etag, Body};
+use crate::http::{if_match, json_with_etag, with_etag, Body};
+use crate::idempotency::Idem;
 use crate::state::{AppState, RandomIds};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, Uri};
@@ -93,8 +94,12 @@ async fn mutate(
     id: &str,
     expected: Option<u64>,
     completes: bool,
+    idem: Option<&Idem>,
     command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<Order>) -> domain::error::Result<Outcome<Draft>>,
 ) -> Result<Response, ApiError> {
+    if let Some(replayed) = Idem::replay_if(idem, state).await? {
+        return Ok(replayed);
+    }
     for _ in 0..MAX_ATTEMPTS {
         let (rec, events) = load(state, &ctx.aid, id).await?;
         if let Some(v) = expected {
@@ -108,7 +113,7 @@ async fn mutate(
             None
         };
         let out = command(ctx, &mut RandomIds, rec, target)?;
-        if let Some(done) = apply(state, out, events, expected.is_some()).await? {
+        if let Some(done) = apply(state, out, events, expected.is_some(), idem).await? {
             return Ok(done);
         }
     }
@@ -121,20 +126,31 @@ async fn apply(
     out: Outcome<Draft>,
     mut events: Vec<Event>,
     pinned: bool,
+    idem: Option<&Idem>,
 ) -> Result<Option<Response>, ApiError> {
-    let keys: Vec<Key> = out.ops.iter().map(|o| o.key()).collect();
-    match state.store.write(out.ops).await {
-        Ok(()) => {
-            let mut draft = out.resource;
-            let version = draft.version.unwrap_or(0);
-            if let Some(new) = draft.events.take() {
-                events.extend(new);
-                draft.events = Some(events);
-            }
-            Ok(Some(with_etag(version, draft)))
-        }
+    // The response is known before the write, so an idempotency record can join it.
+    let mut draft = out.resource;
+    let version = draft.version.unwrap_or(0);
+    if let Some(new) = draft.events.take() {
+        events.extend(new);
+        draft.events = Some(events);
+    }
+    let body = serde_json::to_string(&draft).map_err(|_| ApiError::Unavailable)?;
+    let mut ops = out.ops;
+    if let Some(idem) = idem {
+        ops.push(idem.record(state.clock.epoch(), version, &body));
+    }
+    let keys: Vec<Key> = ops.iter().map(|o| o.key()).collect();
+    match state.store.write(ops).await {
+        Ok(()) => Ok(Some(json_with_etag(version, body))),
         Err(StoreError::ConditionFailed { index, current }) => {
             let failed = keys.get(index);
+            if let (Some(idem), Some(k)) = (idem, failed) {
+                if k == idem.key() {
+                    // The same request raced itself: answer with what the winner stored.
+                    return idem.replay(state).await?.map(Some).ok_or(ApiError::Unavailable);
+                }
+            }
             if let Some((_, oid)) = out.custom_order_ids.iter().find(|(k, _)| Some(k) == failed) {
                 return Err(ApiError::Conflict {
                     code: "DUPLICATE_ORDER_ID",
@@ -157,16 +173,21 @@ async fn create(
     State(state): State<AppState>,
     Path(aid): Path<String>,
     caller: Caller,
+    headers: HeaderMap,
     method: Method,
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Write)?;
+    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
+    if let Some(replayed) = Idem::replay_if(idem.as_ref(), &state).await? {
+        return Ok(replayed);
+    }
     let parsed: DraftBody = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
     for _ in 0..MAX_ATTEMPTS {
         let out = draft::create(&ctx, &mut RandomIds, parsed.clone())?;
-        if let Some(done) = apply(&state, out, Vec::new(), false).await? {
+        if let Some(done) = apply(&state, out, Vec::new(), false, idem.as_ref()).await? {
             return Ok(done);
         }
     }
@@ -198,9 +219,13 @@ async fn replace(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
+    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
     let parsed: DraftBody = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::replace(c, ids, rec, parsed.clone())).await
+    mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
+        draft::replace(c, ids, rec, parsed.clone())
+    })
+    .await
 }
 
 async fn remove(
@@ -214,7 +239,7 @@ async fn remove(
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::delete(c, ids, rec)).await
+    mutate(&state, &ctx, &id, expected, false, None, |c, ids, rec, _| draft::delete(c, ids, rec)).await
 }
 
 async fn complete(
@@ -227,8 +252,9 @@ async fn complete(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
+    let idem = Idem::from_request(&aid, &headers, &method, &uri, &[])?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, true, draft::complete).await
+    mutate(&state, &ctx, &id, expected, true, idem.as_ref(), draft::complete).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -243,9 +269,13 @@ async fn add_item(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Write)?;
     let expected = if_match(&headers)?;
+    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
     let item: OrderItem = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::add_item(c, ids, rec, item.clone())).await
+    mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
+        draft::add_item(c, ids, rec, item.clone())
+    })
+    .await
 }
 
 fn line_id(raw: &str) -> Result<i64, ApiError> {
@@ -265,10 +295,13 @@ async fn update_item(
     caller.authorize(&aid, Access::Write)?;
     let line = line_id(&line)?;
     let expected = if_match(&headers)?;
+    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
     let item: OrderItem = body.json()?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::update_item(c, ids, rec, line, item.clone()))
-        .await
+    mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
+        draft::update_item(c, ids, rec, line, item.clone())
+    })
+    .await
 }
 
 async fn remove_item(
@@ -283,7 +316,7 @@ async fn remove_item(
     let line = line_id(&line)?;
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, false, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
+    mutate(&state, &ctx, &id, expected, false, None, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
 }
 
 pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {

@@ -65,7 +65,12 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 
 /// A JSON response carrying `ETag: W/"version"`.
 pub fn with_etag(version: u64, body: impl serde::Serialize) -> Response {
-    let mut res = axum::Json(body).into_response();
+    json_with_etag(version, serde_json::to_string(&body).unwrap_or_default())
+}
+
+/// An already-serialised JSON body with `ETag: W/"version"`.
+pub fn json_with_etag(version: u64, body: String) -> Response {
+    let mut res = ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
         res.headers_mut().insert(axum::http::header::ETAG, v);
     }

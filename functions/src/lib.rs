@@ -5,6 +5,7 @@ pub mod auth;
 pub mod drafts;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod lambda;
 pub mod local;
 pub mod orders;

@@ -429,6 +429,35 @@ async fn concurrent_writers_on_one_order(api: &Api) {
     assert_eq!(got.body["events"].as_array().map(Vec::len), Some(7));
 }
 
+/// `Idempotency-Key`: a retried POST/PUT returns the first response and changes nothing.
+async fn idempotent_retries(api: &Api) {
+    let body = json!({"order": {"currency": "NOK", "items": [item(1, 100)]}});
+    let first = api.call_idem("k-1", "POST", &drafts_path(), body.clone()).await;
+    assert_eq!(first.status, 200);
+    let again = api.call_idem("k-1", "POST", &drafts_path(), body.clone()).await;
+    assert_eq!((again.status.as_u16(), &again.body), (200, &first.body));
+    assert_eq!(again.headers["etag"], first.headers["etag"]);
+    let list = api.call("GET", &drafts_path(), None).await;
+    assert_eq!(list.body["draft_orders"].as_array().map(Vec::len), Some(1), "one draft, not two");
+    let other = api.call_idem("k-1", "POST", &drafts_path(), json!({"order": {"currency": "SEK"}})).await;
+    assert_eq!((other.status.as_u16(), other.code()), (409, "IDEMPOTENCY_KEY_REUSED"));
+
+    let items = format!("{}/{}/items", drafts_path(), id(&first.body));
+    let added = api.call_idem("k-2", "POST", &items, item(2, 50)).await;
+    assert_eq!(added.body["version"], 1);
+    let repeated = api.call_idem("k-2", "POST", &items, item(2, 50)).await;
+    assert_eq!((repeated.status.as_u16(), repeated.body["version"].as_u64()), (200, Some(1)));
+    assert_eq!(api.call("GET", &format!("{}/{}", drafts_path(), id(&first.body)), None).await.body["version"], 1);
+
+    let bad = api.call_idem(" ", "POST", &drafts_path(), body.clone()).await;
+    assert_eq!(bad.status, 400);
+    // keys are kept for 24 hours
+    api.clock.advance(24 * 3600 + 1);
+    let later = api.call_idem("k-1", "POST", &drafts_path(), body).await;
+    assert_eq!(later.status, 200);
+    assert_ne!(later.body["id"], first.body["id"]);
+}
+
 /// Retention: after `time_to_live` the draft is gone and the order is emptied.
 async fn retention(api: &Api) {
     let d = new_draft(api, json!({"options": {"order_time_to_live": 86400}, "order": {"currency": "NOK", "external_ids": [{"id": "ext-1"}], "items": [item(1, 100)]}})).await;
@@ -494,5 +523,6 @@ on_both_engines!(
     concurrent_writers,
     concurrent_writers_on_one_order,
     retention,
+    idempotent_retries,
     outbox_events,
 );

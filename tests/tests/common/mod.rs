@@ -114,6 +114,17 @@ impl Api {
         self.raw(req.header("content-type", "application/json").body(body).expect("request")).await
     }
 
+    pub async fn call_idem(&self, key: &str, method: &str, path: &str, body: Value) -> Resp {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.token()))
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.raw(req).await
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         let t = self.token();
         self.call_as(Some(&t), method, path, body, None).await

@@ -1,0 +1,86 @@
+//! `Idempotency-Key` on POST/PUT: the first successful response is stored for 24 hours, in
+//! the same atomic write as the change, so a retried request (same method, path and body)
+//! gets that response again and changes nothing; the same key with a different request is a
+//! 409 `IDEMPOTENCY_KEY_REUSED`.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use domain::table::{self, Condition, Item, Key, WriteOp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const HEADER: &str = "idempotency-key";
+pub const RETENTION_SECONDS: i64 = 24 * 60 * 60;
+const MAX_KEY: usize = 255;
+
+/// The key of one request and the fingerprint of what it asked.
+pub struct Idem {
+    key: Key,
+    fingerprint: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    fingerprint: String,
+    version: u64,
+    body: String,
+}
+
+impl Idem {
+    pub fn from_request(
+        aid: &str,
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &Uri,
+        body: &[u8],
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(v) = headers.get(HEADER) else { return Ok(None) };
+        let key = v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| ApiError::bad("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?;
+        let mut h = Sha256::new();
+        for part in [method.as_str().as_bytes(), b"\n", uri.path().as_bytes(), b"\n", body] {
+            h.update(part);
+        }
+        let fingerprint = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Some(Self { key: table::idempotency_key(aid, key), fingerprint }))
+    }
+
+    /// The stored response for this key, if a request already used it.
+    pub async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
+        let Some(item) = state.store.get(&self.key).await? else { return Ok(None) };
+        let rec: Record = crate::drafts::parse(&item.doc)?;
+        if rec.fingerprint != self.fingerprint {
+            return Err(ApiError::Conflict {
+                code: "IDEMPOTENCY_KEY_REUSED",
+                message: "this Idempotency-Key was used for a different request".into(),
+            });
+        }
+        Ok(Some(crate::http::json_with_etag(rec.version, rec.body)))
+    }
+
+    /// `replay` for a request that may carry no key.
+    pub async fn replay_if(idem: Option<&Self>, state: &AppState) -> Result<Option<Response>, ApiError> {
+        match idem {
+            Some(i) => i.replay(state).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The record to write together with the change.
+    pub fn record(&self, now_epoch: i64, version: u64, body: &str) -> WriteOp {
+        let rec = Record { fingerprint: self.fingerprint.clone(), version, body: body.to_owned() };
+        let mut item = Item::new(self.key.clone(), 0, serde_json::to_string(&rec).unwrap_or_default());
+        item.ttl = Some(now_epoch + RETENTION_SECONDS);
+        WriteOp::Put { item, cond: Some(Condition::NotExists) }
+    }
+
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+}
