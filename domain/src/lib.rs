@@ -4,6 +4,7 @@
 
 pub mod draft;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod list;
 pub mod model;

@@ -2,7 +2,7 @@
 
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
-use crate::http::{if_match, json_with_etag, with_etag, Body};
+use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body};
 use crate::idempotency::Idem;
 use crate::state::{AppState, RandomIds};
 use axum::extract::{Path, RawQuery, State};
@@ -66,13 +66,6 @@ pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(Draft
         }
     }
     rec.map(|r| (r, events)).ok_or_else(|| ApiError::NotFound("draft".into()))
-}
-
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ApiError> {
-    serde_json::from_str(doc).map_err(|e| {
-        tracing::error!(error = %e, "unreadable stored document");
-        ApiError::Unavailable
-    })
 }
 
 /// The order a completion goes into (`options.order_id`), read afresh on every attempt.
@@ -317,10 +310,6 @@ async fn remove_item(
     let expected = if_match(&headers)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
     mutate(&state, &ctx, &id, expected, false, None, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
-}
-
-pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 #[derive(serde::Serialize)]

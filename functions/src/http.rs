@@ -104,3 +104,16 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     );
     res
 }
+
+/// Reads a stored document; one that does not parse is a server fault, logged, never shown.
+pub fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ApiError> {
+    serde_json::from_str(doc).map_err(|e| {
+        tracing::error!(error = %e, "unreadable stored document");
+        ApiError::Unavailable
+    })
+}
+
+/// Raw query pairs, so repeated parameters and comma lists both reach the parsers.
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}

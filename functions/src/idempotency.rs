@@ -54,7 +54,7 @@ impl Idem {
     /// The stored response for this key, if a request already used it.
     pub async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
         let Some(item) = state.store.get(&self.key).await? else { return Ok(None) };
-        let rec: Record = crate::drafts::parse(&item.doc)?;
+        let rec: Record = crate::http::parse(&item.doc)?;
         if rec.fingerprint != self.fingerprint {
             return Err(ApiError::Conflict {
                 code: "IDEMPOTENCY_KEY_REUSED",

@@ -2,9 +2,8 @@
 //! segment accepts either the order's `id` or its `order_id`.
 
 use crate::auth::{Access, Caller};
-use crate::drafts::{parse, query_pairs};
 use crate::error::ApiError;
-use crate::http::with_etag;
+use crate::http::{parse, query_pairs, with_etag};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -56,46 +55,6 @@ pub(crate) async fn load(state: &AppState, aid: &str, key: &str) -> Result<Loade
     Err(ApiError::NotFound("order".into()))
 }
 
-/// Which events `include_events` asks for.
-fn event_filter(pairs: &[(String, String)]) -> Result<Option<Vec<&'static str>>, ApiError> {
-    let mut kinds: Option<Vec<&'static str>> = None;
-    for (_, v) in pairs.iter().filter(|(k, _)| k == "include_events") {
-        for v in v.split(',') {
-            let add: &[&'static str] = match v.trim() {
-                "false" | "" => &[],
-                "true" => &["api-event", "service-event"],
-                "api-event" => &["api-event"],
-                "service-event" => &["service-event"],
-                other => return Err(ApiError::bad("include_events", format!("unknown value `{other}`"))),
-            };
-            let k = kinds.get_or_insert_with(Vec::new);
-            k.extend(add.iter().copied().filter(|a| !k.contains(a)).collect::<Vec<_>>());
-        }
-    }
-    Ok(kinds.filter(|k| !k.is_empty()))
-}
-
-/// The combined state: failure if any event failed, pending if none or any service's latest
-/// is pending, else success.
-pub(crate) fn combined_state(events: &[Event]) -> &'static str {
-    let service: Vec<&Event> = events.iter().filter(|e| e.event_type.as_deref() == Some("service-event")).collect();
-    if service.iter().any(|e| matches!(e.state.as_deref(), Some("error" | "failure"))) {
-        return "failure";
-    }
-    if service.is_empty() {
-        return "pending";
-    }
-    let mut latest: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    for e in &service {
-        latest.insert(e.service.as_deref().unwrap_or(""), e.state.as_deref().unwrap_or("success"));
-    }
-    if latest.values().any(|s| *s == "pending") {
-        "pending"
-    } else {
-        "success"
-    }
-}
-
 async fn fetch(
     State(state): State<AppState>,
     Path((aid, key)): Path<(String, String)>,
@@ -103,7 +62,7 @@ async fn fetch(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
-    let kinds = event_filter(&query_pairs(raw.as_deref()))?;
+    let kinds = domain::events::include_events(&query_pairs(raw.as_deref()), true)?;
     let loaded = load(&state, &aid, &key).await?;
     let Some(mut order) = loaded.order else {
         // Retention expired: only the identifying fields remain.
@@ -127,7 +86,7 @@ async fn fetch(
     if let Some(kinds) = kinds {
         let events: Vec<Event> =
             loaded.events.into_iter().filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or(""))).collect();
-        order.state = Some(combined_state(&events).to_owned());
+        order.state = Some(domain::events::combined_state(&events).to_owned());
         order.events = Some(events);
     }
     let version = order.content.version.unwrap_or(0);
