@@ -85,7 +85,7 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// One log line per request: method, route template (never ids, queries or bodies, which may
+/// One log line per request: request id, method, route template (never ids, queries or bodies, which may
 /// hold personal data), status and latency.
 pub async fn log_request(req: Request, next: Next) -> Response {
     let method: Method = req.method().clone();
@@ -93,9 +93,17 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    // On Lambda the invocation's request id; locally a caller-supplied `x-request-id`.
+    let request_id = lambda_http::RequestExt::lambda_context_ref(&req)
+        .map(|c| c.request_id.clone())
+        .or_else(|| {
+            req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(64).collect())
+        })
+        .unwrap_or_default();
     let started = std::time::Instant::now();
     let res = next.run(req).await;
     tracing::info!(
+        request_id = %request_id,
         method = %method,
         route = %route,
         status = res.status().as_u16(),
