@@ -50,6 +50,20 @@ pub(crate) fn ctx(
     }
 }
 
+/// `apply_discounts=true` asks for the upstream discount engine (DealEngine), which this
+/// service does not have: say so rather than silently return undiscounted totals.
+fn no_discount_engine(uri: &Uri) -> Result<(), ApiError> {
+    for (k, v) in query_pairs(uri.query()) {
+        if k == "apply_discounts" && v != "false" {
+            return Err(ApiError::bad(
+                "apply_discounts",
+                "discount calculation is not available; send discount_lines on the items instead",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a draft and its events with one partition query. Unknown, malformed and expired ids
 /// are all "not found".
 pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(DraftRecord, Vec<Event>), ApiError> {
@@ -177,6 +191,7 @@ async fn create(
         return Ok(replayed);
     }
     let parsed: DraftBody = body.json()?;
+    no_discount_engine(&uri)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
     for _ in 0..MAX_ATTEMPTS {
         let out = draft::create(&ctx, &mut RandomIds, parsed.clone())?;
@@ -214,6 +229,7 @@ async fn replace(
     let expected = if_match(&headers)?;
     let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
     let parsed: DraftBody = body.json()?;
+    no_discount_engine(&uri)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
     mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
         draft::replace(c, ids, rec, parsed.clone())
@@ -264,6 +280,7 @@ async fn add_item(
     let expected = if_match(&headers)?;
     let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
     let item: OrderItem = body.json()?;
+    no_discount_engine(&uri)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
     mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
         draft::add_item(c, ids, rec, item.clone())
@@ -290,6 +307,7 @@ async fn update_item(
     let expected = if_match(&headers)?;
     let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
     let item: OrderItem = body.json()?;
+    no_discount_engine(&uri)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
     mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
         draft::update_item(c, ids, rec, line, item.clone())
@@ -308,6 +326,7 @@ async fn remove_item(
     caller.authorize(&aid, Access::Write)?;
     let line = line_id(&line)?;
     let expected = if_match(&headers)?;
+    no_discount_engine(&uri)?;
     let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
     mutate(&state, &ctx, &id, expected, false, None, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
 }

@@ -258,6 +258,8 @@ async fn bad_input(api: &Api) {
     assert_eq!(r.status, 400);
     assert_eq!(api.call("GET", "/v1/nothing", None).await.body["error"]["code"], "NOT_FOUND");
     assert_eq!(api.call("PATCH", &p, None).await.status, 405);
+    let r = api.call("POST", &format!("{p}?apply_discounts=true"), Some(json!({"order": {"currency": "NOK"}}))).await;
+    assert_eq!((r.status.as_u16(), r.body["error"]["errors"][0]["path"].as_str()), (400, Some("apply_discounts")));
 
     let d = new_draft(api, json!({"order": {"currency": "NOK", "items": [item(1, 100)]}})).await;
     let dp = format!("{p}/{}", id(&d));
