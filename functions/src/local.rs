@@ -73,6 +73,8 @@ pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "shopping-local listening");
+    // One plain line on stdout, for people and scripts (e.g. with `--addr 127.0.0.1:0`).
+    println!("shopping-local listening on http://{bound}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -319,6 +319,18 @@ async fn auth_and_tenancy(api: &Api) {
     let list =
         api.call_as(Some(&other), "GET", &format!("/v1/accounts/{OTHER}/shopping/draft_orders"), None, None).await;
     assert_eq!(list.body["draft_orders"], json!([]));
+    // ... and the same for orders, by id and by order_id
+    let d2 = new_draft(api, json!({"order": {"currency": "NOK", "order_id": "MINE-1", "items": [item(1, 1)]}})).await;
+    let o = api.call("PUT", &format!("{p}/{}/complete", id(&d2)), None).await;
+    let oid = id(&o.body["orders"][0]);
+    for key in [oid.as_str(), "MINE-1"] {
+        let mine = format!("/v1/accounts/{AID}/shopping/orders/{key}");
+        let theirs = format!("/v1/accounts/{OTHER}/shopping/orders/{key}");
+        assert_eq!(api.call_as(Some(&other), "GET", &mine, None, None).await.status, 403);
+        assert_eq!(api.call_as(Some(&other), "GET", &theirs, None, None).await.status, 404);
+        assert_eq!(api.call_as(Some(&reader), "GET", &mine, None, None).await.status, 200);
+        assert_eq!(api.call_as(None, "GET", &mine, None, None).await.status, 401);
+    }
 }
 
 async fn lists_and_paging(api: &Api) {

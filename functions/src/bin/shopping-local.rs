@@ -46,6 +46,8 @@ async fn main() -> ExitCode {
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .try_init();
             if webhook_allow_loopback {
                 tracing::warn!("webhook deliveries to loopback addresses are allowed");
