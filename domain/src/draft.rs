@@ -344,8 +344,14 @@ pub struct OrderStub {
     pub expires_at: Option<String>,
 }
 
-/// The items of a new order: header (conditioned on absence), stub, unique order_id, first event.
-pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> Vec<Item> {
+/// The two items that hold an order: its header (the whole order, indexed, expiring) and its
+/// stub (what remains after expiry).
+pub struct OrderItems {
+    pub header: Item,
+    pub stub: Item,
+}
+
+pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderItems {
     let pk = table::order_pk(aid, &order.id);
     let version = order.content.version.unwrap_or(0);
     let mut header = Item::new(table::order_key(aid, &order.id), version, to_doc(order));
@@ -364,7 +370,14 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> Vec<Item
         created_at: order.created_at.clone(),
         expires_at: order.content.time_to_live_expires_at.clone(),
     };
-    vec![header, Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub))]
+    OrderItems { header, stub: Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub)) }
+}
+
+/// The complete response: the draft envelope with the orders, as the upstream shows it.
+fn completion_response(mut out: Outcome<Draft>, orders: Vec<Order>) -> Outcome<Draft> {
+    out.resource =
+        Draft { version: None, events: None, options: None, order: None, orders: Some(orders), ..out.resource };
+    out
 }
 
 /// The order's payment figures from its net total and its successful payment operations.
@@ -457,13 +470,12 @@ fn complete_into(
     order.payment_details = Some(payment_details(&order));
     let ttl_epoch = expires_at(ctx.now, ttl).map(|t| t.unix_timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
-    let mut ops = Vec::new();
-    let mut written = order_items(&ctx.aid, &order, ttl_epoch).into_iter();
-    if let Some(header) = written.next() {
-        ops.push(WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) });
-    }
-    // The stub is rewritten: it carries the (moved) expiry.
-    ops.extend(written.map(|item| WriteOp::Put { item, cond: None }));
+    let OrderItems { header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
+    let mut ops = vec![
+        WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) },
+        // The stub is rewritten: it carries the (moved) expiry.
+        WriteOp::Put { item: stub, cond: None },
+    ];
     ops.push(WriteOp::Put {
         item: event_item(
             table::order_pk(&ctx.aid, &order.id),
@@ -475,10 +487,8 @@ fn complete_into(
     rec.order_ids.push(order.id.clone());
     let draft_version = rec.version();
     rec.draft.status = DraftStatus::Completed;
-    let mut out = commit(ctx, ids, Some(draft_version), rec, "shopping_draft_complete", ops);
-    out.resource =
-        Draft { version: None, events: None, options: None, order: None, orders: Some(vec![order]), ..out.resource };
-    Ok(out)
+    let out = commit(ctx, ids, Some(draft_version), rec, "shopping_draft_complete", ops);
+    Ok(completion_response(out, vec![order]))
 }
 
 /// Groups items for a split: one group per store id in ascending order; items without a
@@ -575,8 +585,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
         }
         normalize_order(&mut content, 0, ctx.now, ttl);
         content.stores = None;
-        let mut event = api_event(ctx, ids, 0, &rec.draft.id);
-        event.request = Some(ctx.request.clone());
+        let event = api_event(ctx, ids, 0, &rec.draft.id);
         let order = Order {
             id: id.clone(),
             created_at: now.clone(),
@@ -594,11 +603,9 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
             ..Default::default()
         };
         let order = Order { payment_details: Some(payment_details(&order)), ..order };
-        let mut new_items = order_items(&ctx.aid, &order, ttl_epoch).into_iter();
-        if let Some(header) = new_items.next() {
-            ops.push(WriteOp::Put { item: header, cond: Some(Condition::NotExists) });
-        }
-        ops.extend(new_items.map(|item| WriteOp::Put { item, cond: Some(Condition::NotExists) }));
+        let OrderItems { header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
+        ops.push(WriteOp::Put { item: header, cond: Some(Condition::NotExists) });
+        ops.push(WriteOp::Put { item: stub, cond: Some(Condition::NotExists) });
         let id_key = table::order_id_key(&ctx.aid, &order_id);
         let id_version = if id_cond == Condition::NotExists { 0 } else { 1 };
         let id_doc = OrderIdRecord { id: Some(id.clone()), reserved_by_draft: None };
@@ -617,9 +624,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
     rec.draft.status = DraftStatus::Completed;
     let mut out = commit(ctx, ids, Some(prev), rec, "shopping_draft_complete", ops);
     out.custom_order_ids = custom_order_ids;
-    out.resource =
-        Draft { version: None, events: None, options: None, order: None, orders: Some(orders), ..out.resource };
-    Ok(out)
+    Ok(completion_response(out, orders))
 }
 
 #[cfg(test)]
