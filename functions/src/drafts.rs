@@ -5,8 +5,8 @@ use crate::error::ApiError;
 use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body};
 use crate::idempotency::Idem;
 use crate::state::{AppState, RandomIds};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
@@ -30,30 +30,51 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/{{id}}/items/{{line_id}}"), put(update_item).delete(remove_item))
 }
 
-pub(crate) fn ctx(
-    state: &AppState,
-    caller: &Caller,
-    aid: &str,
-    method: &Method,
-    uri: &Uri,
-    body: Option<&Body>,
-) -> Ctx {
-    Ctx {
-        aid: aid.to_owned(),
-        actor: caller.sub.clone(),
-        now: state.clock.now(),
-        request: EventRequest {
-            path: Some(uri.path().to_owned()),
-            method: Some(method.as_str().to_owned()),
-            body: body.map(Body::text).filter(|b| !b.is_empty()),
-        },
+/// Everything a draft write needs, checked before the handler runs: the caller may write to
+/// the account in the path, the body is within the limit, `If-Match` and `Idempotency-Key`
+/// are well-formed; and the context (actor, time, request) the domain records.
+pub(crate) struct Write {
+    state: AppState,
+    ctx: Ctx,
+    uri: Uri,
+    expected: Option<u64>,
+    idem: Option<Idem>,
+    body: Body,
+}
+
+impl FromRequest<AppState> for Write {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await?;
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("route".into()))?;
+        let aid = params.into_iter().find(|(k, _)| k == "aid").map(|(_, v)| v).unwrap_or_default();
+        caller.authorize(&aid, Access::Write)?;
+        let (headers, method, uri) = (parts.headers.clone(), parts.method.clone(), parts.uri.clone());
+        let body = Body::from_request(Request::from_parts(parts, body), state).await?;
+        let expected = if_match(&headers)?;
+        let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
+        let ctx = Ctx {
+            aid,
+            actor: caller.sub,
+            now: state.clock.now(),
+            request: EventRequest {
+                path: Some(uri.path().to_owned()),
+                method: Some(method.as_str().to_owned()),
+                body: Some(body.text()).filter(|b| !b.is_empty()),
+            },
+        };
+        Ok(Self { state: state.clone(), ctx, uri, expected, idem, body })
     }
 }
 
 /// `apply_discounts=true` asks for the upstream discount engine (DealEngine), which this
 /// service does not have: say so rather than silently return undiscounted totals.
-fn no_discount_engine(uri: &Uri) -> Result<(), ApiError> {
-    for (k, v) in query_pairs(uri.query()) {
+fn no_discount_engine(w: &Write) -> Result<(), ApiError> {
+    for (k, v) in query_pairs(w.uri.query()) {
         if k == "apply_discounts" && v != "false" {
             return Err(ApiError::bad(
                 "apply_discounts",
@@ -96,20 +117,18 @@ async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<
 /// version read; on a lost race read again and re-apply, so no write is lost. Completion
 /// also reads the order it goes into, and its write is conditioned on that version too.
 async fn mutate(
-    state: &AppState,
-    ctx: &Ctx,
+    w: &Write,
     id: &str,
-    expected: Option<u64>,
     completes: bool,
-    idem: Option<&Idem>,
     command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<Order>) -> domain::error::Result<Outcome<Draft>>,
 ) -> Result<Response, ApiError> {
+    let (state, ctx, idem) = (&w.state, &w.ctx, w.idem.as_ref());
     if let Some(replayed) = Idem::replay_if(idem, state).await? {
         return Ok(replayed);
     }
     for _ in 0..MAX_ATTEMPTS {
         let (rec, events) = load(state, &ctx.aid, id).await?;
-        if let Some(v) = expected {
+        if let Some(v) = w.expected {
             if v != rec.version() {
                 return Err(ApiError::PreconditionFailed { current: rec.version() });
             }
@@ -120,7 +139,7 @@ async fn mutate(
             None
         };
         let out = command(ctx, &mut RandomIds, rec, target)?;
-        if let Some(done) = apply(state, out, events, expected.is_some(), idem).await? {
+        if let Some(done) = apply(state, out, events, w.expected.is_some(), idem).await? {
             return Ok(done);
         }
     }
@@ -176,26 +195,15 @@ async fn apply(
     }
 }
 
-async fn create(
-    State(state): State<AppState>,
-    Path(aid): Path<String>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-    body: Body,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
-    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
-    if let Some(replayed) = Idem::replay_if(idem.as_ref(), &state).await? {
+async fn create(w: Write) -> Result<Response, ApiError> {
+    no_discount_engine(&w)?;
+    if let Some(replayed) = Idem::replay_if(w.idem.as_ref(), &w.state).await? {
         return Ok(replayed);
     }
-    let parsed: DraftBody = body.json()?;
-    no_discount_engine(&uri)?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
+    let parsed: DraftBody = w.body.json()?;
     for _ in 0..MAX_ATTEMPTS {
-        let out = draft::create(&ctx, &mut RandomIds, parsed.clone())?;
-        if let Some(done) = apply(&state, out, Vec::new(), false, idem.as_ref()).await? {
+        let out = draft::create(&w.ctx, &mut RandomIds, parsed.clone())?;
+        if let Some(done) = apply(&w.state, out, Vec::new(), false, w.idem.as_ref()).await? {
             return Ok(done);
         }
     }
@@ -215,120 +223,41 @@ async fn fetch(
     Ok(with_etag(version, d))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn replace(
-    State(state): State<AppState>,
-    Path((aid, id)): Path<(String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-    body: Body,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
-    let expected = if_match(&headers)?;
-    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
-    let parsed: DraftBody = body.json()?;
-    no_discount_engine(&uri)?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
-        draft::replace(c, ids, rec, parsed.clone())
-    })
-    .await
+async fn replace(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+    no_discount_engine(&w)?;
+    let parsed: DraftBody = w.body.json()?;
+    mutate(&w, &id, false, |c, ids, rec, _| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
-async fn remove(
-    State(state): State<AppState>,
-    Path((aid, id)): Path<(String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
-    let expected = if_match(&headers)?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, false, None, |c, ids, rec, _| draft::delete(c, ids, rec)).await
+async fn remove(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+    mutate(&w, &id, false, |c, ids, rec, _| draft::delete(c, ids, rec)).await
 }
 
-async fn complete(
-    State(state): State<AppState>,
-    Path((aid, id)): Path<(String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
-    let expected = if_match(&headers)?;
-    let idem = Idem::from_request(&aid, &headers, &method, &uri, &[])?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, true, idem.as_ref(), draft::complete).await
+async fn complete(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+    mutate(&w, &id, true, draft::complete).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn add_item(
-    State(state): State<AppState>,
-    Path((aid, id)): Path<(String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-    body: Body,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
-    let expected = if_match(&headers)?;
-    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
-    let item: OrderItem = body.json()?;
-    no_discount_engine(&uri)?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
-        draft::add_item(c, ids, rec, item.clone())
-    })
-    .await
+async fn add_item(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+    no_discount_engine(&w)?;
+    let item: OrderItem = w.body.json()?;
+    mutate(&w, &id, false, |c, ids, rec, _| draft::add_item(c, ids, rec, item.clone())).await
 }
 
 fn line_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::bad("line_id", "must be an integer"))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn update_item(
-    State(state): State<AppState>,
-    Path((aid, id, line)): Path<(String, String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-    body: Body,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
+async fn update_item(Path((_, id, line)): Path<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
-    let expected = if_match(&headers)?;
-    let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
-    let item: OrderItem = body.json()?;
-    no_discount_engine(&uri)?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, Some(&body));
-    mutate(&state, &ctx, &id, expected, false, idem.as_ref(), |c, ids, rec, _| {
-        draft::update_item(c, ids, rec, line, item.clone())
-    })
-    .await
+    no_discount_engine(&w)?;
+    let item: OrderItem = w.body.json()?;
+    mutate(&w, &id, false, |c, ids, rec, _| draft::update_item(c, ids, rec, line, item.clone())).await
 }
 
-async fn remove_item(
-    State(state): State<AppState>,
-    Path((aid, id, line)): Path<(String, String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    caller.authorize(&aid, Access::Write)?;
+async fn remove_item(Path((_, id, line)): Path<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
-    let expected = if_match(&headers)?;
-    no_discount_engine(&uri)?;
-    let ctx = ctx(&state, &caller, &aid, &method, &uri, None);
-    mutate(&state, &ctx, &id, expected, false, None, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
+    no_discount_engine(&w)?;
+    mutate(&w, &id, false, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
 }
 
 #[derive(serde::Serialize)]
