@@ -106,7 +106,7 @@ pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(Draft
 /// The order a completion goes into (`options.order_id`), read afresh on every attempt.
 async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<Option<Order>, ApiError> {
     let Some(key) = rec.draft.options.as_ref().and_then(|o| o.order_id.as_deref()) else { return Ok(None) };
-    match crate::orders::load(state, aid, key).await {
+    match crate::orders::load(state, aid, key, false).await {
         Ok(loaded) => Ok(loaded.order),
         Err(ApiError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),

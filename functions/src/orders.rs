@@ -12,7 +12,7 @@ use axum::Router;
 use domain::draft::{EventRecord, OrderIdRecord, OrderStub};
 use domain::model::{Event, Order, OrderObject};
 use domain::table;
-use infra::{query_all, Query};
+use infra::{query_all, Query, SkCond};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/accounts/{aid}/shopping/orders/{order_id}", get(fetch))
@@ -25,9 +25,15 @@ pub(crate) struct Loaded {
     pub events: Vec<Event>,
 }
 
-async fn read_partition(state: &AppState, aid: &str, id: &str) -> Result<Loaded, ApiError> {
+/// Reads an order's partition; without `events` only the header and the stub (whose sort
+/// keys follow every `EVENT#` key), so a plain read does not pay for the event history.
+async fn read_partition(state: &AppState, aid: &str, id: &str, events: bool) -> Result<Loaded, ApiError> {
+    let mut q = Query::partition(table::order_pk(aid, id));
+    if !events {
+        q.sk = SkCond::Ge(table::ORDER_SK.to_owned());
+    }
     let mut loaded = Loaded { order: None, stub: None, events: Vec::new() };
-    for item in query_all(state.store.as_ref(), Query::partition(table::order_pk(aid, id))).await? {
+    for item in query_all(state.store.as_ref(), q).await? {
         match item.sk.as_str() {
             table::ORDER_SK => loaded.order = Some(parse(&item.doc)?),
             table::STUB_SK => loaded.stub = Some(parse(&item.doc)?),
@@ -38,17 +44,21 @@ async fn read_partition(state: &AppState, aid: &str, id: &str) -> Result<Loaded,
     Ok(loaded)
 }
 
-/// Finds an order by `id`, then by `order_id`.
-pub(crate) async fn load(state: &AppState, aid: &str, key: &str) -> Result<Loaded, ApiError> {
-    let direct = read_partition(state, aid, key).await?;
-    if direct.order.is_some() || direct.stub.is_some() {
-        return Ok(direct);
+/// Finds an order by `id` or by `order_id`. Ids are UUIDs, so a key that is not one is looked
+/// up as an `order_id` first, saving a round trip.
+pub(crate) async fn load(state: &AppState, aid: &str, key: &str, events: bool) -> Result<Loaded, ApiError> {
+    let found = |l: &Loaded| l.order.is_some() || l.stub.is_some();
+    if domain::validate::is_uuid(key) {
+        let direct = read_partition(state, aid, key, events).await?;
+        if found(&direct) {
+            return Ok(direct);
+        }
     }
     if let Some(item) = state.store.get(&table::order_id_key(aid, key)).await? {
         if let Some(id) = parse::<OrderIdRecord>(&item.doc)?.id {
-            let found = read_partition(state, aid, &id).await?;
-            if found.order.is_some() || found.stub.is_some() {
-                return Ok(found);
+            let by_order_id = read_partition(state, aid, &id, events).await?;
+            if found(&by_order_id) {
+                return Ok(by_order_id);
             }
         }
     }
@@ -63,7 +73,7 @@ async fn fetch(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw.as_deref()), true)?;
-    let loaded = load(&state, &aid, &key).await?;
+    let loaded = load(&state, &aid, &key, kinds.is_some()).await?;
     let Some(mut order) = loaded.order else {
         // Retention expired: only the identifying fields remain.
         let stub = loaded.stub.ok_or_else(|| ApiError::NotFound("order".into()))?;
