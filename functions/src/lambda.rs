@@ -37,20 +37,20 @@ pub fn init_logs() {
 }
 
 /// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer.
-pub async fn aws_state(config: &Config) -> AppState {
+pub fn aws_state(config: &Config) -> Result<AppState, String> {
     let clock = Arc::new(SystemClock::default());
-    let client = infra::dynamo::client_from_env().await;
-    AppState {
+    let client = infra::dynamo::client_from_env()?;
+    Ok(AppState {
         store: Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone())),
         clock,
         auth: Arc::new(Auth::ApiGateway),
-    }
+    })
 }
 
 /// Serves one resource group's router as this Lambda.
 pub async fn run(group: Router<AppState>) -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
-    let state = aws_state(&config).await;
+    let state = aws_state(&config)?;
     lambda_http::run(crate::finish(group, state)).await
 }

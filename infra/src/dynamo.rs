@@ -5,6 +5,7 @@
 use crate::clock::Clock;
 use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
@@ -417,19 +418,35 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
     Ok(())
 }
 
-/// A client for a local emulator (moto): fixed region and dummy credentials.
-pub async fn emulator_client(endpoint: &str) -> Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await;
-    Client::new(&conf)
+fn client(region: String, credentials: Credentials, endpoint: Option<&str>) -> Client {
+    let mut conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(credentials);
+    if let Some(url) = endpoint {
+        conf = conf.endpoint_url(url);
+    }
+    Client::from_conf(conf.build())
 }
 
-/// A client configured the standard way (Lambda environment, profile, IMDS...).
-pub async fn client_from_env() -> Client {
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Client::new(&conf)
+/// A client for a local emulator (moto): fixed region and dummy credentials.
+pub fn emulator_client(endpoint: &str) -> Client {
+    client("us-east-1".into(), Credentials::new("test", "test", None, None, "emulator"), Some(endpoint))
+}
+
+/// A client from what Lambda gives every function: `AWS_REGION` and the execution role's
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`. Going without
+/// aws-config's provider chain (profiles, SSO, STS, IMDS), which a Lambda never needs, keeps
+/// those clients out of the binary and out of start-up.
+pub fn client_from_env() -> Result<Client, String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let region = var("AWS_REGION").or_else(|_| var("AWS_DEFAULT_REGION"))?;
+    let credentials = Credentials::new(
+        var("AWS_ACCESS_KEY_ID")?,
+        var("AWS_SECRET_ACCESS_KEY")?,
+        std::env::var("AWS_SESSION_TOKEN").ok(),
+        None,
+        "lambda-environment",
+    );
+    Ok(client(region, credentials, None))
 }

@@ -17,7 +17,7 @@ pub fn emulator_endpoint() -> String {
 /// A DynamoDB store on a fresh table of its own (unique per test, so tests run in parallel).
 pub async fn dynamo_store(clock: Arc<dyn Clock>) -> Arc<dyn Store> {
     static N: AtomicU32 = AtomicU32::new(0);
-    let client = infra::dynamo::emulator_client(&emulator_endpoint()).await;
+    let client = infra::dynamo::emulator_client(&emulator_endpoint());
     let table = format!("shopping-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
     infra::dynamo::create_table(&client, &table).await.expect("create table on the emulator");
     Arc::new(infra::dynamo::DynamoStore::new(client, table, clock))
