@@ -149,83 +149,52 @@ fn condition(cond: Condition, now: i64) -> Expr {
     Expr { text, names, values }
 }
 
+/// Applies an optional condition to any write builder (`PutItem`, and the `Put`, `Delete` and
+/// `ConditionCheck` of a transaction, which share these setters but no trait), asking for the
+/// stored item back when the condition fails.
+macro_rules! conditioned {
+    ($builder:expr, $expr:expr) => {{
+        let e: Option<Expr> = $expr;
+        let (text, names, values) = match e {
+            Some(e) => (Some(e.text), Some(e.names), Some(e.values)),
+            None => (None, None, None),
+        };
+        $builder
+            .set_condition_expression(text)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }};
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
         Self { client, table: table.into(), clock }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     fn transact_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, StoreError> {
-        let expr = |c: Option<Condition>| c.map(|c| condition(c, now));
         let b = TransactWriteItem::builder();
         Ok(match op {
             WriteOp::Put { item, cond } => {
-                let e = expr(*cond);
-                let attrs = to_attrs(item)?;
-                b.put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(attrs))
-                        .set_condition_expression(e.as_ref().map(|e| e.text.clone()))
-                        .set_expression_attribute_names(e.as_ref().map(|e| e.names.clone()))
-                        .set_expression_attribute_values(e.as_ref().map(|e| e.values.clone()))
-                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .build()
+                let put = Put::builder().table_name(&self.table).set_item(Some(to_attrs(item)?));
+                b.put(conditioned!(put, cond.map(|c| condition(c, now))).build().map_err(unavailable)?).build()
             }
             WriteOp::Delete { key, cond } => {
-                let e = expr(*cond);
-                b.delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_attrs(key)))
-                        .set_condition_expression(e.as_ref().map(|e| e.text.clone()))
-                        .set_expression_attribute_names(e.as_ref().map(|e| e.names.clone()))
-                        .set_expression_attribute_values(e.as_ref().map(|e| e.values.clone()))
-                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .build()
+                let delete = Delete::builder().table_name(&self.table).set_key(Some(key_attrs(key)));
+                b.delete(conditioned!(delete, cond.map(|c| condition(c, now))).build().map_err(unavailable)?).build()
             }
             WriteOp::Check { key, cond } => {
-                let e = condition(*cond, now);
-                b.condition_check(
-                    ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_attrs(key)))
-                        .condition_expression(e.text)
-                        .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values(Some(e.values))
-                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .build()
+                let check = ConditionCheck::builder().table_name(&self.table).set_key(Some(key_attrs(key)));
+                b.condition_check(conditioned!(check, Some(condition(*cond, now))).build().map_err(unavailable)?)
+                    .build()
             }
         })
     }
 
     /// A single put is a plain conditional `PutItem`: half the write units of a transaction.
     async fn put_one(&self, item: &Item, cond: Option<Condition>, now: i64) -> Result<(), StoreError> {
-        let e = cond.map(|c| condition(c, now));
-        let attrs = to_attrs(item)?;
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attrs))
-            .set_condition_expression(e.as_ref().map(|e| e.text.clone()))
-            .set_expression_attribute_names(e.as_ref().map(|e| e.names.clone()))
-            .set_expression_attribute_values(e.map(|e| e.values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(to_attrs(item)?));
+        let res = conditioned!(put, cond.map(|c| condition(c, now))).send().await;
         match res {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => match se.into_err() {
