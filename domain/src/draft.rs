@@ -2,6 +2,7 @@
 //! and injected ids/time, and returns the new resource plus the writes that make it so: the
 //! items to put with their conditions, and the event items (the outbox) in the same write.
 
+use crate::error::FieldError;
 use crate::error::{DomainError, Result};
 use crate::ids::{timestamp, Ids};
 use crate::model::{
@@ -9,7 +10,7 @@ use crate::model::{
     OrderObject, OrderStatus, OrderStore, PaymentDetails, PaymentOperation, PaymentStatus,
 };
 use crate::table::{self, Condition, Item, Key, WriteOp};
-use crate::{totals, validate};
+use crate::{money, totals, validate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -98,8 +99,24 @@ fn ttl_seconds(options: Option<&DraftOptions>, order: &OrderObject) -> Option<i6
     options.and_then(|o| o.order_time_to_live).or(order.time_to_live)
 }
 
-fn expires_at(now: OffsetDateTime, ttl: Option<i64>) -> Option<OffsetDateTime> {
-    ttl.map(|s| now + time::Duration::seconds(s))
+/// When a retention of `ttl` seconds from `now` ends. Validation bounds `time_to_live`, so
+/// this fails only for data stored before the bound existed: still an error, never a panic.
+fn expires_at(now: OffsetDateTime, ttl: Option<i64>) -> Result<Option<OffsetDateTime>> {
+    match ttl {
+        None => Ok(None),
+        Some(s) => {
+            now.checked_add(time::Duration::seconds(s)).filter(|t| t.year() <= 9999).map(Some).ok_or_else(|| {
+                DomainError::invalid(
+                    "order.time_to_live",
+                    format!("must be at most {} seconds", validate::MAX_TIME_TO_LIVE),
+                )
+            })
+        }
+    }
+}
+
+fn invalid(e: FieldError) -> DomainError {
+    DomainError::Validation(vec![e])
 }
 
 fn draft_item(aid: &str, rec: &DraftRecord, ttl_epoch: Option<i64>) -> Item {
@@ -132,14 +149,10 @@ fn api_event(ctx: &Ctx, ids: &mut dyn Ids, version: u64, draft_id: &str) -> Even
 
 /// Assigns missing `line_id`s (next after the highest), stamps item versions, computes totals
 /// and the list of sales locations.
-fn normalize_order(order: &mut OrderObject, version: u64, now: OffsetDateTime, ttl: Option<i64>) {
+fn normalize_order(order: &mut OrderObject, version: u64, now: OffsetDateTime, ttl: Option<i64>) -> Result<()> {
     let items = order.items.get_or_insert_with(Vec::new);
-    let mut next = items.iter().filter_map(|i| i.line_id).max().map_or(1, |m| m + 1);
+    number_new_items(items, |i| format!("order.items[{i}].line_id"))?;
     for item in items.iter_mut() {
-        if item.line_id.is_none() {
-            item.line_id = Some(next);
-            next += 1;
-        }
         if item.quantity.is_none() {
             item.quantity = Some(1.0);
         }
@@ -147,7 +160,7 @@ fn normalize_order(order: &mut OrderObject, version: u64, now: OffsetDateTime, t
             item.version = Some(version);
         }
     }
-    totals::apply(order);
+    totals::apply(order, "order")?;
     let mut stores: Vec<OrderStore> = Vec::new();
     for s in order.items.iter().flatten().filter_map(|i| i.store.as_ref()) {
         if !stores.iter().any(|x| x.id == s.id) {
@@ -156,7 +169,28 @@ fn normalize_order(order: &mut OrderObject, version: u64, now: OffsetDateTime, t
     }
     order.stores = (!stores.is_empty()).then_some(stores);
     order.version = Some(version);
-    order.time_to_live_expires_at = expires_at(now, ttl).map(timestamp);
+    order.time_to_live_expires_at = expires_at(now, ttl)?.map(timestamp);
+    Ok(())
+}
+
+/// Gives items sent without a `line_id` the numbers after the highest in use, in order.
+/// Running out of numbers is a 400 on the item's `line_id` (`path_of` its position).
+fn number_new_items(items: &mut [OrderItem], path_of: impl Fn(usize) -> String) -> Result<()> {
+    let mut last: Option<i64> = None;
+    for i in 0..items.len() {
+        if items.get(i).is_some_and(|it| it.line_id.is_none()) {
+            let n = match last {
+                None => money::next_line_id(items.iter().filter_map(|it| it.line_id), &path_of(i)),
+                Some(prev) => money::following_line_id(prev, &path_of(i)),
+            }
+            .map_err(invalid)?;
+            if let Some(it) = items.get_mut(i) {
+                it.line_id = Some(n);
+            }
+            last = Some(n);
+        }
+    }
+    Ok(())
 }
 
 fn ensure_open(rec: &DraftRecord) -> Result<()> {
@@ -195,15 +229,15 @@ fn commit(
     mut rec: DraftRecord,
     webhook: &str,
     mut ops: Vec<WriteOp>,
-) -> Outcome<Draft> {
-    let version = prev.map_or(0, |p| p + 1);
+) -> Result<Outcome<Draft>> {
+    let version = prev.map_or(0, money::next_version);
     rec.draft.version = Some(version);
     rec.draft.updated_at = ctx.now_str();
     let ttl = rec.draft.order.as_ref().and_then(|o| ttl_seconds(rec.draft.options.as_ref(), o));
     if let Some(order) = rec.draft.order.as_mut() {
-        normalize_order(order, version, ctx.now, ttl);
+        normalize_order(order, version, ctx.now, ttl)?;
     }
-    let ttl_epoch = expires_at(ctx.now, ttl).map(|t| t.unix_timestamp());
+    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
     let pk = table::draft_pk(&ctx.aid, &rec.draft.id);
     let cond = prev.map_or(Condition::NotExists, Condition::VersionIs);
@@ -211,7 +245,7 @@ fn commit(
     ops.insert(1, WriteOp::Put { item: event_item(pk, event.clone(), &[webhook]), cond: Some(Condition::NotExists) });
     let mut draft = rec.draft;
     draft.events = Some(vec![event]);
-    Outcome { resource: draft, ops, custom_order_ids: Vec::new() }
+    Ok(Outcome { resource: draft, ops, custom_order_ids: Vec::new() })
 }
 
 /// POST /draft_orders
@@ -241,7 +275,20 @@ pub fn create(ctx: &Ctx, ids: &mut dyn Ids, body: DraftBody) -> Result<Outcome<D
     };
     let mut ops = Vec::new();
     reserve_if_needed(ctx, ids, &mut rec, &mut ops);
-    Ok(commit(ctx, ids, None, rec, "shopping_draft_add", ops))
+    commit(ctx, ids, None, rec, "shopping_draft_add", ops)
+}
+
+/// Rules that depend on what the draft already holds, not only on the request: a reserved
+/// `order_id` stays with the draft across replaces, and one id cannot name several orders.
+fn check_against_stored(rec: &DraftRecord, options: &DraftOptions) -> Result<()> {
+    if let (Some(reserved), Some(true)) = (&rec.reserved_order_id, options.split_draft) {
+        return Err(DomainError::Validation(vec![FieldError::new(
+            "options.split_draft",
+            "NOT_ALLOWED_WITH_RESERVED_ORDER_ID",
+            format!("this draft reserved order_id {reserved}, which can name only one order; a split is not possible"),
+        )]));
+    }
+    Ok(())
 }
 
 /// PUT /draft_orders/{id}: replaces options and order; the reserved order_id stays.
@@ -249,12 +296,13 @@ pub fn replace(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, body: DraftBo
     ensure_open(&rec)?;
     let options = body.options.unwrap_or_default();
     validate::draft_body(&options, &body.order)?;
+    check_against_stored(&rec, &options)?;
     let prev = rec.version();
     rec.draft.options = Some(options);
     rec.draft.order = Some(body.order);
     let mut ops = Vec::new();
     reserve_if_needed(ctx, ids, &mut rec, &mut ops);
-    Ok(commit(ctx, ids, Some(prev), rec, "shopping_draft_update", ops))
+    commit(ctx, ids, Some(prev), rec, "shopping_draft_update", ops)
 }
 
 /// POST /draft_orders/{id}/items
@@ -270,9 +318,12 @@ pub fn add_item(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, item: OrderI
         }
     }
     let mut item = item;
-    item.version = Some(prev + 1);
+    if item.line_id.is_none() {
+        item.line_id = Some(money::next_line_id(items.iter().filter_map(|i| i.line_id), "line_id").map_err(invalid)?);
+    }
+    item.version = Some(money::next_version(prev));
     items.push(item);
-    Ok(commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new()))
+    commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new())
 }
 
 fn position(rec: &DraftRecord, line_id: i64) -> Result<usize> {
@@ -300,11 +351,11 @@ pub fn update_item(
     }
     let prev = rec.version();
     item.line_id = Some(line_id);
-    item.version = Some(prev + 1);
-    if let Some(items) = rec.draft.order.as_mut().and_then(|o| o.items.as_mut()) {
-        items[at] = item;
+    item.version = Some(money::next_version(prev));
+    if let Some(slot) = rec.draft.order.as_mut().and_then(|o| o.items.as_mut()).and_then(|items| items.get_mut(at)) {
+        *slot = item;
     }
-    Ok(commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new()))
+    commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new())
 }
 
 /// DELETE /draft_orders/{id}/items/{line_id}
@@ -313,9 +364,11 @@ pub fn remove_item(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, line_id: 
     let at = position(&rec, line_id)?;
     let prev = rec.version();
     if let Some(items) = rec.draft.order.as_mut().and_then(|o| o.items.as_mut()) {
-        items.remove(at);
+        if at < items.len() {
+            items.remove(at);
+        }
     }
-    Ok(commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new()))
+    commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new())
 }
 
 /// DELETE /draft_orders/{id}: soft delete.
@@ -325,7 +378,7 @@ pub fn delete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord) -> Result<Outc
     rec.draft.status = DraftStatus::Deleted;
     rec.draft.deleted_at = Some(ctx.now_str());
     rec.draft.deleted_by = Some(ctx.actor.clone());
-    Ok(commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new()))
+    commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new())
 }
 
 /// The fields an order keeps after its retention expires.
@@ -374,28 +427,30 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderIte
 }
 
 /// The complete response: the draft envelope with the orders, as the upstream shows it.
-fn completion_response(mut out: Outcome<Draft>, orders: Vec<Order>) -> Outcome<Draft> {
+fn completion_response(out: Result<Outcome<Draft>>, orders: Vec<Order>) -> Result<Outcome<Draft>> {
+    let mut out = out?;
     out.resource =
         Draft { version: None, events: None, options: None, order: None, orders: Some(orders), ..out.resource };
-    out
+    Ok(out)
 }
 
 /// The order's payment figures from its net total and its successful payment operations.
 pub fn payment_details(order: &Order) -> PaymentDetails {
     let sum = |ops: &Option<Vec<PaymentOperation>>| -> i64 {
-        ops.iter().flatten().filter(|o| o.success != Some(false)).filter_map(|o| o.amount).sum()
+        money::total(ops.iter().flatten().filter(|o| o.success != Some(false)).filter_map(|o| o.amount))
     };
     let net = order.content.net_amount.unwrap_or(0);
     let authorized = sum(&order.authorizations);
     let has_authorizations = order.authorizations.iter().flatten().any(|o| o.success != Some(false));
     let (captured, refunded, cancelled) = (sum(&order.captures), sum(&order.refunds), sum(&order.cancellations));
     let capturable = if has_authorizations { authorized } else { net };
+    let settled = money::total([captured, cancelled]);
     PaymentDetails {
-        remaining_capture_amount: Some((capturable - captured - cancelled).max(0)),
-        remaining_refund_amount: Some((captured - refunded).max(0)),
-        remaining_cancellation_amount: Some((authorized - captured - cancelled).max(0)),
-        amount_due: Some((net - captured + refunded).max(0)),
-        remaining_authorization_amount: Some((net - authorized).max(0)),
+        remaining_capture_amount: Some(money::remaining(capturable, settled)),
+        remaining_refund_amount: Some(money::remaining(captured, refunded)),
+        remaining_cancellation_amount: Some(money::remaining(authorized, settled)),
+        amount_due: Some(money::remaining(net, money::remaining(captured, refunded))),
+        remaining_authorization_amount: Some(money::remaining(net, authorized)),
     }
 }
 
@@ -419,7 +474,7 @@ fn complete_into(
     let options = rec.draft.options.clone().unwrap_or_default();
     let draft_order = rec.draft.order.clone().unwrap_or_default();
     let prev = order.content.version.unwrap_or(0);
-    let version = prev + 1;
+    let version = money::next_version(prev);
     let mut new_items = draft_order.items.clone().unwrap_or_default();
     for it in &mut new_items {
         it.version = Some(version);
@@ -442,33 +497,27 @@ fn complete_into(
         };
     } else {
         let existing = order.content.items.get_or_insert_with(Vec::new);
-        let mut next = existing.iter().filter_map(|i| i.line_id).max().map_or(1, |m| m + 1);
-        for it in &mut new_items {
-            match it.line_id {
-                Some(l) if existing.iter().any(|e| e.line_id == Some(l)) => {
-                    return Err(DomainError::conflict(
-                        "DUPLICATE_LINE_ID",
-                        format!("line_id {l} already exists in order {}", order.id),
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    it.line_id = Some(next);
-                    next += 1;
-                }
+        for it in &new_items {
+            if let Some(l) = it.line_id.filter(|l| existing.iter().any(|e| e.line_id == Some(*l))) {
+                return Err(DomainError::conflict(
+                    "DUPLICATE_LINE_ID",
+                    format!("line_id {l} already exists in order {}", order.id),
+                ));
             }
         }
+        let first_new = existing.len();
         existing.extend(new_items);
+        number_new_items(existing, |i| format!("order.items[{}].line_id", i.saturating_sub(first_new)))?;
         if let Some(ttl) = options.order_time_to_live {
             order.content.time_to_live = Some(ttl);
         }
     }
     let ttl = order.content.time_to_live;
-    normalize_order(&mut order.content, version, ctx.now, ttl);
+    normalize_order(&mut order.content, version, ctx.now, ttl)?;
     order.content.stores = None;
     order.updated_at = ctx.now_str();
     order.payment_details = Some(payment_details(&order));
-    let ttl_epoch = expires_at(ctx.now, ttl).map(|t| t.unix_timestamp());
+    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
     let OrderItems { header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
     let mut ops = vec![
@@ -488,7 +537,7 @@ fn complete_into(
     let draft_version = rec.version();
     rec.draft.status = DraftStatus::Completed;
     let out = commit(ctx, ids, Some(draft_version), rec, "shopping_draft_complete", ops);
-    Ok(completion_response(out, vec![order]))
+    completion_response(out, vec![order])
 }
 
 /// Groups items for a split: one group per store id in ascending order; items without a
@@ -529,6 +578,8 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
         return complete_into(ctx, ids, rec, order, options.replace.is_some());
     }
     let split = options.split_draft == Some(true);
+    // A draft stored before this rule existed may hold both; refuse it clearly.
+    check_against_stored(&rec, &options)?;
     let groups = if split { split_groups(items) } else { vec![(None, items)] };
     if groups.len() > MAX_SPLIT_ORDERS {
         return Err(DomainError::invalid(
@@ -537,7 +588,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
         ));
     }
     let ttl = ttl_seconds(Some(&options), &draft_order);
-    let ttl_epoch = expires_at(ctx.now, ttl).map(|t| t.unix_timestamp());
+    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
     let now = ctx.now_str();
     let serial = options.serial_order_number_suffix == Some(true) && split;
     let mode = options.generate_order_id.unwrap_or_default();
@@ -545,7 +596,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
     let mut custom_order_ids = Vec::new();
     let mut orders = Vec::new();
     let mut base_number: Option<String> = draft_order.order_number.clone();
-    for (i, (store, items)) in groups.into_iter().enumerate() {
+    for (n, (store, items)) in (1..).zip(groups) {
         let id = ids.uuid();
         let (order_id, id_cond, custom) = match (&rec.reserved_order_id, mode, &draft_order.order_id) {
             (Some(reserved), _, _) => (reserved.clone(), Condition::VersionIs(0), false),
@@ -554,12 +605,12 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
             (None, _, _) => (ids.alphanumeric9(), Condition::NotExists, false),
         };
         let order_number = match (&base_number, serial) {
-            (Some(base), true) => format!("{base}-{}", i + 1),
+            (Some(base), true) => format!("{base}-{n}"),
             (None, true) => {
                 // Without a draft order_number the first order's id numbers the whole split.
                 let base = order_id.clone();
                 base_number = Some(base.clone());
-                format!("{base}-{}", i + 1)
+                format!("{base}-{n}")
             }
             (Some(base), false) => base.clone(),
             (None, false) => order_id.clone(),
@@ -583,7 +634,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
         if content.store.is_none() {
             content.store = store.as_ref().map(OrderStore::from);
         }
-        normalize_order(&mut content, 0, ctx.now, ttl);
+        normalize_order(&mut content, 0, ctx.now, ttl)?;
         content.stores = None;
         let event = api_event(ctx, ids, 0, &rec.draft.id);
         let order = Order {
@@ -622,9 +673,9 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
     }
     let prev = rec.version();
     rec.draft.status = DraftStatus::Completed;
-    let mut out = commit(ctx, ids, Some(prev), rec, "shopping_draft_complete", ops);
+    let mut out = commit(ctx, ids, Some(prev), rec, "shopping_draft_complete", ops)?;
     out.custom_order_ids = custom_order_ids;
-    Ok(completion_response(out, orders))
+    completion_response(Ok(out), orders)
 }
 
 #[cfg(test)]

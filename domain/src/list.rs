@@ -49,14 +49,29 @@ fn single<'a>(pairs: &'a [(String, String)], name: &str, errs: &mut Vec<FieldErr
 }
 
 /// Parses a date (whole day, inclusive) or a date-time into a comparable bound.
+/// A moment whose UTC date falls outside years 0–9999 is refused like a malformed one.
 fn bound(v: &str, upper: bool) -> Option<String> {
     if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
-        return Some(crate::ids::timestamp(t));
+        return crate::ids::checked_timestamp(t);
     }
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let d = Date::parse(v, &fmt).ok()?;
     let t = if upper { Time::from_hms_milli(23, 59, 59, 999).ok()? } else { Time::MIDNIGHT };
-    Some(crate::ids::timestamp(d.with_time(t).assume_utc()))
+    crate::ids::checked_timestamp(d.with_time(t).assume_utc())
+}
+
+/// A `created_at.gte|lte` parameter as a comparable bound, or an error naming it.
+pub fn date_bound(pairs: &[(String, String)], name: &str, upper: bool, errs: &mut Vec<FieldError>) -> Option<String> {
+    let v = single(pairs, name, errs)?;
+    let b = bound(v, upper);
+    if b.is_none() {
+        errs.push(FieldError::new(
+            name,
+            "INVALID_DATE",
+            "must be a date (YYYY-MM-DD) or an RFC 3339 date-time within years 0000-9999 UTC",
+        ));
+    }
+    b
 }
 
 pub fn parse_paging(pairs: &[(String, String)], errs: &mut Vec<FieldError>) -> Paging {
@@ -104,19 +119,8 @@ impl DraftFilter {
                 )),
             }
         }
-        let mut dates = [None, None];
-        for (i, name) in ["created_at.gte", "created_at.lte"].into_iter().enumerate() {
-            if let Some(v) = single(pairs, name, &mut errs) {
-                match bound(v, i == 1) {
-                    Some(b) => dates[i] = Some(b),
-                    None => errs.push(FieldError::new(
-                        name,
-                        "INVALID_DATE",
-                        "must be a date (YYYY-MM-DD) or an RFC 3339 date-time",
-                    )),
-                }
-            }
-        }
+        let created_gte = date_bound(pairs, "created_at.gte", false, &mut errs);
+        let created_lte = date_bound(pairs, "created_at.lte", true, &mut errs);
         let currency: Vec<String> = values(pairs, "currency").into_iter().map(str::to_owned).collect();
         for c in &currency {
             if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())) {
@@ -133,8 +137,8 @@ impl DraftFilter {
             customer_id: values(pairs, "customer_id").into_iter().map(str::to_owned).collect(),
             search: single(pairs, "search", &mut errs).map(str::to_lowercase),
             currency: currency.into_iter().map(|c| c.to_ascii_uppercase()).collect(),
-            created_gte: dates[0].take(),
-            created_lte: dates[1].take(),
+            created_gte,
+            created_lte,
             status,
             paging,
         };
@@ -215,6 +219,17 @@ mod tests {
         assert_eq!(f.status.len(), 3);
         assert_eq!(f.created_lte.as_deref(), Some("2026-01-31T23:59:59.999Z"));
         assert_eq!(f.paging.limit, 5);
+    }
+
+    #[test]
+    fn dates_beyond_year_9999_in_utc_are_a_clear_error() {
+        let Err(DomainError::Validation(errs)) =
+            DraftFilter::parse(&q(&[("created_at.lte", "9999-12-31T23:59:59-01:00")]))
+        else {
+            panic!()
+        };
+        assert_eq!(errs[0].path, "created_at.lte");
+        assert!(DraftFilter::parse(&q(&[("created_at.gte", "9999-12-31T23:59:59Z")])).is_ok());
     }
 
     #[test]

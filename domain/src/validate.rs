@@ -1,13 +1,22 @@
 //! Request validation: reports every problem at once, each with its JSON path.
 //!
 //! Type errors (a string where an integer belongs, a fraction in an amount) are caught earlier,
-//! by deserialisation; this module checks the rules the types cannot express.
+//! by [`crate::decode`]; this module checks the rules the types cannot express: ranges (every
+//! integer within ±(2^53 − 1), see [`crate::money`]), lengths that keep a stored item inside the
+//! store's limits, and the money rules on discounts.
 
 use crate::error::{DomainError, FieldError};
 use crate::model::{DraftOptions, GenerateOrderId, OrderItem, OrderObject};
+use crate::money::{self, MAX_SAFE};
+use serde_json::Value;
 use std::collections::HashSet;
 
 pub const MIN_TIME_TO_LIVE: i64 = 86_400;
+/// A hundred years: any retention beyond is a typo, and keeps every expiry a valid date.
+pub const MAX_TIME_TO_LIVE: i64 = 3_155_760_000;
+/// A `metadata` object, as JSON, is at most this many bytes (it is stored with the resource,
+/// copied into events, and a stored item holds at most 400 KB).
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 const MAX_COMMENT: usize = 255;
 const MAX_ORDER_ID: usize = 255;
 const MAX_RESOURCE_ID: usize = 40;
@@ -17,8 +26,10 @@ const MAX_TEXT: usize = 4096;
 
 /// `aid` must match `^[PT]\d{8}$`.
 pub fn is_account_id(aid: &str) -> bool {
-    let b = aid.as_bytes();
-    b.len() == 9 && matches!(b[0], b'P' | b'T') && b[1..].iter().all(u8::is_ascii_digit)
+    match aid.as_bytes().split_first() {
+        Some((first, rest)) => matches!(first, b'P' | b'T') && rest.len() == 8 && rest.iter().all(u8::is_ascii_digit),
+        None => false,
+    }
 }
 
 /// Canonical lower-case UUID text (`8-4-4-4-12` hex).
@@ -47,6 +58,20 @@ impl Problems {
         if let Some(s) = v {
             if s.chars().count() > max {
                 self.push(path, "TOO_LONG", format!("must be at most {max} characters"));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds the problems of `other` whose paths have none yet (a specific rule, checked
+    /// first, says more than the shared limits).
+    fn merge_new(&mut self, other: Problems) {
+        for e in other.0 {
+            if !self.0.iter().any(|x| x.path == e.path) {
+                self.0.push(e);
             }
         }
     }
@@ -87,16 +112,81 @@ pub fn draft_body(options: &DraftOptions, order: &OrderObject) -> Result<(), Dom
     p.into_result()
 }
 
-fn check_options(p: &mut Problems, o: &DraftOptions) {
-    if let Some(ttl) = o.order_time_to_live {
-        if ttl < MIN_TIME_TO_LIVE {
+fn check_ttl(p: &mut Problems, path: &str, ttl: Option<i64>) {
+    if let Some(ttl) = ttl {
+        if !(MIN_TIME_TO_LIVE..=MAX_TIME_TO_LIVE).contains(&ttl) {
             p.push(
-                "options.order_time_to_live",
+                path,
                 "OUT_OF_RANGE",
-                format!("must be at least {MIN_TIME_TO_LIVE} seconds"),
+                format!("must be from {MIN_TIME_TO_LIVE} to {MAX_TIME_TO_LIVE} seconds (100 years)"),
             );
         }
     }
+}
+
+/// Limits every field shares, checked on the decoded value as JSON (so only fields the API
+/// knows count, never ignored unknown ones): integers within ±(2^53 − 1) outside free-form
+/// `metadata`, text at most [`MAX_TEXT`] characters, `metadata` at most
+/// [`MAX_METADATA_BYTES`] as JSON.
+pub fn check_limits(p: &mut Problems, path: &str, v: &Value) {
+    match v {
+        Value::Number(n) => {
+            let ok = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => money::in_range(i),
+                (None, Some(u), _) => u <= MAX_SAFE.unsigned_abs(),
+                (None, None, Some(f)) => f.is_finite() && f.abs() <= 9_007_199_254_740_991.0,
+                _ => false,
+            };
+            if !ok {
+                p.push(path, "OUT_OF_RANGE", format!("must be between -{MAX_SAFE} and {MAX_SAFE}"));
+            }
+        }
+        Value::String(s) => {
+            if s.chars().count() > MAX_TEXT {
+                p.push(path, "TOO_LONG", format!("must be at most {MAX_TEXT} characters"));
+            }
+        }
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| check_limits(p, &format!("{path}[{i}]"), x)),
+        Value::Object(m) => {
+            for (k, x) in m {
+                let kp = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if k == "metadata" {
+                    check_metadata(p, &kp, x);
+                } else {
+                    check_limits(p, &kp, x);
+                }
+            }
+        }
+        Value::Bool(_) | Value::Null => {}
+    }
+}
+
+fn check_metadata(p: &mut Problems, path: &str, v: &Value) {
+    if serde_json::to_string(v).map_or(0, |s| s.len()) > MAX_METADATA_BYTES {
+        p.push(path, "TOO_LARGE", format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
+    }
+    fn strings(p: &mut Problems, path: &str, v: &Value) {
+        match v {
+            Value::String(s) if s.chars().count() > MAX_TEXT => {
+                p.push(path, "TOO_LONG", format!("must be at most {MAX_TEXT} characters"))
+            }
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| strings(p, &format!("{path}[{i}]"), x)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| strings(p, &format!("{path}.{k}"), x)),
+            _ => {}
+        }
+    }
+    strings(p, path, v);
+}
+
+fn limits_of<T: serde::Serialize>(p: &mut Problems, path: &str, v: &T) {
+    if let Ok(json) = serde_json::to_value(v) {
+        check_limits(p, path, &json);
+    }
+}
+
+fn check_options(p: &mut Problems, o: &DraftOptions) {
+    limits_of(p, "options", o);
+    check_ttl(p, "options.order_time_to_live", o.order_time_to_live);
     if o.replace.is_some() && o.order_id.is_none() {
         p.push("options.replace", "REQUIRES_ORDER_ID", "replace needs options.order_id to name the order to replace");
     }
@@ -110,6 +200,9 @@ fn check_options(p: &mut Problems, o: &DraftOptions) {
 /// Validates order content (draft.order or an order update). `require_currency` is set where
 /// the upstream schema marks currency as required.
 pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_currency: bool) {
+    // Items are checked (limits included) one by one below.
+    let mut limits = Problems::default();
+    limits_of(&mut limits, path, &OrderObject { items: None, ..o.clone() });
     match &o.currency {
         Some(c) if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) => {
             p.push(format!("{path}.currency"), "INVALID_CURRENCY", "must be a three-letter ISO-4217 code, e.g. NOK");
@@ -117,15 +210,7 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
         None if require_currency => p.push(format!("{path}.currency"), "REQUIRED", "is required"),
         _ => {}
     }
-    if let Some(ttl) = o.time_to_live {
-        if ttl < MIN_TIME_TO_LIVE {
-            p.push(
-                format!("{path}.time_to_live"),
-                "OUT_OF_RANGE",
-                format!("must be at least {MIN_TIME_TO_LIVE} seconds"),
-            );
-        }
-    }
+    check_ttl(p, &format!("{path}.time_to_live"), o.time_to_live);
     if let Some(id) = &o.order_id {
         if id.is_empty() || id.chars().count() > MAX_ORDER_ID {
             p.push(format!("{path}.order_id"), "OUT_OF_RANGE", format!("must be 1..{MAX_ORDER_ID} characters"));
@@ -150,6 +235,8 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
         }
     }
     if let Some(c) = &o.customer {
+        // The customer id is part of an index key (orders by customer).
+        p.max_len(&format!("{path}.customer.id"), &c.id, MAX_ORDER_ID);
         if let Some(email) = &c.email {
             if !email.contains('@') {
                 p.push(format!("{path}.customer.email"), "INVALID_EMAIL", "must be an e-mail address");
@@ -172,10 +259,14 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
             }
         }
     }
+    p.merge_new(limits);
 }
 
 /// Validates one item (draft item bodies and items inside `order.items`).
 pub fn check_item(p: &mut Problems, path: &str, item: &OrderItem) {
+    let mut limits = Problems::default();
+    limits_of(&mut limits, path, item);
+    let limits_failed = !limits.is_empty();
     if item.gross_amount.is_none() {
         p.push(format!("{path}.gross_amount"), "REQUIRED", "is required");
     }
@@ -200,14 +291,35 @@ pub fn check_item(p: &mut Problems, path: &str, item: &OrderItem) {
         }
     }
     if let Some(q) = item.quantity {
-        if !q.is_finite() || q < 0.0 {
-            p.push(format!("{path}.quantity"), "OUT_OF_RANGE", "must be zero or positive");
+        if !q.is_finite() || q < 1.0 {
+            p.push(format!("{path}.quantity"), "OUT_OF_RANGE", "must be at least 1");
         }
     }
     if let Some(d) = &item.discount_lines {
+        let mut amounts_ok = !limits_failed;
         for (i, dl) in d.iter().enumerate() {
-            if dl.amount.is_none() {
-                p.push(format!("{path}.discount_lines[{i}].amount"), "REQUIRED", "is required");
+            match dl.amount {
+                None => {
+                    p.push(format!("{path}.discount_lines[{i}].amount"), "REQUIRED", "is required");
+                    amounts_ok = false;
+                }
+                Some(a) if a < 0 => {
+                    p.push(format!("{path}.discount_lines[{i}].amount"), "OUT_OF_RANGE", "must be zero or positive");
+                    amounts_ok = false;
+                }
+                Some(_) => {}
+            }
+        }
+        // A discount never takes a sale below zero (negative gross amounts are reversals).
+        if let (true, Some(gross)) = (amounts_ok, item.gross_amount.filter(|g| *g >= 0)) {
+            match money::sum(d.iter().filter_map(|l| l.amount), &format!("{path}.discount_lines")) {
+                Ok(total) if total > gross => p.push(
+                    format!("{path}.discount_lines"),
+                    "EXCEEDS_GROSS_AMOUNT",
+                    format!("the discounts ({total}) exceed the item's gross_amount ({gross})"),
+                ),
+                Ok(_) => {}
+                Err(e) => p.0.push(e),
             }
         }
     }
@@ -222,6 +334,7 @@ pub fn check_item(p: &mut Problems, path: &str, item: &OrderItem) {
             p.push(format!("{path}.original_currency"), "INVALID_CURRENCY", "must be a three-letter ISO-4217 code");
         }
     }
+    p.merge_new(limits);
 }
 
 /// Validates a single draft item body.

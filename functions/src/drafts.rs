@@ -3,7 +3,8 @@
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body};
-use crate::idempotency::Idem;
+use crate::idempotency::{Idem, Replay};
+use crate::retry::Backoff;
 use crate::state::{AppState, RandomIds};
 use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::Uri;
@@ -16,9 +17,6 @@ use domain::list::DraftFilter;
 use domain::model::{Draft, Event, EventRequest, Order, OrderItem};
 use domain::table::{self, Index, Key};
 use infra::{query_all, Cursor, Query, SkCond, StoreError};
-
-/// How often a write is retried from a fresh read when another write got there first.
-const MAX_ATTEMPTS: usize = 12;
 
 pub fn router() -> Router<AppState> {
     let base = "/v1/accounts/{aid}/shopping/draft_orders";
@@ -103,6 +101,47 @@ pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(Draft
     rec.map(|r| (r, events)).ok_or_else(|| ApiError::NotFound("draft".into()))
 }
 
+/// Re-reads a draft after a lost race: the draft item, and only the events added since those
+/// already in `events` (events never change, so their stored request bodies are not read
+/// again).
+async fn reload(state: &AppState, aid: &str, id: &str, events: &mut Vec<Event>) -> Result<DraftRecord, ApiError> {
+    let item = state.store.get(&table::draft_key(aid, id)).await?.ok_or_else(|| ApiError::NotFound("draft".into()))?;
+    let rec: DraftRecord = parse(&item.doc)?;
+    let mut q = Query::partition(table::draft_pk(aid, id));
+    q.sk = match events.last().and_then(|e| e.version) {
+        Some(v) => SkCond::Between(table::event_sk(v.saturating_add(1)), table::event_sk(u64::MAX)),
+        None => SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()),
+    };
+    for item in query_all(state.store.as_ref(), q).await? {
+        events.push(parse::<EventRecord>(&item.doc)?.event);
+    }
+    Ok(rec)
+}
+
+/// Answers with a stored response. A draft response stored without its events gets those up
+/// to its version from the draft's partition, so the bytes are those first sent.
+async fn respond(state: &AppState, replay: Replay) -> Result<Response, ApiError> {
+    let Some(pk) = replay.events_pk else { return Ok(json_with_etag(replay.version, replay.body)) };
+    let mut draft: Draft = parse(&replay.body)?;
+    let mut q = Query::partition(pk);
+    q.sk = SkCond::Between(table::event_sk(0), table::event_sk(replay.version));
+    let mut events = Vec::new();
+    for item in query_all(state.store.as_ref(), q).await? {
+        events.push(parse::<EventRecord>(&item.doc)?.event);
+    }
+    draft.events = Some(events);
+    let body = serde_json::to_string(&draft).map_err(|_| ApiError::Internal)?;
+    Ok(json_with_etag(replay.version, body))
+}
+
+/// The stored response for the request's `Idempotency-Key`, when it has one that was used.
+async fn replayed(w: &Write) -> Result<Option<Response>, ApiError> {
+    match Idem::lookup_if(w.idem.as_ref(), &w.state).await? {
+        Some(r) => respond(&w.state, r).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// The order a completion goes into (`options.order_id`), read afresh on every attempt.
 async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<Option<Order>, ApiError> {
     let Some(key) = rec.draft.options.as_ref().and_then(|o| o.order_id.as_deref()) else { return Ok(None) };
@@ -113,9 +152,14 @@ async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<
     }
 }
 
+fn too_many_races() -> ApiError {
+    ApiError::Conflict { code: "VERSION_CONFLICT", message: "too many concurrent changes; try again".into() }
+}
+
 /// Runs a draft command with optimistic concurrency: read, apply, write conditioned on the
-/// version read; on a lost race read again and re-apply, so no write is lost. Completion
-/// also reads the order it goes into, and its write is conditioned on that version too.
+/// version read; on a lost race pause (jittered exponential back-off), re-read what changed
+/// and re-apply, so no write is lost. Completion also reads the order it goes into, and its
+/// write is conditioned on that version too.
 async fn mutate(
     w: &Write,
     id: &str,
@@ -123,11 +167,12 @@ async fn mutate(
     command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<Order>) -> domain::error::Result<Outcome<Draft>>,
 ) -> Result<Response, ApiError> {
     let (state, ctx, idem) = (&w.state, &w.ctx, w.idem.as_ref());
-    if let Some(replayed) = Idem::replay_if(idem, state).await? {
-        return Ok(replayed);
+    if let Some(done) = replayed(w).await? {
+        return Ok(done);
     }
-    for _ in 0..MAX_ATTEMPTS {
-        let (rec, events) = load(state, &ctx.aid, id).await?;
+    let mut backoff = Backoff::new();
+    let (mut rec, mut events) = load(state, &ctx.aid, id).await?;
+    loop {
         if let Some(v) = w.expected {
             if v != rec.version() {
                 return Err(ApiError::PreconditionFailed { current: rec.version() });
@@ -139,33 +184,42 @@ async fn mutate(
             None
         };
         let out = command(ctx, &mut RandomIds, rec, target)?;
-        if let Some(done) = apply(state, out, events, w.expected.is_some(), idem).await? {
+        if let Some(done) = apply(state, out, &events, w.expected.is_some(), idem).await? {
             return Ok(done);
         }
+        if !backoff.pause().await {
+            return Err(too_many_races());
+        }
+        rec = reload(state, &ctx.aid, id, &mut events).await?;
     }
-    Err(ApiError::Conflict { code: "VERSION_CONFLICT", message: "too many concurrent changes; try again".into() })
 }
 
 /// Writes an outcome. `Ok(None)` means a race was lost and the command should be re-applied.
 async fn apply(
     state: &AppState,
     out: Outcome<Draft>,
-    mut events: Vec<Event>,
+    known: &[Event],
     pinned: bool,
     idem: Option<&Idem>,
 ) -> Result<Option<Response>, ApiError> {
     // The response is known before the write, so an idempotency record can join it.
     let mut draft = out.resource;
     let version = draft.version.unwrap_or(0);
-    if let Some(new) = draft.events.take() {
-        events.extend(new);
-        draft.events = Some(events);
-    }
-    let body = serde_json::to_string(&draft).map_err(|_| ApiError::Unavailable)?;
     let mut ops = out.ops;
     if let Some(idem) = idem {
-        ops.push(idem.record(state.clock.epoch(), version, &body));
+        // Stored without the event history, which the replay re-reads (see `respond`) from
+        // the draft's partition: that of the first op, the draft itself.
+        let events_pk = draft.events.as_ref().and(ops.first()).map(|op| op.key().pk);
+        let lean = Draft { events: None, ..draft.clone() };
+        let stored = serde_json::to_string(&lean).map_err(|_| ApiError::Internal)?;
+        ops.push(idem.record(state.clock.epoch(), version, stored, events_pk));
     }
+    if let Some(new) = draft.events.take() {
+        let mut all = known.to_vec();
+        all.extend(new);
+        draft.events = Some(all);
+    }
+    let body = serde_json::to_string(&draft).map_err(|_| ApiError::Internal)?;
     let keys: Vec<Key> = ops.iter().map(|o| o.key()).collect();
     match state.store.write(ops).await {
         Ok(()) => Ok(Some(json_with_etag(version, body))),
@@ -174,7 +228,8 @@ async fn apply(
             if let (Some(idem), Some(k)) = (idem, failed) {
                 if k == idem.key() {
                     // The same request raced itself: answer with what the winner stored.
-                    return idem.replay(state).await?.map(Some).ok_or(ApiError::Unavailable);
+                    let replay = idem.lookup(state).await?.ok_or(ApiError::Internal)?;
+                    return respond(state, replay).await.map(Some);
                 }
             }
             if let Some((_, oid)) = out.custom_order_ids.iter().find(|(k, _)| Some(k) == failed) {
@@ -197,17 +252,25 @@ async fn apply(
 
 async fn create(w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
-    if let Some(replayed) = Idem::replay_if(w.idem.as_ref(), &w.state).await? {
-        return Ok(replayed);
+    if let Some(done) = replayed(&w).await? {
+        return Ok(done);
     }
-    let parsed: DraftBody = w.body.json()?;
-    for _ in 0..MAX_ATTEMPTS {
+    let parsed: DraftBody = w.body.decode(draft_rules)?;
+    let mut backoff = Backoff::new();
+    loop {
         let out = draft::create(&w.ctx, &mut RandomIds, parsed.clone())?;
-        if let Some(done) = apply(&w.state, out, Vec::new(), false, w.idem.as_ref()).await? {
+        if let Some(done) = apply(&w.state, out, &[], false, w.idem.as_ref()).await? {
             return Ok(done);
         }
+        // Only a freshly drawn id can collide here (a reserved order_id): draw again.
+        if !backoff.pause().await {
+            return Err(ApiError::Internal);
+        }
     }
-    Err(ApiError::Unavailable)
+}
+
+fn draft_rules(b: &DraftBody) -> domain::error::Result<()> {
+    domain::validate::draft_body(&b.options.clone().unwrap_or_default(), &b.order)
 }
 
 async fn fetch(
@@ -225,7 +288,7 @@ async fn fetch(
 
 async fn replace(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
-    let parsed: DraftBody = w.body.json()?;
+    let parsed: DraftBody = w.body.decode(draft_rules)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
@@ -239,7 +302,7 @@ async fn complete(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Res
 
 async fn add_item(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
-    let item: OrderItem = w.body.json()?;
+    let item: OrderItem = w.body.decode(domain::validate::item_body)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::add_item(c, ids, rec, item.clone())).await
 }
 
@@ -250,7 +313,7 @@ fn line_id(raw: &str) -> Result<i64, ApiError> {
 async fn update_item(Path((_, id, line)): Path<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
-    let item: OrderItem = w.body.json()?;
+    let item: OrderItem = w.body.decode(domain::validate::item_body)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::update_item(c, ids, rec, line, item.clone())).await
 }
 

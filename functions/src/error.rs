@@ -1,11 +1,18 @@
 //! The edge's one error type and its one mapping to HTTP: status plus the upstream error body
 //! `{"error": {"code", "message", "errors"}}`.
+//!
+//! A 503 (with `Retry-After`) means only that the store is unavailable or throttling, so a
+//! client's retry can succeed. A request that breaks a store limit is a 4xx naming the cause
+//! (retrying it cannot help); a fault of this service is a 500, logged with its source.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{DomainError, FieldError};
-use infra::StoreError;
+use infra::{Limit, StoreError};
 use serde_json::json;
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -23,10 +30,15 @@ pub enum ApiError {
     PreconditionFailed { current: u64 },
     #[error("the request body exceeds {0} bytes")]
     TooLarge(usize),
+    /// The change would make a stored item larger than the store allows.
+    #[error("{what} would be {size} bytes as stored; the limit is {limit} bytes: send less data")]
+    ItemTooLarge { what: &'static str, size: usize, limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("the service is temporarily unavailable")]
+    #[error("the service is temporarily unavailable; retry after {RETRY_AFTER_SECONDS} s")]
     Unavailable,
+    #[error("internal error")]
+    Internal,
 }
 
 impl ApiError {
@@ -36,6 +48,10 @@ impl ApiError {
             message: format!("{path}: {message}"),
             errors: vec![FieldError::new(path, "INVALID", message)],
         }
+    }
+
+    fn limit(path: &str, code: &'static str, message: String) -> Self {
+        Self::BadRequest { message: format!("{path}: {message}"), errors: vec![FieldError::new(path, code, message)] }
     }
 }
 
@@ -55,10 +71,61 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// What a stored item is, for messages: its sort key says which resource it holds.
+fn describe(sk: &str) -> &'static str {
+    match sk {
+        "DRAFT" => "the draft",
+        "ORDER" => "the order",
+        "IDEM" => "the stored response for this Idempotency-Key",
+        sk if sk.starts_with("EVENT#") => "the event recording this request",
+        _ => "a stored item",
+    }
+}
+
+/// The request field behind a key attribute (validation caps these; this is the backstop).
+fn key_field(attribute: &str) -> &'static str {
+    match attribute {
+        "gsi2pk" => "order.customer.id",
+        _ => "path",
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        Self::Unavailable
+        match e {
+            StoreError::Limit(Limit::ItemTooLarge { key, size }) => {
+                Self::ItemTooLarge { what: describe(&key.sk), size, limit: infra::limits::MAX_ITEM_BYTES }
+            }
+            StoreError::Limit(Limit::WriteTooLarge { bytes }) => {
+                Self::ItemTooLarge { what: "this change", size: bytes, limit: infra::limits::MAX_WRITE_BYTES }
+            }
+            StoreError::Limit(Limit::KeyTooLong { attribute, max, .. }) => Self::limit(
+                key_field(attribute),
+                "TOO_LONG",
+                format!("is too long to be stored as a key (at most {max} bytes)"),
+            ),
+            StoreError::Limit(Limit::TooManyItems { count }) => Self::limit(
+                "body",
+                "TOO_MANY_CHANGES",
+                format!("this request would change {count} stored items at once; the limit is 100"),
+            ),
+            StoreError::Limit(Limit::Refused(why)) => {
+                tracing::warn!(reason = %why, "the store refused a request");
+                Self::limit("body", "STORE_LIMIT", "the request exceeds a limit of the store".into())
+            }
+            StoreError::ConditionFailed { .. } | StoreError::Contention => Self::Conflict {
+                code: "VERSION_CONFLICT",
+                message: "the resource changed concurrently; try again".into(),
+            },
+            e @ (StoreError::Throttled(_) | StoreError::Unavailable(_)) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store unavailable");
+                Self::Unavailable
+            }
+            e @ (StoreError::Invalid(_) | StoreError::Corrupt(_)) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store fault");
+                Self::Internal
+            }
+        }
     }
 }
 
@@ -72,13 +139,20 @@ impl IntoResponse for ApiError {
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, *code, vec![]),
             Self::PreconditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, "VERSION_CONFLICT", vec![]),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", vec![]),
+            Self::ItemTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "ITEM_TOO_LARGE", vec![]),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", vec![]),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", vec![]),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", vec![]),
         };
-        let mut body = json!({"error": {"code": code, "message": self.to_string()}});
-        if !errors.is_empty() {
-            body["error"]["errors"] = json!(errors);
+        let body = if errors.is_empty() {
+            json!({"error": {"code": code, "message": self.to_string()}})
+        } else {
+            json!({"error": {"code": code, "message": self.to_string(), "errors": errors}})
+        };
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
-        (status, axum::Json(body)).into_response()
+        res
     }
 }

@@ -28,23 +28,14 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 }
 
 impl Body {
-    /// Parses JSON; a wrong type or a missing required field is a 400 naming the field.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad("body", "a JSON object is required"));
-        }
-        let de = &mut serde_json::Deserializer::from_slice(&self.0);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let inner = e.inner().to_string();
-            let mut path = e.path().to_string();
-            if let Some(field) = inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-                path = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
-            } else if path == "." {
-                path = "body".into();
-            }
-            let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-            ApiError::bad(&path, message)
-        })
+    /// Parses a JSON body into `T`, reporting every problem at once: each value of the wrong
+    /// type by its path and, when there are any, also what `rules` finds in the rest (see
+    /// [`domain::decode`]). Without type errors the caller's command applies the rules.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        rules: impl Fn(&T) -> Result<(), domain::DomainError>,
+    ) -> Result<T, ApiError> {
+        Ok(domain::decode::decode(&self.0, rules)?)
     }
 
     pub fn text(&self) -> String {
@@ -117,7 +108,7 @@ pub async fn log_request(req: Request, next: Next) -> Response {
 pub fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ApiError> {
     serde_json::from_str(doc).map_err(|e| {
         tracing::error!(error = %e, "unreadable stored document");
-        ApiError::Unavailable
+        ApiError::Internal
     })
 }
 

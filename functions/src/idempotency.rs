@@ -2,11 +2,14 @@
 //! the same atomic write as the change, so a retried request (same method, path and body)
 //! gets that response again and changes nothing; the same key with a different request is a
 //! 409 `IDEMPOTENCY_KEY_REUSED`.
+//!
+//! A response that embeds the resource's event history is stored without it, with the
+//! partition to re-read it from: events are immutable, so the replay is the same response,
+//! and the record stays small however long the history grows.
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
 use domain::table::{self, Condition, Item, Key, WriteOp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +29,17 @@ struct Record {
     fingerprint: String,
     version: u64,
     body: String,
+    /// Where the response's `events` (those up to `version`) are re-read from on replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events_pk: Option<String>,
+}
+
+/// A stored response: its version, its body, and where its events live when they were left
+/// out of the body.
+pub struct Replay {
+    pub version: u64,
+    pub body: String,
+    pub events_pk: Option<String>,
 }
 
 impl Idem {
@@ -52,7 +66,7 @@ impl Idem {
     }
 
     /// The stored response for this key, if a request already used it.
-    pub async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
+    pub async fn lookup(&self, state: &AppState) -> Result<Option<Replay>, ApiError> {
         let Some(item) = state.store.get(&self.key).await? else { return Ok(None) };
         let rec: Record = crate::http::parse(&item.doc)?;
         if rec.fingerprint != self.fingerprint {
@@ -61,22 +75,22 @@ impl Idem {
                 message: "this Idempotency-Key was used for a different request".into(),
             });
         }
-        Ok(Some(crate::http::json_with_etag(rec.version, rec.body)))
+        Ok(Some(Replay { version: rec.version, body: rec.body, events_pk: rec.events_pk }))
     }
 
-    /// `replay` for a request that may carry no key.
-    pub async fn replay_if(idem: Option<&Self>, state: &AppState) -> Result<Option<Response>, ApiError> {
+    /// `lookup` for a request that may carry no key.
+    pub async fn lookup_if(idem: Option<&Self>, state: &AppState) -> Result<Option<Replay>, ApiError> {
         match idem {
-            Some(i) => i.replay(state).await,
+            Some(i) => i.lookup(state).await,
             None => Ok(None),
         }
     }
 
     /// The record to write together with the change.
-    pub fn record(&self, now_epoch: i64, version: u64, body: &str) -> WriteOp {
-        let rec = Record { fingerprint: self.fingerprint.clone(), version, body: body.to_owned() };
+    pub fn record(&self, now_epoch: i64, version: u64, body: String, events_pk: Option<String>) -> WriteOp {
+        let rec = Record { fingerprint: self.fingerprint.clone(), version, body, events_pk };
         let mut item = Item::new(self.key.clone(), 0, serde_json::to_string(&rec).unwrap_or_default());
-        item.ttl = Some(now_epoch + RETENTION_SECONDS);
+        item.ttl = Some(now_epoch.saturating_add(RETENTION_SECONDS));
         WriteOp::Put { item, cond: Some(Condition::NotExists) }
     }
 

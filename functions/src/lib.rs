@@ -1,5 +1,9 @@
 //! The HTTP edge: one axum Router per resource group over the shared domain, mounted one
 //! group per Lambda on AWS and all together by `shopping-local`.
+//!
+//! No request path may panic: the release profile aborts on panic, which would take down the
+//! local server or a Lambda execution environment. The lints below hold that line.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod auth;
 pub mod drafts;
@@ -9,6 +13,7 @@ pub mod idempotency;
 pub mod lambda;
 pub mod local;
 pub mod orders;
+pub mod retry;
 pub mod state;
 
 use axum::Router;

@@ -17,8 +17,10 @@ pub enum LocalError {
     DataDir(PathBuf, std::io::Error),
     #[error("store: {0}")]
     Store(#[from] infra::StoreError),
-    #[error("SHOPPING_CLOCK_OFFSET_SECONDS must be an integer number of seconds")]
+    #[error("SHOPPING_CLOCK_OFFSET_SECONDS must be an integer number of seconds within ±100 years")]
     ClockOffset,
+    #[error("--expires-in must be a positive number of seconds within 100 years")]
+    ExpiresIn,
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
     #[error("token: {0}")]
@@ -28,9 +30,7 @@ pub enum LocalError {
 /// `SHOPPING_CLOCK_OFFSET_SECONDS=N` shifts the clock forward (a testing aid for retention).
 pub fn clock_from_env() -> Result<SystemClock, LocalError> {
     match std::env::var("SHOPPING_CLOCK_OFFSET_SECONDS") {
-        Ok(v) => {
-            v.trim().parse().map(|offset_seconds| SystemClock { offset_seconds }).map_err(|_| LocalError::ClockOffset)
-        }
+        Ok(v) => v.trim().parse().ok().and_then(SystemClock::shifted).ok_or(LocalError::ClockOffset),
         Err(_) => Ok(SystemClock::default()),
     }
 }
@@ -86,11 +86,14 @@ pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
 pub fn token(data_dir: &Path, account: &str, scopes: &str, expires_in: i64) -> Result<String, LocalError> {
     let key = secret(data_dir)?;
     let now = clock_from_env()?.epoch();
+    if !(1..=infra::clock::MAX_OFFSET_SECONDS).contains(&expires_in) {
+        return Err(LocalError::ExpiresIn);
+    }
     let claims = Claims {
         aid: account.to_owned(),
         scope: scopes.to_owned(),
         sub: "local-developer".into(),
-        exp: now + expires_in,
+        exp: now.saturating_add(expires_in),
     };
     Ok(sign(&claims, &key)?)
 }

@@ -31,7 +31,9 @@ impl domain::ids::Ids for RandomIds {
             // Rejection sampling keeps every character equally likely.
             for b in buf {
                 if out.len() < 9 && b < 252 {
-                    out.push(ALPHABET[(b % 36) as usize] as char);
+                    if let Some(c) = ALPHABET.get(usize::from(b % 36)) {
+                        out.push(char::from(*c));
+                    }
                 }
             }
         }

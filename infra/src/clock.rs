@@ -15,9 +15,20 @@ pub struct SystemClock {
     pub offset_seconds: i64,
 }
 
+/// The largest offset `SystemClock` accepts: a hundred years either way.
+pub const MAX_OFFSET_SECONDS: i64 = 3_155_760_000;
+
+impl SystemClock {
+    /// A clock shifted by `offset_seconds`, or `None` beyond ±[`MAX_OFFSET_SECONDS`].
+    pub fn shifted(offset_seconds: i64) -> Option<Self> {
+        (-MAX_OFFSET_SECONDS..=MAX_OFFSET_SECONDS).contains(&offset_seconds).then_some(Self { offset_seconds })
+    }
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset_seconds)
+        let now = OffsetDateTime::now_utc();
+        now.checked_add(time::Duration::seconds(self.offset_seconds)).unwrap_or(now)
     }
 }
 

@@ -3,7 +3,10 @@
 //! DynamoDB only deletes expired items eventually, and large documents stored deflated.
 
 use crate::clock::Clock;
-use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
+use crate::limits::{self, Limit};
+use crate::port::{
+    check_write, BoxError, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -24,8 +27,20 @@ pub struct DynamoStore {
     clock: Arc<dyn Clock>,
 }
 
-fn unavailable<E: std::fmt::Debug>(e: E) -> StoreError {
-    StoreError::Unavailable(format!("{e:?}"))
+fn unavailable(e: impl Into<BoxError>) -> StoreError {
+    StoreError::Unavailable(e.into())
+}
+
+/// What a DynamoDB failure means for the caller: see [`classify_service`]; a failure to
+/// reach the service at all (timeout, connection) is unavailability.
+fn classify<E>(e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match e {
+        SdkError::ServiceError(se) => classify_service(se.into_err()),
+        other => unavailable(other),
+    }
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -36,9 +51,6 @@ fn key_attrs(key: &Key) -> Attrs {
     HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
 }
 
-/// Documents at least this long are stored deflated: JSON shrinks three- to five-fold, and
-/// write units are billed per KB (twice in a transaction, again for each index).
-const COMPRESS_FROM: usize = 512;
 /// Inflating never produces more than DynamoDB's item limit could hold uncompressed many
 /// times over; a corrupt or hostile value cannot exhaust memory.
 const INFLATE_LIMIT: usize = 16 * 1024 * 1024;
@@ -65,24 +77,11 @@ struct Stored {
     docz: Option<Vec<u8>>,
 }
 
-/// The billed size of an item as this engine stores it: attribute names plus values (strings
-/// and binaries by length, numbers by digits), per DynamoDB's sizing rules.
-pub fn item_size(i: &Item) -> usize {
-    fn value(v: &AttributeValue) -> usize {
-        match v {
-            AttributeValue::S(s) => s.len(),
-            AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
-            AttributeValue::B(b) => b.as_ref().len(),
-            _ => 1,
-        }
-    }
-    to_attrs(i).map_or(0, |a| a.iter().map(|(k, v)| k.len() + value(v)).sum())
-}
+/// The billed size of an item as this engine stores it (see [`crate::limits`]).
+pub use crate::limits::item_size;
 
 fn to_attrs(i: &Item) -> Result<Attrs, StoreError> {
-    let packed = (i.doc.len() >= COMPRESS_FROM)
-        .then(|| miniz_oxide::deflate::compress_to_vec(i.doc.as_bytes(), 6))
-        .filter(|z| z.len() < i.doc.len());
+    let packed = limits::pack(&i.doc);
     let stored = Stored {
         pk: i.pk.clone(),
         sk: i.sk.clone(),
@@ -95,11 +94,11 @@ fn to_attrs(i: &Item) -> Result<Attrs, StoreError> {
         doc: packed.is_none().then(|| i.doc.clone()),
         docz: packed,
     };
-    serde_dynamo::to_item(stored).map_err(unavailable)
+    serde_dynamo::to_item(stored).map_err(|e| StoreError::Invalid(format!("cannot encode item: {e}")))
 }
 
 fn from_attrs(a: Attrs) -> Result<Item, StoreError> {
-    let unreadable = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("unreadable item: {e}"));
+    let unreadable = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string().into());
     let s: Stored = serde_dynamo::from_item(a).map_err(|e| unreadable(&e))?;
     let doc = match (s.doc, s.docz) {
         (Some(d), _) => d,
@@ -121,6 +120,31 @@ fn from_attrs(a: Attrs) -> Result<Item, StoreError> {
         version: s.version,
         doc,
     })
+}
+
+fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
+/// What a service error means for the caller: throttling and capacity errors are worth a
+/// retry after a pause; a validation error is a limit of the request (permanent); anything
+/// else is unavailability.
+fn classify_service<E>(e: E) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match e.code() {
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException",
+        ) => StoreError::Throttled(Box::new(e)),
+        Some("ValidationException") => {
+            StoreError::Limit(Limit::Refused(e.message().unwrap_or("validation failed").to_owned()))
+        }
+        _ => unavailable(e),
+    }
 }
 
 /// A condition expression with its names and values. Expired items count as absent.
@@ -177,16 +201,15 @@ impl DynamoStore {
         Ok(match op {
             WriteOp::Put { item, cond } => {
                 let put = Put::builder().table_name(&self.table).set_item(Some(to_attrs(item)?));
-                b.put(conditioned!(put, cond.map(|c| condition(c, now))).build().map_err(unavailable)?).build()
+                b.put(conditioned!(put, cond.map(|c| condition(c, now))).build().map_err(invalid)?).build()
             }
             WriteOp::Delete { key, cond } => {
                 let delete = Delete::builder().table_name(&self.table).set_key(Some(key_attrs(key)));
-                b.delete(conditioned!(delete, cond.map(|c| condition(c, now))).build().map_err(unavailable)?).build()
+                b.delete(conditioned!(delete, cond.map(|c| condition(c, now))).build().map_err(invalid)?).build()
             }
             WriteOp::Check { key, cond } => {
                 let check = ConditionCheck::builder().table_name(&self.table).set_key(Some(key_attrs(key)));
-                b.condition_check(conditioned!(check, Some(condition(*cond, now))).build().map_err(unavailable)?)
-                    .build()
+                b.condition_check(conditioned!(check, Some(condition(*cond, now))).build().map_err(invalid)?).build()
             }
         })
     }
@@ -202,9 +225,9 @@ impl DynamoStore {
                     let current = c.item.map(from_attrs).transpose()?.filter(|i| !i.is_expired(now));
                     Err(StoreError::ConditionFailed { index: 0, current: current.map(Box::new) })
                 }
-                other => Err(unavailable(other)),
+                other => Err(classify_service(other)),
             },
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(classify(e)),
         }
     }
 }
@@ -221,7 +244,7 @@ impl Store for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         match out.item {
             Some(a) => Ok(Some(from_attrs(a)?).filter(|i| !i.is_expired(now))),
             None => Ok(None),
@@ -272,7 +295,7 @@ impl Store for DynamoStore {
         // Limit applies before the TTL filter in DynamoDB, so keep reading until the page is
         // full or the partition is exhausted.
         loop {
-            let want = (q.limit - items.len()).max(1);
+            let want = q.limit.saturating_sub(items.len()).max(1);
             let out = self
                 .client
                 .query()
@@ -288,7 +311,7 @@ impl Store for DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(classify)?;
             for a in out.items.unwrap_or_default() {
                 items.push(from_attrs(a)?);
             }
@@ -331,13 +354,17 @@ impl Store for DynamoStore {
                     if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
                         return Err(StoreError::Contention);
                     }
+                    if let Some(r) = reasons.iter().find(|r| r.code() == Some("ValidationError")) {
+                        let why = r.message().unwrap_or("validation failed").to_owned();
+                        return Err(StoreError::Limit(Limit::Refused(why)));
+                    }
                 }
                 if err.code() == Some("TransactionConflictException") {
                     return Err(StoreError::Contention);
                 }
-                Err(unavailable(err))
+                Err(classify_service(err))
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(classify(e)),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Adapters to the outside world: the storage port and its two engines (embedded SQLite for
 //! laptops and tests, DynamoDB for AWS), and the clock.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod clock;
 pub mod dynamo;
+pub mod limits;
 pub mod port;
 pub mod sqlite;
 
 pub use clock::{Clock, SystemClock};
-pub use port::{query_all, Cursor, Page, Query, SkCond, Store, StoreError};
+pub use port::{query_all, BoxError, Cursor, Limit, Page, Query, SkCond, Store, StoreError};

@@ -4,6 +4,7 @@
 //! - a write is atomic; a failed condition aborts all of it and names the failing op;
 //! - reads after a successful write see it.
 
+pub use crate::limits::Limit;
 use async_trait::async_trait;
 pub use domain::table::{Condition, Index, Item, Key, WriteOp};
 
@@ -64,6 +65,9 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// The source of a store failure, kept whole for the logs (never shown to callers).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The condition of op `index` failed; `current` is that item as stored, when known.
@@ -72,10 +76,27 @@ pub enum StoreError {
     /// Another write touched the same items at the same moment; retrying is safe.
     #[error("concurrent write, retry")]
     Contention,
+    /// The write breaks one of the store's limits: permanent, the request must change.
+    #[error(transparent)]
+    Limit(#[from] Limit),
+    /// A request the code should never make (a bug), e.g. the same item twice in one write.
     #[error("invalid store request: {0}")]
     Invalid(String),
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// A stored item that cannot be read back (corrupt or foreign data).
+    #[error("unreadable stored item")]
+    Corrupt(#[source] BoxError),
+    /// The store is throttling this caller; retrying after a pause will work.
+    #[error("store throttled")]
+    Throttled(#[source] BoxError),
+    /// The store cannot be reached or failed internally; retrying later may work.
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+impl StoreError {
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        Self::Unavailable(e.into())
+    }
 }
 
 #[async_trait]
@@ -99,11 +120,10 @@ pub async fn query_all(store: &dyn Store, mut q: Query) -> Result<Vec<Item>, Sto
     }
 }
 
-/// Rejects writes the DynamoDB engine would reject, so both engines agree.
+/// Rejects writes the DynamoDB engine would reject (its limits, and one item twice), so both
+/// engines agree.
 pub fn check_write(ops: &[WriteOp]) -> Result<(), StoreError> {
-    if ops.is_empty() || ops.len() > 100 {
-        return Err(StoreError::Invalid(format!("a write holds 1..100 ops, got {}", ops.len())));
-    }
+    crate::limits::check(ops)?;
     let mut seen = std::collections::HashSet::new();
     for op in ops {
         if !seen.insert(op.key()) {

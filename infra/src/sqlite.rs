@@ -15,8 +15,8 @@ pub struct SqliteStore {
 
 const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc";
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn err(e: impl Into<crate::port::BoxError>) -> StoreError {
+    StoreError::Unavailable(e.into())
 }
 
 fn row_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
@@ -28,7 +28,7 @@ fn row_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         gsi2pk: r.get(4)?,
         gsi2sk: r.get(5)?,
         ttl: r.get(6)?,
-        version: r.get::<_, i64>(7)? as u64,
+        version: u64::try_from(r.get::<_, i64>(7)?).unwrap_or_default(),
         doc: r.get(8)?,
     })
 }
@@ -59,7 +59,7 @@ impl SqliteStore {
         let conn = self.conn.clone();
         let now = self.clock.epoch();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| StoreError::unavailable("store lock poisoned"))?;
             f(&mut guard, now)
         })
         .await
@@ -140,7 +140,7 @@ impl Store for SqliteStore {
                 None => sql.push_str(&format!(" ORDER BY sk {dir}")),
                 Some(_) => sql.push_str(&format!(" ORDER BY {scol} {dir}, pk {dir}, sk {dir}")),
             }
-            sql.push_str(&format!(" LIMIT {}", q.limit + 1));
+            sql.push_str(&format!(" LIMIT {}", q.limit.saturating_add(1)));
             let mut stmt = c.prepare_cached(&sql).map_err(err)?;
             let mut items = stmt
                 .query_map(rusqlite::params_from_iter(args), row_item)
@@ -178,7 +178,17 @@ impl Store for SqliteStore {
                             &format!(
                                 "INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                             ),
-                            params![i.pk, i.sk, i.gsi1pk, i.gsi1sk, i.gsi2pk, i.gsi2sk, i.ttl, i.version as i64, i.doc],
+                            params![
+                                i.pk,
+                                i.sk,
+                                i.gsi1pk,
+                                i.gsi1sk,
+                                i.gsi2pk,
+                                i.gsi2sk,
+                                i.ttl,
+                                i64::try_from(i.version).unwrap_or(i64::MAX),
+                                i.doc
+                            ],
                         )
                         .map_err(err)?;
                     }

@@ -1,0 +1,161 @@
+//! DynamoDB's limits, enforced by the storage port on every engine so that the embedded store
+//! refuses exactly what DynamoDB would, and a request that breaks one gets a 4xx naming the
+//! cause instead of an opaque store failure.
+//!
+//! Sizes are those of the item as the DynamoDB engine stores it ([`item_size`] is that
+//! engine's own size function): attribute names plus values, with documents of
+//! [`COMPRESS_FROM`] bytes or more stored deflated when that is smaller.
+
+use domain::table::{Item, Key, WriteOp};
+
+/// An item holds at most 400 KB, attribute names included.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// A partition key value (table or index) is at most 2048 bytes.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+/// A sort key value (table or index) is at most 1024 bytes.
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+/// One transaction holds at most 100 items...
+pub const MAX_WRITE_ITEMS: usize = 100;
+/// ...and at most 4 MB.
+pub const MAX_WRITE_BYTES: usize = 4 * 1024 * 1024;
+/// Documents at least this long are stored deflated: JSON shrinks three- to five-fold, and
+/// write units are billed per KB (twice in a transaction, again for each index).
+pub const COMPRESS_FROM: usize = 512;
+
+/// Which limit a write breaks. Permanent: retrying the same request cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    #[error("item {key:?} would be {size} bytes as stored; an item holds at most {MAX_ITEM_BYTES}")]
+    ItemTooLarge { key: Key, size: usize },
+    #[error("key attribute {attribute} would be {bytes} bytes; at most {max} are allowed")]
+    KeyTooLong { attribute: &'static str, bytes: usize, max: usize },
+    #[error("one write holds 1..={MAX_WRITE_ITEMS} items, not {count}")]
+    TooManyItems { count: usize },
+    #[error("one write would be {bytes} bytes; at most {MAX_WRITE_BYTES} are allowed")]
+    WriteTooLarge { bytes: usize },
+    /// DynamoDB refused the request for a limit this module does not model.
+    #[error("the store refused the request: {0}")]
+    Refused(String),
+}
+
+/// The deflated form of a document, when it is worth storing instead of the text.
+pub fn pack(doc: &str) -> Option<Vec<u8>> {
+    (doc.len() >= COMPRESS_FROM)
+        .then(|| miniz_oxide::deflate::compress_to_vec(doc.as_bytes(), 6))
+        .filter(|z| z.len() < doc.len())
+}
+
+/// Bytes of a number attribute: DynamoDB stores up to 38 digits in (digits / 2) + 1 bytes.
+fn number_size(n: i128) -> usize {
+    n.unsigned_abs().to_string().len().div_ceil(2).saturating_add(1)
+}
+
+/// The billed size of an item as the DynamoDB engine stores it. `packed` is the deflated
+/// document when the caller already has it.
+pub fn stored_size(i: &Item, packed: Option<&[u8]>) -> usize {
+    let text = |name: &str, v: &Option<String>| v.as_ref().map_or(0, |v| name.len().saturating_add(v.len()));
+    let doc = match packed {
+        Some(z) => "docz".len().saturating_add(z.len()),
+        None => "doc".len().saturating_add(i.doc.len()),
+    };
+    [
+        "pk".len().saturating_add(i.pk.len()),
+        "sk".len().saturating_add(i.sk.len()),
+        text("gsi1pk", &i.gsi1pk),
+        text("gsi1sk", &i.gsi1sk),
+        text("gsi2pk", &i.gsi2pk),
+        text("gsi2sk", &i.gsi2sk),
+        i.ttl.map_or(0, |t| "ttl".len().saturating_add(number_size(t.into()))),
+        "version".len().saturating_add(number_size(i.version.into())),
+        doc,
+    ]
+    .into_iter()
+    .fold(0usize, usize::saturating_add)
+}
+
+/// [`stored_size`] deciding the packing itself, as the engine does on write.
+pub fn item_size(i: &Item) -> usize {
+    stored_size(i, pack(&i.doc).as_deref())
+}
+
+/// The size used for limit checks: the plain size when that already fits (packing only ever
+/// makes an item smaller), so the common case costs no compression.
+fn checked_size(i: &Item) -> usize {
+    let plain = stored_size(i, None);
+    if plain <= MAX_ITEM_BYTES {
+        plain
+    } else {
+        item_size(i)
+    }
+}
+
+fn check_key(attribute: &'static str, v: Option<&str>, max: usize) -> Result<(), Limit> {
+    match v {
+        Some(v) if v.len() > max => Err(Limit::KeyTooLong { attribute, bytes: v.len(), max }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a write against every limit above.
+pub fn check(ops: &[WriteOp]) -> Result<(), Limit> {
+    if ops.is_empty() || ops.len() > MAX_WRITE_ITEMS {
+        return Err(Limit::TooManyItems { count: ops.len() });
+    }
+    let mut total = 0usize;
+    for op in ops {
+        let key = op.key();
+        check_key("pk", Some(&key.pk), MAX_PARTITION_KEY_BYTES)?;
+        check_key("sk", Some(&key.sk), MAX_SORT_KEY_BYTES)?;
+        if let WriteOp::Put { item, .. } = op {
+            check_key("gsi1pk", item.gsi1pk.as_deref(), MAX_PARTITION_KEY_BYTES)?;
+            check_key("gsi1sk", item.gsi1sk.as_deref(), MAX_SORT_KEY_BYTES)?;
+            check_key("gsi2pk", item.gsi2pk.as_deref(), MAX_PARTITION_KEY_BYTES)?;
+            check_key("gsi2sk", item.gsi2sk.as_deref(), MAX_SORT_KEY_BYTES)?;
+            let size = checked_size(item);
+            if size > MAX_ITEM_BYTES {
+                return Err(Limit::ItemTooLarge { key, size });
+            }
+            total = total.saturating_add(size);
+        }
+    }
+    if ops.len() > 1 && total > MAX_WRITE_BYTES {
+        return Err(Limit::WriteTooLarge { bytes: total });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::table::Condition;
+
+    fn put(item: Item) -> WriteOp {
+        WriteOp::Put { item, cond: Some(Condition::NotExists) }
+    }
+
+    #[test]
+    fn oversized_items_and_keys_are_refused() {
+        let ok = Item::new(Key::new("A#T1#D#x", "DRAFT"), 1, "{}".into());
+        assert_eq!(check(&[put(ok.clone())]), Ok(()));
+        // Incompressible text just over the limit.
+        let noise: String = (0..MAX_ITEM_BYTES as u64).map(|i| char::from(b'!' + (i * 7919 % 89) as u8)).collect();
+        let big = Item { doc: noise, ..ok.clone() };
+        assert!(matches!(check(&[put(big)]), Err(Limit::ItemTooLarge { .. })));
+        // Compressible text of the same length fits once deflated.
+        let repetitive = Item { doc: "ab".repeat(MAX_ITEM_BYTES), ..ok.clone() };
+        assert_eq!(check(&[put(repetitive)]), Ok(()));
+        let long_index_key = Item { gsi2pk: Some("c".repeat(2049)), gsi2sk: Some("s".into()), ..ok.clone() };
+        assert!(matches!(check(&[put(long_index_key)]), Err(Limit::KeyTooLong { attribute: "gsi2pk", .. })));
+        let many: Vec<WriteOp> =
+            (0..101).map(|n| put(Item::new(Key::new(format!("p{n}"), "s"), 0, "{}".into()))).collect();
+        assert_eq!(check(&many), Err(Limit::TooManyItems { count: 101 }));
+    }
+
+    #[test]
+    fn number_sizes_follow_dynamodb() {
+        assert_eq!(number_size(0), 2);
+        assert_eq!(number_size(12), 2);
+        assert_eq!(number_size(123), 3);
+        assert_eq!(number_size(1_800_000_000), 6);
+    }
+}
