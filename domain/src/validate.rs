@@ -185,7 +185,8 @@ fn limits_of<T: serde::Serialize>(p: &mut Problems, path: &str, v: &T) {
 }
 
 fn check_options(p: &mut Problems, o: &DraftOptions) {
-    limits_of(p, "options", o);
+    let mut limits = Problems::default();
+    limits_of(&mut limits, "options", o);
     check_ttl(p, "options.order_time_to_live", o.order_time_to_live);
     if o.replace.is_some() && o.order_id.is_none() {
         p.push("options.replace", "REQUIRES_ORDER_ID", "replace needs options.order_id to name the order to replace");
@@ -195,6 +196,7 @@ fn check_options(p: &mut Problems, o: &DraftOptions) {
             p.push("options.order_id", "OUT_OF_RANGE", format!("must be 1..{MAX_ORDER_ID} characters"));
         }
     }
+    p.merge_new(limits);
 }
 
 /// Validates order content (draft.order or an order update). `require_currency` is set where

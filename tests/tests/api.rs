@@ -1,6 +1,7 @@
 //! The draft and order endpoints through the public HTTP surface, the same scenarios on the
 //! embedded engine and on DynamoDB (through the local emulator).
 
+#[macro_use]
 mod common;
 
 use common::{drafts_path, item, store_item, Api, AID, OTHER};
@@ -504,27 +505,6 @@ async fn outbox_events(api: &Api) {
         .map(|i| serde_json::from_str::<domain::draft::EventRecord>(&i.doc).expect("event").webhooks)
         .collect();
     assert_eq!(hooks, [vec!["shopping_draft_add".to_owned()], vec!["shopping_draft_complete".to_owned()]]);
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::common::Api::sqlite()).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::common::Api::dynamo().await).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_engines!(

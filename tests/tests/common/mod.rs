@@ -144,3 +144,27 @@ pub fn store_item(line: i64, gross: i64, store: &str) -> Value {
     i["store"] = serde_json::json!({"id": store, "name": format!("Store {store}")});
     i
 }
+
+/// Runs each named scenario `async fn(&Api)` as two tests: on the embedded engine and on
+/// DynamoDB (through the local emulator).
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::common::Api::sqlite()).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::common::Api::dynamo().await).await
+                }
+            )*
+        }
+    };
+}
