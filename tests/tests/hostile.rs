@@ -281,3 +281,51 @@ on_both_engines!(
     stored_draft_rules,
     still_refused,
 );
+
+/// A store that fails every call the way a real one can.
+struct Failing(fn() -> infra::StoreError);
+
+#[async_trait::async_trait]
+impl infra::Store for Failing {
+    async fn get(&self, _: &domain::table::Key) -> Result<Option<domain::table::Item>, infra::StoreError> {
+        Err((self.0)())
+    }
+    async fn query(&self, _: &infra::Query) -> Result<infra::Page, infra::StoreError> {
+        Err((self.0)())
+    }
+    async fn write(&self, _: Vec<domain::table::WriteOp>) -> Result<(), infra::StoreError> {
+        Err((self.0)())
+    }
+}
+
+fn api_over(store: Failing) -> Api {
+    let mut api = Api::sqlite();
+    let state = functions::state::AppState {
+        store: std::sync::Arc::new(store),
+        clock: api.clock.clone(),
+        auth: std::sync::Arc::new(functions::auth::Auth::hs256(common::SECRET)),
+    };
+    api.router = functions::app(state);
+    api
+}
+
+/// Only an unavailable or throttling store is a 503, and it says when to retry; a corrupt
+/// item is a 500; neither leaks the store's error to the caller.
+#[tokio::test]
+async fn store_failures_map_to_what_a_client_can_do() {
+    let cases: [(fn() -> infra::StoreError, u16); 3] = [
+        (|| infra::StoreError::Unavailable("connection refused".into()), 503),
+        (|| infra::StoreError::Throttled("ProvisionedThroughputExceededException".into()), 503),
+        (|| infra::StoreError::Corrupt("bad bytes".into()), 500),
+    ];
+    for (make, status) in cases {
+        let api = api_over(Failing(make));
+        let r = api.call("GET", &drafts_path(), None).await;
+        assert_eq!(r.status.as_u16(), status);
+        assert_eq!(r.headers.get("retry-after").is_some(), status == 503);
+        let text = r.body.to_string();
+        assert!(!text.contains("refused") && !text.contains("bad bytes") && !text.contains("Provisioned"), "{text}");
+        let r = api.call("POST", &drafts_path(), Some(json!({"order": {"currency": "NOK"}}))).await;
+        assert_eq!(r.status.as_u16(), status);
+    }
+}

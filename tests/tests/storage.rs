@@ -83,6 +83,34 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
         Err(StoreError::Invalid(_))
     ));
 
+    // DynamoDB's limits, refused alike by both engines, as limits (never as unavailability)
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: String = (0..560_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect();
+    let huge = Item::new(Key::new(pk("huge"), "X"), 1, noise);
+    let r = store.write(vec![put(huge, None)]).await;
+    assert!(matches!(r, Err(StoreError::Limit(infra::Limit::ItemTooLarge { .. }))), "{r:?}");
+    assert_eq!(store.get(&Key::new(pk("huge"), "X")).await.expect("get"), None);
+    let mut long_key = item(&pk("lk"), "X", 1);
+    long_key.gsi2pk = Some("c".repeat(2049));
+    long_key.gsi2sk = Some("s".into());
+    assert!(matches!(
+        store.write(vec![put(long_key, None)]).await,
+        Err(StoreError::Limit(infra::Limit::KeyTooLong { attribute: "gsi2pk", .. }))
+    ));
+    assert!(matches!(
+        store.write(vec![put(item(&pk("lk2"), &"s".repeat(1025), 1), None)]).await,
+        Err(StoreError::Limit(infra::Limit::KeyTooLong { attribute: "sk", .. }))
+    ));
+    let many: Vec<WriteOp> = (0..101).map(|n| put(item(&pk(&format!("m{n}")), "X", 1), None)).collect();
+    assert!(matches!(store.write(many).await, Err(StoreError::Limit(infra::Limit::TooManyItems { count: 101 }))));
+
     // ordered range scans with prefix, direction, limit and cursor
     let part = pk("p");
     let writes: Vec<_> = (0..7).map(|i| put(item(&part, &format!("EVENT#{i:03}"), i), None)).collect();

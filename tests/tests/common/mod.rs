@@ -34,7 +34,7 @@ use tower::ServiceExt;
 
 pub const AID: &str = "T12345678";
 pub const OTHER: &str = "T87654321";
-const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const T0: i64 = 1_800_000_000;
 
 /// The whole API (every router) on one store, called in-process through `oneshot`.
