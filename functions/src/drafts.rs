@@ -2,11 +2,11 @@
 
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
-use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body};
+use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body, Params};
 use crate::idempotency::{Idem, Replay};
 use crate::retry::Backoff;
 use crate::state::{AppState, RandomIds};
-use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -46,7 +46,7 @@ impl FromRequest<AppState> for Write {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let caller = Caller::from_request_parts(&mut parts, state).await?;
-        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(&mut parts, state)
+        let Params(params) = Params::<Vec<(String, String)>>::from_request_parts(&mut parts, state)
             .await
             .map_err(|_| ApiError::NotFound("route".into()))?;
         let aid = params.into_iter().find(|(k, _)| k == "aid").map(|(_, v)| v).unwrap_or_default();
@@ -275,7 +275,7 @@ fn draft_rules(b: &DraftBody) -> domain::error::Result<()> {
 
 async fn fetch(
     State(state): State<AppState>,
-    Path((aid, id)): Path<(String, String)>,
+    Params((aid, id)): Params<(String, String)>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
@@ -286,21 +286,21 @@ async fn fetch(
     Ok(with_etag(version, d))
 }
 
-async fn replace(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+async fn replace(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let parsed: DraftBody = w.body.decode(draft_rules)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
-async fn remove(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+async fn remove(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     mutate(&w, &id, false, |c, ids, rec, _| draft::delete(c, ids, rec)).await
 }
 
-async fn complete(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+async fn complete(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     mutate(&w, &id, true, draft::complete).await
 }
 
-async fn add_item(Path((_, id)): Path<(String, String)>, w: Write) -> Result<Response, ApiError> {
+async fn add_item(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::add_item(c, ids, rec, item.clone())).await
@@ -310,14 +310,14 @@ fn line_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::bad("line_id", "must be an integer"))
 }
 
-async fn update_item(Path((_, id, line)): Path<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
+async fn update_item(Params((_, id, line)): Params<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::update_item(c, ids, rec, line, item.clone())).await
 }
 
-async fn remove_item(Path((_, id, line)): Path<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
+async fn remove_item(Params((_, id, line)): Params<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
     mutate(&w, &id, false, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
@@ -331,7 +331,7 @@ struct DraftList {
 /// GET /draft_orders: newest first, filtered, paged by `starting_after`.
 async fn list(
     State(state): State<AppState>,
-    Path(aid): Path<String>,
+    Params(aid): Params<String>,
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {

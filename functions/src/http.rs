@@ -3,7 +3,8 @@
 
 use crate::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +41,21 @@ impl Body {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// Path parameters, like axum's `Path`, but a segment that cannot be read (not UTF-8 once
+/// percent-decoded, say) is a 404 in the upstream error shape, never a plain-text rejection.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Self(t))
+            .map_err(|_| ApiError::NotFound("route".into()))
     }
 }
 

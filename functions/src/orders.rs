@@ -3,9 +3,9 @@
 
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
-use crate::http::{parse, query_pairs, with_etag};
+use crate::http::{parse, query_pairs, with_etag, Params};
 use crate::state::AppState;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -67,7 +67,7 @@ pub(crate) async fn load(state: &AppState, aid: &str, key: &str, events: bool) -
 
 async fn fetch(
     State(state): State<AppState>,
-    Path((aid, key)): Path<(String, String)>,
+    Params((aid, key)): Params<(String, String)>,
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {

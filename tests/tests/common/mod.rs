@@ -95,6 +95,13 @@ impl Api {
         Resp { status, headers, body }
     }
 
+    /// Status and raw body bytes, for answers that need not be JSON.
+    pub async fn raw_bytes(&self, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        (status, res.into_body().collect().await.expect("body").to_bytes().to_vec())
+    }
+
     pub async fn call_as(
         &self,
         token: Option<&str>,
