@@ -141,6 +141,8 @@ fn body() -> impl Strategy<Value = DraftBody> {
         })
 }
 
+// Test data only, built once per step: the size of a variant does not matter here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Command {
     Replace(DraftBody),
