@@ -289,7 +289,7 @@ static STATUSES: std::sync::Mutex<std::collections::BTreeMap<u16, usize>> =
 
 async fn send(api: &Api, r: &Req) -> Result<(), TestCaseError> {
     let token = match r.token {
-        0 | 1 | 2 => Some(api.token()),
+        0..=2 => Some(api.token()),
         3 => Some(api.token_for(AID, "read:shopping", 3600)),
         4 => Some(api.token_for(OTHER, "admin:shopping", 3600)),
         _ => None,
