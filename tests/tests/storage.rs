@@ -282,3 +282,126 @@ async fn dynamodb_engine_conforms() {
     no_lost_update(store.clone(), "t", 6, 5).await;
     no_lost_update_in_transactions(store, 6, 5).await;
 }
+
+/// One generated write: up to three ops on a small key space, each with a random condition.
+#[derive(Debug, Clone)]
+enum GenOp {
+    Put(u8, u64, Option<Condition>),
+    Delete(u8, Option<Condition>),
+    Check(u8, Condition),
+}
+
+fn gen_cond() -> impl proptest::strategy::Strategy<Value = Condition> {
+    use proptest::prelude::*;
+    prop_oneof![Just(Condition::NotExists), Just(Condition::Exists), (0u64..4).prop_map(Condition::VersionIs)]
+}
+
+fn gen_write() -> impl proptest::strategy::Strategy<Value = Vec<GenOp>> {
+    use proptest::prelude::*;
+    let op = prop_oneof![
+        3 => (0u8..4, 0u64..4, proptest::option::of(gen_cond())).prop_map(|(k, v, c)| GenOp::Put(k, v, c)),
+        1 => (0u8..4, proptest::option::of(gen_cond())).prop_map(|(k, c)| GenOp::Delete(k, c)),
+        1 => (0u8..4, gen_cond()).prop_map(|(k, c)| GenOp::Check(k, c)),
+    ];
+    proptest::collection::vec(op, 1..4)
+}
+
+/// Model-based: random atomic writes applied to a store and to a map must agree — which
+/// writes succeed, which op's condition failed, and every item afterwards.
+fn store_matches_its_model(make: impl Fn(&tokio::runtime::Runtime) -> Arc<dyn Store>, cases: u32) {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use std::collections::HashMap;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = make(&rt);
+    let config = Config { cases, failure_persistence: None, max_shrink_iters: 50, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let run = std::sync::atomic::AtomicU32::new(0);
+    let result = runner.run(&proptest::collection::vec(gen_write(), 1..10), |writes| {
+        // Each case gets its own partition prefix on the shared store.
+        let ns = run.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let key = |k: u8| Key::new(format!("prop{ns}#{k}"), "X");
+        let mut model: HashMap<u8, u64> = HashMap::new();
+        for w in writes {
+            let holds = |k: u8, c: Condition, m: &HashMap<u8, u64>| match c {
+                Condition::NotExists => !m.contains_key(&k),
+                Condition::Exists => m.contains_key(&k),
+                Condition::VersionIs(v) => m.get(&k) == Some(&v),
+            };
+            let keys: Vec<u8> = w
+                .iter()
+                .map(|o| match o {
+                    GenOp::Put(k, ..) | GenOp::Delete(k, _) | GenOp::Check(k, _) => *k,
+                })
+                .collect();
+            let duplicate = keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
+            let failing = w.iter().position(|o| match o {
+                GenOp::Put(k, _, Some(c)) | GenOp::Delete(k, Some(c)) | GenOp::Check(k, c) => !holds(*k, *c, &model),
+                _ => false,
+            });
+            let ops: Vec<WriteOp> = w
+                .iter()
+                .map(|o| match o {
+                    GenOp::Put(k, v, c) => put(item(&key(*k).pk, "X", *v), *c),
+                    GenOp::Delete(k, c) => WriteOp::Delete { key: key(*k), cond: *c },
+                    GenOp::Check(k, c) => WriteOp::Check { key: key(*k), cond: *c },
+                })
+                .collect();
+            let got = rt.block_on(store.write(ops));
+            match (duplicate, failing, got) {
+                (true, _, Err(StoreError::Invalid(_))) => {}
+                (false, Some(i), Err(StoreError::ConditionFailed { index, .. })) if index == i => {}
+                (false, None, Ok(())) => {
+                    for o in &w {
+                        match o {
+                            GenOp::Put(k, v, _) => {
+                                model.insert(*k, *v);
+                            }
+                            GenOp::Delete(k, _) => {
+                                model.remove(k);
+                            }
+                            GenOp::Check(..) => {}
+                        }
+                    }
+                }
+                (d, f, got) => {
+                    return Err(TestCaseError::fail(format!("duplicate {d}, failing {f:?}, store said {got:?}")))
+                }
+            }
+            for k in 0..4u8 {
+                let stored = rt.block_on(store.get(&key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                if stored.map(|i| i.version) != model.get(&k).copied() {
+                    return Err(TestCaseError::fail(format!("item {k} differs from the model")));
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn sqlite_engine_matches_its_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.db");
+    store_matches_its_model(
+        |_| {
+            let clock = Arc::new(ManualClock::at(1_800_000_000));
+            Arc::new(infra::sqlite::SqliteStore::open(&path, clock).expect("open"))
+        },
+        256,
+    );
+}
+
+/// Fewer cases: the emulator answers about a hundred calls a second.
+#[test]
+fn dynamodb_engine_matches_its_model() {
+    store_matches_its_model(
+        |rt| {
+            let clock = Arc::new(ManualClock::at(1_800_000_000));
+            rt.block_on(common::dynamo_store(clock))
+        },
+        24,
+    );
+}
