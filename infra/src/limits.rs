@@ -137,8 +137,16 @@ mod tests {
     fn oversized_items_and_keys_are_refused() {
         let ok = Item::new(Key::new("A#T1#D#x", "DRAFT"), 1, "{}".into());
         assert_eq!(check(&[put(ok.clone())]), Ok(()));
-        // Incompressible text just over the limit.
-        let noise: String = (0..MAX_ITEM_BYTES as u64).map(|i| char::from(b'!' + (i * 7919 % 89) as u8)).collect();
+        // Text that deflate cannot shrink below the limit (random over 90 symbols: ~6.5 bits each).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: String = (0..560_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'!' + (x % 90) as u8)
+            })
+            .collect();
         let big = Item { doc: noise, ..ok.clone() };
         assert!(matches!(check(&[put(big)]), Err(Limit::ItemTooLarge { .. })));
         // Compressible text of the same length fits once deflated.
