@@ -222,7 +222,15 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => match se.into_err() {
                 aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                    let current = c.item.map(from_attrs).transpose()?.filter(|i| !i.is_expired(now));
+                    let current = c.item.map(from_attrs).transpose()?;
+                    // A `PutItem` carries no client request token: when the SDK retried one
+                    // whose first attempt committed but whose answer was lost, the retry fails
+                    // its condition against the very item it wrote. Every item holds fresh ids
+                    // and timestamps, so finding exactly ours means it was applied, once.
+                    if current.as_ref() == Some(item) {
+                        return Ok(());
+                    }
+                    let current = current.filter(|i| !i.is_expired(now));
                     Err(StoreError::ConditionFailed { index: 0, current: current.map(Box::new) })
                 }
                 other => Err(classify_service(other)),

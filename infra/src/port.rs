@@ -2,7 +2,10 @@
 //! `domain::table`) and both engines obey the same rules:
 //! - an expired item (`ttl` ≤ now) is never returned and counts as absent for conditions;
 //! - a write is atomic; a failed condition aborts all of it and names the failing op;
-//! - reads after a successful write see it.
+//! - reads after a successful write see it;
+//! - a write is applied at most once, even when the engine's client retries it after a lost
+//!   answer (transactions carry a client request token; a single put whose condition fails
+//!   against exactly the item it writes counts as applied).
 
 pub use crate::limits::Limit;
 use async_trait::async_trait;
