@@ -6,6 +6,9 @@
 //! (projection ALL); a strongly consistent read 1 RCU per 4 KB (a query
 //! sums the items it returns; an index query is eventually consistent: half).
 //!
+//! Next to each figure it prices the same documents in a naive layout (whole document as one
+//! plain attribute map, one `PutItem`, every GSI projecting all) and prints the ratio.
+//!
 //! `cargo test -p shopping-tests --bench capacity_units -- --nocapture` (item sizes, hence the
 //! figures, do not depend on the optimisation level, so the debug build is used).
 
@@ -24,6 +27,8 @@ use tower::ServiceExt;
 
 #[derive(Default)]
 struct Meter {
+    /// Write units of the same documents stored naively (see [`naive_wcu`]).
+    naive_wcu: f64,
     wcu: f64,
     rcu: f64,
     writes: usize,
@@ -39,6 +44,46 @@ struct Metered {
 /// Sizes as the DynamoDB engine stores items (large documents deflated).
 fn size(i: &Item) -> usize {
     infra::dynamo::item_size(i)
+}
+
+/// DynamoDB's size of a JSON value stored as a native attribute: strings by length, numbers
+/// by (digits / 2) + 1, booleans and nulls 1 byte, maps and lists 3 bytes plus 1 per element
+/// plus their contents (and, for maps, the member names).
+fn attr_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Number(n) => n.to_string().trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1,
+        Value::Bool(_) | Value::Null => 1,
+        Value::Array(a) => 3 + a.iter().map(|x| 1 + attr_size(x)).sum::<usize>(),
+        Value::Object(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + attr_size(x)).sum::<usize>(),
+    }
+}
+
+/// The baseline: each draft or order a write changes, stored naively — the whole document as
+/// one plain attribute map (keys and index keys added), one `PutItem`, no event items, every
+/// GSI projecting all attributes.
+fn naive_wcu(ops: &[WriteOp]) -> f64 {
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::Put { item, .. } if item.sk == "DRAFT" || item.sk == "ORDER" => Some(item),
+            _ => None,
+        })
+        .map(|item| {
+            let doc: Value = serde_json::from_str(&item.doc).unwrap_or(Value::Null);
+            let Value::Object(fields) = doc else { return 0.0 };
+            let keys = [("pk", &item.pk), ("sk", &item.sk)]
+                .into_iter()
+                .chain(item.gsi1pk.iter().map(|v| ("gsi1pk", v)))
+                .chain(item.gsi1sk.iter().map(|v| ("gsi1sk", v)))
+                .chain(item.gsi2pk.iter().map(|v| ("gsi2pk", v)))
+                .chain(item.gsi2sk.iter().map(|v| ("gsi2sk", v)))
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+            let bytes = keys + fields.iter().map(|(k, v)| k.len() + attr_size(v)).sum::<usize>();
+            let indexes = usize::from(item.gsi1pk.is_some()) + usize::from(item.gsi2pk.is_some());
+            (bytes as f64 / 1024.0).ceil().max(1.0) * (1 + indexes) as f64
+        })
+        .sum()
 }
 
 #[async_trait]
@@ -80,9 +125,11 @@ impl Store for Metered {
         let n = ops.len();
         let ops_bytes: usize =
             ops.iter().map(|op| if let WriteOp::Put { item, .. } = op { size(item) } else { 0 }).sum();
+        let naive = naive_wcu(&ops);
         let r = self.inner.write(ops).await;
         if r.is_ok() {
             let mut m = self.meter.lock().unwrap();
+            m.naive_wcu += naive;
             m.wcu += units + index_units;
             m.bytes += ops_bytes;
             m.writes += 1;
@@ -141,6 +188,27 @@ async fn main() {
         "shipping_address": {"address_line": "Storgata 1", "postal_code": "0155", "postal_place": "Oslo", "country": "NO"}});
 
     let mut rows = Vec::new();
+
+    // The budget's typical lifecycle: draft with 3 items, add 1, complete, GET with events.
+    let mut three = order.clone();
+    three["items"] = json!([item(1, None), item(2, None), item(3, None)]);
+    let mut life = Meter::default();
+    let (d, m) = b.call("POST", base, Some(json!({"order": three}))).await;
+    let lp = format!("{base}/{}", d["id"].as_str().unwrap());
+    let (_, m2) = b.call("POST", &format!("{lp}/items"), Some(item(4, None))).await;
+    let (done, m3) = b.call("PUT", &format!("{lp}/complete"), None).await;
+    let oid = done["orders"][0]["id"].as_str().unwrap().to_owned();
+    let (_, m4) =
+        b.call("GET", &format!("/v1/accounts/T12345678/shopping/orders/{oid}?include_events=true"), None).await;
+    for x in [m, m2, m3, m4] {
+        life.wcu += x.wcu;
+        life.naive_wcu += x.naive_wcu;
+        life.rcu += x.rcu;
+        life.writes += x.writes;
+        life.items_written += x.items_written;
+        life.bytes += x.bytes;
+    }
+
     let mut with_items = order.clone();
     with_items["items"] = json!([item(1, None), item(2, None)]);
     let (d, m) = b.call("POST", base, Some(json!({"order": with_items}))).await;
@@ -170,9 +238,15 @@ async fn main() {
     let (_, m) = b.call("GET", &format!("{base}?limit=10"), None).await;
     rows.push(("list drafts (limit 10)", m));
 
-    println!("| call | writes | items written | bytes written | WCU | RCU |");
-    println!("|---|---|---|---|---|---|");
+    rows.push(("lifecycle: 3 items, +1, complete, GET with events", life));
+    println!("| call | writes | items written | bytes written | WCU | naive WCU | WCU / naive | RCU |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, m) in rows {
-        println!("| {name} | {} | {} | {} | {} | {} |", m.writes, m.items_written, m.bytes, m.wcu, m.rcu);
+        let ratio = if m.naive_wcu > 0.0 { format!("{:.2}", m.wcu / m.naive_wcu) } else { "–".into() };
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {ratio} | {} |",
+            m.writes, m.items_written, m.bytes, m.wcu, m.naive_wcu, m.rcu
+        );
     }
+    println!("\nbudget (issue 6): the lifecycle at most 1/3 of the naive layout's write units");
 }
