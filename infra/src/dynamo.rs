@@ -75,6 +75,10 @@ struct Stored {
     doc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     docz: Option<Vec<u8>>,
+    /// The id of the write that stored this version: lets a retried put recognise its own
+    /// earlier attempt (see `put_one`). Not part of the port's item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wid: Option<String>,
 }
 
 /// The billed size of an item as this engine stores it (see [`crate::limits`]).
@@ -93,6 +97,7 @@ fn to_attrs(i: &Item) -> Result<Attrs, StoreError> {
         version: i.version,
         doc: packed.is_none().then(|| i.doc.clone()),
         docz: packed,
+        wid: Some(uuid::Uuid::new_v4().simple().to_string()),
     };
     serde_dynamo::to_item(stored).map_err(|e| StoreError::Invalid(format!("cannot encode item: {e}")))
 }
@@ -216,21 +221,27 @@ impl DynamoStore {
 
     /// A single put is a plain conditional `PutItem`: half the write units of a transaction.
     async fn put_one(&self, item: &Item, cond: Option<Condition>, now: i64) -> Result<(), StoreError> {
-        let put = self.client.put_item().table_name(&self.table).set_item(Some(to_attrs(item)?));
+        let attrs = to_attrs(item)?;
+        // Retries of this call resend the same attributes, so the same write id.
+        let wid = match attrs.get("wid") {
+            Some(AttributeValue::S(w)) => w.clone(),
+            _ => String::new(),
+        };
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(attrs));
         let res = conditioned!(put, cond.map(|c| condition(c, now))).send().await;
         match res {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => match se.into_err() {
                 aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                    let current = c.item.map(from_attrs).transpose()?;
                     // A `PutItem` carries no client request token: when the SDK retried one
                     // whose first attempt committed but whose answer was lost, the retry fails
-                    // its condition against the very item it wrote. Every item holds fresh ids
-                    // and timestamps, so finding exactly ours means it was applied, once.
-                    if current.as_ref() == Some(item) {
+                    // its condition against the very item it wrote. Only this call's write id
+                    // proves that (an equal item may come from a rival writer), and then the
+                    // put was applied, once.
+                    if c.item.as_ref().and_then(|a| a.get("wid")) == Some(&s(&wid)) {
                         return Ok(());
                     }
-                    let current = current.filter(|i| !i.is_expired(now));
+                    let current = c.item.map(from_attrs).transpose()?.filter(|i| !i.is_expired(now));
                     Err(StoreError::ConditionFailed { index: 0, current: current.map(Box::new) })
                 }
                 other => Err(classify_service(other)),

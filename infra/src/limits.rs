@@ -67,6 +67,8 @@ pub fn stored_size(i: &Item, packed: Option<&[u8]>) -> usize {
         text("gsi2sk", &i.gsi2sk),
         i.ttl.map_or(0, |t| "ttl".len().saturating_add(number_size(t.into()))),
         "version".len().saturating_add(number_size(i.version.into())),
+        // The write id every put carries (32 hex digits).
+        "wid".len().saturating_add(32),
         doc,
     ]
     .into_iter()

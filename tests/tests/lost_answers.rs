@@ -2,7 +2,7 @@
 //! proxy between the SDK and the emulator forwards a `PutItem`, lets it commit, and closes the
 //! connection instead of answering. The SDK retries; the retry fails its condition against the
 //! item its first attempt wrote. The engine must report the write as applied, once; a rival
-//! write at the same version must still lose. (Multi-item writes are transactions, which the
+//! write at the same version must still lose, even one storing an identical item. (Multi-item writes are transactions, which the
 //! SDK retries with the same client request token.)
 
 mod common;
@@ -94,13 +94,14 @@ async fn a_put_whose_answer_was_lost_counts_as_applied_once() {
     assert_eq!(drops.load(Ordering::SeqCst), 0, "the answer was really dropped");
     assert_eq!(store.get(&key).await.expect("get"), Some(v1));
 
-    let v2 = Item::new(key.clone(), 2, r#"{"n":2,"id":"second"}"#.into());
+    let v2 = Item::new(key.clone(), 2, r#"{"n":2}"#.into());
     drops.store(1, Ordering::SeqCst);
     store.write(vec![WriteOp::Put { item: v2.clone(), cond: Some(Condition::VersionIs(1)) }]).await.expect("applied");
-    assert_eq!(store.get(&key).await.expect("get"), Some(v2));
+    assert_eq!(store.get(&key).await.expect("get"), Some(v2.clone()));
 
-    // A different write at the same version is still a lost race, not a success.
-    let rival = Item::new(key.clone(), 2, r#"{"n":2,"id":"rival"}"#.into());
+    // Another writer's put at the same version is still a lost race, not a success — even
+    // when it would store exactly the same item (two writers computing the same next state).
+    let rival = v2.clone();
     let err = store.write(vec![WriteOp::Put { item: rival, cond: Some(Condition::VersionIs(1)) }]).await.unwrap_err();
     assert!(matches!(err, StoreError::ConditionFailed { index: 0, .. }), "{err:?}");
 }
