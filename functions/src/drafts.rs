@@ -109,7 +109,8 @@ async fn reload(state: &AppState, aid: &str, id: &str, events: &mut Vec<Event>) 
     let rec: DraftRecord = parse(&item.doc)?;
     let mut q = Query::partition(table::draft_pk(aid, id));
     q.sk = match events.last().and_then(|e| e.version) {
-        Some(v) => SkCond::Between(table::event_sk(v.saturating_add(1)), table::event_sk(u64::MAX)),
+        // Only `DRAFT` (which sorts before `EVENT#`) and events live in a draft's partition.
+        Some(v) => SkCond::Gt(table::event_sk(v)),
         None => SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()),
     };
     for item in query_all(state.store.as_ref(), q).await? {

@@ -396,11 +396,21 @@ async fn concurrent_writers(api: &Api) {
                 .header("authorization", format!("Bearer {token}"))
                 .body(axum::body::Body::from(item(line, 10).to_string()))
                 .expect("req");
-            tower::ServiceExt::oneshot(router, req).await.expect("call").status()
+            let res = tower::ServiceExt::oneshot(router, req).await.expect("call");
+            let status = res.status();
+            let bytes = http_body_util::BodyExt::collect(res.into_body()).await.expect("body").to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).expect("json"))
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.expect("task"), 200);
+        let (status, body) = t.await.expect("task");
+        assert_eq!(status, 200, "{body}");
+        // A write that lost races and retried still answers with its whole history: one event
+        // per version, up to its own.
+        let version = body["version"].as_u64().expect("version");
+        let versions: Vec<u64> =
+            body["events"].as_array().into_iter().flatten().filter_map(|e| e["version"].as_u64()).collect();
+        assert_eq!(versions, (0..=version).collect::<Vec<_>>());
     }
     let got = api.call("GET", &format!("{}/{}", drafts_path(), id(&d)), None).await;
     assert_eq!(got.body["order"]["items"].as_array().map(Vec::len), Some(8));
