@@ -176,19 +176,16 @@ fn normalize_order(order: &mut OrderObject, version: u64, now: OffsetDateTime, t
 /// Gives items sent without a `line_id` the numbers after the highest in use, in order.
 /// Running out of numbers is a 400 on the item's `line_id` (`path_of` its position).
 fn number_new_items(items: &mut [OrderItem], path_of: impl Fn(usize) -> String) -> Result<()> {
+    let highest = items.iter().filter_map(|it| it.line_id).max();
     let mut last: Option<i64> = None;
-    for i in 0..items.len() {
-        if items.get(i).is_some_and(|it| it.line_id.is_none()) {
-            let n = match last {
-                None => money::next_line_id(items.iter().filter_map(|it| it.line_id), &path_of(i)),
-                Some(prev) => money::following_line_id(prev, &path_of(i)),
-            }
-            .map_err(invalid)?;
-            if let Some(it) = items.get_mut(i) {
-                it.line_id = Some(n);
-            }
-            last = Some(n);
+    for (i, it) in items.iter_mut().enumerate().filter(|(_, it)| it.line_id.is_none()) {
+        let n = match last {
+            None => money::next_line_id(highest, &path_of(i)),
+            Some(prev) => money::following_line_id(prev, &path_of(i)),
         }
+        .map_err(invalid)?;
+        it.line_id = Some(n);
+        last = Some(n);
     }
     Ok(())
 }
@@ -427,11 +424,10 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderIte
 }
 
 /// The complete response: the draft envelope with the orders, as the upstream shows it.
-fn completion_response(out: Result<Outcome<Draft>>, orders: Vec<Order>) -> Result<Outcome<Draft>> {
-    let mut out = out?;
+fn completion_response(mut out: Outcome<Draft>, orders: Vec<Order>) -> Outcome<Draft> {
     out.resource =
         Draft { version: None, events: None, options: None, order: None, orders: Some(orders), ..out.resource };
-    Ok(out)
+    out
 }
 
 /// The order's payment figures from its net total and its successful payment operations.
@@ -536,8 +532,8 @@ fn complete_into(
     rec.order_ids.push(order.id.clone());
     let draft_version = rec.version();
     rec.draft.status = DraftStatus::Completed;
-    let out = commit(ctx, ids, Some(draft_version), rec, "shopping_draft_complete", ops);
-    completion_response(out, vec![order])
+    let out = commit(ctx, ids, Some(draft_version), rec, "shopping_draft_complete", ops)?;
+    Ok(completion_response(out, vec![order]))
 }
 
 /// Groups items for a split: one group per store id in ascending order; items without a
@@ -675,7 +671,7 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
     rec.draft.status = DraftStatus::Completed;
     let mut out = commit(ctx, ids, Some(prev), rec, "shopping_draft_complete", ops)?;
     out.custom_order_ids = custom_order_ids;
-    completion_response(Ok(out), orders)
+    Ok(completion_response(out, orders))
 }
 
 #[cfg(test)]

@@ -129,8 +129,13 @@ fn check_ttl(p: &mut Problems, path: &str, ttl: Option<i64>) {
 /// `metadata`, text at most [`MAX_TEXT`] characters, `metadata` at most
 /// [`MAX_METADATA_BYTES`] as JSON.
 pub fn check_limits(p: &mut Problems, path: &str, v: &Value) {
+    walk_limits(p, path, v, false);
+}
+
+/// `free` is set inside `metadata`, whose numbers are the client's own business.
+fn walk_limits(p: &mut Problems, path: &str, v: &Value, free: bool) {
     match v {
-        Value::Number(n) => {
+        Value::Number(n) if !free => {
             let ok = match (n.as_i64(), n.as_u64(), n.as_f64()) {
                 (Some(i), _, _) => money::in_range(i),
                 (None, Some(u), _) => u <= MAX_SAFE.unsigned_abs(),
@@ -141,41 +146,22 @@ pub fn check_limits(p: &mut Problems, path: &str, v: &Value) {
                 p.push(path, "OUT_OF_RANGE", format!("must be between -{MAX_SAFE} and {MAX_SAFE}"));
             }
         }
-        Value::String(s) => {
-            if s.chars().count() > MAX_TEXT {
-                p.push(path, "TOO_LONG", format!("must be at most {MAX_TEXT} characters"));
-            }
+        Value::String(s) if s.chars().count() > MAX_TEXT => {
+            p.push(path, "TOO_LONG", format!("must be at most {MAX_TEXT} characters"));
         }
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| check_limits(p, &format!("{path}[{i}]"), x)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk_limits(p, &format!("{path}[{i}]"), x, free)),
         Value::Object(m) => {
             for (k, x) in m {
                 let kp = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                if k == "metadata" {
-                    check_metadata(p, &kp, x);
-                } else {
-                    check_limits(p, &kp, x);
+                let metadata = !free && k == "metadata";
+                if metadata && serde_json::to_string(x).map_or(0, |s| s.len()) > MAX_METADATA_BYTES {
+                    p.push(&kp, "TOO_LARGE", format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
                 }
+                walk_limits(p, &kp, x, free || metadata);
             }
         }
-        Value::Bool(_) | Value::Null => {}
+        _ => {}
     }
-}
-
-fn check_metadata(p: &mut Problems, path: &str, v: &Value) {
-    if serde_json::to_string(v).map_or(0, |s| s.len()) > MAX_METADATA_BYTES {
-        p.push(path, "TOO_LARGE", format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
-    }
-    fn strings(p: &mut Problems, path: &str, v: &Value) {
-        match v {
-            Value::String(s) if s.chars().count() > MAX_TEXT => {
-                p.push(path, "TOO_LONG", format!("must be at most {MAX_TEXT} characters"))
-            }
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| strings(p, &format!("{path}[{i}]"), x)),
-            Value::Object(m) => m.iter().for_each(|(k, x)| strings(p, &format!("{path}.{k}"), x)),
-            _ => {}
-        }
-    }
-    strings(p, path, v);
 }
 
 fn limits_of<T: serde::Serialize>(p: &mut Problems, path: &str, v: &T) {
@@ -204,7 +190,10 @@ fn check_options(p: &mut Problems, o: &DraftOptions) {
 pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_currency: bool) {
     // Items are checked (limits included) one by one below.
     let mut limits = Problems::default();
-    limits_of(&mut limits, path, &OrderObject { items: None, ..o.clone() });
+    if let Ok(Value::Object(mut fields)) = serde_json::to_value(o) {
+        fields.remove("items");
+        check_limits(&mut limits, path, &Value::Object(fields));
+    }
     match &o.currency {
         Some(c) if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) => {
             p.push(format!("{path}.currency"), "INVALID_CURRENCY", "must be a three-letter ISO-4217 code, e.g. NOK");
@@ -220,15 +209,6 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
     }
     p.max_len(&format!("{path}.comment"), &o.comment, MAX_COMMENT);
     p.max_len(&format!("{path}.order_number"), &o.order_number, MAX_ORDER_ID);
-    for (name, v) in [
-        ("salesperson_id", &o.salesperson_id),
-        ("salesperson_name", &o.salesperson_name),
-        ("courier_id", &o.courier_id),
-        ("delivery_id", &o.delivery_id),
-        ("type", &o.kind),
-    ] {
-        p.max_len(&format!("{path}.{name}"), v, MAX_TEXT);
-    }
     for (name, v) in [("delivery_at", &o.delivery_at), ("pickup_at", &o.pickup_at)] {
         if let Some(s) = v {
             if !is_date_time(s) {
@@ -326,8 +306,6 @@ pub fn check_item(p: &mut Problems, path: &str, item: &OrderItem) {
         }
     }
     p.max_len(&format!("{path}.comment"), &item.comment, MAX_COMMENT);
-    p.max_len(&format!("{path}.description"), &item.description, MAX_TEXT);
-    p.max_len(&format!("{path}.id"), &item.id, MAX_TEXT);
     if let Some(s) = &item.store {
         p.max_len(&format!("{path}.store.id"), &s.id, MAX_RESOURCE_ID.max(255));
     }
