@@ -46,9 +46,7 @@ impl FromRequest<AppState> for Write {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let caller = Caller::from_request_parts(&mut parts, state).await?;
-        let Params(params) = Params::<Vec<(String, String)>>::from_request_parts(&mut parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound("route".into()))?;
+        let Params(params) = Params::<Vec<(String, String)>>::from_request_parts(&mut parts, state).await?;
         let aid = params.into_iter().find(|(k, _)| k == "aid").map(|(_, v)| v).unwrap_or_default();
         caller.authorize(&aid, Access::Write)?;
         let (headers, method, uri) = (parts.headers.clone(), parts.method.clone(), parts.uri.clone());
@@ -107,16 +105,19 @@ pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(Draft
 async fn reload(state: &AppState, aid: &str, id: &str, events: &mut Vec<Event>) -> Result<DraftRecord, ApiError> {
     let item = state.store.get(&table::draft_key(aid, id)).await?.ok_or_else(|| ApiError::NotFound("draft".into()))?;
     let rec: DraftRecord = parse(&item.doc)?;
-    let mut q = Query::partition(table::draft_pk(aid, id));
-    q.sk = match events.last().and_then(|e| e.version) {
+    let sk = match events.last().and_then(|e| e.version) {
         // Only `DRAFT` (which sorts before `EVENT#`) and events live in a draft's partition.
         Some(v) => SkCond::Gt(table::event_sk(v)),
         None => SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()),
     };
-    for item in query_all(state.store.as_ref(), q).await? {
-        events.push(parse::<EventRecord>(&item.doc)?.event);
-    }
+    events.extend(read_events(state, table::draft_pk(aid, id), sk).await?);
     Ok(rec)
+}
+
+/// The events of a partition whose sort keys match `sk`, oldest first.
+async fn read_events(state: &AppState, pk: String, sk: SkCond) -> Result<Vec<Event>, ApiError> {
+    let q = Query { sk, ..Query::partition(pk) };
+    query_all(state.store.as_ref(), q).await?.iter().map(|item| Ok(parse::<EventRecord>(&item.doc)?.event)).collect()
 }
 
 /// Answers with a stored response. A draft response stored without its events gets those up
@@ -124,13 +125,8 @@ async fn reload(state: &AppState, aid: &str, id: &str, events: &mut Vec<Event>) 
 async fn respond(state: &AppState, replay: Replay) -> Result<Response, ApiError> {
     let Some(pk) = replay.events_pk else { return Ok(json_with_etag(replay.version, replay.body)) };
     let mut draft: Draft = parse(&replay.body)?;
-    let mut q = Query::partition(pk);
-    q.sk = SkCond::Between(table::event_sk(0), table::event_sk(replay.version));
-    let mut events = Vec::new();
-    for item in query_all(state.store.as_ref(), q).await? {
-        events.push(parse::<EventRecord>(&item.doc)?.event);
-    }
-    draft.events = Some(events);
+    let sk = SkCond::Between(table::event_sk(0), table::event_sk(replay.version));
+    draft.events = Some(read_events(state, pk, sk).await?);
     let body = serde_json::to_string(&draft).map_err(|_| ApiError::Internal)?;
     Ok(json_with_etag(replay.version, body))
 }
