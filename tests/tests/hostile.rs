@@ -4,7 +4,7 @@
 #[macro_use]
 mod common;
 
-use common::{drafts_path, item, Api, AID, OTHER};
+use common::{drafts_path, item, noise, Api, AID, OTHER};
 use serde_json::{json, Value};
 
 const MAX_SAFE: i64 = 9_007_199_254_740_991;
@@ -36,17 +36,6 @@ async fn create(api: &Api, body: Value) -> common::Resp {
 
 fn order(items: Vec<Value>) -> Value {
     json!({"order": {"currency": "NOK", "items": items}})
-}
-
-/// Deterministic text that does not compress (so it really costs its length when stored).
-fn noise(len: usize, seed: u64) -> String {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            char::from(b'!' + ((x >> 33) % 90) as u8)
-        })
-        .collect()
 }
 
 async fn time_never_panics(api: &Api) {
@@ -299,14 +288,7 @@ impl infra::Store for Failing {
 }
 
 fn api_over(store: Failing) -> Api {
-    let mut api = Api::sqlite();
-    let state = functions::state::AppState {
-        store: std::sync::Arc::new(store),
-        clock: api.clock.clone(),
-        auth: std::sync::Arc::new(functions::auth::Auth::hs256(common::SECRET)),
-    };
-    api.router = functions::app(state);
-    api
+    Api::with(std::sync::Arc::new(store), std::sync::Arc::new(infra::clock::ManualClock::at(common::T0)), None)
 }
 
 /// Only an unavailable or throttling store is a 503, and it says when to retry; a corrupt

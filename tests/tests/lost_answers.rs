@@ -72,15 +72,7 @@ async fn relay(client: TcpStream, upstream: &str, drops: &AtomicUsize) -> std::i
 
 async fn lossy_store(drops: Arc<AtomicUsize>) -> Arc<dyn Store> {
     let url = lossy_proxy(common::emulator_endpoint(), drops).await;
-    let clock = Arc::new(ManualClock::at(common::T0));
-    let client = infra::dynamo::emulator_client(&url);
-    let table = format!("shopping-lossy-{}-{}", std::process::id(), rand_suffix());
-    infra::dynamo::create_table(&client, &table).await.expect("create table");
-    Arc::new(infra::dynamo::DynamoStore::new(client, table, clock))
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    common::dynamo_store_via(&url, Arc::new(ManualClock::at(common::T0))).await
 }
 
 #[tokio::test]

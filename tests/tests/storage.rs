@@ -84,16 +84,7 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
     ));
 
     // DynamoDB's limits, refused alike by both engines, as limits (never as unavailability)
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let noise: String = (0..560_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'!' + (x % 90) as u8)
-        })
-        .collect();
-    let huge = Item::new(Key::new(pk("huge"), "X"), 1, noise);
+    let huge = Item::new(Key::new(pk("huge"), "X"), 1, common::noise(560_000, 7));
     let r = store.write(vec![put(huge, None)]).await;
     assert!(matches!(r, Err(StoreError::Limit(infra::Limit::ItemTooLarge { .. }))), "{r:?}");
     assert_eq!(store.get(&Key::new(pk("huge"), "X")).await.expect("get"), None);

@@ -16,8 +16,13 @@ pub fn emulator_endpoint() -> String {
 
 /// A DynamoDB store on a fresh table of its own (unique per test, so tests run in parallel).
 pub async fn dynamo_store(clock: Arc<dyn Clock>) -> Arc<dyn Store> {
+    dynamo_store_via(&emulator_endpoint(), clock).await
+}
+
+/// [`dynamo_store`] reached through `endpoint` (e.g. a proxy in front of the emulator).
+pub async fn dynamo_store_via(endpoint: &str, clock: Arc<dyn Clock>) -> Arc<dyn Store> {
     static N: AtomicU32 = AtomicU32::new(0);
-    let client = infra::dynamo::emulator_client(&emulator_endpoint());
+    let client = infra::dynamo::emulator_client(endpoint);
     let table = format!("shopping-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
     infra::dynamo::create_table(&client, &table).await.expect("create table on the emulator");
     Arc::new(infra::dynamo::DynamoStore::new(client, table, clock))
@@ -34,7 +39,7 @@ use tower::ServiceExt;
 
 pub const AID: &str = "T12345678";
 pub const OTHER: &str = "T87654321";
-pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const T0: i64 = 1_800_000_000;
 
 /// The whole API (every router) on one store, called in-process through `oneshot`.
@@ -58,7 +63,7 @@ impl Resp {
 }
 
 impl Api {
-    fn with(store: Arc<dyn Store>, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
+    pub fn with(store: Arc<dyn Store>, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
         let state = AppState { store: store.clone(), clock: clock.clone(), auth: Arc::new(Auth::hs256(SECRET)) };
         Self { router: functions::app(state), clock, store, _dir: dir }
     }
@@ -136,6 +141,18 @@ impl Api {
         let t = self.token();
         self.call_as(Some(&t), method, path, body, None).await
     }
+}
+
+/// Deterministic text that deflate cannot shrink much (random over 90 symbols: about 6.5
+/// bits a character), so it really costs about its length when stored.
+pub fn noise(len: usize, seed: u64) -> String {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            char::from(b'!' + ((x >> 33) % 90) as u8)
+        })
+        .collect()
 }
 
 pub fn drafts_path() -> String {
