@@ -6,32 +6,18 @@
 //!
 //! The seed is printed; `CRASH_LOOP_SEED=<n>` replays a run, `CRASH_LOOP_ROUNDS=<n>` runs longer.
 
+mod common;
+
+use common::{start, try_http, BIN};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_shopping-local");
 const DRAFTS: &str = "/v1/accounts/T12345678/shopping/draft_orders";
 const WORKERS: usize = 6;
-
-fn start(dir: &Path) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn shopping-local");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    (child, port)
-}
 
 fn token(dir: &Path) -> String {
     let out = Command::new(BIN)
@@ -42,21 +28,10 @@ fn token(dir: &Path) -> String {
     String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
 }
 
-/// One HTTP/1.1 exchange. `None` when the server did not answer (it was killed).
+/// One exchange with a JSON answer; `None` when the server did not answer (it was killed).
 fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> Option<(u16, serde_json::Value)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    Some((status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null)))
+    let (status, body) = try_http(port, method, path, token, body)?;
+    Some((status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)))
 }
 
 /// What the workers were told (acknowledged) and what they sent without an answer.

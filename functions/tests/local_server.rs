@@ -1,34 +1,11 @@
 //! `shopping-local` as a user runs it: a real process on a real port. An acknowledged write
 //! survives `kill -9` and a restart on the same data dir.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use common::{start, start_at, try_http, BIN};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_shopping-local");
-
-/// Starts the server on a port of its choosing; returns it with the port it printed.
-fn start(dir: &Path) -> (Child, u16) {
-    start_at(dir, 0)
-}
-
-/// Starts the server with its clock shifted by `offset` seconds.
-fn start_at(dir: &Path, offset: i64) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("SHOPPING_CLOCK_OFFSET_SECONDS", offset.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn shopping-local");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let port =
-        line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
-    (child, port)
-}
+use std::process::Command;
 
 fn token(dir: &Path) -> String {
     token_at(dir, 0)
@@ -47,18 +24,7 @@ fn token_at(dir: &Path, offset: i64) -> String {
 
 /// A minimal HTTP/1.1 exchange: returns (status, body).
 fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    try_http(port, method, path, token, body).expect("an answer")
 }
 
 #[test]
