@@ -1,21 +1,24 @@
 //! Draft commands. Each takes the current state (as read), the request, the caller's context
 //! and injected ids/time, and returns the new resource plus the writes that make it so: the
-//! items to put with their conditions, and the event items (the outbox) in the same write.
+//! items to put with their conditions, each carrying the event it produces (see
+//! [`crate::outbox`]), so a draft change is one single-item write.
 
 use crate::error::FieldError;
 use crate::error::{DomainError, Result};
 use crate::ids::{timestamp, Ids};
+use crate::list::Summary;
 use crate::model::{
     Draft, DraftOptions, DraftStatus, Event, EventRequest, GenerateOrderId, ItemStore, Link, Order, OrderItem,
     OrderObject, OrderStatus, OrderStore, PaymentDetails, PaymentOperation, PaymentStatus,
 };
 use crate::table::{self, Condition, Item, Key, WriteOp};
-use crate::{money, totals, validate};
+use crate::{money, outbox, totals, validate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// DynamoDB transactions hold at most 100 items; a split writes 4 items per order plus 2.
+/// DynamoDB transactions hold at most 100 items; a split writes 3 items per order plus the
+/// draft and at most [`outbox::MAX_RIDING`] history items.
 pub const MAX_SPLIT_ORDERS: usize = 24;
 
 /// Who acts, when, and through which request (recorded in the api-event).
@@ -55,6 +58,9 @@ pub struct DraftRecord {
     /// The `order_id` reserved by `ALPHANUMERIC_9_RESERVE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_order_id: Option<String>,
+    /// The draft's events still riding in its item (set by the reader, not stored here).
+    #[serde(skip)]
+    pub unflushed: Vec<EventRecord>,
 }
 
 impl DraftRecord {
@@ -63,12 +69,13 @@ impl DraftRecord {
     }
 }
 
-/// An event item's document: the event itself and the webhook events it produces (outbox).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventRecord {
-    pub event: Event,
-    #[serde(default)]
-    pub webhooks: Vec<String>,
+pub use crate::outbox::EventRecord;
+
+/// An order as read for a change: the order and its events still riding in its item.
+#[derive(Debug, Clone)]
+pub struct OrderRecord {
+    pub order: Order,
+    pub unflushed: Vec<EventRecord>,
 }
 
 /// What the unique `ORDERID` item holds: the order's id, or the draft that reserved it.
@@ -84,6 +91,9 @@ pub struct OrderIdRecord {
 #[derive(Debug, Clone)]
 pub struct Outcome<T> {
     pub resource: T,
+    /// The version the change writes (the response's `ETag`), also when the response body
+    /// does not show it (a completion).
+    pub version: u64,
     pub ops: Vec<WriteOp>,
     /// `ORDERID` keys of client-chosen order ids: a failed condition on one of these is a
     /// `DUPLICATE_ORDER_ID`, not a race to retry.
@@ -125,13 +135,8 @@ fn draft_item(aid: &str, rec: &DraftRecord, ttl_epoch: Option<i64>) -> Item {
     item.gsi1pk = Some(table::drafts_index_pk(aid));
     item.gsi1sk = Some(table::list_sk(&d.created_at, &d.id));
     item.ttl = ttl_epoch;
+    item.summary = Some(to_doc(&Summary::of_draft(d)));
     item
-}
-
-fn event_item(pk: String, event: Event, webhooks: &[&str]) -> Item {
-    let version = event.version.unwrap_or(0);
-    let rec = EventRecord { event, webhooks: webhooks.iter().map(|s| s.to_string()).collect() };
-    Item::new(Key::new(pk, table::event_sk(version)), version, to_doc(&rec))
 }
 
 fn api_event(ctx: &Ctx, ids: &mut dyn Ids, version: u64, draft_id: &str) -> Event {
@@ -236,13 +241,14 @@ fn commit(
     }
     let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
-    let pk = table::draft_pk(&ctx.aid, &rec.draft.id);
     let cond = prev.map_or(Condition::NotExists, Condition::VersionIs);
-    ops.insert(0, WriteOp::Put { item: draft_item(&ctx.aid, &rec, ttl_epoch), cond: Some(cond) });
-    ops.insert(1, WriteOp::Put { item: event_item(pk, event.clone(), &[webhook]), cond: Some(Condition::NotExists) });
+    let unflushed = std::mem::take(&mut rec.unflushed);
+    let mut item = draft_item(&ctx.aid, &rec, ttl_epoch);
+    outbox::attach(&mut item, unflushed, EventRecord::new(event.clone(), &[webhook]), &mut ops);
+    ops.insert(0, WriteOp::Put { item, cond: Some(cond) });
     let mut draft = rec.draft;
     draft.events = Some(vec![event]);
-    Ok(Outcome { resource: draft, ops, custom_order_ids: Vec::new() })
+    Ok(Outcome { resource: draft, version, ops, custom_order_ids: Vec::new() })
 }
 
 /// POST /draft_orders
@@ -269,6 +275,7 @@ pub fn create(ctx: &Ctx, ids: &mut dyn Ids, body: DraftBody) -> Result<Outcome<D
         },
         order_ids: Vec::new(),
         reserved_order_id: None,
+        unflushed: Vec::new(),
     };
     let mut ops = Vec::new();
     reserve_if_needed(ctx, ids, &mut rec, &mut ops);
@@ -394,11 +401,11 @@ pub struct OrderStub {
     pub expires_at: Option<String>,
 }
 
-/// The two items that hold an order: its header (the whole order, indexed, expiring) and its
-/// stub (what remains after expiry).
+/// The items that hold an order: its header (the whole order, indexed, expiring) and, when
+/// it expires at all, its stub (what remains after expiry).
 pub struct OrderItems {
     pub header: Item,
-    pub stub: Item,
+    pub stub: Option<Item>,
 }
 
 pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderItems {
@@ -412,6 +419,7 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderIte
         header.gsi2sk = header.gsi1sk.clone();
     }
     header.ttl = ttl_epoch;
+    header.summary = Some(to_doc(&Summary::of_order(order)));
     let stub = OrderStub {
         id: order.id.clone(),
         order_number: order.content.order_number.clone(),
@@ -420,7 +428,8 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderIte
         created_at: order.created_at.clone(),
         expires_at: order.content.time_to_live_expires_at.clone(),
     };
-    OrderItems { header, stub: Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub)) }
+    let stub = ttl_epoch.map(|_| Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub)));
+    OrderItems { header, stub }
 }
 
 /// The complete response: the draft envelope with the orders, as the upstream shows it.
@@ -461,9 +470,10 @@ fn complete_into(
     ctx: &Ctx,
     ids: &mut dyn Ids,
     mut rec: DraftRecord,
-    mut order: Order,
+    target: OrderRecord,
     replace: bool,
 ) -> Result<Outcome<Draft>> {
+    let OrderRecord { mut order, unflushed } = target;
     if order.status == Some(OrderStatus::Cancelled) {
         return Err(DomainError::conflict("ORDER_CANCELLED", "the order is cancelled and cannot take new items"));
     }
@@ -515,20 +525,14 @@ fn complete_into(
     order.payment_details = Some(payment_details(&order));
     let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
-    let OrderItems { header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
-    let mut ops = vec![
-        WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) },
-        // The stub is rewritten: it carries the (moved) expiry.
-        WriteOp::Put { item: stub, cond: None },
-    ];
-    ops.push(WriteOp::Put {
-        item: event_item(
-            table::order_pk(&ctx.aid, &order.id),
-            event,
-            &["shopping_order_update", "shopping_order_event_add"],
-        ),
-        cond: Some(Condition::NotExists),
-    });
+    let OrderItems { mut header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
+    let mut history = Vec::new();
+    let new = EventRecord::new(event, &["shopping_order_update", "shopping_order_event_add"]);
+    outbox::attach(&mut header, unflushed, new, &mut history);
+    let mut ops = vec![WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) }];
+    // The stub is rewritten: it carries the (moved) expiry.
+    ops.extend(stub.map(|item| WriteOp::Put { item, cond: None }));
+    ops.extend(history);
     rec.order_ids.push(order.id.clone());
     let draft_version = rec.version();
     rec.draft.status = DraftStatus::Completed;
@@ -560,7 +564,12 @@ fn split_groups(items: Vec<OrderItem>) -> Vec<(Option<ItemStore>, Vec<OrderItem>
 /// With `options.order_id` the draft goes into `existing` (the order that id names, read by the
 /// caller) instead: its items are appended, or with `options.replace = "order"` they replace
 /// the order's content.
-pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Option<Order>) -> Result<Outcome<Draft>> {
+pub fn complete(
+    ctx: &Ctx,
+    ids: &mut dyn Ids,
+    mut rec: DraftRecord,
+    existing: Option<OrderRecord>,
+) -> Result<Outcome<Draft>> {
     ensure_open(&rec)?;
     let options = rec.draft.options.clone().unwrap_or_default();
     let draft_order = rec.draft.order.clone().unwrap_or_default();
@@ -650,20 +659,36 @@ pub fn complete(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, existing: Op
             ..Default::default()
         };
         let order = Order { payment_details: Some(payment_details(&order)), ..order };
-        let OrderItems { header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
+        let OrderItems { mut header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
+        let mut no_history = Vec::new();
+        outbox::attach(
+            &mut header,
+            Vec::new(),
+            EventRecord::new(event, &["shopping_order_event_add"]),
+            &mut no_history,
+        );
         ops.push(WriteOp::Put { item: header, cond: Some(Condition::NotExists) });
-        ops.push(WriteOp::Put { item: stub, cond: Some(Condition::NotExists) });
-        let id_key = table::order_id_key(&ctx.aid, &order_id);
-        let id_version = if id_cond == Condition::NotExists { 0 } else { 1 };
-        let id_doc = OrderIdRecord { id: Some(id.clone()), reserved_by_draft: None };
-        ops.push(WriteOp::Put { item: Item::new(id_key.clone(), id_version, to_doc(&id_doc)), cond: Some(id_cond) });
-        if custom {
-            custom_order_ids.push((id_key, order_id.clone()));
+        ops.extend(stub.map(|item| WriteOp::Put { item, cond: Some(Condition::NotExists) }));
+        // An order whose order_id is its own (random) id needs no `ORDERID` item: the id is
+        // unique, and a lookup of a UUID reads the order directly.
+        if order_id != id {
+            let id_key = table::order_id_key(&ctx.aid, &order_id);
+            let id_version = if id_cond == Condition::NotExists { 0 } else { 1 };
+            let id_doc = OrderIdRecord { id: Some(id.clone()), reserved_by_draft: None };
+            ops.push(WriteOp::Put {
+                item: Item::new(id_key.clone(), id_version, to_doc(&id_doc)),
+                cond: Some(id_cond),
+            });
+            if custom {
+                custom_order_ids.push((id_key, order_id.clone()));
+            }
         }
-        ops.push(WriteOp::Put {
-            item: event_item(table::order_pk(&ctx.aid, &id), event, &["shopping_order_event_add"]),
-            cond: Some(Condition::NotExists),
-        });
+        if custom && validate::is_uuid(&order_id) {
+            // A chosen order_id shaped like an id must not be another order's own id.
+            let taken = table::order_key(&ctx.aid, &order_id);
+            ops.push(WriteOp::Check { key: taken.clone(), cond: Condition::NotExists });
+            custom_order_ids.push((taken, order_id.clone()));
+        }
         rec.order_ids.push(id);
         orders.push(order);
     }
@@ -733,10 +758,12 @@ mod tests {
         let order = out.resource.order.as_ref().unwrap();
         assert_eq!(order.gross_amount, Some(150));
         assert_eq!(order.items.as_ref().unwrap()[1].line_id, Some(2));
-        assert_eq!(out.ops.len(), 2);
-        let WriteOp::Put { item: ev, .. } = &out.ops[1] else { panic!() };
-        let rec: EventRecord = serde_json::from_str(&ev.doc).unwrap();
-        assert_eq!(rec.webhooks, ["shopping_draft_add"]);
+        // One single-item write: the draft, with its event riding inside.
+        assert_eq!(out.ops.len(), 1);
+        let WriteOp::Put { item, .. } = &out.ops[0] else { panic!() };
+        let riding = crate::outbox::fresh(item).unwrap();
+        assert_eq!(riding.len(), 1);
+        assert_eq!(riding[0].webhooks, ["shopping_draft_add"]);
     }
 
     #[test]
@@ -831,7 +858,7 @@ mod into_existing {
         let rec = draft_into(&mut ids, "o1", true, 1);
         let mut order = existing(1000);
         order.captures = Some(vec![PaymentOperation { amount: Some(100), ..Default::default() }]);
-        let err = complete(&ctx(), &mut ids, rec, Some(order)).unwrap_err();
+        let err = complete(&ctx(), &mut ids, rec, Some(OrderRecord { order, unflushed: Vec::new() })).unwrap_err();
         assert!(matches!(err, DomainError::Conflict { code: "ORDER_HAS_PAYMENTS", .. }));
     }
 
@@ -839,7 +866,8 @@ mod into_existing {
     fn append_bumps_the_order_version_and_is_conditioned_on_it() {
         let mut ids = SequentialIds::default();
         let rec = draft_into(&mut ids, "o1", false, 2);
-        let out = complete(&ctx(), &mut ids, rec, Some(existing(1000))).expect("append");
+        let target = OrderRecord { order: existing(1000), unflushed: Vec::new() };
+        let out = complete(&ctx(), &mut ids, rec, Some(target)).expect("append");
         let order = &out.resource.orders.as_ref().unwrap()[0];
         assert_eq!(order.content.version, Some(4));
         assert_eq!(order.content.net_amount, Some(1500));

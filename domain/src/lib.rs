@@ -24,6 +24,7 @@ pub mod ids;
 pub mod list;
 pub mod model;
 pub mod money;
+pub mod outbox;
 pub mod table;
 pub mod totals;
 pub mod validate;

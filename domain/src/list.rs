@@ -3,7 +3,8 @@
 //! OR within a parameter, AND across parameters.
 
 use crate::error::{DomainError, FieldError};
-use crate::model::{Draft, DraftStatus, OrderObject};
+use crate::model::{Draft, DraftStatus, Order, OrderObject};
+use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, Time};
 
@@ -162,6 +163,57 @@ impl DraftFilter {
             && self.created_gte.as_deref().is_none_or(|b| d.created_at.as_str() >= b)
             && self.created_lte.as_deref().is_none_or(|b| d.created_at.as_str() <= b)
             && matches_order(o, &self.customer_id, self.net_gte, self.net_lte, &self.currency, self.search.as_deref())
+    }
+}
+
+/// What the list indexes hold of a draft or an order besides its keys: the fields that rarely
+/// change and that most list filters test. A list query reads these, and then fetches only
+/// the documents they admit; a change that leaves them alone writes nothing to the index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+impl Summary {
+    pub fn of_draft(d: &Draft) -> Self {
+        let o = d.order.as_ref();
+        Self {
+            status: Some(d.status.as_str().to_owned()),
+            customer_id: o.and_then(|o| o.customer.as_ref()).and_then(|c| c.id.clone()),
+            currency: o.and_then(|o| o.currency.clone()),
+        }
+    }
+
+    pub fn of_order(order: &Order) -> Self {
+        let status =
+            order.status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(str::to_owned));
+        Self {
+            status,
+            customer_id: order.content.customer.as_ref().and_then(|c| c.id.clone()),
+            currency: order.content.currency.clone(),
+        }
+    }
+}
+
+impl DraftFilter {
+    /// Whether a draft with this summary may match: never false for a draft that matches,
+    /// so only the documents it admits need fetching.
+    pub fn admits(&self, s: &Summary) -> bool {
+        let status = s.status.as_deref();
+        let status_ok = if self.status.is_empty() {
+            status != Some(DraftStatus::Deleted.as_str())
+        } else {
+            self.status.iter().any(|x| Some(x.as_str()) == status)
+        };
+        status_ok
+            && (self.customer_id.is_empty()
+                || s.customer_id.as_ref().is_some_and(|c| self.customer_id.iter().any(|x| x == c)))
+            && (self.currency.is_empty() || s.currency.as_ref().is_some_and(|c| self.currency.contains(c)))
     }
 }
 

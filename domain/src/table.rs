@@ -5,10 +5,10 @@
 //! | item                       | pk                            | sk                       | gsi1 (pk / sk)                            | gsi2 (pk / sk)                          | ttl |
 //! |----------------------------|-------------------------------|--------------------------|-------------------------------------------|-----------------------------------------|-----|
 //! | draft                      | `A#{aid}#D#{id}`              | `DRAFT`                  | `A#{aid}#DRAFTS` / `{created_at}#{id}`    | —                                       | from `time_to_live` |
-//! | draft event (+ outbox)     | `A#{aid}#D#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
+//! | draft event (history)      | `A#{aid}#D#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
 //! | order header               | `A#{aid}#O#{id}`              | `ORDER`                  | `A#{aid}#ORDERS` / `{created_at}#{id}`    | `A#{aid}#C#{customer_id}` / `{created_at}#{id}` | from `time_to_live` |
 //! | order stub (what expiry keeps) | `A#{aid}#O#{id}`          | `STUB`                   | —                                         | —                                       | — |
-//! | order event (+ outbox)     | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
+//! | order event (history)      | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
 //! | unique `order_id`          | `A#{aid}#ORDERID#{order_id}`  | `ID`                     | —                                         | —                                       | — |
 //! | idempotency record         | `A#{aid}#IDEM#{key}`          | `IDEM`                   | —                                         | —                                       | 24 h |
 //!
@@ -17,8 +17,10 @@
 //! `order_id` = get `ORDERID` then query the order partition; `order_id` uniqueness = a put of
 //! the `ORDERID` item conditioned on its absence, in the same transaction as the order.
 //!
-//! Event items double as the outbox: each carries the webhook event names it produces, and
-//! is written in the same atomic write as the change, so an event exists iff the change does.
+//! Events travel inside the item they change (see [`crate::outbox`]): a change is one
+//! single-item write, and the outbox consumer writes the `EVENT#` history items afterwards.
+//! Indexes project only keys, `ttl` and a compact `summary` (not the document), so an index
+//! write happens only when one of those changes, and costs one unit.
 //! Children carry no `ttl`: an expired header hides them, and its removal cleans them up.
 
 use serde::{Deserialize, Serialize};
@@ -42,11 +44,35 @@ pub struct Item {
     pub ttl: Option<i64>,
     pub version: u64,
     pub doc: String,
+    /// The outbox records riding in this item (see [`crate::outbox`]): a JSON list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<String>,
+    /// The compact list summary, the only attribute besides keys and `ttl` that the indexes
+    /// hold: an index query returns it with an empty `doc`, version 0 and no events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl Item {
     pub fn new(key: Key, version: u64, doc: String) -> Self {
-        Self { pk: key.pk, sk: key.sk, gsi1pk: None, gsi1sk: None, gsi2pk: None, gsi2sk: None, ttl: None, version, doc }
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            gsi1pk: None,
+            gsi1sk: None,
+            gsi2pk: None,
+            gsi2sk: None,
+            ttl: None,
+            version,
+            doc,
+            events: None,
+            summary: None,
+        }
+    }
+
+    /// What an index query returns of this item: keys, `ttl` and the summary.
+    pub fn projected(&self) -> Self {
+        Self { version: 0, doc: String::new(), events: None, ..self.clone() }
     }
 
     pub fn key(&self) -> Key {

@@ -4,6 +4,7 @@ use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body, Params};
 use crate::idempotency::{Idem, Replay};
+use crate::partition::{self, Partition};
 use crate::retry::Backoff;
 use crate::state::{AppState, RandomIds};
 use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
@@ -11,12 +12,14 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
-use domain::draft::{self, Ctx, DraftBody, DraftRecord, EventRecord, Outcome};
+use domain::draft::{self, Ctx, DraftBody, DraftRecord, OrderRecord, Outcome};
 use domain::ids::Ids;
-use domain::list::DraftFilter;
-use domain::model::{Draft, Event, EventRequest, Order, OrderItem};
-use domain::table::{self, Index, Key};
-use infra::{query_all, Cursor, Query, SkCond, StoreError};
+use domain::list::{DraftFilter, Summary};
+use domain::model::{Draft, Event, EventRequest, OrderItem};
+use domain::outbox::Timeline;
+use domain::table::{self, Index, Item, Key};
+use infra::{Cursor, Query, SkCond, StoreError};
+use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     let base = "/v1/accounts/{aid}/shopping/draft_orders";
@@ -83,41 +86,29 @@ fn no_discount_engine(w: &Write) -> Result<(), ApiError> {
 
 /// Reads a draft and its events with one partition query. Unknown, malformed and expired ids
 /// are all "not found".
-pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(DraftRecord, Vec<Event>), ApiError> {
+pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(DraftRecord, Timeline), ApiError> {
     if !domain::validate::is_uuid(id) {
         return Err(ApiError::NotFound("draft".into()));
     }
-    let mut rec = None;
-    let mut events = Vec::new();
-    for item in query_all(state.store.as_ref(), Query::partition(table::draft_pk(aid, id))).await? {
-        if item.sk == table::DRAFT_SK {
-            rec = Some(parse::<DraftRecord>(&item.doc)?);
-        } else if item.sk.starts_with(table::EVENT_PREFIX) {
-            events.push(parse::<EventRecord>(&item.doc)?.event);
-        }
-    }
-    rec.map(|r| (r, events)).ok_or_else(|| ApiError::NotFound("draft".into()))
+    draft_of(partition::read(state, table::draft_pk(aid, id), SkCond::Any, table::DRAFT_SK).await?)
 }
 
-/// Re-reads a draft after a lost race: the draft item, and only the events added since those
-/// already in `events` (events never change, so their stored request bodies are not read
-/// again).
-async fn reload(state: &AppState, aid: &str, id: &str, events: &mut Vec<Event>) -> Result<DraftRecord, ApiError> {
-    let item = state.store.get(&table::draft_key(aid, id)).await?.ok_or_else(|| ApiError::NotFound("draft".into()))?;
-    let rec: DraftRecord = parse(&item.doc)?;
-    let sk = match events.last().and_then(|e| e.version) {
-        // Only `DRAFT` (which sorts before `EVENT#`) and events live in a draft's partition.
-        Some(v) => SkCond::Gt(table::event_sk(v)),
-        None => SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()),
-    };
-    events.extend(read_events(state, table::draft_pk(aid, id), sk).await?);
-    Ok(rec)
+fn draft_of(part: Partition) -> Result<(DraftRecord, Timeline), ApiError> {
+    let head = part.head.ok_or_else(|| ApiError::NotFound("draft".into()))?;
+    let mut rec: DraftRecord = parse(&head.doc)?;
+    rec.unflushed = part.timeline.unflushed();
+    Ok((rec, part.timeline))
 }
 
-/// The events of a partition whose sort keys match `sk`, oldest first.
-async fn read_events(state: &AppState, pk: String, sk: SkCond) -> Result<Vec<Event>, ApiError> {
-    let q = Query { sk, ..Query::partition(pk) };
-    query_all(state.store.as_ref(), q).await?.iter().map(|item| Ok(parse::<EventRecord>(&item.doc)?.event)).collect()
+/// Re-reads a draft after a lost race: the draft item, and only the history items added
+/// since those already in `timeline`.
+async fn reload(
+    state: &AppState,
+    aid: &str,
+    id: &str,
+    timeline: Timeline,
+) -> Result<(DraftRecord, Timeline), ApiError> {
+    draft_of(partition::refresh(state, table::draft_pk(aid, id), table::DRAFT_SK, timeline).await?)
 }
 
 /// Answers with a stored response. A draft response stored without its events gets those up
@@ -125,8 +116,9 @@ async fn read_events(state: &AppState, pk: String, sk: SkCond) -> Result<Vec<Eve
 async fn respond(state: &AppState, replay: Replay) -> Result<Response, ApiError> {
     let Some(pk) = replay.events_pk else { return Ok(json_with_etag(replay.version, replay.body)) };
     let mut draft: Draft = parse(&replay.body)?;
-    let sk = SkCond::Between(table::event_sk(0), table::event_sk(replay.version));
-    draft.events = Some(read_events(state, pk, sk).await?);
+    let part = partition::read(state, pk, SkCond::Any, table::DRAFT_SK).await?;
+    let upto = |e: &Event| e.version.is_some_and(|v| v <= replay.version);
+    draft.events = Some(part.timeline.events().into_iter().filter(upto).collect());
     let body = serde_json::to_string(&draft).map_err(|_| ApiError::Internal)?;
     Ok(json_with_etag(replay.version, body))
 }
@@ -140,10 +132,10 @@ async fn replayed(w: &Write) -> Result<Option<Response>, ApiError> {
 }
 
 /// The order a completion goes into (`options.order_id`), read afresh on every attempt.
-async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<Option<Order>, ApiError> {
+async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<Option<OrderRecord>, ApiError> {
     let Some(key) = rec.draft.options.as_ref().and_then(|o| o.order_id.as_deref()) else { return Ok(None) };
-    match crate::orders::load(state, aid, key, false).await {
-        Ok(loaded) => Ok(loaded.order),
+    match crate::orders::load(state, aid, key, true).await {
+        Ok(loaded) => Ok(loaded.record()),
         Err(ApiError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
@@ -161,14 +153,14 @@ async fn mutate(
     w: &Write,
     id: &str,
     completes: bool,
-    command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<Order>) -> domain::error::Result<Outcome<Draft>>,
+    command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<OrderRecord>) -> domain::error::Result<Outcome<Draft>>,
 ) -> Result<Response, ApiError> {
     let (state, ctx, idem) = (&w.state, &w.ctx, w.idem.as_ref());
     if let Some(done) = replayed(w).await? {
         return Ok(done);
     }
     let mut backoff = Backoff::new();
-    let (mut rec, mut events) = load(state, &ctx.aid, id).await?;
+    let (mut rec, mut timeline) = load(state, &ctx.aid, id).await?;
     loop {
         if let Some(v) = w.expected {
             if v != rec.version() {
@@ -181,13 +173,13 @@ async fn mutate(
             None
         };
         let out = command(ctx, &mut RandomIds, rec, target)?;
-        if let Some(done) = apply(state, out, &events, w.expected.is_some(), idem).await? {
+        if let Some(done) = apply(state, out, &timeline.events(), w.expected.is_some(), idem).await? {
             return Ok(done);
         }
         if !backoff.pause().await {
             return Err(too_many_races());
         }
-        rec = reload(state, &ctx.aid, id, &mut events).await?;
+        (rec, timeline) = reload(state, &ctx.aid, id, timeline).await?;
     }
 }
 
@@ -201,7 +193,7 @@ async fn apply(
 ) -> Result<Option<Response>, ApiError> {
     // The response is known before the write, so an idempotency record can join it.
     let mut draft = out.resource;
-    let version = draft.version.unwrap_or(0);
+    let version = out.version;
     let mut ops = out.ops;
     if let Some(idem) = idem {
         // Stored without the event history, which the replay re-reads (see `respond`) from
@@ -276,10 +268,10 @@ async fn fetch(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
-    let (rec, events) = load(&state, &aid, &id).await?;
+    let (rec, timeline) = load(&state, &aid, &id).await?;
     let version = rec.version();
     let mut d = rec.draft;
-    d.events = Some(events);
+    d.events = Some(timeline.events());
     Ok(with_etag(version, d))
 }
 
@@ -357,7 +349,18 @@ async fn list(
             start_after: start.take(),
         };
         let page = state.store.query(&q).await?;
-        for item in &page.items {
+        // The index holds summaries: fetch only the documents they admit, then filter fully.
+        let mut admitted = Vec::new();
+        for entry in &page.items {
+            let summary: Summary = entry.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
+            if entry.summary.is_none() || filter.admits(&summary) {
+                admitted.push(entry.key());
+            }
+        }
+        let mut docs: HashMap<Key, Item> =
+            state.store.get_many(&admitted).await?.into_iter().map(|i| (i.key(), i)).collect();
+        for key in &admitted {
+            let Some(item) = docs.remove(key) else { continue };
             let rec: DraftRecord = parse(&item.doc)?;
             if filter.matches(&rec.draft) {
                 drafts.push(rec.draft);

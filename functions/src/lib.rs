@@ -13,6 +13,8 @@ pub mod idempotency;
 pub mod lambda;
 pub mod local;
 pub mod orders;
+mod partition;
+pub mod publisher;
 pub mod retry;
 pub mod state;
 

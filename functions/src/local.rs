@@ -57,11 +57,12 @@ pub fn secret(data_dir: &Path) -> Result<Vec<u8>, LocalError> {
     Ok(hex.into_bytes())
 }
 
-/// The state of the local server: embedded store in `data_dir`, verified HS256 tokens.
-pub fn state(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<AppState, LocalError> {
+/// The state of the local server: embedded store in `data_dir`, verified HS256 tokens; and
+/// the store itself, whose outbox the background consumer drains.
+pub fn state(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
     let key = secret(data_dir)?;
-    let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?;
-    Ok(AppState { store: Arc::new(store), clock, auth: Arc::new(Auth::hs256(&key)) })
+    let store = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?);
+    Ok((AppState { store: store.clone(), clock, auth: Arc::new(Auth::hs256(&key)) }, store))
 }
 
 pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
@@ -69,7 +70,9 @@ pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
     if clock.offset_seconds != 0 {
         tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
     }
-    let app = crate::app(state(data_dir, clock)?);
+    let (state, store) = state(data_dir, clock)?;
+    let app = crate::app(state);
+    tokio::spawn(crate::publisher::run_local(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "shopping-local listening");

@@ -4,15 +4,17 @@
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::http::{parse, query_pairs, with_etag, Params};
+use crate::partition;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use domain::draft::{EventRecord, OrderIdRecord, OrderStub};
+use domain::draft::{OrderIdRecord, OrderRecord, OrderStub};
 use domain::model::{Event, Order, OrderObject};
+use domain::outbox::Timeline;
 use domain::table;
-use infra::{query_all, Query, SkCond};
+use infra::SkCond;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/accounts/{aid}/shopping/orders/{order_id}", get(fetch))
@@ -22,24 +24,29 @@ pub fn router() -> Router<AppState> {
 pub(crate) struct Loaded {
     pub order: Option<Order>,
     pub stub: Option<OrderStub>,
-    pub events: Vec<Event>,
+    pub timeline: Timeline,
+}
+
+impl Loaded {
+    /// The order as a command changes it: with the events still riding in its item. Exact
+    /// only when the history was read too (`events`), else every rider counts as unflushed.
+    pub fn record(self) -> Option<OrderRecord> {
+        let unflushed = self.timeline.unflushed();
+        self.order.map(|order| OrderRecord { order, unflushed })
+    }
 }
 
 /// Reads an order's partition; without `events` only the header and the stub (whose sort
 /// keys follow every `EVENT#` key), so a plain read does not pay for the event history.
 async fn read_partition(state: &AppState, aid: &str, id: &str, events: bool) -> Result<Loaded, ApiError> {
-    let mut q = Query::partition(table::order_pk(aid, id));
-    if !events {
-        q.sk = SkCond::Ge(table::ORDER_SK.to_owned());
+    let sk = if events { SkCond::Any } else { SkCond::Ge(table::ORDER_SK.to_owned()) };
+    let part = partition::read(state, table::order_pk(aid, id), sk, table::ORDER_SK).await?;
+    let mut loaded = Loaded { order: None, stub: None, timeline: part.timeline };
+    if let Some(head) = part.head {
+        loaded.order = Some(parse(&head.doc)?);
     }
-    let mut loaded = Loaded { order: None, stub: None, events: Vec::new() };
-    for item in query_all(state.store.as_ref(), q).await? {
-        match item.sk.as_str() {
-            table::ORDER_SK => loaded.order = Some(parse(&item.doc)?),
-            table::STUB_SK => loaded.stub = Some(parse(&item.doc)?),
-            sk if sk.starts_with(table::EVENT_PREFIX) => loaded.events.push(parse::<EventRecord>(&item.doc)?.event),
-            _ => {}
-        }
+    for item in part.others.iter().filter(|i| i.sk == table::STUB_SK) {
+        loaded.stub = Some(parse(&item.doc)?);
     }
     Ok(loaded)
 }
@@ -94,8 +101,12 @@ async fn fetch(
         return Ok(axum::response::IntoResponse::into_response(axum::Json(emptied)));
     };
     if let Some(kinds) = kinds {
-        let events: Vec<Event> =
-            loaded.events.into_iter().filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or(""))).collect();
+        let events: Vec<Event> = loaded
+            .timeline
+            .events()
+            .into_iter()
+            .filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or("")))
+            .collect();
         order.state = Some(domain::events::combined_state(&events).to_owned());
         order.events = Some(events);
     }

@@ -12,14 +12,19 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 type Attrs = HashMap<String, AttributeValue>;
+
+/// `BatchGetItem` takes at most 100 keys a call...
+const BATCH_GET_MAX: usize = 100;
+/// ...and leaves keys unprocessed when throttled: retried this many times with back-off.
+const BATCH_GET_ROUNDS: usize = 6;
 
 pub struct DynamoStore {
     client: Client,
@@ -70,22 +75,32 @@ struct Stored {
     gsi2sk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<i64>,
+    /// Absent from index projections, like the payload.
+    #[serde(default)]
     version: u64,
+    /// The list summary: with the keys and `ttl`, all the indexes project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sum: Option<String>,
+    /// The payload (see [`limits::payload`]): the document and the riding events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     doc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     docz: Option<Vec<u8>>,
+    /// Set when events ride in the payload: the stream's filter passes only these images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ev: Option<bool>,
     /// The id of the write that stored this version: lets a retried put recognise its own
     /// earlier attempt (see `put_one`). Not part of the port's item.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    wid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    wid: Option<Vec<u8>>,
 }
 
 /// The billed size of an item as this engine stores it (see [`crate::limits`]).
 pub use crate::limits::item_size;
 
 fn to_attrs(i: &Item) -> Result<Attrs, StoreError> {
-    let packed = limits::pack(&i.doc);
+    let payload = limits::payload(i);
+    let packed = limits::pack(&payload);
     let stored = Stored {
         pk: i.pk.clone(),
         sk: i.sk.clone(),
@@ -95,25 +110,40 @@ fn to_attrs(i: &Item) -> Result<Attrs, StoreError> {
         gsi2sk: i.gsi2sk.clone(),
         ttl: i.ttl,
         version: i.version,
-        doc: packed.is_none().then(|| i.doc.clone()),
+        sum: i.summary.clone(),
+        doc: packed.is_none().then(|| payload.into_owned()),
         docz: packed,
-        wid: Some(uuid::Uuid::new_v4().simple().to_string()),
+        ev: i.events.is_some().then_some(true),
+        wid: Some(uuid::Uuid::new_v4().as_bytes().to_vec()),
     };
     serde_dynamo::to_item(stored).map_err(|e| StoreError::Invalid(format!("cannot encode item: {e}")))
 }
 
+fn unreadable(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string().into())
+}
+
 fn from_attrs(a: Attrs) -> Result<Item, StoreError> {
-    let unreadable = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string().into());
-    let s: Stored = serde_dynamo::from_item(a).map_err(|e| unreadable(&e))?;
-    let doc = match (s.doc, s.docz) {
+    from_stored(serde_dynamo::from_item(a).map_err(|e| unreadable(&e))?)
+}
+
+/// An item from a DynamoDB stream record's image (as Lambda delivers it).
+pub fn item_from_image(image: impl Into<serde_dynamo::Item>) -> Result<Item, StoreError> {
+    from_stored(serde_dynamo::from_item(image).map_err(|e| unreadable(&e))?)
+}
+
+fn from_stored(s: Stored) -> Result<Item, StoreError> {
+    let payload = match (s.doc, s.docz) {
         (Some(d), _) => d,
         (None, Some(z)) => {
             let raw =
                 miniz_oxide::inflate::decompress_to_vec_with_limit(&z, INFLATE_LIMIT).map_err(|e| unreadable(&e))?;
             String::from_utf8(raw).map_err(|e| unreadable(&e))?
         }
-        (None, None) => return Err(unreadable(&"no doc")),
+        // An index projection: keys, `ttl` and the summary only.
+        (None, None) => String::new(),
     };
+    let (doc, events) = limits::split_payload(payload);
     Ok(Item {
         pk: s.pk,
         sk: s.sk,
@@ -124,6 +154,8 @@ fn from_attrs(a: Attrs) -> Result<Item, StoreError> {
         ttl: s.ttl,
         version: s.version,
         doc,
+        events,
+        summary: s.sum,
     })
 }
 
@@ -223,10 +255,7 @@ impl DynamoStore {
     async fn put_one(&self, item: &Item, cond: Option<Condition>, now: i64) -> Result<(), StoreError> {
         let attrs = to_attrs(item)?;
         // Retries of this call resend the same attributes, so the same write id.
-        let wid = match attrs.get("wid") {
-            Some(AttributeValue::S(w)) => w.clone(),
-            _ => String::new(),
-        };
+        let wid = attrs.get("wid").cloned();
         let put = self.client.put_item().table_name(&self.table).set_item(Some(attrs));
         let res = conditioned!(put, cond.map(|c| condition(c, now))).send().await;
         match res {
@@ -238,7 +267,7 @@ impl DynamoStore {
                     // its condition against the very item it wrote. Only this call's write id
                     // proves that (an equal item may come from a rival writer), and then the
                     // put was applied, once.
-                    if c.item.as_ref().and_then(|a| a.get("wid")) == Some(&s(&wid)) {
+                    if wid.is_some() && c.item.as_ref().and_then(|a| a.get("wid")) == wid.as_ref() {
                         return Ok(());
                     }
                     let current = c.item.map(from_attrs).transpose()?.filter(|i| !i.is_expired(now));
@@ -268,6 +297,41 @@ impl Store for DynamoStore {
             Some(a) => Ok(Some(from_attrs(a)?).filter(|i| !i.is_expired(now))),
             None => Ok(None),
         }
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        let now = self.clock.epoch();
+        let mut unique: Vec<&Key> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(|k| key_attrs(k)).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(invalid)?;
+            let mut pause = std::time::Duration::from_millis(5);
+            for round in 0.. {
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, pending).send().await.map_err(classify)?;
+                for a in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    found.push(from_attrs(a)?);
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys.is_empty() => pending = rest,
+                    _ => break,
+                }
+                // Unprocessed keys mean the table is throttling: back off, then give up.
+                if round >= BATCH_GET_ROUNDS {
+                    return Err(StoreError::Throttled("keys left unprocessed by BatchGetItem".into()));
+                }
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+            }
+        }
+        found.retain(|i| !i.is_expired(now));
+        Ok(found)
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
@@ -388,7 +452,8 @@ impl Store for DynamoStore {
     }
 }
 
-/// Creates the table as `infra/template.yaml` declares it (keys, GSIs, TTL). Used by tests
+/// Creates the table as `infra/template.yaml` declares it (keys, GSIs with their projection,
+/// stream, TTL). Used by tests
 /// and local tooling against an emulator; production tables come from the template.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let attr = |n: &str| {
@@ -405,7 +470,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .index_name(name)
             .key_schema(key(&format!("{name}pk"), KeyType::Hash)?)
             .key_schema(key(&format!("{name}sk"), KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .non_key_attributes("sum")
+                    .non_key_attributes("ttl")
+                    .build(),
+            )
             .build()
             .map_err(unavailable)
     };
@@ -416,7 +487,15 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(gsi("gsi1")?)
-        .global_secondary_indexes(gsi("gsi2")?);
+        .global_secondary_indexes(gsi("gsi2")?)
+        // The outbox: every item image reaches the publisher through the stream.
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(unavailable)?,
+        );
     for n in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
         req = req.attribute_definitions(attr(n)?);
     }

@@ -38,6 +38,28 @@ pub enum Limit {
     Refused(String),
 }
 
+/// What the DynamoDB engine stores as an item's `doc` (or deflated, `docz`): the document and,
+/// when events ride in the item, a newline and their JSON. Compact JSON never holds a raw
+/// newline, so the split is exact; and one deflate stream over both lets an api-event's copy
+/// of the request shrink against the document that request produced.
+pub fn payload(i: &Item) -> std::borrow::Cow<'_, str> {
+    match &i.events {
+        Some(ev) => format!("{}\n{ev}", i.doc).into(),
+        None => i.doc.as_str().into(),
+    }
+}
+
+/// The document and riding events of a stored payload.
+pub fn split_payload(mut text: String) -> (String, Option<String>) {
+    match text.find('\n') {
+        Some(at) => {
+            let events = text.split_off(at);
+            (text, events.get(1..).map(str::to_owned))
+        }
+        None => (text, None),
+    }
+}
+
 /// The deflated form of a document, when it is worth storing instead of the text.
 pub fn pack(doc: &str) -> Option<Vec<u8>> {
     (doc.len() >= COMPRESS_FROM)
@@ -56,7 +78,7 @@ pub fn stored_size(i: &Item, packed: Option<&[u8]>) -> usize {
     let text = |name: &str, v: &Option<String>| v.as_ref().map_or(0, |v| name.len().saturating_add(v.len()));
     let doc = match packed {
         Some(z) => "docz".len().saturating_add(z.len()),
-        None => "doc".len().saturating_add(i.doc.len()),
+        None => "doc".len().saturating_add(payload(i).len()),
     };
     [
         "pk".len().saturating_add(i.pk.len()),
@@ -65,10 +87,13 @@ pub fn stored_size(i: &Item, packed: Option<&[u8]>) -> usize {
         text("gsi1sk", &i.gsi1sk),
         text("gsi2pk", &i.gsi2pk),
         text("gsi2sk", &i.gsi2sk),
+        text("sum", &i.summary),
         i.ttl.map_or(0, |t| "ttl".len().saturating_add(number_size(t.into()))),
         "version".len().saturating_add(number_size(i.version.into())),
-        // The write id every put carries (32 hex digits).
-        "wid".len().saturating_add(32),
+        // The write id every put carries (16 random bytes).
+        "wid".len().saturating_add(16),
+        // The stream filter's marker of an item carrying events.
+        if i.events.is_some() { "ev".len().saturating_add(1) } else { 0 },
         doc,
     ]
     .into_iter()
@@ -77,7 +102,25 @@ pub fn stored_size(i: &Item, packed: Option<&[u8]>) -> usize {
 
 /// [`stored_size`] deciding the packing itself, as the engine does on write.
 pub fn item_size(i: &Item) -> usize {
-    stored_size(i, pack(&i.doc).as_deref())
+    stored_size(i, pack(&payload(i)).as_deref())
+}
+
+/// The billed size of what an index holds of an item (keys, `ttl`, summary): what one index
+/// write of it costs, by the KB.
+pub fn projected_size(i: &Item) -> usize {
+    let text = |name: &str, v: &Option<String>| v.as_ref().map_or(0, |v| name.len().saturating_add(v.len()));
+    [
+        "pk".len().saturating_add(i.pk.len()),
+        "sk".len().saturating_add(i.sk.len()),
+        text("gsi1pk", &i.gsi1pk),
+        text("gsi1sk", &i.gsi1sk),
+        text("gsi2pk", &i.gsi2pk),
+        text("gsi2sk", &i.gsi2sk),
+        text("sum", &i.summary),
+        i.ttl.map_or(0, |t| "ttl".len().saturating_add(number_size(t.into()))),
+    ]
+    .into_iter()
+    .fold(0usize, usize::saturating_add)
 }
 
 /// The size used for limit checks: the plain size when that already fits (packing only ever

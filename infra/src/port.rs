@@ -3,6 +3,9 @@
 //! - an expired item (`ttl` ≤ now) is never returned and counts as absent for conditions;
 //! - a write is atomic; a failed condition aborts all of it and names the failing op;
 //! - reads after a successful write see it;
+//! - indexes project only keys, `ttl` and the summary;
+//! - every put of an item that carries events reaches the outbox consumer once (the table's
+//!   stream on DynamoDB, an outbox table on the embedded engine);
 //! - a write is applied at most once, even when the engine's client retries it after a lost
 //!   answer (transactions carry a client request token; a single put whose condition fails
 //!   against exactly the item it writes counts as applied).
@@ -105,6 +108,11 @@ impl StoreError {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// The live items of these keys, in no particular order (absent and expired ones are
+    /// left out); each read is strongly consistent.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError>;
+    /// A table query returns whole items; an index query returns what the index projects
+    /// (see [`Item::projected`]).
     async fn query(&self, q: &Query) -> Result<Page, StoreError>;
     /// Applies all ops atomically, or none.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;

@@ -1,5 +1,9 @@
 //! The embedded engine: one SQLite file in WAL mode with `synchronous=FULL`, so an
 //! acknowledged write survives a crash of the process (and of the machine).
+//!
+//! Its stream is the `outbox` table: every put of an item that carries events appends the
+//! item's image there in the same SQL transaction, and the outbox consumer reads and
+//! acknowledges entries in order ([`SqliteStore::outbox_read`], [`SqliteStore::outbox_ack`]).
 
 use crate::clock::Clock;
 use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
@@ -13,7 +17,16 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
 }
 
-const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc";
+const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum";
+/// What an index query returns: keys, `ttl` and the summary, as DynamoDB's projection does.
+const PROJECTED: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, 0, '', NULL, sum";
+
+/// One entry of the embedded stream: the image of an item put with events.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub item: Item,
+}
 
 fn err(e: impl Into<crate::port::BoxError>) -> StoreError {
     StoreError::Unavailable(e.into())
@@ -30,6 +43,8 @@ fn row_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         ttl: r.get(6)?,
         version: u64::try_from(r.get::<_, i64>(7)?).unwrap_or_default(),
         doc: r.get(8)?,
+        events: r.get(9)?,
+        summary: r.get(10)?,
     })
 }
 
@@ -44,11 +59,22 @@ impl SqliteStore {
                 pk TEXT NOT NULL, sk TEXT NOT NULL,
                 gsi1pk TEXT, gsi1sk TEXT, gsi2pk TEXT, gsi2sk TEXT,
                 ttl INTEGER, version INTEGER NOT NULL, doc TEXT NOT NULL,
+                events TEXT, sum TEXT,
                 PRIMARY KEY (pk, sk)) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS gsi1 ON items (gsi1pk, gsi1sk, pk, sk) WHERE gsi1pk IS NOT NULL;
-             CREATE INDEX IF NOT EXISTS gsi2 ON items (gsi2pk, gsi2sk, pk, sk) WHERE gsi2pk IS NOT NULL;",
+             CREATE INDEX IF NOT EXISTS gsi2 ON items (gsi2pk, gsi2sk, pk, sk) WHERE gsi2pk IS NOT NULL;
+             CREATE TABLE IF NOT EXISTS outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL);",
         )
         .map_err(err)?;
+        // Files from before riding events and summaries: add the columns (NULL = none).
+        let has_events: bool = conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('items') WHERE name = 'events'", [], |r| r.get(0))
+            .map_err(err)?;
+        if !has_events {
+            conn.execute_batch("ALTER TABLE items ADD COLUMN events TEXT; ALTER TABLE items ADD COLUMN sum TEXT;")
+                .map_err(err)?;
+        }
         Ok(Self { conn: Arc::new(Mutex::new(conn)), clock })
     }
 
@@ -81,11 +107,53 @@ fn holds(cond: Condition, current: Option<&Item>) -> bool {
     }
 }
 
+impl SqliteStore {
+    /// The oldest unacknowledged outbox entries, at most `limit`, oldest first.
+    pub async fn outbox_read(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.run(move |c, _| {
+            let mut stmt = c.prepare_cached("SELECT seq, image FROM outbox ORDER BY seq LIMIT ?1").map_err(err)?;
+            let rows = stmt
+                .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            rows.into_iter()
+                .map(|(seq, image)| {
+                    let item = serde_json::from_str(&image).map_err(|e| StoreError::Corrupt(e.into()))?;
+                    Ok(OutboxEntry { seq, item })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Acknowledges every entry up to and including `seq`: they are done with.
+    pub async fn outbox_ack(&self, seq: i64) -> Result<(), StoreError> {
+        self.run(move |c, _| c.execute("DELETE FROM outbox WHERE seq <= ?1", params![seq]).map(drop).map_err(err)).await
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
         self.run(move |c, now| live(c, &key, now)).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        self.run(move |c, now| {
+            let mut found = Vec::with_capacity(keys.len());
+            for k in &keys {
+                found.extend(live(c, k, now)?);
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
@@ -97,7 +165,8 @@ impl Store for SqliteStore {
                 Some(Index::Gsi2) => ("gsi2pk", "gsi2sk"),
             };
             let mut args: Vec<rusqlite::types::Value> = vec![q.pk.clone().into(), now.into()];
-            let mut sql = format!("SELECT {COLUMNS} FROM items WHERE {pcol} = ?1 AND (ttl IS NULL OR ttl > ?2)");
+            let cols = if q.index.is_some() { PROJECTED } else { COLUMNS };
+            let mut sql = format!("SELECT {cols} FROM items WHERE {pcol} = ?1 AND (ttl IS NULL OR ttl > ?2)");
             let mut bind = |sql: &mut String, expr: &str, v: &str| {
                 args.push(v.to_owned().into());
                 sql.push_str(&format!(" AND {scol} {expr} ?{}", args.len()));
@@ -176,7 +245,8 @@ impl Store for SqliteStore {
                     WriteOp::Put { item: i, .. } => {
                         tx.execute(
                             &format!(
-                                "INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                                "INSERT OR REPLACE INTO items ({COLUMNS}) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                             ),
                             params![
                                 i.pk,
@@ -187,10 +257,16 @@ impl Store for SqliteStore {
                                 i.gsi2sk,
                                 i.ttl,
                                 i64::try_from(i.version).unwrap_or(i64::MAX),
-                                i.doc
+                                i.doc,
+                                i.events,
+                                i.summary
                             ],
                         )
                         .map_err(err)?;
+                        if i.events.is_some() {
+                            let image = serde_json::to_string(i).map_err(err)?;
+                            tx.execute("INSERT INTO outbox (image) VALUES (?1)", params![image]).map_err(err)?;
+                        }
                     }
                     WriteOp::Delete { key, .. } => {
                         tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])

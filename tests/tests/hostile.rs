@@ -279,6 +279,9 @@ impl infra::Store for Failing {
     async fn get(&self, _: &domain::table::Key) -> Result<Option<domain::table::Item>, infra::StoreError> {
         Err((self.0)())
     }
+    async fn get_many(&self, _: &[domain::table::Key]) -> Result<Vec<domain::table::Item>, infra::StoreError> {
+        Err((self.0)())
+    }
     async fn query(&self, _: &infra::Query) -> Result<infra::Page, infra::StoreError> {
         Err((self.0)())
     }

@@ -27,6 +27,25 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
     assert_eq!(store.get(&a.key()).await.expect("get"), Some(a.clone()));
     assert_eq!(store.get(&Key::new(pk("missing"), "X")).await.expect("get"), None);
 
+    // riding events and the summary round-trip; an index returns only keys, ttl and summary
+    let mut r = item(&pk("ride"), "X", 3);
+    r.events = Some(r#"[{"event":{"version":3},"webhooks":["shopping_draft_update"]}]"#.into());
+    r.summary = Some(r#"{"status":"open"}"#.into());
+    r.gsi1pk = Some(pk("rideidx"));
+    r.gsi1sk = Some("2026#r".into());
+    store.write(vec![put(r.clone(), None)]).await.expect("put riding");
+    assert_eq!(store.get(&r.key()).await.expect("get riding"), Some(r.clone()));
+    let iq = Query { index: Some(Index::Gsi1), ..Query::partition(pk("rideidx")) };
+    assert_eq!(store.query(&iq).await.expect("index").items, vec![r.projected()]);
+
+    // get_many: live items only, each once, whatever the order or repetition of the keys
+    let mut got = store.get_many(&[r.key(), Key::new(pk("missing"), "X"), a.key(), r.key()]).await.expect("get_many");
+    got.sort_by(|x, y| x.pk.cmp(&y.pk));
+    let mut want = vec![a.clone(), r.clone()];
+    want.sort_by(|x, y| x.pk.cmp(&y.pk));
+    assert_eq!(got, want);
+    assert!(store.get_many(&[]).await.expect("empty").is_empty());
+
     // large documents (stored compressed by DynamoDB) and non-ASCII text round-trip exactly
     let big_doc = format!("{{\"text\":\"{}\"}}", "Blåbærsyltetøy — 12 × 35 cl. ".repeat(400));
     let big = Item::new(Key::new(pk("big"), "X"), 1, big_doc);

@@ -1,0 +1,195 @@
+//! The outbox promise, on both engines: the event of every acknowledged write reaches the
+//! outbox exactly once per version (the embedded engine's outbox table; DynamoDB's stream on
+//! the emulator), and a refused write or a lost race leaves nothing there. Then the consumer
+//! turns those images into history items, and reads show the same events as before it ran.
+
+#[macro_use]
+mod common;
+
+use common::{drafts_path, item, Api, AID, T0};
+use domain::outbox;
+use domain::table::Item;
+use infra::clock::ManualClock;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// (partition, version) of every write the API acknowledged.
+type Acked = Vec<(String, u64)>;
+
+fn etag_version(r: &common::Resp) -> u64 {
+    let tag = r.headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    tag.trim_start_matches("W/").trim_matches('"').parse().unwrap_or_else(|_| panic!("etag {tag}"))
+}
+
+/// Creates, changes (past the riding bound, racing, retrying, refused) and completes drafts;
+/// returns the acknowledged versions and one draft's path.
+async fn workload(api: &Arc<Api>) -> (Acked, String) {
+    let mut acked = Vec::new();
+    let d =
+        api.call("POST", &drafts_path(), Some(json!({"order": {"currency": "NOK", "items": [item(1, 100)]}}))).await;
+    assert_eq!(d.status, 200);
+    let id = d.body["id"].as_str().unwrap().to_owned();
+    let pk = domain::table::draft_pk(AID, &id);
+    let path = format!("{}/{id}", drafts_path());
+    acked.push((pk.clone(), 0));
+    // More changes than may ride in one item without a consumer.
+    for line in 2..=7 {
+        let r = api.call("POST", &format!("{path}/items"), Some(item(line, 10))).await;
+        assert_eq!(r.status, 200);
+        acked.push((pk.clone(), etag_version(&r)));
+    }
+    // Refused writes leave nothing: a stale If-Match, a bad body.
+    let token = api.token();
+    let stale = api.call_as(Some(&token), "POST", &format!("{path}/items"), Some(item(50, 1)), Some("W/\"0\"")).await;
+    assert_eq!(stale.status, 412);
+    assert_eq!(api.call("POST", &format!("{path}/items"), Some(json!({"gross_amount": "x"}))).await.status, 400);
+    // The same Idempotency-Key twice is one change.
+    let first = api.call_idem("k-1", "POST", &format!("{path}/items"), item(8, 10)).await;
+    let again = api.call_idem("k-1", "POST", &format!("{path}/items"), item(8, 10)).await;
+    assert_eq!((first.status, again.status), (axum::http::StatusCode::OK, axum::http::StatusCode::OK));
+    acked.push((pk.clone(), etag_version(&first)));
+    // Racing writers: every one lands, each as its own version.
+    let racers: Vec<_> = (0..6)
+        .map(|n| {
+            let (api, path) = (api.clone(), path.clone());
+            tokio::spawn(async move { api.call("POST", &format!("{path}/items"), Some(item(100 + n, 1))).await })
+        })
+        .collect();
+    for r in racers {
+        let r = r.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        acked.push((pk.clone(), etag_version(&r)));
+    }
+    let done = api.call("PUT", &format!("{path}/complete"), None).await;
+    assert_eq!(done.status, 200);
+    acked.push((pk.clone(), etag_version(&done)));
+    let order = done.body["orders"][0]["id"].as_str().unwrap();
+    acked.push((domain::table::order_pk(AID, order), 0));
+    acked.sort();
+    (acked, path)
+}
+
+/// What the outbox holds: the records each image's write produced, by (partition, version).
+fn produced(images: &[Item]) -> Acked {
+    let mut seen = Vec::new();
+    for image in images.iter().filter(|i| i.events.is_some()) {
+        for rec in outbox::fresh(image).unwrap() {
+            assert!(!rec.webhooks.is_empty(), "every event names its webhook events");
+            seen.push((image.pk.clone(), rec.version()));
+        }
+    }
+    seen.sort();
+    seen
+}
+
+fn versions(draft: &Value) -> Vec<u64> {
+    draft["events"].as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn every_acknowledged_version_reaches_the_embedded_outbox_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at(T0));
+    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let api = Arc::new(Api::with(store.clone(), clock, Some(dir)));
+    let (acked, path) = workload(&api).await;
+    let images: Vec<Item> = store.outbox_read(10_000).await.unwrap().into_iter().map(|e| e.item).collect();
+    assert_eq!(produced(&images), acked);
+
+    let before = api.call("GET", &path, None).await.body;
+    let draft_writes = acked.iter().filter(|(pk, _)| pk.contains("#D#")).count() as u64;
+    assert_eq!(versions(&before), (0..draft_writes).collect::<Vec<_>>());
+    while functions::publisher::drain_local(&store, 7).await.unwrap() > 0 {}
+    assert!(store.outbox_read(10).await.unwrap().is_empty(), "acknowledged entries are gone");
+    assert_eq!(api.call("GET", &path, None).await.body, before, "history reads as the riders did");
+}
+
+/// The table's stream as the emulator's DynamoDB Streams API returns it, shaped as Lambda
+/// delivers it to the publisher.
+async fn stream_records(endpoint: &str, table: &str) -> Vec<Value> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let call = |target: &'static str, body: Value| {
+        let client = client.clone();
+        let endpoint = endpoint.to_owned();
+        async move {
+            let req = hyper::Request::post(endpoint)
+                .header("x-amz-target", target)
+                .header("content-type", "application/x-amz-json-1.0")
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string())))
+                .unwrap();
+            let res = client.request(req).await.unwrap();
+            let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let table = call("DynamoDB_20120810.DescribeTable", json!({"TableName": table})).await;
+    let arn = table["Table"]["LatestStreamArn"].as_str().expect("the table has a stream").to_owned();
+    let stream = call("DynamoDBStreams_20120810.DescribeStream", json!({"StreamArn": arn})).await;
+    let mut records = Vec::new();
+    for shard in stream["StreamDescription"]["Shards"].as_array().unwrap() {
+        let it = call(
+            "DynamoDBStreams_20120810.GetShardIterator",
+            json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await;
+        let mut iterator = it["ShardIterator"].clone();
+        loop {
+            let page = call("DynamoDBStreams_20120810.GetRecords", json!({"ShardIterator": iterator})).await;
+            let batch = page["Records"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            records.extend(batch);
+            iterator = page["NextShardIterator"].clone();
+            if iterator.is_null() {
+                break;
+            }
+        }
+    }
+    for r in &mut records {
+        // Lambda sends epoch seconds; the emulator's API a date text.
+        r["dynamodb"]["ApproximateCreationDateTime"] = json!(T0);
+    }
+    records
+}
+
+#[tokio::test]
+async fn every_acknowledged_version_reaches_the_dynamodb_stream_once() {
+    let endpoint = common::emulator_endpoint();
+    let clock = Arc::new(ManualClock::at(T0));
+    let client = infra::dynamo::emulator_client(&endpoint);
+    let table = format!("shopping-outbox-{}", std::process::id());
+    infra::dynamo::create_table(&client, &table).await.unwrap();
+    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(client, table.clone(), clock.clone()));
+    let api = Arc::new(Api::with(store.clone(), clock, None));
+    let (acked, path) = workload(&api).await;
+
+    let records = stream_records(&endpoint, &table).await;
+    let event: lambda_http::aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(json!({"Records": records})).unwrap();
+    let images: Vec<Item> = event
+        .records
+        .iter()
+        .filter(|r| r.event_name != "REMOVE")
+        .map(|r| infra::dynamo::item_from_image(r.change.new_image.clone()).unwrap())
+        .collect();
+    assert_eq!(produced(&images), acked);
+
+    let before = api.call("GET", &path, None).await.body;
+    let response = functions::publisher::handle_stream(store.as_ref(), event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(api.call("GET", &path, None).await.body, before, "history reads as the riders did");
+    let history = store
+        .query(&infra::Query {
+            sk: infra::SkCond::BeginsWith("EVENT#".into()),
+            ..infra::Query::partition(acked[0].0.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(history.items.len(), versions(&before).len(), "one history item per version");
+}
