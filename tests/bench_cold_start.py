@@ -1,19 +1,25 @@
-"""Cold start of a Lambda bootstrap: process start -> first poll of the Runtime API.
+"""Cold start of Lambda bootstraps against a baseline: process start -> first poll of the
+Runtime API.
 
-Runs the bootstrap N times against a stand-in Runtime API on 127.0.0.1 and reports, per
-function, the median and 90th percentile of the time from spawn to its first
-`GET /2018-06-01/runtime/invocation/next` (everything `main` does before serving: config,
-clients, router), and its resident memory at that moment.
+Runs each bootstrap against a stand-in Runtime API on 127.0.0.1 and reports the median and
+90th percentile of the time from spawn to its first `GET /2018-06-01/runtime/invocation/next`
+(everything `main` does before serving: config, clients, router), its resident memory at that
+moment, and both as a ratio to the first bootstrap given (the baseline: a bare `lambda_http`
+hello world built with the same profile). Rounds interleave the bootstraps so that machine
+noise hits all of them alike. `--strace` also counts the files each one opens during init.
 
-Usage: python3 tests/bench_cold_start.py target/lambda-host/drafts/bootstrap [runs]
+Usage:
+  python3 tests/bench_cold_start.py [--runs 20] [--rounds 3] [--strace] BASELINE BOOTSTRAP...
 """
 
+import argparse
 import http.server
 import os
 import queue
+import shutil
 import statistics
 import subprocess
-import sys
+import tempfile
 import threading
 import time
 
@@ -41,9 +47,39 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def name(bootstrap: str) -> str:
+    return os.path.basename(os.path.dirname(bootstrap)) or bootstrap
+
+
+def start_once(cmd, env):
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    polled = polls.get(timeout=20)
+    rss = rss_kib(p.pid)
+    p.kill()
+    p.wait()
+    return (polled - start) * 1000, rss
+
+
+def opened_files(bootstrap, env) -> int:
+    """Files opened (openat) from exec to the first poll, by strace."""
+    with tempfile.NamedTemporaryFile(suffix=".strace") as out:
+        p = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", out.name, bootstrap],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        polls.get(timeout=20)
+        p.kill()
+        p.wait()
+        with open(out.name) as f:
+            return sum(1 for line in f if "open" in line)
+
+
 def main() -> None:
-    bootstrap = sys.argv[1]
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--strace", action="store_true")
+    ap.add_argument("bootstraps", nargs="+")
+    args = ap.parse_args()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -61,19 +97,36 @@ def main() -> None:
         TABLE_NAME="bench",
         RUST_LOG="warn",
     )
-    times, rss = [], []
-    for _ in range(runs):
-        start = time.perf_counter()
-        p = subprocess.Popen([bootstrap], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        polled = polls.get(timeout=20)
-        times.append((polled - start) * 1000)
-        rss.append(rss_kib(p.pid))
-        p.kill()
-        p.wait()
-    times.sort()
-    p90 = times[int(len(times) * 0.9) - 1]
-    print(f"{os.path.basename(os.path.dirname(bootstrap))}: median {statistics.median(times):.1f} ms, "
-          f"p90 {p90:.1f} ms, RSS at first poll {statistics.median(rss) / 1024:.1f} MiB ({runs} runs)")
+    times = {b: [] for b in args.bootstraps}
+    rounds = {b: [] for b in args.bootstraps}
+    rss = {b: [] for b in args.bootstraps}
+    for _ in range(args.rounds):
+        for b in args.bootstraps:
+            this = []
+            for _ in range(args.runs):
+                t, r = start_once([b], env)
+                this.append(t)
+                rss[b].append(r)
+            times[b].extend(this)
+            rounds[b].append(statistics.median(this))
+    base = args.bootstraps[0]
+    base_t, base_r = statistics.median(times[base]), statistics.median(rss[base])
+    files = {}
+    if args.strace and shutil.which("strace"):
+        files = {b: opened_files(b, env) for b in args.bootstraps}
+    print(f"| function | init median | round medians | p90 | × baseline | RSS at first poll | × baseline |"
+          + (" files opened |" if files else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if files else ""))
+    for b in args.bootstraps:
+        ts = sorted(times[b])
+        med, p90 = statistics.median(ts), ts[max(0, int(len(ts) * 0.9) - 1)]
+        r = statistics.median(rss[b])
+        label = f"{name(b)} (baseline)" if b == base else name(b)
+        per_round = " / ".join(f"{x:.2f}" for x in rounds[b])
+        print(f"| {label} | {med:.2f} ms | {per_round} | {p90:.2f} ms | {med / base_t:.2f} | "
+              f"{r / 1024:.1f} MiB | {r / base_r:.2f} |" + (f" {files[b]} |" if files else ""))
+    print(f"\n{args.rounds} interleaved rounds of {args.runs} starts each; budget (issue 6): init ≤ 1.5 × "
+          f"and RSS ≤ 2 × the baseline")
     server.shutdown()
 
 

@@ -516,7 +516,8 @@ fn client(region: String, credentials: Credentials, endpoint: Option<&str>) -> C
     let mut conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
-        .credentials_provider(credentials);
+        .credentials_provider(credentials)
+        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(LazyHttpsClient::default()));
     if let Some(url) = endpoint {
         conf = conf.endpoint_url(url);
     }
@@ -543,4 +544,28 @@ pub fn client_from_env() -> Result<Client, String> {
         "lambda-environment",
     );
     Ok(client(region, credentials, None))
+}
+
+/// The SDK's HTTPS client, built on first use instead of when the DynamoDB client is: the
+/// default one builds its TLS connector (reading and parsing the system's CA store, about
+/// 150 files) while the client is constructed, i.e. on every Lambda's init path, even for an
+/// invocation that never reaches DynamoDB.
+#[derive(Debug, Default)]
+struct LazyHttpsClient {
+    inner: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttpsClient {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        self.inner
+            .get_or_init(|| {
+                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
+            })
+            .http_connector(settings, components)
+    }
 }

@@ -8,13 +8,8 @@
 //! cargo run --release -p shopping-tests --bin soak -- --minutes 5 --connections 16
 //! ```
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use shopping_tests::{call, client, pct, proc_kib, start_local, Http};
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,38 +45,6 @@ struct Stats {
     by_status: BTreeMap<u16, u64>,
     failed: u64,
     micros: Vec<u64>,
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-async fn call(client: &Http, base: &str, token: &str, method: &str, path: &str, body: String) -> Option<(u16, Bytes)> {
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .ok()?;
-    let res = client.request(req).await.ok()?;
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.ok()?.to_bytes();
-    Some((status, bytes))
 }
 
 /// One connection's loop: create drafts, add items, read, list and complete, in a fixed mix.
@@ -141,32 +104,9 @@ async fn worker(client: Http, base: String, token: String, stats: Arc<Mutex<Stat
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let a = args()?;
-    let dir = std::env::temp_dir().join(format!("shopping-soak-{}", std::process::id()));
-    let token = Command::new(&a.server)
-        .args(["token", "--account", "T12345678", "--expires-in", "604800", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .map_err(|e| {
-            format!(
-                "cannot run {}: {e} (build it with cargo build --release -p functions --bin shopping-local)",
-                a.server
-            )
-        })?;
-    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
-    let mut server = Command::new(&a.server)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().ok_or("no stdout")?)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let base = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    let pid = server.id();
+    let server = start_local(&a.server, "soak")?;
+    let (base, token) = (server.base.clone(), server.token.clone());
+    let pid = server.child.id();
     println!("soak: {} connections for {} min against {base} (pid {pid})", a.connections, a.minutes);
     println!(
         "{:>6} {:>9} {:>8} {:>8} {:>8} {:>9}  statuses",
@@ -175,7 +115,7 @@ async fn main() -> Result<(), String> {
 
     let stats = Arc::new(Mutex::new(Stats::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let client: Http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(a.connections).build_http();
+    let client: Http = client(a.connections);
     let workers: Vec<_> = (0..a.connections)
         .map(|n| tokio::spawn(worker(client.clone(), base.clone(), token.clone(), stats.clone(), stop.clone(), n)))
         .collect();
@@ -196,7 +136,7 @@ async fn main() -> Result<(), String> {
         for (k, v) in &s.by_status {
             *all_statuses.entry(*k).or_default() += v;
         }
-        let rss = rss_kib(pid);
+        let rss = proc_kib(pid, "VmRSS:");
         rss_samples.push(rss);
         println!(
             "{:>6.0} {:>9} {:>8.0} {:>8.2} {:>8.2} {:>9.1}  {:?}{}",
@@ -214,9 +154,7 @@ async fn main() -> Result<(), String> {
     for w in workers {
         let _ = w.await;
     }
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
 
     // Memory levels off: the last sample is within 25 % (+8 MiB) of the one at mid-run.
     let mid = rss_samples.get(rss_samples.len() / 2).copied().unwrap_or(0);
