@@ -10,6 +10,9 @@ noise hits all of them alike. `--strace` also counts the files each one opens du
 
 Usage:
   python3 tests/bench_cold_start.py [--runs 20] [--rounds 3] [--strace] BASELINE BOOTSTRAP...
+
+A BOOTSTRAP may end in `@NAME=VALUE` to run it with that environment variable set (e.g.
+`.../drafts/bootstrap@LAMBDA_TOKIO_RUNTIME=multi_thread`), reported as a row of its own.
 """
 
 import argparse
@@ -47,8 +50,17 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def name(bootstrap: str) -> str:
-    return os.path.basename(os.path.dirname(bootstrap)) or bootstrap
+def split(spec: str):
+    """A bootstrap spec: its path and the extra environment it runs with."""
+    path, _, assignment = spec.partition("@")
+    extra = dict([assignment.split("=", 1)]) if "=" in assignment else {}
+    return path, extra
+
+
+def name(spec: str) -> str:
+    path, extra = split(spec)
+    label = os.path.basename(os.path.dirname(path)) or path
+    return label + "".join(f" ({k}={v})" for k, v in extra.items())
 
 
 def start_once(cmd, env):
@@ -61,8 +73,10 @@ def start_once(cmd, env):
     return (polled - start) * 1000, rss
 
 
-def opened_files(bootstrap, env) -> int:
+def opened_files(spec, env) -> int:
     """Files opened (openat) from exec to the first poll, by strace."""
+    bootstrap, extra = split(spec)
+    env = dict(env, **extra)
     with tempfile.NamedTemporaryFile(suffix=".strace") as out:
         p = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", out.name, bootstrap],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -104,7 +118,8 @@ def main() -> None:
         for b in args.bootstraps:
             this = []
             for _ in range(args.runs):
-                t, r = start_once([b], env)
+                path, extra = split(b)
+                t, r = start_once([path], dict(env, **extra))
                 this.append(t)
                 rss[b].append(r)
             times[b].extend(this)
