@@ -8,14 +8,24 @@
 use crate::clock::Clock;
 use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct SqliteStore {
+    /// The one writer: writes are serialised, and run on the blocking pool (they fsync).
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections: WAL lets each read the last committed state beside the writer.
+    /// Reads are point lookups and short range scans served from the page cache in
+    /// microseconds, so they run inline on the caller's task, without a thread hop.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
     clock: Arc<dyn Clock>,
 }
+
+/// How many read connections a store keeps (each has its own page cache).
+const READERS: usize = 4;
 
 const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum";
 /// What an index query returns: keys, `ttl` and the summary, as DynamoDB's projection does.
@@ -75,7 +85,30 @@ impl SqliteStore {
             conn.execute_batch("ALTER TABLE items ADD COLUMN events TEXT; ALTER TABLE items ADD COLUMN sum TEXT;")
                 .map_err(err)?;
         }
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), clock })
+        let readers = (0..READERS)
+            .map(|_| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                Connection::open_with_flags(path, flags).map(Mutex::new).map_err(err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), readers, next_reader: AtomicUsize::new(0), clock })
+    }
+
+    /// Runs a read on a free read connection (or waits for one), inline.
+    fn read<T>(&self, f: impl FnOnce(&Connection, i64) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let now = self.clock.epoch();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let pick = |i: usize| self.readers.get(start.wrapping_add(i) % READERS);
+        for i in 0..READERS {
+            if let Some(Ok(guard)) = pick(i).map(Mutex::try_lock) {
+                return f(&guard, now);
+            }
+        }
+        let guard = pick(0)
+            .ok_or_else(|| StoreError::unavailable("no read connection"))?
+            .lock()
+            .map_err(|_| StoreError::unavailable("store lock poisoned"))?;
+        f(&guard, now)
     }
 
     async fn run<T: Send + 'static>(
@@ -110,7 +143,7 @@ fn holds(cond: Condition, current: Option<&Item>) -> bool {
 impl SqliteStore {
     /// The oldest unacknowledged outbox entries, at most `limit`, oldest first.
     pub async fn outbox_read(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.run(move |c, _| {
+        self.read(move |c, _| {
             let mut stmt = c.prepare_cached("SELECT seq, image FROM outbox ORDER BY seq LIMIT ?1").map_err(err)?;
             let rows = stmt
                 .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
@@ -126,7 +159,6 @@ impl SqliteStore {
                 })
                 .collect()
         })
-        .await
     }
 
     /// Acknowledges every entry up to and including `seq`: they are done with.
@@ -138,27 +170,24 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let key = key.clone();
-        self.run(move |c, now| live(c, &key, now)).await
+        self.read(|c, now| live(c, key, now))
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
-        let mut keys = keys.to_vec();
+        let mut keys: Vec<&Key> = keys.iter().collect();
         keys.sort();
         keys.dedup();
-        self.run(move |c, now| {
+        self.read(|c, now| {
             let mut found = Vec::with_capacity(keys.len());
-            for k in &keys {
+            for k in keys {
                 found.extend(live(c, k, now)?);
             }
             Ok(found)
         })
-        .await
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
-        let q = q.clone();
-        self.run(move |c, now| {
+        self.read(|c, now| {
             let (pcol, scol) = match q.index {
                 None => ("pk", "sk"),
                 Some(Index::Gsi1) => ("gsi1pk", "gsi1sk"),
@@ -221,7 +250,6 @@ impl Store for SqliteStore {
             let next = if more { items.last().map(|i| Cursor::after(i, q.index)) } else { None };
             Ok(Page { items, next })
         })
-        .await
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
