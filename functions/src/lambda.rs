@@ -24,16 +24,20 @@ impl Config {
     }
 }
 
+/// `RUST_LOG` as target/level directives (`info`, `warn,functions=debug`), `info` when unset
+/// or unreadable. `Targets` rather than `EnvFilter`: no regex engine in every binary.
+pub fn log_filter() -> tracing_subscriber::filter::Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO))
+}
+
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .without_time()
-        .with_current_span(false)
-        .try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let json = tracing_subscriber::fmt().json().without_time().with_current_span(false).finish();
+    let _ = json.with(log_filter()).try_init();
 }
 
 /// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer.
