@@ -22,7 +22,9 @@ else
   cargo lambda build --release "${bins[@]}" --lambda-dir target/lambda-host
   dir=target/lambda-host
 fi
-printf '%-10s %14s %14s\n' function bootstrap zip
+# Budget (issue 6, BENCHMARKS.md): each stripped arm64 bootstrap at most 6 MB.
+BUDGET=6000000
+printf '%-10s %14s %14s  %s\n' function bootstrap zip "vs budget (${BUDGET} B)"
 for f in "${FUNCTIONS[@]}"; do
   test -s "$dir/$f/bootstrap" || { echo "ERROR: $dir/$f/bootstrap was not built" >&2; exit 1; }
   zip_size=$(python3 - "$dir/$f/bootstrap" <<'PY'
@@ -33,5 +35,7 @@ with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
 print(len(buf.getvalue()))
 PY
 )
-  printf '%-10s %14s %14s\n' "$f" "$(stat -c %s "$dir/$f/bootstrap")" "$zip_size"
+  size=$(stat -c %s "$dir/$f/bootstrap")
+  printf '%-10s %14s %14s  %s\n' "$f" "$size" "$zip_size" \
+    "$(awk -v s="$size" -v b="$BUDGET" 'BEGIN { printf "%.2f x budget", s / b }')"
 done
