@@ -16,6 +16,7 @@
     )
 )]
 
+pub mod change;
 pub mod decode;
 pub mod draft;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod list;
 pub mod model;
 pub mod money;
+pub mod order;
 pub mod outbox;
 pub mod table;
 pub mod totals;

@@ -181,6 +181,14 @@ pub fn idempotency_key(aid: &str, key: &str) -> Key {
 pub fn list_sk(created_at: &str, id: &str) -> String {
     format!("{created_at}#{id}")
 }
+/// The head item's sort key in a resource's partition: `ORDER` for an order, else `DRAFT`.
+pub fn head_sk(pk: &str) -> &'static str {
+    if pk.contains("#O#") {
+        ORDER_SK
+    } else {
+        DRAFT_SK
+    }
+}
 pub fn event_sk(version: u64) -> String {
     format!("{EVENT_PREFIX}{version:010}")
 }

@@ -17,12 +17,12 @@ pub const MAX_TIME_TO_LIVE: i64 = 3_155_760_000;
 /// A `metadata` object, as JSON, is at most this many bytes (it is stored with the resource,
 /// copied into events, and a stored item holds at most 400 KB).
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
-const MAX_COMMENT: usize = 255;
+pub const MAX_COMMENT: usize = 255;
 const MAX_ORDER_ID: usize = 255;
-const MAX_RESOURCE_ID: usize = 40;
+pub const MAX_RESOURCE_ID: usize = 40;
 /// A generous cap for free-text fields the upstream leaves unbounded, so one field cannot
 /// blow an item past the store's size limit.
-const MAX_TEXT: usize = 4096;
+pub const MAX_TEXT: usize = 4096;
 
 /// `aid` must match `^[PT]\d{8}$`.
 pub fn is_account_id(aid: &str) -> bool {
@@ -47,14 +47,14 @@ pub fn is_date_time(s: &str) -> bool {
 }
 
 #[derive(Default)]
-pub struct Problems(Vec<FieldError>);
+pub struct Problems(pub(crate) Vec<FieldError>);
 
 impl Problems {
     pub fn push(&mut self, path: impl Into<String>, code: &'static str, msg: impl Into<String>) {
         self.0.push(FieldError::new(path, code, msg));
     }
 
-    fn max_len(&mut self, path: &str, v: &Option<String>, max: usize) {
+    pub fn max_len(&mut self, path: &str, v: &Option<String>, max: usize) {
         if let Some(s) = v {
             if s.chars().count() > max {
                 self.push(path, "TOO_LONG", format!("must be at most {max} characters"));
@@ -68,7 +68,7 @@ impl Problems {
 
     /// Adds the problems of `other` whose paths have none yet (a specific rule, checked
     /// first, says more than the shared limits).
-    fn merge_new(&mut self, other: Problems) {
+    pub fn merge_new(&mut self, other: Problems) {
         for e in other.0 {
             if !self.0.iter().any(|x| x.path == e.path) {
                 self.0.push(e);

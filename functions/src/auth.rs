@@ -44,6 +44,10 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> Result<String, jsonwebtoken::erro
 pub enum Access {
     Read,
     Write,
+    /// `GET /orders/{id}/events`: also `read:shopping:/orders/ANY/events`.
+    EventsRead,
+    /// `POST /orders/{id}/events`: also `write:shopping:/orders/ANY/events`.
+    EventsWrite,
 }
 
 /// An authenticated caller (signature and expiry checked; account and scope not yet).
@@ -66,6 +70,8 @@ impl Caller {
         let wanted: &[&str] = match access {
             Access::Read => &["admin:shopping", "read:shopping"],
             Access::Write => &["admin:shopping", "write:shopping"],
+            Access::EventsRead => &["admin:shopping", "read:shopping", "read:shopping:/orders/ANY/events"],
+            Access::EventsWrite => &["admin:shopping", "write:shopping", "write:shopping:/orders/ANY/events"],
         };
         if self.scopes.iter().any(|s| wanted.contains(&s.as_str())) {
             Ok(())

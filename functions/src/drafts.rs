@@ -1,24 +1,20 @@
 //! The drafts resource group: `/v1/accounts/{aid}/shopping/draft_orders...`.
 
+use crate::aggregate::{apply, mutate, replayed, Aggregate, CompletingAgg, DraftAgg, Write};
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
-use crate::http::{if_match, json_with_etag, parse, query_pairs, with_etag, Body, Params};
-use crate::idempotency::{Idem, Replay};
-use crate::partition::{self, Partition};
+use crate::http::{parse, query_pairs, with_etag, Params};
 use crate::retry::Backoff;
 use crate::state::{AppState, RandomIds};
-use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
-use axum::http::Uri;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
-use domain::draft::{self, Ctx, DraftBody, DraftRecord, OrderRecord, Outcome};
-use domain::ids::Ids;
+use domain::draft::{self, DraftBody, DraftRecord};
 use domain::list::{DraftFilter, Summary};
-use domain::model::{Draft, Event, EventRequest, OrderItem};
-use domain::outbox::Timeline;
+use domain::model::{Draft, OrderItem};
 use domain::table::{self, Index, Item, Key};
-use infra::{Cursor, Query, SkCond, StoreError};
+use infra::{Cursor, Query, SkCond};
 use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
@@ -31,49 +27,10 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/{{id}}/items/{{line_id}}"), put(update_item).delete(remove_item))
 }
 
-/// Everything a draft write needs, checked before the handler runs: the caller may write to
-/// the account in the path, the body is within the limit, `If-Match` and `Idempotency-Key`
-/// are well-formed; and the context (actor, time, request) the domain records.
-pub(crate) struct Write {
-    state: AppState,
-    ctx: Ctx,
-    uri: Uri,
-    expected: Option<u64>,
-    idem: Option<Idem>,
-    body: Body,
-}
-
-impl FromRequest<AppState> for Write {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let caller = Caller::from_request_parts(&mut parts, state).await?;
-        let Params(params) = Params::<Vec<(String, String)>>::from_request_parts(&mut parts, state).await?;
-        let aid = params.into_iter().find(|(k, _)| k == "aid").map(|(_, v)| v).unwrap_or_default();
-        caller.authorize(&aid, Access::Write)?;
-        let (headers, method, uri) = (parts.headers.clone(), parts.method.clone(), parts.uri.clone());
-        let body = Body::from_request(Request::from_parts(parts, body), state).await?;
-        let expected = if_match(&headers)?;
-        let idem = Idem::from_request(&aid, &headers, &method, &uri, &body.0)?;
-        let ctx = Ctx {
-            aid,
-            actor: caller.sub,
-            now: state.clock.now(),
-            request: EventRequest {
-                path: Some(uri.path().to_owned()),
-                method: Some(method.as_str().to_owned()),
-                body: Some(body.text()).filter(|b| !b.is_empty()),
-            },
-        };
-        Ok(Self { state: state.clone(), ctx, uri, expected, idem, body })
-    }
-}
-
 /// `apply_discounts=true` asks for the upstream discount engine (DealEngine), which this
 /// service does not have: say so rather than silently return undiscounted totals.
 fn no_discount_engine(w: &Write) -> Result<(), ApiError> {
-    for (k, v) in query_pairs(w.uri.query()) {
+    for (k, v) in w.query() {
         if k == "apply_discounts" && v != "false" {
             return Err(ApiError::bad(
                 "apply_discounts",
@@ -84,171 +41,17 @@ fn no_discount_engine(w: &Write) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads a draft and its events with one partition query. Unknown, malformed and expired ids
-/// are all "not found".
-pub(crate) async fn load(state: &AppState, aid: &str, id: &str) -> Result<(DraftRecord, Timeline), ApiError> {
-    if !domain::validate::is_uuid(id) {
-        return Err(ApiError::NotFound("draft".into()));
-    }
-    draft_of(partition::read(state, table::draft_pk(aid, id), SkCond::Any, table::DRAFT_SK).await?)
-}
-
-fn draft_of(part: Partition) -> Result<(DraftRecord, Timeline), ApiError> {
-    let head = part.head.ok_or_else(|| ApiError::NotFound("draft".into()))?;
-    let mut rec: DraftRecord = parse(&head.doc)?;
-    rec.unflushed = part.timeline.unflushed();
-    Ok((rec, part.timeline))
-}
-
-/// Re-reads a draft after a lost race: the draft item, and only the history items added
-/// since those already in `timeline`.
-async fn reload(
-    state: &AppState,
-    aid: &str,
-    id: &str,
-    timeline: Timeline,
-) -> Result<(DraftRecord, Timeline), ApiError> {
-    draft_of(partition::refresh(state, table::draft_pk(aid, id), table::DRAFT_SK, timeline).await?)
-}
-
-/// Answers with a stored response. A draft response stored without its events gets those up
-/// to its version from the draft's partition, so the bytes are those first sent.
-async fn respond(state: &AppState, replay: Replay) -> Result<Response, ApiError> {
-    let Some(pk) = replay.events_pk else { return Ok(json_with_etag(replay.version, replay.body)) };
-    let mut draft: Draft = parse(&replay.body)?;
-    let part = partition::read(state, pk, SkCond::Any, table::DRAFT_SK).await?;
-    let upto = |e: &Event| e.version.is_some_and(|v| v <= replay.version);
-    draft.events = Some(part.timeline.events().into_iter().filter(upto).collect());
-    let body = serde_json::to_string(&draft).map_err(|_| ApiError::Internal)?;
-    Ok(json_with_etag(replay.version, body))
-}
-
-/// The stored response for the request's `Idempotency-Key`, when it has one that was used.
-async fn replayed(w: &Write) -> Result<Option<Response>, ApiError> {
-    match Idem::lookup_if(w.idem.as_ref(), &w.state).await? {
-        Some(r) => respond(&w.state, r).await.map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The order a completion goes into (`options.order_id`), read afresh on every attempt.
-async fn target_order(state: &AppState, aid: &str, rec: &DraftRecord) -> Result<Option<OrderRecord>, ApiError> {
-    let Some(key) = rec.draft.options.as_ref().and_then(|o| o.order_id.as_deref()) else { return Ok(None) };
-    match crate::orders::load(state, aid, key, true).await {
-        Ok(loaded) => Ok(loaded.record()),
-        Err(ApiError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn too_many_races() -> ApiError {
-    ApiError::Conflict { code: "VERSION_CONFLICT", message: "too many concurrent changes; try again".into() }
-}
-
-/// Runs a draft command with optimistic concurrency: read, apply, write conditioned on the
-/// version read; on a lost race pause (jittered exponential back-off), re-read what changed
-/// and re-apply, so no write is lost. Completion also reads the order it goes into, and its
-/// write is conditioned on that version too.
-async fn mutate(
-    w: &Write,
-    id: &str,
-    completes: bool,
-    command: impl Fn(&Ctx, &mut dyn Ids, DraftRecord, Option<OrderRecord>) -> domain::error::Result<Outcome<Draft>>,
-) -> Result<Response, ApiError> {
-    let (state, ctx, idem) = (&w.state, &w.ctx, w.idem.as_ref());
-    if let Some(done) = replayed(w).await? {
-        return Ok(done);
-    }
-    let mut backoff = Backoff::new();
-    let (mut rec, mut timeline) = load(state, &ctx.aid, id).await?;
-    loop {
-        if let Some(v) = w.expected {
-            if v != rec.version() {
-                return Err(ApiError::PreconditionFailed { current: rec.version() });
-            }
-        }
-        let target = if completes && rec.draft.status == domain::model::DraftStatus::Open {
-            target_order(state, &ctx.aid, &rec).await?
-        } else {
-            None
-        };
-        let out = command(ctx, &mut RandomIds, rec, target)?;
-        if let Some(done) = apply(state, out, &timeline.events(), w.expected.is_some(), idem).await? {
-            return Ok(done);
-        }
-        if !backoff.pause().await {
-            return Err(too_many_races());
-        }
-        (rec, timeline) = reload(state, &ctx.aid, id, timeline).await?;
-    }
-}
-
-/// Writes an outcome. `Ok(None)` means a race was lost and the command should be re-applied.
-async fn apply(
-    state: &AppState,
-    out: Outcome<Draft>,
-    known: &[Event],
-    pinned: bool,
-    idem: Option<&Idem>,
-) -> Result<Option<Response>, ApiError> {
-    // The response is known before the write, so an idempotency record can join it.
-    let mut draft = out.resource;
-    let version = out.version;
-    let mut ops = out.ops;
-    if let Some(idem) = idem {
-        // Stored without the event history, which the replay re-reads (see `respond`) from
-        // the draft's partition: that of the first op, the draft itself.
-        let events_pk = draft.events.as_ref().and(ops.first()).map(|op| op.key().pk);
-        let lean = Draft { events: None, ..draft.clone() };
-        let stored = serde_json::to_string(&lean).map_err(|_| ApiError::Internal)?;
-        ops.push(idem.record(state.clock.epoch(), version, stored, events_pk));
-    }
-    if let Some(new) = draft.events.take() {
-        let mut all = known.to_vec();
-        all.extend(new);
-        draft.events = Some(all);
-    }
-    let body = serde_json::to_string(&draft).map_err(|_| ApiError::Internal)?;
-    let keys: Vec<Key> = ops.iter().map(|o| o.key()).collect();
-    match state.store.write(ops).await {
-        Ok(()) => Ok(Some(json_with_etag(version, body))),
-        Err(StoreError::ConditionFailed { index, current }) => {
-            let failed = keys.get(index);
-            if let (Some(idem), Some(k)) = (idem, failed) {
-                if k == idem.key() {
-                    // The same request raced itself: answer with what the winner stored.
-                    let replay = idem.lookup(state).await?.ok_or(ApiError::Internal)?;
-                    return respond(state, replay).await.map(Some);
-                }
-            }
-            if let Some((_, oid)) = out.custom_order_ids.iter().find(|(k, _)| Some(k) == failed) {
-                return Err(ApiError::Conflict {
-                    code: "DUPLICATE_ORDER_ID",
-                    message: format!("an order with order_id `{oid}` already exists"),
-                });
-            }
-            if pinned && index == 0 {
-                // The draft moved on after If-Match was checked; the failed write returned it.
-                let current = current.map_or(0, |c| c.version);
-                return Err(ApiError::PreconditionFailed { current });
-            }
-            Ok(None)
-        }
-        Err(StoreError::Contention) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn create(w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
-    if let Some(done) = replayed(&w).await? {
+    if let Some(done) = replayed::<Draft>(&w, &None).await? {
         return Ok(done);
     }
     let parsed: DraftBody = w.body.decode(draft_rules)?;
     let mut backoff = Backoff::new();
     loop {
         let out = draft::create(&w.ctx, &mut RandomIds, parsed.clone())?;
-        if let Some(done) = apply(&w.state, out, &[], false, w.idem.as_ref()).await? {
+        let pk = out.ops.first().map(|op| op.key().pk);
+        if let Some(done) = apply(&w, out, &[], pk.as_deref(), &None).await? {
             return Ok(done);
         }
         // Only a freshly drawn id can collide here (a reserved order_id): draw again.
@@ -268,31 +71,31 @@ async fn fetch(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
-    let (rec, timeline) = load(&state, &aid, &id).await?;
-    let version = rec.version();
-    let mut d = rec.draft;
-    d.events = Some(timeline.events());
+    let loaded = DraftAgg::load(&state, &aid, &id).await?;
+    let version = loaded.rec.version();
+    let mut d = loaded.rec.draft;
+    d.events = Some(loaded.timeline.events());
     Ok(with_etag(version, d))
 }
 
 async fn replace(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let parsed: DraftBody = w.body.decode(draft_rules)?;
-    mutate(&w, &id, false, |c, ids, rec, _| draft::replace(c, ids, rec, parsed.clone())).await
+    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
 async fn remove(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
-    mutate(&w, &id, false, |c, ids, rec, _| draft::delete(c, ids, rec)).await
+    mutate::<DraftAgg, _>(&w, &id, None, draft::delete).await
 }
 
 async fn complete(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
-    mutate(&w, &id, true, draft::complete).await
+    mutate::<CompletingAgg, _>(&w, &id, None, |c, ids, (rec, target)| draft::complete(c, ids, rec, target)).await
 }
 
 async fn add_item(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
-    mutate(&w, &id, false, |c, ids, rec, _| draft::add_item(c, ids, rec, item.clone())).await
+    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::add_item(c, ids, rec, item.clone())).await
 }
 
 fn line_id(raw: &str) -> Result<i64, ApiError> {
@@ -303,13 +106,13 @@ async fn update_item(Params((_, id, line)): Params<(String, String, String)>, w:
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
-    mutate(&w, &id, false, |c, ids, rec, _| draft::update_item(c, ids, rec, line, item.clone())).await
+    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::update_item(c, ids, rec, line, item.clone())).await
 }
 
 async fn remove_item(Params((_, id, line)): Params<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
-    mutate(&w, &id, false, |c, ids, rec, _| draft::remove_item(c, ids, rec, line)).await
+    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::remove_item(c, ids, rec, line)).await
 }
 
 #[derive(serde::Serialize)]

@@ -5,6 +5,7 @@
 //! local server or a Lambda execution environment. The lints below hold that line.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+mod aggregate;
 pub mod auth;
 pub mod drafts;
 pub mod error;
@@ -17,6 +18,7 @@ mod partition;
 pub mod publisher;
 pub mod retry;
 pub mod state;
+pub mod views;
 
 use axum::Router;
 use state::AppState;
@@ -33,5 +35,5 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
 
 /// Every resource group on one router (the local server, whole-API tests).
 pub fn app(state: AppState) -> Router {
-    finish(drafts::router().merge(orders::router()), state)
+    finish(drafts::router().merge(orders::router()).merge(views::router()), state)
 }

@@ -1,115 +1,162 @@
-//! The orders resource group: `/v1/accounts/{aid}/shopping/orders...`. The `{order_id}` path
-//! segment accepts either the order's `id` or its `order_id`.
+//! The orders resource group: one order and its children,
+//! `/v1/accounts/{aid}/shopping/orders/{order_id}...` (update, status, comments, events,
+//! sessions). The `{order_id}` path segment accepts either the order's `id` or its
+//! `order_id`. Lists and the customer and store views are the `views` group.
 
+use crate::aggregate::{load_order, mutate, show_order_events, EventWrite, Kinds, OrderAgg, Write};
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
-use crate::http::{parse, query_pairs, with_etag, Params};
-use crate::partition;
+use crate::http::{query_pairs, with_etag, Params};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
-use domain::draft::{OrderIdRecord, OrderRecord, OrderStub};
-use domain::model::{Event, Order, OrderObject};
-use domain::outbox::Timeline;
-use domain::table;
-use infra::SkCond;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use domain::model::{Event, Order, OrderSession};
+use domain::order::{self, CancelBody};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/accounts/{aid}/shopping/orders/{order_id}", get(fetch))
+    let base = "/v1/accounts/{aid}/shopping/orders/{order_id}";
+    Router::new()
+        .route(base, get(fetch).put(update))
+        .route(&format!("{base}/close"), post(close))
+        .route(&format!("{base}/open"), post(open))
+        .route(&format!("{base}/cancel"), post(cancel))
+        .route(&format!("{base}/comments"), post(add_comment))
+        .route(&format!("{base}/comments/{{comment_id}}"), delete(delete_comment))
+        .route(&format!("{base}/events"), get(list_events).post(add_event))
+        .route(&format!("{base}/sessions"), get(list_sessions).post(create_session))
+        .route(&format!("{base}/sessions/{{session_id}}"), get(get_session))
 }
 
-/// What a partition read of an order found.
-pub(crate) struct Loaded {
-    pub order: Option<Order>,
-    pub stub: Option<OrderStub>,
-    pub timeline: Timeline,
+type Key = Params<(String, String)>;
+
+/// `include_events` of a write's query.
+fn kinds(w: &Write) -> Result<Kinds, ApiError> {
+    Ok(domain::events::include_events(&w.query(), true)?)
 }
 
-impl Loaded {
-    /// The order as a command changes it: with the events still riding in its item. Exact
-    /// only when the history was read too (`events`), else every rider counts as unflushed.
-    pub fn record(self) -> Option<OrderRecord> {
-        let unflushed = self.timeline.unflushed();
-        self.order.map(|order| OrderRecord { order, unflushed })
-    }
-}
-
-/// Reads an order's partition; without `events` only the header and the stub (whose sort
-/// keys follow every `EVENT#` key), so a plain read does not pay for the event history.
-async fn read_partition(state: &AppState, aid: &str, id: &str, events: bool) -> Result<Loaded, ApiError> {
-    let sk = if events { SkCond::Any } else { SkCond::Ge(table::ORDER_SK.to_owned()) };
-    let part = partition::read(state, table::order_pk(aid, id), sk, table::ORDER_SK).await?;
-    let mut loaded = Loaded { order: None, stub: None, timeline: part.timeline };
-    if let Some(head) = part.head {
-        loaded.order = Some(parse(&head.doc)?);
-    }
-    for item in part.others.iter().filter(|i| i.sk == table::STUB_SK) {
-        loaded.stub = Some(parse(&item.doc)?);
-    }
-    Ok(loaded)
-}
-
-/// Finds an order by `id` or by `order_id`. Ids are UUIDs, so a key that is not one is looked
-/// up as an `order_id` first, saving a round trip.
-pub(crate) async fn load(state: &AppState, aid: &str, key: &str, events: bool) -> Result<Loaded, ApiError> {
-    let found = |l: &Loaded| l.order.is_some() || l.stub.is_some();
-    if domain::validate::is_uuid(key) {
-        let direct = read_partition(state, aid, key, events).await?;
-        if found(&direct) {
-            return Ok(direct);
-        }
-    }
-    if let Some(item) = state.store.get(&table::order_id_key(aid, key)).await? {
-        if let Some(id) = parse::<OrderIdRecord>(&item.doc)?.id {
-            let by_order_id = read_partition(state, aid, &id, events).await?;
-            if found(&by_order_id) {
-                return Ok(by_order_id);
-            }
-        }
-    }
-    Err(ApiError::NotFound("order".into()))
+/// An order as `GET` answers it: live with the events asked for, or emptied by retention.
+pub(crate) async fn read(state: &AppState, aid: &str, key: &str, kinds: &Kinds) -> Result<(u64, Order), ApiError> {
+    let found = load_order(state, aid, key, kinds.is_some()).await?;
+    let Some(mut order) = found.order else {
+        let stub = found.stub.ok_or_else(|| ApiError::NotFound("order".into()))?;
+        return Ok((0, stub.emptied()));
+    };
+    show_order_events(&mut order, found.timeline.events(), kinds);
+    Ok((order.content.version.unwrap_or(0), order))
 }
 
 async fn fetch(
     State(state): State<AppState>,
-    Params((aid, key)): Params<(String, String)>,
+    Params((aid, key)): Key,
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw.as_deref()), true)?;
-    let loaded = load(&state, &aid, &key, kinds.is_some()).await?;
-    let Some(mut order) = loaded.order else {
-        // Retention expired: only the identifying fields remain.
-        let stub = loaded.stub.ok_or_else(|| ApiError::NotFound("order".into()))?;
-        let gone = stub.expires_at.clone().unwrap_or_else(|| stub.created_at.clone());
-        let emptied = Order {
-            id: stub.id,
-            created_at: stub.created_at,
-            updated_at: gone.clone(),
-            deleted_at: Some(gone),
-            content: OrderObject {
-                order_number: stub.order_number,
-                order_id: stub.order_id,
-                external_ids: stub.external_ids,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        return Ok(axum::response::IntoResponse::into_response(axum::Json(emptied)));
-    };
-    if let Some(kinds) = kinds {
-        let events: Vec<Event> = loaded
-            .timeline
-            .events()
-            .into_iter()
-            .filter(|e| kinds.contains(&e.event_type.as_deref().unwrap_or("")))
-            .collect();
-        order.state = Some(domain::events::combined_state(&events).to_owned());
-        order.events = Some(events);
+    let (version, order) = read(&state, &aid, &key, &kinds).await?;
+    if order.deleted_at.is_some() && order.content.version.is_none() {
+        // Emptied by retention: no version to offer.
+        return Ok(Json(order).into_response());
     }
-    let version = order.content.version.unwrap_or(0);
     Ok(with_etag(version, order))
+}
+
+async fn update(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+    let body: order::OrderUpdate = w.body.decode(order::check_update)?;
+    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::update(c, ids, rec, body.clone())).await
+}
+
+async fn close(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, order::close).await
+}
+
+async fn open(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, order::open).await
+}
+
+async fn cancel(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+    // The body is optional: an empty one cancels without a reason.
+    let body: CancelBody = if w.body.0.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        w.body.decode(order::check_cancel)?
+    };
+    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::cancel(c, ids, rec, body.clone())).await
+}
+
+async fn add_comment(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+    let body: order::CommentBody = w.body.decode(order::check_comment)?;
+    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::add_comment(c, ids, rec, body.clone())).await
+}
+
+async fn delete_comment(
+    Params((_, key, comment)): Params<(String, String, String)>,
+    w: Write,
+) -> Result<Response, ApiError> {
+    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::delete_comment(c, ids, rec, &comment)).await
+}
+
+async fn add_event(Params((_, key)): Key, EventWrite(w): EventWrite) -> Result<Response, ApiError> {
+    let body: order::ServiceEventBody = w.body.decode(order::check_service_event)?;
+    mutate::<OrderAgg, Event>(&w, &key, None, |c, ids, rec| order::add_event(c, ids, rec, body.clone())).await
+}
+
+#[derive(serde::Serialize)]
+struct EventList {
+    state: &'static str,
+    events: Vec<Event>,
+}
+
+/// `GET /orders/{order_id}/events`: every event, oldest first, with the combined state. An
+/// order emptied by retention has none left.
+async fn list_events(
+    State(state): State<AppState>,
+    Params((aid, key)): Key,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::EventsRead)?;
+    let found = load_order(&state, &aid, &key, true).await?;
+    let events = if found.order.is_some() { found.timeline.events() } else { Vec::new() };
+    Ok(Json(EventList { state: domain::events::combined_state(&events), events }).into_response())
+}
+
+async fn create_session(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+    let body: order::SessionBody = w.body.decode(order::check_session)?;
+    mutate::<OrderAgg, OrderSession>(&w, &key, None, |c, ids, rec| order::create_session(c, ids, rec, body.clone()))
+        .await
+}
+
+#[derive(serde::Serialize)]
+struct SessionList {
+    sessions: Vec<OrderSession>,
+}
+
+async fn sessions_of(state: &AppState, aid: &str, key: &str) -> Result<Vec<OrderSession>, ApiError> {
+    let found = load_order(state, aid, key, false).await?;
+    Ok(found.order.and_then(|o| o.sessions).unwrap_or_default())
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    Params((aid, key)): Key,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Read)?;
+    Ok(Json(SessionList { sessions: sessions_of(&state, &aid, &key).await? }).into_response())
+}
+
+async fn get_session(
+    State(state): State<AppState>,
+    Params((aid, key, sid)): Params<(String, String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize(&aid, Access::Read)?;
+    let session = sessions_of(&state, &aid, &key)
+        .await?
+        .into_iter()
+        .find(|s| s.id.as_deref() == Some(sid.as_str()))
+        .ok_or_else(|| ApiError::NotFound("session".into()))?;
+    Ok(Json(session).into_response())
 }

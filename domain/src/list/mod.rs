@@ -2,6 +2,9 @@
 //! (`status=open&status=completed`) and comma lists (`status=open,completed`) both work.
 //! OR within a parameter, AND across parameters.
 
+mod orders;
+pub use orders::{store_ids, OrderFilter, Scope};
+
 use crate::error::{DomainError, FieldError};
 use crate::model::{Draft, DraftStatus, Order, OrderObject};
 use serde::{Deserialize, Serialize};
@@ -31,7 +34,7 @@ pub struct DraftFilter {
     pub search: Option<String>,
 }
 
-fn values<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+pub(crate) fn values<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     pairs
         .iter()
         .filter(|(k, _)| k == name || k.strip_suffix("[]") == Some(name))
@@ -41,7 +44,7 @@ fn values<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn single<'a>(pairs: &'a [(String, String)], name: &str, errs: &mut Vec<FieldError>) -> Option<&'a str> {
+pub(crate) fn single<'a>(pairs: &'a [(String, String)], name: &str, errs: &mut Vec<FieldError>) -> Option<&'a str> {
     let v = values(pairs, name);
     if v.len() > 1 {
         errs.push(FieldError::new(name, "INVALID", "must be given once"));
@@ -75,6 +78,23 @@ pub fn date_bound(pairs: &[(String, String)], name: &str, upper: bool, errs: &mu
     b
 }
 
+/// `currency` values, upper-cased; each must be three letters.
+pub(crate) fn currencies(pairs: &[(String, String)], errs: &mut Vec<FieldError>) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in values(pairs, "currency") {
+        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            errs.push(FieldError::new(
+                "currency",
+                "INVALID_CURRENCY",
+                format!("`{c}` is not a three-letter currency code"),
+            ));
+        }
+    }
+    out
+}
+
 pub fn parse_paging(pairs: &[(String, String)], errs: &mut Vec<FieldError>) -> Paging {
     let limit = match single(pairs, "limit", errs) {
         None => DEFAULT_LIMIT,
@@ -94,7 +114,7 @@ pub fn parse_paging(pairs: &[(String, String)], errs: &mut Vec<FieldError>) -> P
     Paging { limit, starting_after }
 }
 
-fn amount(pairs: &[(String, String)], name: &str, errs: &mut Vec<FieldError>) -> Option<i64> {
+pub(crate) fn amount(pairs: &[(String, String)], name: &str, errs: &mut Vec<FieldError>) -> Option<i64> {
     let v = single(pairs, name, errs)?;
     match v.parse::<i64>() {
         Ok(n) if n >= 0 => Some(n),
@@ -122,22 +142,13 @@ impl DraftFilter {
         }
         let created_gte = date_bound(pairs, "created_at.gte", false, &mut errs);
         let created_lte = date_bound(pairs, "created_at.lte", true, &mut errs);
-        let currency: Vec<String> = values(pairs, "currency").into_iter().map(str::to_owned).collect();
-        for c in &currency {
-            if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())) {
-                errs.push(FieldError::new(
-                    "currency",
-                    "INVALID_CURRENCY",
-                    format!("`{c}` is not a three-letter currency code"),
-                ));
-            }
-        }
+        let currency = currencies(pairs, &mut errs);
         let f = Self {
             net_gte: amount(pairs, "net_amount.gte", &mut errs),
             net_lte: amount(pairs, "net_amount.lte", &mut errs),
             customer_id: values(pairs, "customer_id").into_iter().map(str::to_owned).collect(),
             search: single(pairs, "search", &mut errs).map(str::to_lowercase),
-            currency: currency.into_iter().map(|c| c.to_ascii_uppercase()).collect(),
+            currency,
             created_gte,
             created_lte,
             status,
@@ -177,6 +188,13 @@ pub struct Summary {
     pub customer_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_amount: Option<i64>,
+    /// Every store id of an order: `store.id` and each item's `store.id` (store views).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<String>,
 }
 
 impl Summary {
@@ -186,16 +204,23 @@ impl Summary {
             status: Some(d.status.as_str().to_owned()),
             customer_id: o.and_then(|o| o.customer.as_ref()).and_then(|c| c.id.clone()),
             currency: o.and_then(|o| o.currency.clone()),
+            net_amount: o.and_then(|o| o.net_amount),
+            ..Default::default()
         }
     }
 
     pub fn of_order(order: &Order) -> Self {
         let status =
             order.status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(str::to_owned));
+        let payment_status =
+            order.payment_status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(str::to_owned));
         Self {
             status,
             customer_id: order.content.customer.as_ref().and_then(|c| c.id.clone()),
             currency: order.content.currency.clone(),
+            payment_status,
+            net_amount: order.content.net_amount,
+            stores: orders::store_ids(order),
         }
     }
 }
@@ -214,7 +239,13 @@ impl DraftFilter {
             && (self.customer_id.is_empty()
                 || s.customer_id.as_ref().is_some_and(|c| self.customer_id.iter().any(|x| x == c)))
             && (self.currency.is_empty() || s.currency.as_ref().is_some_and(|c| self.currency.contains(c)))
+            && net_admits(s.net_amount, self.net_gte, self.net_lte)
     }
+}
+
+/// A summary without a net amount (written before it held one) is admitted.
+pub(crate) fn net_admits(net: Option<i64>, gte: Option<i64>, lte: Option<i64>) -> bool {
+    net.is_none_or(|n| gte.is_none_or(|b| n >= b) && lte.is_none_or(|b| n <= b))
 }
 
 /// Order-content filters shared by draft and order lists.

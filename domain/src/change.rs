@@ -1,0 +1,62 @@
+//! What every command shares: who acts and when (`Ctx`), what a command returns (`Outcome`),
+//! and the retention arithmetic.
+
+use crate::error::{DomainError, Result};
+use crate::ids::timestamp;
+use crate::model::EventRequest;
+use crate::table::{Key, WriteOp};
+use crate::validate;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// Who acts, when, and through which request (recorded in the api-event).
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub aid: String,
+    pub actor: String,
+    pub now: OffsetDateTime,
+    pub request: EventRequest,
+}
+
+impl Ctx {
+    pub fn now_str(&self) -> String {
+        timestamp(self.now)
+    }
+    pub fn href(&self, rest: &str) -> String {
+        format!("/v1/accounts/{}/shopping/{rest}", self.aid)
+    }
+}
+
+/// The result of a command.
+#[derive(Debug, Clone)]
+pub struct Outcome<T> {
+    pub resource: T,
+    /// The version the change writes (the response's `ETag`), also when the response body
+    /// does not show it (a completion).
+    pub version: u64,
+    pub ops: Vec<WriteOp>,
+    /// `ORDERID` keys of client-chosen order ids: a failed condition on one of these is a
+    /// `DUPLICATE_ORDER_ID`, not a race to retry.
+    pub custom_order_ids: Vec<(Key, String)>,
+}
+
+pub(crate) fn to_doc<T: Serialize>(v: &T) -> String {
+    // Serialising plain data structs to JSON cannot fail.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// When a retention of `ttl` seconds from `now` ends. Validation bounds `time_to_live`, so
+/// this fails only for data stored before the bound existed: still an error, never a panic.
+pub(crate) fn expires_at(now: OffsetDateTime, ttl: Option<i64>) -> Result<Option<OffsetDateTime>> {
+    match ttl {
+        None => Ok(None),
+        Some(s) => {
+            now.checked_add(time::Duration::seconds(s)).filter(|t| t.year() <= 9999).map(Some).ok_or_else(|| {
+                DomainError::invalid(
+                    "order.time_to_live",
+                    format!("must be at most {} seconds", validate::MAX_TIME_TO_LIVE),
+                )
+            })
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Order and draft events, and order comments.
+
+use super::*;
+
+/// An api-event (records a write) or a service-event (posted by a service). One struct with
+/// optional fields keeps both shapes exact on the wire.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_type: Option<String>,
+    pub id: Option<String>,
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+    pub version: Option<u64>,
+    pub request: Option<EventRequest>,
+    pub draft_id: Option<String>,
+    pub state: Option<String>,
+    pub service: Option<String>,
+    pub service_status: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<Object>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventRequest {
+    pub path: Option<String>,
+    pub method: Option<String>,
+    pub body: Option<String>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub id: Option<String>,
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+    pub deleted_by: Option<String>,
+    pub deleted_at: Option<String>,
+    pub body: Option<String>,
+    pub visibility: Option<String>,
+}

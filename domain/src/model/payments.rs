@@ -1,0 +1,81 @@
+//! Payment operations, their items and payment details, and sessions.
+
+use super::*;
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PaymentDetails {
+    pub remaining_capture_amount: Option<i64>,
+    pub remaining_refund_amount: Option<i64>,
+    pub remaining_cancellation_amount: Option<i64>,
+    pub amount_due: Option<i64>,
+    pub remaining_authorization_amount: Option<i64>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PaymentOperation {
+    pub id: Option<String>,
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+    pub amount: Option<i64>,
+    pub items: Option<Vec<OperationItem>>,
+    pub processed_at: Option<String>,
+    pub processed_by: Option<String>,
+    pub payment_details: Option<OperationPaymentDetails>,
+    pub metadata: Option<Object>,
+    pub success: Option<bool>,
+    pub authorization_id: Option<String>,
+    #[serde(rename = "_links")]
+    pub links: Option<Vec<Link>>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationItem {
+    pub line_id: Option<i64>,
+    pub amount: Option<i64>,
+    pub payout: Option<Value>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationPaymentDetails {
+    pub psp: Option<String>,
+    pub payment_id: Option<String>,
+    pub payment_product: Option<String>,
+    pub payment_product_type: Option<String>,
+    pub card: Option<Card>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub masked_pan: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub brand: Option<String>,
+    pub metadata: Option<Object>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderSession {
+    pub id: Option<String>,
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+    pub amount: Option<i64>,
+    pub items: Option<Vec<SessionItem>>,
+    pub processed_at: Option<String>,
+    pub metadata: Option<Object>,
+    pub success: Option<bool>,
+    #[serde(rename = "_links")]
+    pub links: Option<Vec<Link>>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionItem {
+    pub line_id: Option<String>,
+    pub amount: Option<i64>,
+}

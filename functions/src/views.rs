@@ -1,0 +1,247 @@
+//! The views resource group: order lists. `GET /orders` with every documented filter, and
+//! the customer and store views `GET /customers/{customer_id}/orders[/{order_id}]`,
+//! `GET /stores/{store_id}/orders[/{order_id}]`.
+//!
+//! A page reads the list index newest first (`created_at.*` bound the index range), tests
+//! each entry's compact summary, fetches only the orders it admits with one batch read,
+//! and applies every filter to them; see the README's table section for what a page costs.
+
+use crate::auth::{Access, Caller};
+use crate::error::ApiError;
+use crate::http::{parse, query_pairs, Params};
+use crate::partition;
+use crate::state::AppState;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::list::{OrderFilter, Scope, Summary};
+use domain::model::Order;
+use domain::outbox::Timeline;
+use domain::table::{self, Index, Item, Key};
+use infra::{query_all, Cursor, Query, SkCond};
+use std::collections::HashMap;
+
+pub fn router() -> Router<AppState> {
+    let base = "/v1/accounts/{aid}/shopping";
+    Router::new()
+        .route(&format!("{base}/orders"), get(list))
+        .route(&format!("{base}/customers/{{customer_id}}/orders"), get(customer_list))
+        .route(&format!("{base}/customers/{{customer_id}}/orders/{{order_id}}"), get(customer_order))
+        .route(&format!("{base}/stores/{{store_id}}/orders"), get(store_list))
+        .route(&format!("{base}/stores/{{store_id}}/orders/{{order_id}}"), get(store_order))
+}
+
+/// Index entries read per query while a page fills (summaries are small).
+const SCAN_PAGE: usize = 100;
+
+#[derive(serde::Serialize)]
+struct OrderList {
+    orders: Vec<Order>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Params(aid): Params<String>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    answer(&state, &caller, &aid, Scope::Account, raw.as_deref()).await
+}
+
+async fn customer_list(
+    State(state): State<AppState>,
+    Params((aid, customer)): Params<(String, String)>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    answer(&state, &caller, &aid, Scope::Customer(customer), raw.as_deref()).await
+}
+
+async fn store_list(
+    State(state): State<AppState>,
+    Params((aid, store)): Params<(String, String)>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    answer(&state, &caller, &aid, Scope::Store(store), raw.as_deref()).await
+}
+
+async fn customer_order(
+    State(state): State<AppState>,
+    Params((aid, customer, key)): Params<(String, String, String)>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    one(&state, &caller, &aid, Scope::Customer(customer), &key, raw.as_deref()).await
+}
+
+async fn store_order(
+    State(state): State<AppState>,
+    Params((aid, store, key)): Params<(String, String, String)>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    one(&state, &caller, &aid, Scope::Store(store), &key, raw.as_deref()).await
+}
+
+/// One order through a view: a 404 unless it belongs to the view's customer or store.
+async fn one(
+    state: &AppState,
+    caller: &Caller,
+    aid: &str,
+    scope: Scope,
+    key: &str,
+    raw: Option<&str>,
+) -> Result<Response, ApiError> {
+    caller.authorize(aid, Access::Read)?;
+    let kinds = domain::events::include_events(&query_pairs(raw), false)?;
+    let (version, order) = crate::orders::read(state, aid, key, &kinds).await?;
+    let belongs = match &scope {
+        Scope::Customer(c) => order.content.customer.as_ref().and_then(|x| x.id.as_ref()) == Some(c),
+        Scope::Store(s) => domain::list::store_ids(&order).contains(s),
+        Scope::Account => true,
+    };
+    if !belongs {
+        return Err(ApiError::NotFound("order".into()));
+    }
+    Ok(crate::http::with_etag(version, order))
+}
+
+/// The index partition a scope reads.
+fn index_of(aid: &str, scope: &Scope) -> (Index, String) {
+    match scope {
+        Scope::Customer(c) => (Index::Gsi2, table::customer_index_pk(aid, c)),
+        Scope::Account | Scope::Store(_) => (Index::Gsi1, table::orders_index_pk(aid)),
+    }
+}
+
+/// The index sort-key range of the `created_at` bounds (sort keys are `{created_at}#{id}`).
+fn created_range(f: &OrderFilter) -> (SkCond, Option<String>, Option<String>) {
+    let lo = f.created_gte.clone();
+    let hi = f.created_lte.as_ref().map(|b| format!("{b}#~"));
+    let cond = match (&lo, &hi) {
+        (Some(l), Some(h)) if l <= h => SkCond::Between(l.clone(), h.clone()),
+        (Some(_), Some(_)) => SkCond::Eq(String::new()),
+        (Some(l), None) => SkCond::Ge(l.clone()),
+        (None, Some(h)) => SkCond::Le(h.clone()),
+        (None, None) => SkCond::Any,
+    };
+    (cond, lo, hi)
+}
+
+async fn answer(
+    state: &AppState,
+    caller: &Caller,
+    aid: &str,
+    scope: Scope,
+    raw: Option<&str>,
+) -> Result<Response, ApiError> {
+    caller.authorize(aid, Access::Read)?;
+    let filter = OrderFilter::parse(&query_pairs(raw), scope)?;
+    let orders = page(state, aid, &filter).await?;
+    Ok(Json(OrderList { orders }).into_response())
+}
+
+/// Where a page starts: after the order `starting_after` names, which must be an order of the
+/// list (400 otherwise). `None` inside `Ok` when the cursor lies past the range (empty page).
+async fn start(
+    state: &AppState,
+    aid: &str,
+    filter: &OrderFilter,
+    index: Index,
+    range: (&Option<String>, &Option<String>),
+) -> Result<Option<Option<Cursor>>, ApiError> {
+    let Some(after) = &filter.paging.starting_after else { return Ok(Some(None)) };
+    let item =
+        if domain::validate::is_uuid(after) { state.store.get(&table::order_key(aid, after)).await? } else { None };
+    let cursor = item.as_ref().and_then(|i| i.index_key(index).map(|_| Cursor::after(i, Some(index))));
+    let cursor = cursor.ok_or_else(|| ApiError::bad("starting_after", "is not the id of an order in this list"))?;
+    let sk = cursor.index_sk.clone().unwrap_or_default();
+    if range.0.as_ref().is_some_and(|lo| sk.as_str() < lo.as_str()) {
+        return Ok(None);
+    }
+    if range.1.as_ref().is_some_and(|hi| sk.as_str() > hi.as_str()) {
+        // Newer than the range: the page starts at its top.
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(cursor)))
+}
+
+/// One page of a list: newest first, every filter applied, at most `limit` orders.
+async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<Order>, ApiError> {
+    let (index, pk) = index_of(aid, &filter.scope);
+    let (sk, lo, hi) = created_range(filter);
+    let Some(mut cursor) = start(state, aid, filter, index, (&lo, &hi)).await? else { return Ok(Vec::new()) };
+    let want = filter.paging.limit;
+    let mut found: Vec<(Item, Order)> = Vec::with_capacity(want);
+    loop {
+        let q = Query {
+            index: Some(index),
+            pk: pk.clone(),
+            sk: sk.clone(),
+            forward: false,
+            limit: SCAN_PAGE,
+            start_after: cursor.take(),
+        };
+        let page = state.store.query(&q).await?;
+        let mut admitted = Vec::new();
+        for entry in &page.items {
+            let summary: Summary = entry.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
+            if entry.summary.is_none() || filter.admits(&summary) {
+                admitted.push(entry.key());
+            }
+        }
+        let mut docs: HashMap<Key, Item> =
+            state.store.get_many(&admitted).await?.into_iter().map(|i| (i.key(), i)).collect();
+        for key in &admitted {
+            let Some(item) = docs.remove(key) else { continue };
+            let order: Order = parse(&item.doc)?;
+            if filter.matches(&order) {
+                found.push((item, order));
+                if found.len() == want {
+                    break;
+                }
+            }
+        }
+        match page.next {
+            Some(c) if found.len() < want => cursor = Some(c),
+            _ => break,
+        }
+    }
+    if filter.kinds.is_none() {
+        return Ok(found.into_iter().map(|(_, o)| o).collect());
+    }
+    with_events(state, found, &filter.kinds).await
+}
+
+/// Adds the asked-for events to each listed order: its history items (read concurrently, one
+/// query per order) merged with the events riding in the item already fetched.
+async fn with_events(
+    state: &AppState,
+    found: Vec<(Item, Order)>,
+    kinds: &crate::aggregate::Kinds,
+) -> Result<Vec<Order>, ApiError> {
+    let mut reads = tokio::task::JoinSet::new();
+    for (n, (item, _)) in found.iter().enumerate() {
+        let (state, pk) = (state.clone(), item.pk.clone());
+        reads.spawn(async move {
+            let q = Query { sk: SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()), ..Query::partition(pk) };
+            (n, query_all(state.store.as_ref(), q).await)
+        });
+    }
+    let mut history: HashMap<usize, Vec<Item>> = HashMap::new();
+    while let Some(done) = reads.join_next().await {
+        let (n, items) = done.map_err(|_| ApiError::Internal)?;
+        history.insert(n, items?);
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for (n, (item, mut order)) in found.into_iter().enumerate() {
+        let mut items = history.remove(&n).unwrap_or_default();
+        items.push(item);
+        let part = partition::sort(items, table::ORDER_SK, &mut Timeline::default())?;
+        crate::aggregate::show_order_events(&mut order, part.timeline.events(), kinds);
+        out.push(order);
+    }
+    Ok(out)
+}
