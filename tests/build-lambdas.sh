@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/cargo-lambda" ]; then
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 
-FUNCTIONS=(drafts orders publisher)
+FUNCTIONS=(drafts orders views publisher)
 bins=()
 for f in "${FUNCTIONS[@]}"; do bins+=(--bin "$f"); done
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 struct Functions {
     drafts: axum::Router,
     orders: axum::Router,
+    views: axum::Router,
     clock: Arc<ManualClock>,
 }
 
@@ -26,7 +27,8 @@ impl Functions {
         let state = AppState { store, clock: clock.clone(), auth: Arc::new(Auth::ApiGateway) };
         Self {
             drafts: functions::finish(functions::drafts::router(), state.clone()),
-            orders: functions::finish(functions::orders::router(), state),
+            orders: functions::finish(functions::orders::router(), state.clone()),
+            views: functions::finish(functions::views::router(), state),
             clock,
         }
     }
@@ -100,8 +102,53 @@ async fn every_route_through_lambda_http_on_dynamodb() {
     assert_eq!(order["net_amount"], 21400);
     assert_eq!(order["events"][0]["draft_id"], id.as_str());
 
-    // the orders function does not serve draft routes, and vice versa
+    let o = v(&[("order_id", order_id.clone())]);
+    let (status, body, headers) = call(&f.orders, "orders-update", o.clone()).await;
+    assert_eq!((status, body["courier_id"].as_str()), (200, Some("bring")), "{body}");
+    assert_eq!(headers["etag"], "W/\"1\"");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(2));
+    let (status, body, _) = call(&f.orders, "orders-comments-add", o.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let comment_id = body["comments"][0]["id"].as_str().expect("comment id").to_owned();
+    let (status, body, _) =
+        call(&f.orders, "orders-comments-delete", v(&[("order_id", order_id.clone()), ("comment_id", comment_id)])).await;
+    assert!(status == 200 && body["comments"][0]["deleted_at"].is_string(), "{body}");
+    let (status, body, _) = call(&f.orders, "orders-events-add", o.clone()).await;
+    assert_eq!((status, body["event_type"].as_str()), (200, Some("service-event")), "{body}");
+    let (status, body, _) = call(&f.orders, "orders-events-list", o.clone()).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("success")), "{body}");
+    let (status, session, _) = call(&f.orders, "orders-sessions-create", o.clone()).await;
+    assert_eq!(status, 200, "{session}");
+    let sid = session["id"].as_str().expect("session id").to_owned();
+    let (status, body, _) = call(&f.orders, "orders-sessions-list", o.clone()).await;
+    assert_eq!((status, body["sessions"][0]["id"].as_str()), (200, Some(sid.as_str())));
+    let (status, body, _) =
+        call(&f.orders, "orders-sessions-get", v(&[("order_id", order_id.clone()), ("session_id", sid)])).await;
+    assert_eq!((status, body["amount"].as_i64()), (200, session["amount"].as_i64()));
+    for (name, want) in [("orders-close", "closed"), ("orders-open", "open"), ("orders-cancel", "cancelled")] {
+        let (status, body, _) = call(&f.orders, name, o.clone()).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some(want)), "{name}: {body}");
+    }
+
+    let (status, body, _) = call(&f.views, "views-orders-list", v(&[])).await;
+    assert_eq!((status, body["orders"].as_array().map(Vec::len)), (200, Some(0)), "the order is cancelled: {body}");
+    let c = v(&[("customer_id", "cust-1".into()), ("order_id", order_id.clone())]);
+    let (status, body, _) = call(&f.views, "views-customer-orders", c.clone()).await;
+    assert_eq!((status, body["orders"][0]["order_id"].as_str()), (200, Some(order_id.as_str())), "{body}");
+    let (status, body, _) = call(&f.views, "views-customer-order", c).await;
+    assert_eq!((status, body["order_id"].as_str()), (200, Some(order_id.as_str())), "{body}");
+    let s = v(&[("store_id", "no-such-store".into()), ("order_id", order_id.clone())]);
+    let (status, body, _) = call(&f.views, "views-store-orders", s.clone()).await;
+    assert_eq!((status, body["orders"].as_array().map(Vec::len)), (200, Some(0)));
+    let (status, _, _) = call(&f.views, "views-store-order", s).await;
+    assert_eq!(status, 404);
+
+    // each function serves only its own group's routes
     let (status, _, _) = call(&f.orders, "drafts-get", d.clone()).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = call(&f.views, "orders-get", o.clone()).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = call(&f.orders, "views-orders-list", v(&[])).await;
     assert_eq!(status, 404);
 
     let (_, other, _) = call(&f.drafts, "drafts-create", v(&[])).await;
