@@ -72,7 +72,8 @@ pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
     }
     let (state, store) = state(data_dir, clock)?;
     let app = crate::app(state);
-    tokio::spawn(crate::publisher::run_local(store));
+    tokio::spawn(crate::publisher::run_local(store.clone()));
+    tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "shopping-local listening");
@@ -84,6 +85,22 @@ pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
         })
         .await
         .map_err(|e| LocalError::Listen(addr.to_owned(), e))
+}
+
+/// How often the embedded store's expired items are removed.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes expired items now and then, as DynamoDB's TTL does (reads never show them anyway).
+async fn sweep(store: Arc<SqliteStore>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match store.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired items swept"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed; retrying later"),
+        }
+    }
 }
 
 pub fn token(data_dir: &Path, account: &str, scopes: &str, expires_in: i64) -> Result<String, LocalError> {

@@ -79,3 +79,61 @@ fn clock_offset_lets_a_developer_watch_retention_expire() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(stale, 401);
 }
+
+/// Retention across a restart: an order with a one-day `time_to_live`, read by a server
+/// restarted two days later, is emptied, its draft and children are gone and it has left
+/// the lists; an order without retention is intact.
+#[test]
+fn orders_expire_across_a_restart_two_days_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = "/v1/accounts/T12345678/shopping";
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("JSON");
+    let (mut server, port) = start(dir.path());
+    let t = token(dir.path());
+    let mut make = |options: &str| {
+        let body = format!(
+            r#"{{"options":{options},"order":{{"currency":"NOK","customer":{{"id":"c-9"}},"items":[{{"line_id":1,"gross_amount":100,"tax_lines":[{{"percentage":25}}]}}]}}}}"#
+        );
+        let (status, draft) = http(port, "POST", &format!("{base}/draft_orders"), &t, &body);
+        assert_eq!(status, 200, "{draft}");
+        let draft_id = json(&draft)["id"].as_str().expect("id").to_owned();
+        let (status, done) = http(port, "PUT", &format!("{base}/draft_orders/{draft_id}/complete"), &t, "");
+        assert_eq!(status, 200, "{done}");
+        (draft_id, json(&done)["orders"][0]["id"].as_str().expect("order id").to_owned())
+    };
+    let (draft, expiring) = make(r#"{"order_time_to_live":86400}"#);
+    let (_, kept) = make("{}");
+    let (status, _) = http(port, "POST", &format!("{base}/orders/{expiring}/comments"), &t, r#"{"body":"hi"}"#);
+    assert_eq!(status, 200);
+    server.kill().expect("kill");
+    let _ = server.wait();
+
+    let (mut server, port) = start_at(dir.path(), 2 * 86_400);
+    let t = token_at(dir.path(), 2 * 86_400);
+    let get = |path: String| http(port, "GET", &path, &t, "");
+    let (status, emptied) = get(format!("{base}/orders/{expiring}"));
+    let (draft_status, _) = get(format!("{base}/draft_orders/{draft}"));
+    let (_, events) = get(format!("{base}/orders/{expiring}/events"));
+    let (_, filtered) = get(format!("{base}/orders?status=open"));
+    let (_, by_customer) = get(format!("{base}/customers/c-9/orders"));
+    let (_, intact) = get(format!("{base}/orders/{kept}"));
+    server.kill().expect("kill");
+    let _ = server.wait();
+    assert_eq!(status, 200, "{emptied}");
+    let emptied = json(&emptied);
+    assert!(emptied.get("items").is_none() && emptied.get("comments").is_none(), "{emptied}");
+    assert!(emptied["deleted_at"].is_string());
+    assert_eq!(draft_status, 404);
+    assert_eq!(json(&events)["events"], serde_json::json!([]));
+    let listed = |body: &str| -> Vec<String> {
+        json(body)["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .map(|o| o["id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&filtered), [kept.clone()]);
+    assert_eq!(listed(&by_customer), [kept.clone()]);
+    assert_eq!(json(&intact)["items"].as_array().map(Vec::len), Some(1));
+}

@@ -161,6 +161,13 @@ impl SqliteStore {
         })
     }
 
+    /// Physically removes every item whose `ttl` has passed (reads already treat them as
+    /// absent), as DynamoDB's TTL does; answers how many went.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        self.run(|c, now| c.execute("DELETE FROM items WHERE ttl IS NOT NULL AND ttl <= ?1", params![now]).map_err(err))
+            .await
+    }
+
     /// Acknowledges every entry up to and including `seq`: they are done with.
     pub async fn outbox_ack(&self, seq: i64) -> Result<(), StoreError> {
         self.run(move |c, _| c.execute("DELETE FROM outbox WHERE seq <= ?1", params![seq]).map(drop).map_err(err)).await

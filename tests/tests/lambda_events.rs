@@ -111,7 +111,8 @@ async fn every_route_through_lambda_http_on_dynamodb() {
     assert_eq!(status, 200, "{body}");
     let comment_id = body["comments"][0]["id"].as_str().expect("comment id").to_owned();
     let (status, body, _) =
-        call(&f.orders, "orders-comments-delete", v(&[("order_id", order_id.clone()), ("comment_id", comment_id)])).await;
+        call(&f.orders, "orders-comments-delete", v(&[("order_id", order_id.clone()), ("comment_id", comment_id)]))
+            .await;
     assert!(status == 200 && body["comments"][0]["deleted_at"].is_string(), "{body}");
     let (status, body, _) = call(&f.orders, "orders-events-add", o.clone()).await;
     assert_eq!((status, body["event_type"].as_str()), (200, Some("service-event")), "{body}");

@@ -271,6 +271,23 @@ async fn sqlite_engine_conforms() {
     no_lost_update_in_transactions(store, 8, 25).await;
 }
 
+/// The embedded engine's sweep removes expired items physically, like DynamoDB's TTL, and
+/// nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sweep_removes_only_expired_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let store = infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open");
+    let mut expiring = item("P", "A", 0);
+    expiring.ttl = Some(1_800_000_100);
+    store.write(vec![put(expiring, None), put(item("P", "B", 0), None)]).await.expect("write");
+    assert_eq!(store.sweep().await.expect("sweep"), 0);
+    clock.advance(100);
+    assert_eq!(store.sweep().await.expect("sweep"), 1);
+    assert_eq!(store.sweep().await.expect("sweep"), 0);
+    assert!(store.get(&Key::new("P", "B")).await.expect("get").is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_engine_is_durable_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
