@@ -90,7 +90,7 @@ fn orders_expire_across_a_restart_two_days_later() {
     let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("JSON");
     let (mut server, port) = start(dir.path());
     let t = token(dir.path());
-    let mut make = |options: &str| {
+    let make = |options: &str| {
         let body = format!(
             r#"{{"options":{options},"order":{{"currency":"NOK","customer":{{"id":"c-9"}},"items":[{{"line_id":1,"gross_amount":100,"tax_lines":[{{"percentage":25}}]}}]}}}}"#
         );
@@ -133,7 +133,7 @@ fn orders_expire_across_a_restart_two_days_later() {
             .map(|o| o["id"].as_str().unwrap_or("").to_owned())
             .collect()
     };
-    assert_eq!(listed(&filtered), [kept.clone()]);
-    assert_eq!(listed(&by_customer), [kept.clone()]);
+    assert_eq!(listed(&filtered), std::slice::from_ref(&kept));
+    assert_eq!(listed(&by_customer), std::slice::from_ref(&kept));
     assert_eq!(json(&intact)["items"].as_array().map(Vec::len), Some(1));
 }
