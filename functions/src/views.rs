@@ -32,8 +32,10 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/stores/{{store_id}}/orders/{{order_id}}"), get(store_order))
 }
 
-/// Index entries read per query while a page fills (summaries are small).
-const SCAN_PAGE: usize = 100;
+/// Index entries read by the last and largest queries while a page fills (summaries are
+/// small); the first query reads `limit`, and each next one four times more, so an unfiltered
+/// page reads no more than it shows and a rare filter still needs few round trips.
+const MAX_SCAN_PAGE: usize = 400;
 
 #[derive(serde::Serialize)]
 struct OrderList {
@@ -175,15 +177,17 @@ async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<O
     let Some(mut cursor) = start(state, aid, filter, index, (&lo, &hi)).await? else { return Ok(Vec::new()) };
     let want = filter.paging.limit;
     let mut found: Vec<(Item, Order)> = Vec::with_capacity(want);
+    let mut scan = want;
     loop {
         let q = Query {
             index: Some(index),
             pk: pk.clone(),
             sk: sk.clone(),
             forward: false,
-            limit: SCAN_PAGE,
+            limit: scan,
             start_after: cursor.take(),
         };
+        scan = scan.saturating_mul(4).min(MAX_SCAN_PAGE);
         let page = state.store.query(&q).await?;
         let mut admitted = Vec::new();
         for entry in &page.items {
@@ -192,15 +196,19 @@ async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<O
                 admitted.push(entry.key());
             }
         }
-        let mut docs: HashMap<Key, Item> =
-            state.store.get_many(&admitted).await?.into_iter().map(|i| (i.key(), i)).collect();
-        for key in &admitted {
-            let Some(item) = docs.remove(key) else { continue };
-            let order: Order = parse(&item.doc)?;
-            if filter.matches(&order) {
-                found.push((item, order));
-                if found.len() == want {
-                    break;
+        // Fetch only as many admitted documents as the page still needs, batch by batch, so
+        // an unfiltered page reads `limit` documents, not a whole index page of them.
+        let mut rest = admitted.as_slice();
+        while !rest.is_empty() && found.len() < want {
+            let (batch, tail) = rest.split_at(want.saturating_sub(found.len()).clamp(1, rest.len()));
+            rest = tail;
+            let mut docs: HashMap<Key, Item> =
+                state.store.get_many(batch).await?.into_iter().map(|i| (i.key(), i)).collect();
+            for key in batch {
+                let Some(item) = docs.remove(key) else { continue };
+                let order: Order = parse(&item.doc)?;
+                if filter.matches(&order) {
+                    found.push((item, order));
                 }
             }
         }

@@ -187,6 +187,32 @@ impl Bench {
     }
 }
 
+/// Stores `n` two-item orders in account `aid`, one a second apart; every 100th is closed,
+/// travels by ferry and has an external id starting `EXT-`.
+async fn seed_orders(store: &infra::sqlite::SqliteStore, aid: &str, n: usize) {
+    let mut ops = Vec::new();
+    for k in 0..n {
+        let closed = k % 100 == 0;
+        let ts = domain::ids::timestamp(time::OffsetDateTime::from_unix_timestamp(1_700_000_000 + k as i64).unwrap());
+        let order: domain::model::Order = serde_json::from_value(json!({
+            "id": format!("00000000-0000-4000-8000-{k:012}"), "created_at": ts, "updated_at": ts,
+            "status": if closed { "closed" } else { "open" }, "payment_status": "pending", "currency": "NOK", "version": 0,
+            "customer": {"id": format!("cust-{}", k % 500), "email": "kari@example.com"},
+            "itinerary": [{"travel_mode": if closed { "FERRY" } else { "BUS" }}],
+            "external_ids": [{"id": if closed { format!("EXT-{k}") } else { format!("ERP-{k}") }}],
+            "items": [item(1, None), item(2, None)], "gross_amount": 79600, "net_amount": 79600,
+        }))
+        .unwrap();
+        ops.push(WriteOp::Put { item: domain::order::order_items(aid, &order, None).header, cond: None });
+        if ops.len() == 100 {
+            store.write(std::mem::take(&mut ops)).await.unwrap();
+        }
+    }
+    if !ops.is_empty() {
+        store.write(ops).await.unwrap();
+    }
+}
+
 fn item(line: i64, store: Option<&str>) -> Value {
     let mut i = json!({"line_id": line, "id": format!("SKU-{line:05}"), "description": "Stoneware mug, 35 cl, blue",
         "quantity": 2, "gross_amount": 39800, "tax_lines": [{"percentage": 25, "amount": 7960, "tax_code": "3"}],
@@ -208,6 +234,7 @@ async fn main() {
     let claims =
         Claims { aid: "T12345678".into(), scope: "admin:shopping".into(), sub: "bench".into(), exp: 1_900_000_000 };
     let b = Bench { router: functions::app(state), store, token: sign(&claims, secret).unwrap() };
+    let secret: &[u8] = secret;
     let base = "/v1/accounts/T12345678/shopping/draft_orders";
     let order = json!({"currency": "NOK", "customer": {"id": "cust-1", "email": "kari@example.com", "first_name": "Kari", "last_name": "Nordmann"},
         "shipping_address": {"address_line": "Storgata 1", "postal_code": "0155", "postal_place": "Oslo", "country": "NO"}});
@@ -256,6 +283,43 @@ async fn main() {
         )
         .await;
     rows.push(("get order", m));
+    // Every order endpoint, on the order just completed.
+    let op = format!("/v1/accounts/T12345678/shopping/orders/{}", done["orders"][0]["id"].as_str().unwrap());
+    let (_, m) =
+        b.call("PUT", &op, Some(json!({"courier_id": "bring", "items": [{"line_id": 1, "status": "picked"}]}))).await;
+    rows.push(("update order", m));
+    let (_, m) = b.call("POST", &format!("{op}/close"), None).await;
+    rows.push(("close order", m));
+    let (_, m) = b.call("POST", &format!("{op}/open"), None).await;
+    rows.push(("open order", m));
+    let (o, m) = b.call("POST", &format!("{op}/comments"), Some(json!({"body": "Leave it at the door"}))).await;
+    rows.push(("add comment", m));
+    let cid = o["comments"][0]["id"].as_str().unwrap().to_owned();
+    let (_, m) = b.call("DELETE", &format!("{op}/comments/{cid}"), None).await;
+    rows.push(("delete comment", m));
+    let ev = json!({"state": "success", "service": "kitchen", "service_status": "ready_for_pickup"});
+    let (_, m) = b.call("POST", &format!("{op}/events"), Some(ev)).await;
+    rows.push(("add service event", m));
+    let (_, m) = b.call("GET", &format!("{op}/events"), None).await;
+    rows.push(("list events (8)", m));
+    let session = json!({"items": [{"line_id": 1}], "profile_id": "default", "url": {"return_url": "https://example.com/accept"}});
+    let (s, m) = b.call("POST", &format!("{op}/sessions"), Some(session)).await;
+    rows.push(("create session", m));
+    let (_, m) = b.call("GET", &format!("{op}/sessions"), None).await;
+    rows.push(("list sessions", m));
+    let (_, m) = b.call("GET", &format!("{op}/sessions/{}", s["id"].as_str().unwrap()), None).await;
+    rows.push(("get session", m));
+    let (_, m) = b.call("GET", &format!("{op}?include_events=true"), None).await;
+    rows.push(("get order with events (9)", m));
+    let (_, m) = b.call("POST", &format!("{op}/cancel"), Some(json!({"cancelled_reason": "customer"}))).await;
+    rows.push(("cancel order", m));
+    let (_, m) = b.call("GET", "/v1/accounts/T12345678/shopping/orders?limit=10", None).await;
+    rows.push(("list orders (limit 10)", m));
+    let (_, m) = b.call("GET", "/v1/accounts/T12345678/shopping/customers/cust-1/orders?limit=10", None).await;
+    rows.push(("customer view (limit 10)", m));
+    let (_, m) = b.call("GET", "/v1/accounts/T12345678/shopping/stores/s1/orders?limit=10", None).await;
+    rows.push(("store view (limit 10)", m));
+
     let mut split = order.clone();
     split["items"] = json!([item(1, Some("s1")), item(2, Some("s2")), item(3, Some("s3"))]);
     let (d, _) = b.call("POST", base, Some(json!({"options": {"split_draft": true}, "order": split}))).await;
@@ -265,6 +329,27 @@ async fn main() {
     rows.push(("list drafts (limit 10)", m));
 
     rows.push(("lifecycle: 3 items, +1, complete, GET with events", life));
+
+    // A filtered page over a big account: 10,000 orders of which 1 % match (every 100th is
+    // closed and goes by ferry), stored directly (not metered), then one page of 10 matches.
+    let big = "T00000001";
+    let claims = Claims { aid: big.into(), scope: "admin:shopping".into(), sub: "bench".into(), exp: 1_900_000_000 };
+    let big_bench = Bench { router: b.router.clone(), store: b.store.clone(), token: sign(&claims, secret).unwrap() };
+    seed_orders(&b.store.inner, big, 10_000).await;
+    let list = format!("/v1/accounts/{big}/shopping/orders");
+    for (name, q) in [
+        ("list 10,000 orders, 1 % match, summary filter (status=closed)", "status=closed&limit=10"),
+        (
+            "list 10,000 orders, 1 % match, summary tag filter (itinerary_travel_mode=FERRY)",
+            "itinerary_travel_mode=FERRY&limit=10",
+        ),
+        ("list 10,000 orders, 1 % match, summary search terms (search=ext-)", "search=ext-&limit=10"),
+        ("list 10,000 orders, no filter (limit 10)", "limit=10"),
+    ] {
+        let (page, m) = big_bench.call("GET", &format!("{list}?{q}"), None).await;
+        assert_eq!(page["orders"].as_array().map(Vec::len), Some(10), "{q}");
+        rows.push((name, m));
+    }
     println!(
         "| call | writes | items written | bytes written | WCU | of which consumer | naive WCU | WCU / naive | RCU |"
     );

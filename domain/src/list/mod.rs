@@ -195,6 +195,48 @@ pub struct Summary {
     /// Every store id of an order: `store.id` and each item's `store.id` (store views).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<String>,
+    /// An order's enumerated filter values, so that those filters too are decided by the
+    /// summary: itinerary travel modes, item discount types, and its operations' payment
+    /// identifiers (`b:` card brand, `n:` last four digits, `p:` psp, `pp:` payment product,
+    /// `pt:` payment product type), lower-case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// What `search` matches a prefix of (order_id, external ids, the customer's id, email,
+    /// phone, names), lower-case, each cut to [`SEARCH_TERM`] characters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub find: Vec<String>,
+}
+
+/// Search terms in a summary are cut to this many characters: enough for any real prefix.
+pub const SEARCH_TERM: usize = 40;
+
+/// The search terms of order content (see [`Summary::find`]), without repeats.
+pub fn search_terms(o: &OrderObject) -> Vec<String> {
+    let c = o.customer.as_ref();
+    let all =
+        [o.order_id.as_deref()].into_iter().chain(o.external_ids.iter().flatten().map(|e| e.id.as_deref())).chain([
+            c.and_then(|c| c.id.as_deref()),
+            c.and_then(|c| c.email.as_deref()),
+            c.and_then(|c| c.phone_number.as_deref()),
+            c.and_then(|c| c.first_name.as_deref()),
+            c.and_then(|c| c.last_name.as_deref()),
+        ]);
+    let mut terms: Vec<String> = Vec::new();
+    for t in all.flatten().filter(|t| !t.is_empty()) {
+        let t: String = t.to_lowercase().chars().take(SEARCH_TERM).collect();
+        if !terms.contains(&t) {
+            terms.push(t);
+        }
+    }
+    terms
+}
+
+/// Whether a needle may match a summary's search terms: a prefix of a term, or (for a needle
+/// longer than a cut term) starting with it; the document decides the rest.
+pub(crate) fn find_admits(terms: &[String], needle: Option<&str>) -> bool {
+    needle.is_none_or(|n| {
+        terms.iter().any(|t| t.starts_with(n) || (t.chars().count() == SEARCH_TERM && n.starts_with(t.as_str())))
+    })
 }
 
 impl Summary {
@@ -221,6 +263,8 @@ impl Summary {
             payment_status,
             net_amount: order.content.net_amount,
             stores: orders::store_ids(order),
+            tags: orders::tags(order),
+            find: search_terms(&order.content),
         }
     }
 }

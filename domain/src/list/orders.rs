@@ -2,7 +2,10 @@
 //! query pairs, checked first against the compact summary the list index holds (so only the
 //! documents that may match are fetched) and then against the whole order.
 
-use super::{amount, currencies, date_bound, matches_order, net_admits, parse_paging, single, values, Paging, Summary};
+use super::{
+    amount, currencies, date_bound, find_admits, matches_order, net_admits, parse_paging, single, values, Paging,
+    Summary,
+};
 use crate::error::{DomainError, FieldError};
 use crate::events;
 use crate::model::{OperationPaymentDetails, Order, PaymentOperation};
@@ -148,11 +151,35 @@ impl OrderFilter {
             && any(&self.payment_status, s.payment_status.as_ref())
             && any(&self.currency, s.currency.as_ref())
             && net_admits(s.net_amount, self.net_gte, self.net_lte)
+            && self.admits_tags(s)
             && match &self.scope {
                 Scope::Account => true,
                 Scope::Customer(c) => s.customer_id.as_ref() == Some(c),
                 Scope::Store(id) => s.stores.contains(id),
             }
+    }
+
+    /// The enumerated filters, against the summary's tags (a summary written before it held
+    /// tags admits everything: the document decides).
+    fn admits_tags(&self, s: &Summary) -> bool {
+        if s.status.is_some() && s.payment_status.is_none() {
+            // Written before summaries held tags and search terms.
+            return true;
+        }
+        if !find_admits(&s.find, self.search.as_deref()) {
+            return false;
+        }
+        let has = |prefix: &str, want: &[String]| {
+            want.is_empty() || want.iter().any(|w| s.tags.iter().any(|t| t.strip_prefix(prefix) == Some(w.as_str())))
+        };
+        let modes: Vec<String> = self.travel_mode.iter().map(|m| m.to_lowercase()).collect();
+        has("m:", &modes)
+            && has("d:", &self.discount_type)
+            && has("b:", &self.card_brand)
+            && has("n:", &self.card_number)
+            && has("p:", &self.psp)
+            && has("pp:", &self.payment_product)
+            && has("pt:", &self.payment_product_type)
     }
 
     /// Whether the whole order matches every filter.
@@ -196,12 +223,7 @@ impl OrderFilter {
             want.is_empty() || details.iter().any(|d| get(d).is_some_and(|v| want.contains(&v)))
         };
         test(&self.card_brand, &|d| lower(d.card.as_ref().and_then(|c| c.brand.as_ref())))
-            && test(&self.card_number, &|d| {
-                d.card.as_ref().and_then(|c| c.masked_pan.as_ref()).map(|p| {
-                    let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-                    digits.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect()
-                })
-            })
+            && test(&self.card_number, &|d| d.card.as_ref().and_then(|c| c.masked_pan.as_deref()).map(last_four))
             && test(&self.psp, &|d| lower(d.psp.as_ref()))
             && test(&self.payment_product, &|d| lower(d.payment_product.as_ref()))
             && test(&self.payment_product_type, &|d| lower(d.payment_product_type.as_ref()))
@@ -214,6 +236,41 @@ fn address_has(a: &crate::model::ItineraryAddress, needle: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|v| v.to_lowercase().contains(needle))
+}
+
+fn last_four(masked_pan: &str) -> String {
+    let digits: Vec<char> = masked_pan.chars().filter(char::is_ascii_digit).collect();
+    digits.iter().skip(digits.len().saturating_sub(4)).collect()
+}
+
+/// The summary tags of an order (see [`Summary::tags`]), without repeats.
+pub fn tags(o: &Order) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    let mut add = |prefix: &str, v: Option<&str>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            let t = format!("{prefix}{}", v.to_lowercase());
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+    };
+    let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    for i in o.content.itinerary.iter().flatten() {
+        add("m:", text(i.travel_mode.and_then(|m| serde_json::to_value(m).ok())).as_deref());
+    }
+    for d in o.content.items.iter().flatten().flat_map(|i| i.discount_lines.iter().flatten()) {
+        add("d:", text(d.discount_type.and_then(|t| serde_json::to_value(t).ok())).as_deref());
+    }
+    let ops = [&o.authorizations, &o.captures, &o.refunds, &o.cancellations];
+    for d in ops.into_iter().flat_map(|ops| ops.iter().flatten()).filter_map(|op| op.payment_details.as_ref()) {
+        let card = d.card.as_ref();
+        add("b:", card.and_then(|c| c.brand.as_deref()));
+        add("n:", card.and_then(|c| c.masked_pan.as_deref()).map(last_four).as_deref());
+        add("p:", d.psp.as_deref());
+        add("pp:", d.payment_product.as_deref());
+        add("pt:", d.payment_product_type.as_deref());
+    }
+    tags
 }
 
 /// Every store id an order names: its own `store.id`, then each item's, without repeats.
