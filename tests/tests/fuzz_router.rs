@@ -137,7 +137,19 @@ fn replace_at(v: &mut Value, at: &[Value], with: Value) {
 
 /// A valid body (or item) with a few subtrees replaced.
 fn mutated_body() -> impl Strategy<Value = Vec<u8>> {
-    let bases = prop_oneof![Just(valid_body()), Just(item(9, 50)), Just(json!({"order": {"currency": "NOK"}}))];
+    let bases = prop_oneof![
+        Just(valid_body()),
+        Just(item(9, 50)),
+        Just(json!({"order": {"currency": "NOK"}})),
+        // order bodies: update, comment, service event, session, cancel
+        Just(json!({"courier_id": "c", "time_to_live": 86400, "items": [{"line_id": 1, "status": "picked"}],
+                    "itinerary": [{"travel_mode": "BUS"}], "external_ids": [{"id": "x"}]})),
+        Just(json!({"id": "note-1", "body": "hello", "visibility": "private"})),
+        Just(json!({"state": "pending", "service": "kitchen", "service_status": "cooking", "metadata": {"a": 1}})),
+        Just(json!({"items": [{"line_id": "1"}, {"line_id": 2}], "profile_id": "p",
+                    "url": {"return_url": "https://example.com/r"}, "express": {}})),
+        Just(json!({"cancelled_reason": "customer"})),
+    ];
     (bases, prop::collection::vec((any::<prop::sample::Index>(), json_value()), 0..4)).prop_map(|(mut base, edits)| {
         for (at, with) in edits {
             let mut all = Vec::new();
@@ -193,8 +205,9 @@ fn request(seeded: &Seeded) -> impl Strategy<Value = Req> {
     ];
     let aid = prop_oneof![8 => Just(AID.to_owned()), 1 => Just(OTHER.to_owned()), 1 => "[A-Z0-9]{0,12}"];
     // Mostly a method the route serves, sometimes any.
-    let route = (aid, d, o, line, 0u8..9, any::<prop::sample::Index>(), 0u8..5).prop_map(
-        |(aid, d, o, line, shape, pick, wild)| {
+    let child = prop_oneof![Just("note-1".to_owned()), "[A-Za-z0-9%._~-]{0,40}"];
+    let route = (aid, d, (o, child), line, 0u8..22, any::<prop::sample::Index>(), 0u8..5).prop_map(
+        |(aid, d, (o, child), line, shape, pick, wild)| {
             let base = format!("/v1/accounts/{aid}/shopping");
             let (path, methods): (String, &[&'static str]) = match shape {
                 0 => (format!("{base}/draft_orders"), &["GET", "POST"]),
@@ -202,7 +215,19 @@ fn request(seeded: &Seeded) -> impl Strategy<Value = Req> {
                 3 => (format!("{base}/draft_orders/{d}/complete"), &["PUT"]),
                 4 => (format!("{base}/draft_orders/{d}/items"), &["POST"]),
                 5 => (format!("{base}/draft_orders/{d}/items/{line}"), &["PUT", "DELETE"]),
-                6 | 7 => (format!("{base}/orders/{o}"), &["GET"]),
+                6 | 7 => (format!("{base}/orders/{o}"), &["GET", "PUT"]),
+                8 => (format!("{base}/orders/{o}/close"), &["POST"]),
+                9 => (format!("{base}/orders/{o}/open"), &["POST"]),
+                10 => (format!("{base}/orders/{o}/cancel"), &["POST"]),
+                11 => (format!("{base}/orders/{o}/comments"), &["POST"]),
+                12 => (format!("{base}/orders/{o}/comments/{child}"), &["DELETE"]),
+                13 => (format!("{base}/orders/{o}/events"), &["GET", "POST"]),
+                14 => (format!("{base}/orders/{o}/sessions"), &["GET", "POST"]),
+                15 => (format!("{base}/orders/{o}/sessions/{child}"), &["GET"]),
+                16 | 17 => (format!("{base}/orders"), &["GET"]),
+                18 => (format!("{base}/customers/{child}/orders"), &["GET"]),
+                19 => (format!("{base}/stores/{child}/orders/{o}"), &["GET"]),
+                20 => (format!("{base}/customers/c0/orders/{o}"), &["GET"]),
                 _ => (format!("{base}/{d}/{o}"), &["GET"]),
             };
             let any_method: &[&'static str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
@@ -224,6 +249,16 @@ fn request(seeded: &Seeded) -> impl Strategy<Value = Req> {
         Just("include_events"),
         Just("apply_discounts"),
         Just("status[]"),
+        Just("payment_status"),
+        Just("card_brand"),
+        Just("card_number"),
+        Just("psp"),
+        Just("payment_product"),
+        Just("payment_product_type"),
+        Just("itinerary_travel_mode"),
+        Just("itinerary_arrival_address"),
+        Just("itinerary_departure_address"),
+        Just("items_discount_lines_discount_type"),
     ];
     let value = prop_oneof![
         Just("0".to_owned()),
@@ -251,7 +286,7 @@ fn request(seeded: &Seeded) -> impl Strategy<Value = Req> {
         "[ -~]{0,20}"
     ]);
     let idem = prop::option::of(prop_oneof![Just("k1".to_owned()), Just("k".repeat(300)), "[ -~]{0,20}"]);
-    (route, query, 0u8..6, etag, idem, body()).prop_map(|((method, path), query, token, if_match, idem, body)| Req {
+    (route, query, 0u8..7, etag, idem, body()).prop_map(|((method, path), query, token, if_match, idem, body)| Req {
         method,
         path,
         query,
@@ -271,6 +306,7 @@ async fn send(api: &Api, r: &Req) -> Result<(), TestCaseError> {
         0..=2 => Some(api.token()),
         3 => Some(api.token_for(AID, "read:shopping", 3600)),
         4 => Some(api.token_for(OTHER, "admin:shopping", 3600)),
+        5 => Some(api.token_for(AID, "write:shopping:/orders/ANY/events read:shopping:/orders/ANY/events", 3600)),
         _ => None,
     };
     let mut b = Request::builder().method(r.method).uri(format!("{}{}", r.path, r.query));
