@@ -246,7 +246,8 @@ impl Summary {
             status: Some(d.status.as_str().to_owned()),
             customer_id: o.and_then(|o| o.customer.as_ref()).and_then(|c| c.id.clone()),
             currency: o.and_then(|o| o.currency.clone()),
-            net_amount: o.and_then(|o| o.net_amount),
+            // Not the net amount: it changes with every item, and each summary change is an
+            // index write.
             ..Default::default()
         }
     }
