@@ -197,7 +197,17 @@ impl Aggregate for DraftAgg {
             return Err(ApiError::NotFound("draft".into()));
         }
         let pk = table::draft_pk(aid, id);
-        draft_of(partition::read(state, pk.clone(), SkCond::Any, table::DRAFT_SK).await?, pk)
+        let loaded = draft_of(partition::read(state, pk.clone(), SkCond::Any, table::DRAFT_SK).await?, pk)?;
+        // An order's drafts go when its retention ends, even when the order's expiry moved
+        // before theirs (a shorter `time_to_live` set later): one order item read per order.
+        for order_id in &loaded.rec.order_ids {
+            let key = table::order_key(aid, order_id);
+            let stub = Key::new(key.pk.clone(), table::STUB_SK);
+            if state.store.get(&key).await?.is_none() && state.store.get(&stub).await?.is_some() {
+                return Err(ApiError::NotFound("draft".into()));
+            }
+        }
+        Ok(loaded)
     }
 
     async fn reload(state: &AppState, _: &str, pk: String, t: Timeline) -> Result<Loaded<DraftRecord>, ApiError> {
@@ -301,6 +311,22 @@ pub(crate) async fn load_order(state: &AppState, aid: &str, key: &str, events: b
         }
     }
     Err(ApiError::NotFound("order".into()))
+}
+
+/// An order as `GET` answers it: live with the events asked for, or emptied by retention.
+pub(crate) async fn read_order_view(
+    state: &AppState,
+    aid: &str,
+    key: &str,
+    kinds: &Kinds,
+) -> Result<(u64, Order), ApiError> {
+    let found = load_order(state, aid, key, kinds.is_some()).await?;
+    let Some(mut order) = found.order else {
+        let stub = found.stub.ok_or_else(|| ApiError::NotFound("order".into()))?;
+        return Ok((0, stub.emptied()));
+    };
+    show_order_events(&mut order, found.timeline.events(), kinds);
+    Ok((order.content.version.unwrap_or(0), order))
 }
 
 /// A live order. One whose retention expired takes no change: its content is gone.

@@ -3,7 +3,7 @@
 //! sessions). The `{order_id}` path segment accepts either the order's `id` or its
 //! `order_id`. Lists and the customer and store views are the `views` group.
 
-use crate::aggregate::{load_order, mutate, show_order_events, EventWrite, Kinds, OrderAgg, Write};
+use crate::aggregate::{load_order, mutate, read_order_view, EventWrite, Kinds, OrderAgg, Write};
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::http::{query_pairs, with_etag, Params};
@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use domain::model::{Event, Order, OrderSession};
+use domain::model::{Event, OrderSession};
 use domain::order::{self, CancelBody};
 
 pub fn router() -> Router<AppState> {
@@ -36,17 +36,6 @@ fn kinds(w: &Write) -> Result<Kinds, ApiError> {
     Ok(domain::events::include_events(&w.query(), true)?)
 }
 
-/// An order as `GET` answers it: live with the events asked for, or emptied by retention.
-pub(crate) async fn read(state: &AppState, aid: &str, key: &str, kinds: &Kinds) -> Result<(u64, Order), ApiError> {
-    let found = load_order(state, aid, key, kinds.is_some()).await?;
-    let Some(mut order) = found.order else {
-        let stub = found.stub.ok_or_else(|| ApiError::NotFound("order".into()))?;
-        return Ok((0, stub.emptied()));
-    };
-    show_order_events(&mut order, found.timeline.events(), kinds);
-    Ok((order.content.version.unwrap_or(0), order))
-}
-
 async fn fetch(
     State(state): State<AppState>,
     Params((aid, key)): Key,
@@ -55,7 +44,7 @@ async fn fetch(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw.as_deref()), true)?;
-    let (version, order) = read(&state, &aid, &key, &kinds).await?;
+    let (version, order) = read_order_view(&state, &aid, &key, &kinds).await?;
     if order.deleted_at.is_some() && order.content.version.is_none() {
         // Emptied by retention: no version to offer.
         return Ok(Json(order).into_response());

@@ -98,7 +98,7 @@ async fn one(
 ) -> Result<Response, ApiError> {
     caller.authorize(aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw), false)?;
-    let (version, order) = crate::orders::read(state, aid, key, &kinds).await?;
+    let (version, order) = crate::aggregate::read_order_view(state, aid, key, &kinds).await?;
     let belongs = match &scope {
         Scope::Customer(c) => order.content.customer.as_ref().and_then(|x| x.id.as_ref()) == Some(c),
         Scope::Store(s) => domain::list::store_ids(&order).contains(s),

@@ -487,7 +487,17 @@ async fn order_retention(api: &Api) {
     let s = json!({"items": [{"line_id": 1}], "profile_id": "p", "url": {"return_url": "https://e.x"}});
     api.call("POST", &format!("{ep}/sessions"), Some(s)).await;
     let (_, kept) = simple_order(api).await;
+    // a draft that would outlive its order, whose retention was shortened after completion
+    let long = api
+        .call("POST", &drafts_path(), Some(json!({"options": {"order_time_to_live": 94672800}, "order": {"currency": "NOK", "items": [item(1, 100)]}})))
+        .await;
+    let long_draft = format!("{}/{}", drafts_path(), long.body["id"].as_str().unwrap());
+    let done = api.call("PUT", &format!("{long_draft}/complete"), None).await;
+    let shortened = format!("{}/{}", orders(), done.body["orders"][0]["id"].as_str().unwrap());
+    assert_eq!(api.call("PUT", &shortened, Some(json!({"time_to_live": 86400}))).await.status, 200);
+    assert_eq!(api.call("GET", &long_draft, None).await.status, 200);
     api.clock.advance(2 * 86_400);
+    assert_eq!(api.call("GET", &long_draft, None).await.status, 404, "an order's drafts go with it");
     let emptied = api.call("GET", &format!("{ep}?include_events=true"), None).await;
     assert_eq!(emptied.status, 200);
     let mut keys: Vec<&str> = emptied.body.as_object().unwrap().keys().map(String::as_str).collect();
