@@ -517,7 +517,39 @@ async fn order_retention(api: &Api) {
     assert_eq!(intact.body["items"].as_array().map(Vec::len), Some(2));
 }
 
+/// Every order change carries its webhook events in the same write: an update or a comment
+/// `shopping_order_update` + `shopping_order_event_add`, a service event only the latter.
+async fn order_outbox_events(api: &Api) {
+    let (o, path) = simple_order(api).await;
+    api.call("PUT", &path, Some(json!({"courier_id": "c"}))).await;
+    let ev = json!({"state": "success", "service": "s", "service_status": "done"});
+    api.call("POST", &format!("{path}/events"), Some(ev)).await;
+    api.call("POST", &format!("{path}/comments"), Some(json!({"body": "b"}))).await;
+    let pk = domain::table::order_pk(AID, o["id"].as_str().unwrap());
+    let page = api.store.query(&infra::Query::partition(pk)).await.expect("query");
+    let mut hooks = std::collections::BTreeMap::new();
+    for i in &page.items {
+        let recs = if i.sk.starts_with("EVENT#") {
+            vec![domain::outbox::decode(&i.doc).expect("history")]
+        } else if i.sk == "ORDER" {
+            domain::outbox::riding(i).expect("riding")
+        } else {
+            Vec::new()
+        };
+        for r in recs {
+            hooks.insert(r.version(), r.webhooks);
+        }
+    }
+    let both = vec!["shopping_order_update".to_owned(), "shopping_order_event_add".to_owned()];
+    let hooks: Vec<Vec<String>> = hooks.into_values().collect();
+    assert_eq!(
+        hooks,
+        [vec!["shopping_order_event_add".to_owned()], both.clone(), vec!["shopping_order_event_add".to_owned()], both]
+    );
+}
+
 on_both_engines!(
+    order_outbox_events,
     updates,
     status_changes,
     comments,
