@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::model::{ItemStore, Order, OrderStatus, PaymentStatus};
-use crate::order::{has_payments, order_items, payment_details, OrderItems};
+use crate::order::{has_payments, order_items, payment_details, OrderItems, ORDER_EVENT_ADD, ORDER_UPDATE};
 use std::collections::BTreeMap;
 
 /// The complete response: the draft envelope with the orders, as the upstream shows it.
@@ -68,18 +68,14 @@ fn complete_into(
     let ttl = order.content.time_to_live;
     normalize_order(&mut order.content, version, ctx.now, ttl)?;
     order.content.stores = None;
-    order.updated_at = ctx.now_str();
-    order.payment_details = Some(payment_details(&order));
-    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
+    // The order's own change (version, expiry, payment figures, its event and webhooks) is
+    // the one every order command makes.
+    order.content.version = Some(prev);
     let event = api_event(ctx, ids, version, &rec.draft.id);
-    let OrderItems { mut header, stub } = order_items(&ctx.aid, &order, ttl_epoch);
-    let mut history = Vec::new();
-    let new = EventRecord::new(event, &["shopping_order_update", "shopping_order_event_add"]);
-    outbox::attach(&mut header, unflushed, new, &mut history);
-    let mut ops = vec![WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) }];
-    // The stub is rewritten: it carries the (moved) expiry.
-    ops.extend(stub.map(|item| WriteOp::Put { item, cond: None }));
-    ops.extend(history);
+    let changed = crate::order::commit(ctx, OrderRecord { order, unflushed }, event, &[ORDER_UPDATE, ORDER_EVENT_ADD])?;
+    let mut order = changed.resource;
+    order.events = None;
+    let ops = changed.ops;
     rec.order_ids.push(order.id.clone());
     let draft_version = rec.version();
     rec.draft.status = DraftStatus::Completed;
