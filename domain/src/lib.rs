@@ -27,6 +27,7 @@ pub mod model;
 pub mod money;
 pub mod order;
 pub mod outbox;
+pub mod payment;
 pub mod table;
 pub mod totals;
 pub mod validate;

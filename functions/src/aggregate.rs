@@ -21,8 +21,9 @@ use domain::ids::Ids;
 use domain::model::{Draft, Event, EventRequest, Order, OrderSession};
 use domain::order::{OrderIdRecord, OrderRecord, OrderStub};
 use domain::outbox::Timeline;
+use domain::payment::OP_PREFIX;
 use domain::table::{self, Key};
-use infra::{SkCond, StoreError};
+use infra::{query_all, Query, SkCond, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
@@ -140,6 +141,7 @@ impl Shown for Order {
 
 impl Shown for Event {}
 impl Shown for OrderSession {}
+impl Shown for domain::model::PaymentOperation {}
 
 /// Puts the events `kinds` asks for, and their combined `state`, on an order.
 pub(crate) fn show_order_events(order: &mut Order, all: Vec<Event>, kinds: &Kinds) {
@@ -276,7 +278,9 @@ impl FoundOrder {
 fn order_of(part: Partition, pk: String) -> Result<FoundOrder, ApiError> {
     let mut found = FoundOrder { order: None, stub: None, timeline: part.timeline, pk };
     if let Some(head) = part.head {
-        found.order = Some(parse(&head.doc)?);
+        let mut order: Order = parse(&head.doc)?;
+        attach_operations(&mut order, &part.others)?;
+        found.order = Some(order);
     }
     for item in part.others.iter().filter(|i| i.sk == table::STUB_SK) {
         found.stub = Some(parse(&item.doc)?);
@@ -290,6 +294,14 @@ async fn read_order(state: &AppState, aid: &str, id: &str, events: bool) -> Resu
     let sk = if events { SkCond::Any } else { SkCond::Ge(table::ORDER_SK.to_owned()) };
     let pk = table::order_pk(aid, id);
     order_of(partition::read(state, pk.clone(), sk, table::ORDER_SK).await?, pk)
+}
+
+/// Puts an order's payment operation items into its lists.
+pub(crate) fn attach_operations(order: &mut Order, items: &[domain::table::Item]) -> Result<(), ApiError> {
+    domain::payment::attach_operations(order, items).map_err(|e| {
+        tracing::error!(error = %e, "unreadable payment operation");
+        ApiError::Internal
+    })
 }
 
 /// Finds an order, live or emptied by its retention, by `id` or by `order_id`. Ids are
@@ -346,7 +358,11 @@ impl Aggregate for OrderAgg {
     }
 
     async fn reload(state: &AppState, _: &str, pk: String, t: Timeline) -> Result<Loaded<OrderRecord>, ApiError> {
-        live(order_of(partition::refresh(state, pk.clone(), table::ORDER_SK, t).await?, pk)?)
+        let mut part = partition::refresh(state, pk.clone(), table::ORDER_SK, t).await?;
+        // The payment operations too: a new one may have come with the race lost.
+        let ops = Query { sk: SkCond::BeginsWith(OP_PREFIX.to_owned()), ..Query::partition(pk.clone()) };
+        part.others.extend(query_all(state.store.as_ref(), ops).await?);
+        live(order_of(part, pk)?)
     }
 
     fn version(rec: &OrderRecord) -> u64 {

@@ -15,6 +15,7 @@ pub mod lambda;
 pub mod local;
 pub mod orders;
 mod partition;
+pub mod payments;
 pub mod publisher;
 pub mod retry;
 pub mod state;
@@ -35,5 +36,5 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
 
 /// Every resource group on one router (the local server, whole-API tests).
 pub fn app(state: AppState) -> Router {
-    finish(drafts::router().merge(orders::router()).merge(views::router()), state)
+    finish(drafts::router().merge(orders::router()).merge(payments::router()).merge(views::router()), state)
 }

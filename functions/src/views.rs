@@ -207,7 +207,8 @@ async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<O
             for key in batch {
                 let Some(item) = docs.remove(key) else { continue };
                 let order: Order = parse(&item.doc)?;
-                if filter.matches(&order) {
+                let summary: Summary = item.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
+                if filter.matches(&order, &summary) {
                     found.push((item, order));
                 }
             }
@@ -217,38 +218,45 @@ async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<O
             _ => break,
         }
     }
-    if filter.kinds.is_none() {
-        return Ok(found.into_iter().map(|(_, o)| o).collect());
-    }
-    with_events(state, found, &filter.kinds).await
+    complete(state, found, &filter.kinds).await
 }
 
-/// Adds the asked-for events to each listed order: its history items (read concurrently, one
-/// query per order) merged with the events riding in the item already fetched.
-async fn with_events(
+/// Completes each listed order from its partition, concurrently, where it needs it: its
+/// payment operations (items of their own, read only for orders whose summary counts any)
+/// and, when asked, its events (history items merged with those riding in the order item).
+async fn complete(
     state: &AppState,
     found: Vec<(Item, Order)>,
     kinds: &crate::aggregate::Kinds,
 ) -> Result<Vec<Order>, ApiError> {
     let mut reads = tokio::task::JoinSet::new();
     for (n, (item, _)) in found.iter().enumerate() {
+        let has_ops =
+            item.summary.as_deref().and_then(|s| serde_json::from_str::<Summary>(s).ok()).is_some_and(|s| s.ops > 0);
+        let sk = match (kinds.is_some(), has_ops) {
+            (false, false) => continue,
+            (false, true) => SkCond::BeginsWith(domain::payment::OP_PREFIX.to_owned()),
+            (true, false) => SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()),
+            (true, true) => SkCond::Any,
+        };
         let (state, pk) = (state.clone(), item.pk.clone());
-        reads.spawn(async move {
-            let q = Query { sk: SkCond::BeginsWith(table::EVENT_PREFIX.to_owned()), ..Query::partition(pk) };
-            (n, query_all(state.store.as_ref(), q).await)
-        });
+        reads.spawn(async move { (n, query_all(state.store.as_ref(), Query { sk, ..Query::partition(pk) }).await) });
     }
-    let mut history: HashMap<usize, Vec<Item>> = HashMap::new();
+    let mut read: HashMap<usize, Vec<Item>> = HashMap::new();
     while let Some(done) = reads.join_next().await {
         let (n, items) = done.map_err(|_| ApiError::Internal)?;
-        history.insert(n, items?);
+        read.insert(n, items?);
     }
     let mut out = Vec::with_capacity(found.len());
     for (n, (item, mut order)) in found.into_iter().enumerate() {
-        let mut items = history.remove(&n).unwrap_or_default();
-        items.push(item);
-        let part = partition::sort(items, table::ORDER_SK, &mut Timeline::default())?;
-        crate::aggregate::show_order_events(&mut order, part.timeline.events(), kinds);
+        if let Some(mut items) = read.remove(&n) {
+            // The order item as listed is the version shown; drop any newer copy read since.
+            items.retain(|i| i.sk != table::ORDER_SK);
+            items.push(item);
+            let part = partition::sort(items, table::ORDER_SK, &mut Timeline::default())?;
+            crate::aggregate::attach_operations(&mut order, &part.others)?;
+            crate::aggregate::show_order_events(&mut order, part.timeline.events(), kinds);
+        }
         out.push(order);
     }
     Ok(out)

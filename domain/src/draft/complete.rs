@@ -67,6 +67,9 @@ fn complete_into(
     }
     let ttl = order.content.time_to_live;
     normalize_order(&mut order.content, version, ctx.now, ttl)?;
+    // The draft's payout rules apply to the items it brings.
+    let brought = order.content.items.iter_mut().flatten().filter(|i| i.version == Some(version));
+    crate::payment::payout::resolve_items(&options, brought);
     order.content.stores = None;
     // The order's own change (version, expiry, payment figures, its event and webhooks) is
     // the one every order command makes.
@@ -183,6 +186,7 @@ pub fn complete(
             content.store = store.as_ref().map(OrderStore::from);
         }
         normalize_order(&mut content, 0, ctx.now, ttl)?;
+        crate::payment::payout::resolve_items(&options, content.items.iter_mut().flatten());
         content.stores = None;
         let event = api_event(ctx, ids, 0, &rec.draft.id);
         let order = Order {

@@ -205,6 +205,13 @@ pub struct Summary {
     /// phone, names), lower-case, each cut to [`SEARCH_TERM`] characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub find: Vec<String>,
+    /// How many payment operations an order holds (a list reads them only when it has any).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ops: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Search terms in a summary are cut to this many characters: enough for any real prefix.
@@ -266,6 +273,10 @@ impl Summary {
             stores: orders::store_ids(order),
             tags: orders::tags(order),
             find: search_terms(&order.content),
+            ops: [&order.authorizations, &order.captures, &order.refunds, &order.cancellations]
+                .into_iter()
+                .map(|l| l.as_ref().map_or(0, Vec::len))
+                .sum(),
         }
     }
 }

@@ -35,7 +35,22 @@ pub struct PaymentOperation {
 pub struct OperationItem {
     pub line_id: Option<i64>,
     pub amount: Option<i64>,
-    pub payout: Option<Value>,
+    /// How this item's amount is split over its payout rule's destinations (computed).
+    pub payout: Option<OperationPayout>,
+    /// Exchange-rate information, as on order items.
+    pub original_currency: Option<String>,
+    pub original_amount: Option<i64>,
+    pub conversion_rate_ppm: Option<i64>,
+    pub conversion_rate_timestamp: Option<String>,
+    pub conversion_rate_source: Option<String>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationPayout {
+    pub rule_id: Option<String>,
+    pub rule_type: Option<String>,
+    pub destinations: Option<Vec<PayoutDestination>>,
 }
 
 #[skip_serializing_none]

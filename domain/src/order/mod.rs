@@ -74,7 +74,18 @@ pub struct OrderItems {
 pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderItems {
     let pk = table::order_pk(aid, &order.id);
     let version = order.content.version.unwrap_or(0);
-    let mut header = Item::new(table::order_key(aid, &order.id), version, to_doc(order));
+    // Payment operations are items of their own (see `crate::payment`), and events and the
+    // combined state are read from the partition: the header holds neither.
+    let stored = Order {
+        authorizations: None,
+        captures: None,
+        refunds: None,
+        cancellations: None,
+        events: None,
+        state: None,
+        ..order.clone()
+    };
+    let mut header = Item::new(table::order_key(aid, &order.id), version, to_doc(&stored));
     header.gsi1pk = Some(table::orders_index_pk(aid));
     header.gsi1sk = Some(table::list_sk(&order.created_at, &order.id));
     if let Some(cid) = order.content.customer.as_ref().and_then(|c| c.id.as_deref()) {
