@@ -76,6 +76,13 @@ impl Problems {
         }
     }
 
+    /// [`Self::into_result`] for a body checked with an empty path prefix: paths lose their
+    /// leading dot (`.comment` → `comment`).
+    pub fn into_body_result(mut self) -> Result<(), DomainError> {
+        self.0.iter_mut().for_each(|e| e.path = e.path.trim_start_matches('.').to_owned());
+        self.into_result()
+    }
+
     pub fn into_result(self) -> Result<(), DomainError> {
         if self.0.is_empty() {
             Ok(())
@@ -321,9 +328,7 @@ pub fn check_item(p: &mut Problems, path: &str, item: &OrderItem) {
 pub fn item_body(item: &OrderItem) -> Result<(), DomainError> {
     let mut p = Problems::default();
     check_item(&mut p, "", item);
-    // Paths of a bare item body have no prefix: drop the leading dot.
-    p.0.iter_mut().for_each(|e| e.path = e.path.trim_start_matches('.').to_owned());
-    p.into_result()
+    p.into_body_result()
 }
 
 #[cfg(test)]

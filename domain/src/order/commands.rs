@@ -70,9 +70,7 @@ fn unchanged<T>(resource: T, order: &Order) -> Outcome<T> {
 }
 
 fn bad(problems: Problems) -> Result<()> {
-    let mut p = problems;
-    p.0.iter_mut().for_each(|e| e.path = e.path.trim_start_matches('.').to_owned());
-    p.into_result()
+    problems.into_body_result()
 }
 
 fn required_text(p: &mut Problems, path: &str, v: &Option<String>, max: usize) {

@@ -202,9 +202,7 @@ pub fn check_request(r: &OperationRequest) -> Result<()> {
         validate::check_limits(&mut l, "", &json);
         p.merge_new(l);
     }
-    let mut p = p;
-    p.0.iter_mut().for_each(|e| e.path = e.path.trim_start_matches('.').to_owned());
-    p.into_result()
+    p.into_body_result()
 }
 
 /// What one key (an authorization, or the whole order) holds on one line.
@@ -420,24 +418,24 @@ pub fn create(
     let changed = order::commit(ctx, rec, event, &[ORDER_UPDATE, ORDER_EVENT_ADD])?;
     let mut ops = changed.ops;
     let doc = serde_json::to_string(&op).unwrap_or_default();
-    let item = Item::new(op_key(&ctx.aid, &order_id, kind, &id), 0, doc);
+    // The item's version is the order's at creation: it orders operations made the same instant.
+    let item = Item::new(op_key(&ctx.aid, &order_id, kind, &id), changed.version, doc);
     // After the order's own put, which stays first (its condition is the version's).
     ops.insert(1, WriteOp::Put { item, cond: Some(Condition::NotExists) });
     Ok(Outcome { resource: op, version: changed.version, ops, custom_order_ids: Vec::new() })
 }
 
-/// Puts each stored operation item of an order's partition into the order's lists, oldest
-/// first.
+/// Puts each stored operation item of an order's partition into the order's lists, in the
+/// order they were made.
 pub fn attach_operations(order: &mut Order, items: &[Item]) -> std::result::Result<(), serde_json::Error> {
+    let mut made: Vec<(u64, Kind, PaymentOperation)> = Vec::new();
     for item in items {
         let Some(kind) = Kind::of_sk(&item.sk) else { continue };
-        let op: PaymentOperation = serde_json::from_str(&item.doc)?;
-        kind.list_mut(order).get_or_insert_with(Vec::new).push(op);
+        made.push((item.version, kind, serde_json::from_str(&item.doc)?));
     }
-    for kind in Kind::ALL {
-        if let Some(list) = kind.list_mut(order).as_mut() {
-            list.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
-        }
+    made.sort_by_key(|(version, _, _)| *version);
+    for (_, kind, op) in made {
+        kind.list_mut(order).get_or_insert_with(Vec::new).push(op);
     }
     Ok(())
 }
