@@ -17,6 +17,7 @@ struct Functions {
     drafts: axum::Router,
     orders: axum::Router,
     views: axum::Router,
+    payments: axum::Router,
     clock: Arc<ManualClock>,
 }
 
@@ -28,7 +29,8 @@ impl Functions {
         Self {
             drafts: functions::finish(functions::drafts::router(), state.clone()),
             orders: functions::finish(functions::orders::router(), state.clone()),
-            views: functions::finish(functions::views::router(), state),
+            views: functions::finish(functions::views::router(), state.clone()),
+            payments: functions::finish(functions::payments::router(), state),
             clock,
         }
     }
@@ -60,11 +62,11 @@ async fn every_route_through_lambda_http_on_dynamodb() {
         all.extend(extra.iter().cloned());
         all
     };
-    let call = |router: &axum::Router, name: &'static str, vars: Vec<(&'static str, String)>| {
-        let router = router.clone();
+    let call = |router: &axum::Router, name: &str, vars: Vec<(&'static str, String)>| {
+        let (router, name) = (router.clone(), name.to_owned());
         async move {
             let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            invoke(&router, name, &refs).await
+            invoke(&router, &name, &refs).await
         }
     };
 
@@ -126,6 +128,27 @@ async fn every_route_through_lambda_http_on_dynamodb() {
     let (status, body, _) =
         call(&f.orders, "orders-sessions-get", v(&[("order_id", order_id.clone()), ("session_id", sid)])).await;
     assert_eq!((status, body["amount"].as_i64()), (200, session["amount"].as_i64()));
+    // payments on the order's first line: authorize all, cancel 400 of it, capture the rest,
+    // refund it all (so the order can still be cancelled below)
+    let first = &order["items"][0];
+    let line = first["line_id"].as_i64().expect("line").to_string();
+    let net = first["net_amount"].as_i64().expect("net");
+    for (kind, amount) in
+        [("authorizations", net), ("cancellations", 400), ("captures", net - 400), ("refunds", net - 400)]
+    {
+        let vars = v(&[("order_id", order_id.clone()), ("line", line.clone()), ("amount", amount.to_string())]);
+        let (status, created, _) = call(&f.payments, &format!("payments-{kind}-create"), vars).await;
+        assert_eq!((status, created["amount"].as_i64()), (200, Some(amount)), "{kind}: {created}");
+        let (status, list, _) = call(&f.payments, &format!("payments-{kind}-list"), o.clone()).await;
+        assert_eq!((status, list[kind][0]["id"].clone()), (200, created["id"].clone()), "{kind}");
+        let id = created["id"].as_str().expect("id").to_owned();
+        let vars = v(&[("order_id", order_id.clone()), ("id", id)]);
+        let (status, got, _) = call(&f.payments, &format!("payments-{kind}-get"), vars).await;
+        assert_eq!((status, got["amount"].as_i64()), (200, Some(amount)), "{kind}");
+    }
+    let (_, paid, _) = call(&f.orders, "orders-get", o.clone()).await;
+    assert_eq!(paid["payment_status"], "refunded", "{paid}");
+
     for (name, want) in [("orders-close", "closed"), ("orders-open", "open"), ("orders-cancel", "cancelled")] {
         let (status, body, _) = call(&f.orders, name, o.clone()).await;
         assert_eq!((status, body["status"].as_str()), (200, Some(want)), "{name}: {body}");
