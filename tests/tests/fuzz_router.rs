@@ -149,6 +149,10 @@ fn mutated_body() -> impl Strategy<Value = Vec<u8>> {
         Just(json!({"items": [{"line_id": "1"}, {"line_id": 2}], "profile_id": "p",
                     "url": {"return_url": "https://example.com/r"}, "express": {}})),
         Just(json!({"cancelled_reason": "customer"})),
+        // a payment operation
+        Just(json!({"id": "op-1", "items": [{"line_id": 1, "amount": 2}], "processed_at": "2026-11-22T12:00:00Z",
+                    "payment_details": {"psp": "p", "card": {"brand": "Visa", "masked_pan": "4444 **** 4448"}},
+                    "authorization_id": "op-1", "success": true})),
     ];
     (bases, prop::collection::vec((any::<prop::sample::Index>(), json_value()), 0..4)).prop_map(|(mut base, edits)| {
         for (at, with) in edits {
@@ -206,7 +210,7 @@ fn request(seeded: &Seeded) -> impl Strategy<Value = Req> {
     let aid = prop_oneof![8 => Just(AID.to_owned()), 1 => Just(OTHER.to_owned()), 1 => "[A-Z0-9]{0,12}"];
     // Mostly a method the route serves, sometimes any.
     let child = prop_oneof![Just("note-1".to_owned()), "[A-Za-z0-9%._~-]{0,40}"];
-    let route = (aid, d, (o, child), line, 0u8..22, any::<prop::sample::Index>(), 0u8..5).prop_map(
+    let route = (aid, d, (o, child), line, 0u8..26, any::<prop::sample::Index>(), 0u8..5).prop_map(
         |(aid, d, (o, child), line, shape, pick, wild)| {
             let base = format!("/v1/accounts/{aid}/shopping");
             let (path, methods): (String, &[&'static str]) = match shape {
@@ -228,6 +232,10 @@ fn request(seeded: &Seeded) -> impl Strategy<Value = Req> {
                 18 => (format!("{base}/customers/{child}/orders"), &["GET"]),
                 19 => (format!("{base}/stores/{child}/orders/{o}"), &["GET"]),
                 20 => (format!("{base}/customers/c0/orders/{o}"), &["GET"]),
+                21 => (format!("{base}/orders/{o}/authorizations"), &["GET", "POST"]),
+                22 => (format!("{base}/orders/{o}/captures"), &["GET", "POST"]),
+                23 => (format!("{base}/orders/{o}/refunds/{child}"), &["GET"]),
+                24 => (format!("{base}/orders/{o}/cancellations"), &["GET", "POST"]),
                 _ => (format!("{base}/{d}/{o}"), &["GET"]),
             };
             let any_method: &[&'static str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
