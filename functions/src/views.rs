@@ -232,7 +232,7 @@ async fn complete(
     let mut reads = tokio::task::JoinSet::new();
     for (n, (item, _)) in found.iter().enumerate() {
         let has_ops =
-            item.summary.as_deref().and_then(|s| serde_json::from_str::<Summary>(s).ok()).is_some_and(|s| s.ops > 0);
+            item.summary.as_deref().and_then(|s| serde_json::from_str::<Summary>(s).ok()).is_some_and(|s| s.ops);
         let sk = match (kinds.is_some(), has_ops) {
             (false, false) => continue,
             (false, true) => SkCond::BeginsWith(domain::payment::OP_PREFIX.to_owned()),

@@ -88,6 +88,15 @@ fn naive_wcu(ops: &[WriteOp]) -> f64 {
         .sum()
 }
 
+/// The naive price of rewriting a whole order (as the API shows it, operations included) as
+/// one plain attribute map, with both indexes projecting all.
+fn naive_order_wcu(order: &Value) -> f64 {
+    let Value::Object(fields) = order else { return 0.0 };
+    let keys = 120; // pk, sk and the two index key pairs
+    let bytes = keys + fields.iter().map(|(k, v)| k.len() + attr_size(v)).sum::<usize>();
+    (bytes as f64 / 1024.0).ceil().max(1.0) * 3.0
+}
+
 /// What the indexes hold of an item (keys, ttl, summary), to tell whether a write changes it.
 fn projection(i: &Item) -> Item {
     i.projected()
@@ -329,6 +338,50 @@ async fn main() {
     rows.push(("list drafts (limit 10)", m));
 
     rows.push(("lifecycle: 3 items, +1, complete, GET with events", life));
+
+    // Payments: each operation on an order of 3 items, and the payment lifecycle (draft with 3
+    // items → complete → authorize → capture → refund). The naive layout rewrites the whole
+    // order — its operations included — as one plain attribute map on every change.
+    let mut three = order.clone();
+    three["items"] = json!([item(1, None), item(2, None), item(3, None)]);
+    let mut pay = Meter::default();
+    let (d, m1) = b.call("POST", base, Some(json!({"order": three}))).await;
+    let (done, m2) = b.call("PUT", &format!("{base}/{}/complete", d["id"].as_str().unwrap()), None).await;
+    let op = format!("/v1/accounts/T12345678/shopping/orders/{}", done["orders"][0]["id"].as_str().unwrap());
+    let lines = |amount: i64| {
+        json!({"items": [{"line_id": 1, "amount": amount}, {"line_id": 2, "amount": amount}, {"line_id": 3, "amount": amount}],
+        "processed_at": "2026-11-22T12:00:00Z", "processed_by": "dintero-checkout",
+        "payment_details": {"psp": "Bambora", "payment_product_type": "bambora.creditcard", "card": {"masked_pan": "4444 **** **** 4448", "brand": "Visa"}}})
+    };
+    let mut steps = vec![m1, m2];
+    for (name, kind, amount) in [
+        ("authorize (3 lines)", "authorizations", 39800),
+        ("capture (3 lines)", "captures", 30000),
+        ("refund (3 lines)", "refunds", 10000),
+        ("cancel the rest (3 lines)", "cancellations", 9800),
+    ] {
+        let (_, mut m) = b.call("POST", &format!("{op}/{kind}"), Some(lines(amount))).await;
+        let (whole, _) = b.call("GET", &op, None).await;
+        m.naive_wcu = naive_order_wcu(&whole);
+        if kind != "cancellations" {
+            steps.push(Meter { naive_wcu: m.naive_wcu, ..m });
+        }
+        rows.push((name, m));
+    }
+    for x in steps {
+        pay.wcu += x.wcu;
+        pay.consumer_wcu += x.consumer_wcu;
+        pay.naive_wcu += x.naive_wcu;
+        pay.rcu += x.rcu;
+        pay.writes += x.writes;
+        pay.items_written += x.items_written;
+        pay.bytes += x.bytes;
+    }
+    let (_, m) = b.call("GET", &format!("{op}/captures"), None).await;
+    rows.push(("list captures", m));
+    let (_, m) = b.call("GET", &op, None).await;
+    rows.push(("get order with 4 operations", m));
+    rows.push(("payment lifecycle: 3 items, complete, authorize, capture, refund", pay));
 
     // A filtered page over a big account: 10,000 orders of which 1 % match (every 100th is
     // closed and goes by ferry), stored directly (not metered), then one page of 10 matches.

@@ -205,13 +205,10 @@ pub struct Summary {
     /// phone, names), lower-case, each cut to [`SEARCH_TERM`] characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub find: Vec<String>,
-    /// How many payment operations an order holds (a list reads them only when it has any).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub ops: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+    /// Whether an order holds payment operations (a list reads them only then). A flag, not
+    /// a count: a summary change is an index write, and a new operation should not be one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ops: bool,
 }
 
 /// Search terms in a summary are cut to this many characters: enough for any real prefix.
@@ -275,8 +272,7 @@ impl Summary {
             find: search_terms(&order.content),
             ops: [&order.authorizations, &order.captures, &order.refunds, &order.cancellations]
                 .into_iter()
-                .map(|l| l.as_ref().map_or(0, Vec::len))
-                .sum(),
+                .any(|l| l.as_ref().is_some_and(|l| !l.is_empty())),
         }
     }
 }
