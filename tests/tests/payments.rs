@@ -251,6 +251,22 @@ async fn concurrent_captures(api: &Api) {
     assert_eq!(order.body["payment_details"]["remaining_capture_amount"], 10);
 }
 
+/// An order with hundreds of operations stays small: operations are items of their own, and
+/// none is rewritten when another is added.
+async fn hundreds_of_operations(api: &Api) {
+    let o = new_order(api, json!({}), json!([item(1, 100_000)])).await;
+    for _ in 0..150 {
+        let r = api.call("POST", &format!("{o}/captures"), Some(op(&[(1, 1)]))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let order = api.call("GET", &o, None).await;
+    assert_eq!(order.body["captures"].as_array().map(Vec::len), Some(150));
+    let id = order.body["id"].as_str().unwrap();
+    let header = api.store.get(&domain::table::order_key(AID, id)).await.expect("get").expect("order item");
+    let size = infra::dynamo::item_size(&header);
+    assert!(size < 8 * 1024, "the order item is {size} bytes with 150 operations");
+}
+
 async fn join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
     let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
@@ -282,4 +298,5 @@ on_both_engines!(
     idempotent_creates,
     payouts,
     concurrent_captures,
+    hundreds_of_operations,
 );
