@@ -31,5 +31,6 @@ pub mod payment;
 pub mod table;
 pub mod totals;
 pub mod validate;
+pub mod webhook;
 
 pub use error::{DomainError, FieldError};

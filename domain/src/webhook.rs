@@ -1,0 +1,149 @@
+//! The event contract: what webhook subscribers and EventBridge rules receive for each event
+//! a change produced. One outbox record (see [`crate::outbox`]) names the webhook events its
+//! change produces; each becomes one [`WebhookEvent`], built from the item image the change
+//! wrote, so it shows the resource exactly at that version.
+//!
+//! Every event has an id that is the same however often it is built (from the record's event
+//! id and its type), so receivers de-duplicate redeliveries by it, and the resource `version`,
+//! so they can order them. JSON Schemas of every type live in `events/schemas/`.
+
+use crate::draft::DraftRecord;
+use crate::model::{Draft, Order};
+use crate::outbox::EventRecord;
+use crate::table::{self, Item};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const DRAFT_ADD: &str = "shopping_draft_add";
+pub const DRAFT_UPDATE: &str = "shopping_draft_update";
+pub const DRAFT_COMPLETE: &str = "shopping_draft_complete";
+pub const ORDER_UPDATE: &str = "shopping_order_update";
+pub const ORDER_EVENT_ADD: &str = "shopping_order_event_add";
+/// Sent to a new subscription (and on request) to check the receiver.
+pub const PING: &str = "ping";
+
+/// Every event type a subscription can ask for.
+pub const TYPES: [&str; 5] = [DRAFT_ADD, DRAFT_UPDATE, DRAFT_COMPLETE, ORDER_UPDATE, ORDER_EVENT_ADD];
+
+/// One event as subscribers receive it (the JSON body of a webhook delivery, the `detail` of
+/// an EventBridge event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Unique per event, identical on every redelivery.
+    pub id: String,
+    /// The event type (`shopping_order_update`, …, or `ping`).
+    pub event: String,
+    pub account_id: String,
+    pub created_at: String,
+    /// The resource's version after the change (0 for a ping).
+    pub version: u64,
+    /// The draft's or the order's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// The upstream payload: `{"draft": …}` (with `order_ids` on completion), `{"order": …}`,
+    /// or `{"order_id": …, "event": …}`.
+    pub data: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("the item {0} is not a draft or an order of an account")]
+    NotAResource(String),
+    #[error("unreadable document: {0}")]
+    Document(#[from] serde_json::Error),
+}
+
+/// The account and resource id of a draft's or an order's partition key
+/// (`A#{aid}#D#{id}` / `A#{aid}#O#{id}`).
+fn owner(pk: &str) -> Option<(&str, &str)> {
+    let rest = pk.strip_prefix("A#")?;
+    let (aid, rest) = rest.split_once('#')?;
+    let id = rest.strip_prefix("D#").or_else(|| rest.strip_prefix("O#"))?;
+    Some((aid, id))
+}
+
+/// The id of the `n`th webhook event of the change whose api- or service-event is `event_id`.
+pub fn event_id(event_id: &str, event_type: &str) -> String {
+    format!("evt_{}_{}", event_id.replace('-', ""), event_type.trim_start_matches("shopping_"))
+}
+
+/// The webhook events one outbox record produces, from the image its change wrote.
+pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, ContractError> {
+    let (aid, id) = owner(&image.pk).ok_or_else(|| ContractError::NotAResource(image.pk.clone()))?;
+    let version = rec.version();
+    let created_at = rec.event.created_at.clone().unwrap_or_default();
+    let source_id = rec.event.id.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for kind in &rec.webhooks {
+        let data = match (image.sk.as_str(), kind.as_str()) {
+            (table::DRAFT_SK, _) => {
+                let stored: DraftRecord = serde_json::from_str(&image.doc)?;
+                let order_ids = stored.order_ids.clone();
+                let draft = Draft { events: None, ..stored.draft };
+                if kind == DRAFT_COMPLETE {
+                    json!({ "draft": draft, "order_ids": order_ids })
+                } else {
+                    json!({ "draft": draft })
+                }
+            }
+            (table::ORDER_SK, ORDER_EVENT_ADD) => json!({ "order_id": id, "event": rec.event }),
+            (table::ORDER_SK, _) => {
+                let order: Order = serde_json::from_str(&image.doc)?;
+                json!({ "order": order })
+            }
+            _ => return Err(ContractError::NotAResource(format!("{}/{}", image.pk, image.sk))),
+        };
+        out.push(WebhookEvent {
+            id: event_id(&source_id, kind),
+            event: kind.clone(),
+            account_id: aid.to_owned(),
+            created_at: created_at.clone(),
+            version,
+            resource_id: Some(id.to_owned()),
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// The event a subscription receives when it is created or pinged.
+pub fn ping(aid: &str, id: String, created_at: String, subscription_id: &str) -> WebhookEvent {
+    WebhookEvent {
+        id,
+        event: PING.into(),
+        account_id: aid.to_owned(),
+        created_at,
+        version: 0,
+        resource_id: None,
+        data: json!({ "hook_id": subscription_id }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Event;
+
+    #[test]
+    fn ids_are_stable_and_distinct_per_type() {
+        let a = event_id("3f2c0000-0000-4000-8000-000000000001", ORDER_UPDATE);
+        assert_eq!(a, event_id("3f2c0000-0000-4000-8000-000000000001", ORDER_UPDATE));
+        assert_ne!(a, event_id("3f2c0000-0000-4000-8000-000000000001", ORDER_EVENT_ADD));
+    }
+
+    #[test]
+    fn order_events_carry_the_account_the_version_and_the_payload() {
+        let order = Order { id: "o-1".into(), ..Default::default() };
+        let mut image = Item::new(table::order_key("T12345678", "o-1"), 3, serde_json::to_string(&order).unwrap());
+        image.events = None;
+        let rec = EventRecord::new(
+            Event { id: Some("e-1".into()), version: Some(3), created_at: Some("t".into()), ..Default::default() },
+            &[ORDER_UPDATE, ORDER_EVENT_ADD],
+        );
+        let evs = events_of(&image, &rec).unwrap();
+        assert_eq!(evs.len(), 2);
+        assert_eq!((evs[0].account_id.as_str(), evs[0].version), ("T12345678", 3));
+        assert_eq!(evs[0].data["order"]["id"], "o-1");
+        assert_eq!(evs[1].data["event"]["id"], "e-1");
+    }
+}

@@ -1,0 +1,76 @@
+//! The event contract: every event the API's writes produce, built from the outbox as the
+//! publisher builds it, is valid against its JSON Schema in `events/schemas/`, and every type
+//! is produced.
+
+mod common;
+
+use common::{drafts_path, item, Api, AID, T0};
+use infra::clock::ManualClock;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = format!("{}/../events/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    jsonschema::validator_for(&serde_json::from_str(&text).expect("schema JSON")).expect("a valid schema")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_produced_event_matches_its_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::at(T0));
+    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open"));
+    let api = Api::with(store.clone(), clock, None);
+
+    let d =
+        api.call("POST", &drafts_path(), Some(json!({"order": {"currency": "NOK", "items": [item(1, 1000)]}}))).await;
+    let draft = format!("{}/{}", drafts_path(), d.body["id"].as_str().unwrap());
+    api.call("POST", &format!("{draft}/items"), Some(item(2, 500))).await;
+    let done = api.call("PUT", &format!("{draft}/complete"), None).await;
+    let order = format!("/v1/accounts/{AID}/shopping/orders/{}", done.body["orders"][0]["id"].as_str().unwrap());
+    api.call("PUT", &order, Some(json!({"courier_id": "bring"}))).await;
+    api.call(
+        "POST",
+        &format!("{order}/events"),
+        Some(json!({"state": "success", "service": "s", "service_status": "ok"})),
+    )
+    .await;
+    api.call("POST", &format!("{order}/comments"), Some(json!({"body": "hi"}))).await;
+    let capture = json!({"items": [{"line_id": 1, "amount": 100}]});
+    assert_eq!(api.call("POST", &format!("{order}/captures"), Some(capture)).await.status, 200);
+
+    let validators: BTreeMap<&str, jsonschema::Validator> =
+        domain::webhook::TYPES.iter().map(|t| (*t, schema(t))).collect();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ids = std::collections::HashSet::new();
+    for entry in store.outbox_read(1000).await.expect("outbox") {
+        for rec in domain::outbox::fresh(&entry.item).expect("records") {
+            for ev in domain::webhook::events_of(&entry.item, &rec).expect("events") {
+                let value: Value = serde_json::to_value(&ev).expect("JSON");
+                let v = validators.get(ev.event.as_str()).unwrap_or_else(|| panic!("no schema for {}", ev.event));
+                let errors: Vec<String> =
+                    v.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+                assert!(errors.is_empty(), "{}: {errors:?}\n{value:#}", ev.event);
+                assert!(ids.insert(ev.id.clone()), "event ids are unique");
+                *seen.entry(ev.event).or_default() += 1;
+            }
+        }
+    }
+    let kinds: Vec<&str> = seen.keys().map(String::as_str).collect();
+    assert_eq!(
+        kinds,
+        [
+            "shopping_draft_add",
+            "shopping_draft_complete",
+            "shopping_draft_update",
+            "shopping_order_event_add",
+            "shopping_order_update"
+        ]
+    );
+    // a ping is valid too
+    let ping = domain::webhook::ping(AID, "evt_ping_1".into(), "2026-11-22T12:00:00.000Z".into(), "hook-1");
+    let errors: Vec<String> =
+        schema("ping").iter_errors(&serde_json::to_value(&ping).unwrap()).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
