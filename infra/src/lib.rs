@@ -7,6 +7,7 @@ pub mod dynamo;
 pub mod limits;
 pub mod port;
 pub mod sqlite;
+pub mod webhook;
 
 pub use clock::{Clock, SystemClock};
 pub use port::{query_all, BoxError, Cursor, Limit, Page, Query, SkCond, Store, StoreError};
