@@ -21,6 +21,7 @@ pub mod decode;
 pub mod draft;
 pub mod error;
 pub mod events;
+pub mod hooks;
 pub mod ids;
 pub mod list;
 pub mod model;

@@ -48,6 +48,7 @@ pub fn aws_state(config: &Config) -> Result<AppState, String> {
         store: Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone())),
         clock,
         auth: Arc::new(Auth::ApiGateway),
+        webhook_loopback: false,
     })
 }
 

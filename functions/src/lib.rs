@@ -7,8 +7,10 @@
 
 mod aggregate;
 pub mod auth;
+pub mod deliverer;
 pub mod drafts;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod idempotency;
 pub mod lambda;
@@ -36,5 +38,12 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
 
 /// Every resource group on one router (the local server, whole-API tests).
 pub fn app(state: AppState) -> Router {
-    finish(drafts::router().merge(orders::router()).merge(payments::router()).merge(views::router()), state)
+    finish(
+        drafts::router()
+            .merge(orders::router())
+            .merge(payments::router())
+            .merge(views::router())
+            .merge(hooks::router()),
+        state,
+    )
 }

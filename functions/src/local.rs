@@ -3,6 +3,7 @@
 use crate::auth::{sign, Auth, Claims};
 use crate::state::AppState;
 use infra::sqlite::SqliteStore;
+use infra::webhook::{SystemResolver, WebhookClient};
 use infra::{Clock, SystemClock};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub enum LocalError {
     ExpiresIn,
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
+    #[error("{0}")]
+    Webhooks(String),
     #[error("token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
 }
@@ -59,20 +62,26 @@ pub fn secret(data_dir: &Path) -> Result<Vec<u8>, LocalError> {
 
 /// The state of the local server: embedded store in `data_dir`, verified HS256 tokens; and
 /// the store itself, whose outbox the background consumer drains.
-pub fn state(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
+pub fn state(
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+    webhook_loopback: bool,
+) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
     let key = secret(data_dir)?;
     let store = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?);
-    Ok((AppState { store: store.clone(), clock, auth: Arc::new(Auth::hs256(&key)) }, store))
+    Ok((AppState { store: store.clone(), clock, auth: Arc::new(Auth::hs256(&key)), webhook_loopback }, store))
 }
 
-pub async fn serve(addr: &str, data_dir: &Path) -> Result<(), LocalError> {
+pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Result<(), LocalError> {
     let clock = Arc::new(clock_from_env()?);
     if clock.offset_seconds != 0 {
         tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
     }
-    let (state, store) = state(data_dir, clock)?;
+    let (state, store) = state(data_dir, clock.clone(), webhook_loopback)?;
+    let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
+    tokio::spawn(crate::publisher::run_local(store.clone(), clock));
+    tokio::spawn(crate::deliverer::run_local(state.clone(), client));
     let app = crate::app(state);
-    tokio::spawn(crate::publisher::run_local(store.clone()));
     tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());

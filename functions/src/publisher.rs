@@ -51,12 +51,27 @@ pub async fn handle_stream(store: &dyn Store, event: StreamEvent) -> DynamoDbEve
     response
 }
 
+/// The webhook events of the records `image`'s write produced (see `domain::webhook`).
+pub fn webhook_events(image: &Item) -> Vec<domain::webhook::WebhookEvent> {
+    let Ok(fresh) = outbox::fresh(image) else { return Vec::new() };
+    let mut out = Vec::new();
+    for rec in &fresh {
+        match domain::webhook::events_of(image, rec) {
+            Ok(evs) => out.extend(evs),
+            Err(e) => tracing::error!(error = %e, "an event that cannot be built is skipped"),
+        }
+    }
+    out
+}
+
 /// Consumes the embedded engine's outbox once: up to `batch` entries, acknowledged after
-/// their history is written. Returns how many entries it took.
-pub async fn drain_local(store: &SqliteStore, batch: usize) -> Result<usize, StoreError> {
+/// their history is written and their webhook deliveries are queued. Returns how many
+/// entries it took.
+pub async fn drain_local(store: &SqliteStore, clock: &dyn infra::Clock, batch: usize) -> Result<usize, StoreError> {
     let entries = store.outbox_read(batch).await?;
     for e in &entries {
         record_history(store, &e.item).await?;
+        crate::deliverer::enqueue(store, &webhook_events(&e.item), crate::deliverer::now_ms(clock)).await?;
     }
     if let Some(last) = entries.last() {
         store.outbox_ack(last.seq).await?;
@@ -66,9 +81,9 @@ pub async fn drain_local(store: &SqliteStore, batch: usize) -> Result<usize, Sto
 
 /// The local consumer: drains the outbox as entries arrive, pausing when it is empty and
 /// backing off while the store fails.
-pub async fn run_local(store: std::sync::Arc<SqliteStore>) {
+pub async fn run_local(store: std::sync::Arc<SqliteStore>, clock: std::sync::Arc<dyn infra::Clock>) {
     loop {
-        let pause = match drain_local(&store, 100).await {
+        let pause = match drain_local(&store, clock.as_ref(), 100).await {
             Ok(0) => Duration::from_millis(50),
             Ok(_) => Duration::ZERO,
             Err(e) => {

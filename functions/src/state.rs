@@ -9,6 +9,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<Auth>,
+    /// Webhook URLs may point at loopback (`shopping-local --webhook-allow-loopback`).
+    pub webhook_loopback: bool,
 }
 
 /// Ids from the operating system's random source.

@@ -99,7 +99,7 @@ async fn every_acknowledged_version_reaches_the_embedded_outbox_once() {
     let before = api.call("GET", &path, None).await.body;
     let draft_writes = acked.iter().filter(|(pk, _)| pk.contains("#D#")).count() as u64;
     assert_eq!(versions(&before), (0..draft_writes).collect::<Vec<_>>());
-    while functions::publisher::drain_local(&store, 7).await.unwrap() > 0 {}
+    while functions::publisher::drain_local(&store, &infra::SystemClock::default(), 7).await.unwrap() > 0 {}
     assert!(store.outbox_read(10).await.unwrap().is_empty(), "acknowledged entries are gone");
     assert_eq!(api.call("GET", &path, None).await.body, before, "history reads as the riders did");
 }

@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
             if webhook_allow_loopback {
                 tracing::warn!("webhook deliveries to loopback addresses are allowed");
             }
-            functions::local::serve(&addr, &data_dir).await
+            functions::local::serve(&addr, &data_dir, webhook_allow_loopback).await
         }
         Command::Token { account, scopes, expires_in, data_dir } => {
             if !domain::validate::is_account_id(&account) {

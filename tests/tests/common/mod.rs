@@ -64,7 +64,12 @@ impl Resp {
 
 impl Api {
     pub fn with(store: Arc<dyn Store>, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
-        let state = AppState { store: store.clone(), clock: clock.clone(), auth: Arc::new(Auth::hs256(SECRET)) };
+        let state = AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            auth: Arc::new(Auth::hs256(SECRET)),
+            webhook_loopback: true,
+        };
         Self { router: functions::app(state), clock, store, _dir: dir }
     }
 

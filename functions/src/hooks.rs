@@ -1,0 +1,192 @@
+//! The hooks resource group: webhook subscriptions under `/v1/accounts/{aid}/hooks/subscriptions`
+//! (create, list, get, update, delete, ping, deliveries, redeliver), in the upstream Hooks API
+//! shape. Scopes `admin:hooks`, `write:hooks`, `read:hooks`; `admin:shopping` alone does not
+//! manage hooks. The secret is write-only.
+
+use crate::auth::{Access, Caller};
+use crate::deliverer::{now_ms, pending_item};
+use crate::error::ApiError;
+use crate::http::{parse, Body, Params};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::hooks::{self, Delivery, SubscriptionBody, SubscriptionRecord};
+use domain::table::{Condition, Item, WriteOp};
+use domain::webhook;
+use infra::{Query, SkCond, StoreError};
+
+pub fn router() -> Router<AppState> {
+    let base = "/v1/accounts/{aid}/hooks/subscriptions";
+    Router::new()
+        .route(base, get(list).post(create))
+        .route(&format!("{base}/{{hid}}"), get(fetch).put(update).delete(remove))
+        .route(&format!("{base}/{{hid}}/ping"), post(ping))
+        .route(&format!("{base}/{{hid}}/deliveries"), get(deliveries))
+        .route(&format!("{base}/{{hid}}/deliveries/{{delivery_id}}/redeliver"), post(redeliver))
+}
+
+fn doc<T: serde::Serialize>(v: &T) -> Result<String, ApiError> {
+    serde_json::to_string(v).map_err(|_| ApiError::Internal)
+}
+
+fn check(state: &AppState, creating: bool) -> impl Fn(&SubscriptionBody) -> domain::error::Result<()> + '_ {
+    move |b| hooks::check_body(b, creating, &|u| infra::webhook::check_url(u, state.webhook_loopback))
+}
+
+async fn load(state: &AppState, aid: &str, hid: &str) -> Result<SubscriptionRecord, ApiError> {
+    let item = state.store.get(&hooks::hook_key(aid, hid)).await?;
+    let item = item.ok_or_else(|| ApiError::NotFound("subscription".into()))?;
+    parse(&item.doc)
+}
+
+fn record_item(aid: &str, rec: &SubscriptionRecord) -> Result<Item, ApiError> {
+    Ok(Item::new(hooks::hook_key(aid, &rec.sub.id), rec.version, doc(rec)?))
+}
+
+/// A ping for a subscription, queued.
+fn ping_op(state: &AppState, aid: &str, hid: &str) -> WriteOp {
+    let now = state.clock.now();
+    let id = format!("evt_ping_{}", uuid::Uuid::new_v4().simple());
+    let ev = webhook::ping(aid, id, domain::ids::timestamp(now), hid);
+    WriteOp::Put { item: pending_item(aid, hid, &ev, now_ms(state.clock.as_ref())), cond: None }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Params(aid): Params<String>,
+    caller: Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Write)?;
+    let rules = check(&state, true);
+    let b: SubscriptionBody = body.decode(&rules)?;
+    rules(&b)?;
+    let made = hooks::Made {
+        aid: &aid,
+        actor: &caller.sub,
+        now: &domain::ids::timestamp(state.clock.now()),
+        id: uuid::Uuid::new_v4().to_string(),
+    };
+    let rec = hooks::create(made, b);
+    // The subscription and its first ping, together.
+    let mut ops = vec![WriteOp::Put { item: record_item(&aid, &rec)?, cond: Some(Condition::NotExists) }];
+    if rec.sub.active {
+        ops.push(ping_op(&state, &aid, &rec.sub.id));
+    }
+    state.store.write(ops).await?;
+    Ok(Json(hooks::shown(&rec)).into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Params(aid): Params<String>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Read)?;
+    let subs = crate::deliverer::subscriptions(state.store.as_ref(), &aid).await?;
+    Ok(Json(subs.iter().map(hooks::shown).collect::<Vec<_>>()).into_response())
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    Params((aid, hid)): Params<(String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Read)?;
+    Ok(Json(hooks::shown(&load(&state, &aid, &hid).await?)).into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Params((aid, hid)): Params<(String, String)>,
+    caller: Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Write)?;
+    let rules = check(&state, false);
+    let b: SubscriptionBody = body.decode(&rules)?;
+    rules(&b)?;
+    let mut backoff = crate::retry::Backoff::new();
+    loop {
+        let rec = load(&state, &aid, &hid).await?;
+        let prev = rec.version;
+        let next = hooks::update(rec, b.clone(), &domain::ids::timestamp(state.clock.now()));
+        let put = WriteOp::Put { item: record_item(&aid, &next)?, cond: Some(Condition::VersionIs(prev)) };
+        match state.store.write(vec![put]).await {
+            Ok(()) => return Ok(Json(hooks::shown(&next)).into_response()),
+            Err(StoreError::ConditionFailed { .. } | StoreError::Contention) if backoff.pause().await => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Params((aid, hid)): Params<(String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Write)?;
+    let rec = load(&state, &aid, &hid).await?;
+    state
+        .store
+        .write(vec![WriteOp::Delete { key: hooks::hook_key(&aid, &hid), cond: Some(Condition::Exists) }])
+        .await?;
+    Ok(Json(hooks::shown(&rec)).into_response())
+}
+
+async fn ping(
+    State(state): State<AppState>,
+    Params((aid, hid)): Params<(String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Write)?;
+    let rec = load(&state, &aid, &hid).await?;
+    state.store.write(vec![ping_op(&state, &aid, &hid)]).await?;
+    Ok(Json(hooks::shown(&rec)).into_response())
+}
+
+#[derive(serde::Serialize)]
+struct DeliveryList {
+    deliveries: Vec<Delivery>,
+}
+
+/// `GET …/deliveries`: every attempt, newest first (the last 100).
+async fn deliveries(
+    State(state): State<AppState>,
+    Params((aid, hid)): Params<(String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Read)?;
+    load(&state, &aid, &hid).await?;
+    let q = Query {
+        sk: SkCond::BeginsWith("DLV#".into()),
+        forward: false,
+        limit: 100,
+        ..Query::partition(hooks::deliveries_pk(&aid, &hid))
+    };
+    let page = state.store.query(&q).await?;
+    let deliveries = page.items.iter().map(|i| parse(&i.doc)).collect::<Result<Vec<Delivery>, _>>()?;
+    Ok(Json(DeliveryList { deliveries }).into_response())
+}
+
+/// `POST …/deliveries/{delivery_id}/redeliver`: the same event (same bytes, same
+/// `webhook-id`) queued again, attempts counted afresh.
+async fn redeliver(
+    State(state): State<AppState>,
+    Params((aid, hid, did)): Params<(String, String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Write)?;
+    load(&state, &aid, &hid).await?;
+    let item = state.store.get(&hooks::delivery_key(&aid, &hid, &did)).await?;
+    let d: Delivery = parse(&item.ok_or_else(|| ApiError::NotFound("delivery".into()))?.doc)?;
+    let ev: webhook::WebhookEvent = parse(&d.request.body)?;
+    let now = now_ms(state.clock.as_ref());
+    let mut item = pending_item(&aid, &hid, &ev, now);
+    // A new version, so an attempt of the same event in flight cannot overwrite it.
+    item.version = u64::try_from(now).unwrap_or(0);
+    state.store.write(vec![WriteOp::Put { item, cond: None }]).await?;
+    Ok(Json(d).into_response())
+}

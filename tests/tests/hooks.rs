@@ -1,0 +1,353 @@
+//! Webhooks: the subscription API (scopes, isolation, the SSRF check at create) on both
+//! engines, and the local pipeline end to end — outbox → queue → signed deliveries to
+//! receivers on 127.0.0.1, retries with the same `webhook-id`, a dead receiver that delays
+//! nobody, the deliveries list and redelivery.
+
+#[macro_use]
+mod common;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use common::{drafts_path, item, Api, AID, OTHER};
+use functions::auth::{sign, Auth, Claims};
+use functions::state::AppState;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn subs() -> String {
+    format!("/v1/accounts/{AID}/hooks/subscriptions")
+}
+
+async fn subscriptions_api(api: &Api) {
+    let hooks = api.token_for(AID, "admin:hooks", 600);
+    let call = |method: &'static str, path: String, body: Option<Value>, token: String| async move {
+        api.call_as(Some(&token), method, &path, body, None).await
+    };
+    let body = json!({"events": ["shopping_order_update", "shopping_draft_add"], "config": {"url": "https://hooks.example.com/in", "secret": "s3cret"}});
+    let created = call("POST", subs(), Some(body.clone()), hooks.clone()).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body["config"].get("secret").is_none(), "the secret is write-only");
+    assert!(!created.body.to_string().contains("s3cret"));
+    assert_eq!(created.body["active"], true);
+    let hid = created.body["id"].as_str().unwrap().to_owned();
+    let one = format!("{}/{hid}", subs());
+    let got = call("GET", one.clone(), None, hooks.clone()).await;
+    assert_eq!(got.body, created.body);
+    assert!(!got.body.to_string().contains("s3cret"));
+    let listed = call("GET", subs(), None, hooks.clone()).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+    let updated =
+        call("PUT", one.clone(), Some(json!({"events": ["shopping_order_event_add"], "active": false})), hooks.clone())
+            .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["events"], json!(["shopping_order_event_add"]));
+    assert_eq!(updated.body["config"]["url"], "https://hooks.example.com/in", "absent fields keep their value");
+    assert_eq!(updated.body["active"], false);
+    let deliveries = call("GET", format!("{one}/deliveries"), None, hooks.clone()).await;
+    assert_eq!(deliveries.body["deliveries"], json!([]));
+
+    for (bad, path) in [
+        (json!({"config": {"url": "https://e.example"}}), "events"),
+        (json!({"events": ["nope"], "config": {"url": "https://e.example"}}), "events[0]"),
+        (json!({"events": ["shopping_order_update"]}), "config.url"),
+        (json!({"events": ["shopping_order_update"], "config": {"url": "http://10.0.0.7/hook"}}), "config.url"),
+        (
+            json!({"events": ["shopping_order_update"], "config": {"url": "http://169.254.169.254/latest"}}),
+            "config.url",
+        ),
+        (json!({"events": ["shopping_order_update"], "config": {"url": "http://[::ffff:192.168.0.1]/"}}), "config.url"),
+        (json!({"events": ["shopping_order_update"], "config": {"url": "ftp://e.example/"}}), "config.url"),
+    ] {
+        let r = call("POST", subs(), Some(bad.clone()), hooks.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.body["error"]["errors"][0]["path"], path, "{bad}");
+    }
+    // scopes: admin:shopping does not manage hooks; read:hooks cannot create
+    let shopping = api.token();
+    assert_eq!(call("GET", subs(), None, shopping.clone()).await.status, 403);
+    assert_eq!(call("POST", subs(), Some(body.clone()), shopping).await.status, 403);
+    let reader = api.token_for(AID, "read:hooks", 600);
+    assert_eq!(call("GET", one.clone(), None, reader.clone()).await.status, 200);
+    assert_eq!(call("POST", subs(), Some(body.clone()), reader.clone()).await.status, 403);
+    assert_eq!(call("DELETE", one.clone(), None, reader).await.status, 403);
+    // another account can neither see nor change it
+    let other = api.token_for(OTHER, "admin:hooks", 600);
+    let theirs = format!("/v1/accounts/{OTHER}/hooks/subscriptions/{hid}");
+    assert_eq!(call("GET", theirs.clone(), None, other.clone()).await.status, 404);
+    assert_eq!(call("PUT", theirs.clone(), Some(json!({"active": true})), other.clone()).await.status, 404);
+    assert_eq!(call("DELETE", theirs, None, other.clone()).await.status, 404);
+    assert_eq!(call("GET", one.clone(), None, other).await.status, 403);
+    assert_eq!(
+        call("GET", format!("/v1/accounts/{OTHER}/hooks/subscriptions"), None, api.token_for(OTHER, "read:hooks", 60))
+            .await
+            .body,
+        json!([])
+    );
+
+    let deleted = call("DELETE", one.clone(), None, hooks.clone()).await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(call("GET", one, None, hooks).await.status, 404);
+}
+
+on_both_engines!(subscriptions_api);
+
+// ---------------------------------------------------------------- local end to end
+
+/// What a receiver saw: (path, headers, body).
+type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
+
+/// A receiver on 127.0.0.1: `/ok` answers 200, `/flaky` fails twice then answers 200,
+/// `/dead` always 500, `/redirect` answers 302.
+async fn receiver() -> (u16, Seen) {
+    let seen: Seen = Arc::default();
+    let flaky = Arc::new(Mutex::new(0u32));
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+        let (s, flaky) = (s.clone(), flaky.clone());
+        async move {
+            let path = uri.path().to_owned();
+            s.lock().unwrap().push((path.clone(), headers, body));
+            match path.as_str() {
+                "/ok" => StatusCode::OK,
+                "/flaky"
+                    if s.lock()
+                        .unwrap()
+                        .last()
+                        .is_some_and(|(_, h, _)| h.get("event").is_some_and(|e| e == "ping")) =>
+                {
+                    StatusCode::OK
+                }
+                "/flaky" => {
+                    let mut n = flaky.lock().unwrap();
+                    *n += 1;
+                    if *n <= 2 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+                "/redirect" => StatusCode::FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+/// Checks both signatures the way a receiver would, from the specs (not the server's code).
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) {
+    let h = |k: &str| headers.get(k).unwrap_or_else(|| panic!("header {k}")).to_str().unwrap().to_owned();
+    let mut sha1 = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    sha1.update(body);
+    let hex: String = sha1.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(h("event-signature"), hex);
+    let mut sha256 = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    sha256.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
+    sha256.update(body);
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(sha256.finalize().into_bytes()));
+    assert_eq!(h("webhook-signature"), expected);
+    let event: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(h("event"), event["event"].as_str().unwrap());
+    assert_eq!(h("webhook-id"), event["id"].as_str().unwrap());
+    assert!(!h("event-delivery").is_empty());
+}
+
+struct Local {
+    router: axum::Router,
+    token: String,
+    hooks: String,
+}
+
+const SECRET: &[u8] = b"e2e-secret-e2e-secret-e2e-secret!!";
+
+impl Local {
+    async fn start(dir: &std::path::Path) -> Self {
+        let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
+        let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.join("s.db"), clock.clone()).unwrap());
+        let state = AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            auth: Arc::new(Auth::hs256(SECRET)),
+            webhook_loopback: true,
+        };
+        let client = infra::webhook::WebhookClient::new(Arc::new(infra::webhook::SystemResolver), true).unwrap();
+        tokio::spawn(functions::publisher::run_local(store, clock.clone()));
+        tokio::spawn(functions::deliverer::run_local(state.clone(), client));
+        let claims =
+            |scope: &str| Claims { aid: AID.into(), scope: scope.into(), sub: "e2e".into(), exp: clock.epoch() + 3600 };
+        Self {
+            router: functions::app(state),
+            token: sign(&claims("admin:shopping"), SECRET).unwrap(),
+            hooks: sign(&claims("admin:hooks"), SECRET).unwrap(),
+        }
+    }
+
+    async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+        use tower::ServiceExt;
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.map_or_else(axum::body::Body::empty, |b| axum::body::Body::from(b.to_string())))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        assert!(status.is_success(), "{method} {path}: {status} {}", String::from_utf8_lossy(&bytes));
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    async fn subscribe(&self, port: u16, path: &str, events: &[&str]) -> String {
+        let body = json!({"events": events, "config": {"url": format!("http://127.0.0.1:{port}{path}"), "secret": "whsec-local"}});
+        self.call(&self.hooks, "POST", &subs(), Some(body)).await["id"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_deliveries_are_signed_retried_and_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path()).await;
+    let (port, seen) = receiver().await;
+    let all = domain::webhook::TYPES;
+    let ok = local.subscribe(port, "/ok", &all).await;
+    let dead = local.subscribe(port, "/dead", &all).await;
+
+    // both get their ping
+    wait_for("the pings", Duration::from_secs(3), || {
+        let s = seen.lock().unwrap();
+        s.iter().filter(|(_, h, _)| h.get("event").is_some_and(|e| e == "ping")).count() >= 2
+    })
+    .await;
+
+    // a burst of shopping events: the live receiver gets every one within a second, though
+    // the other receiver fails every attempt
+    let d = local
+        .call(
+            &local.token,
+            "POST",
+            &drafts_path(),
+            Some(json!({"order": {"currency": "NOK", "items": [item(1, 100)]}})),
+        )
+        .await;
+    let draft = format!("{}/{}", drafts_path(), d["id"].as_str().unwrap());
+    local.call(&local.token, "POST", &format!("{draft}/items"), Some(item(2, 50))).await;
+    let done = local.call(&local.token, "PUT", &format!("{draft}/complete"), None).await;
+    let order = format!("/v1/accounts/{AID}/shopping/orders/{}", done["orders"][0]["id"].as_str().unwrap());
+    local.call(&local.token, "PUT", &order, Some(json!({"courier_id": "bring"}))).await;
+    let written = Instant::now();
+    // add, update, complete; order event_add (completion); update + event_add (PUT)
+    let wanted = [
+        "shopping_draft_add",
+        "shopping_draft_update",
+        "shopping_draft_complete",
+        "shopping_order_event_add",
+        "shopping_order_update",
+    ];
+    wait_for("every event at the live receiver", Duration::from_secs(3), || {
+        let s = seen.lock().unwrap();
+        let got: std::collections::HashSet<String> = s
+            .iter()
+            .filter(|(p, _, _)| p == "/ok")
+            .filter_map(|(_, h, _)| h.get("event").map(|e| e.to_str().unwrap().to_owned()))
+            .collect();
+        wanted.iter().all(|w| got.contains(*w))
+    })
+    .await;
+    assert!(written.elapsed() < Duration::from_millis(1500), "the live receiver waited {:?}", written.elapsed());
+    for (path, headers, body) in seen.lock().unwrap().iter() {
+        verify("whsec-local", headers, body);
+        let ev: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(ev["account_id"], AID, "{path}");
+    }
+
+    // a receiver that fails twice then succeeds gets the event again with the same webhook-id
+    let flaky = local.subscribe(port, "/flaky", &["shopping_order_event_add"]).await;
+    let ev = json!({"state": "success", "service": "kitchen", "service_status": "ready"});
+    local.call(&local.token, "POST", &format!("{order}/events"), Some(ev)).await;
+    wait_for("the third attempt at /flaky", Duration::from_secs(8), || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, h, _)| p == "/flaky" && h.get("event").is_some_and(|e| e != "ping"))
+            .count()
+            >= 3
+    })
+    .await;
+    let attempts: Vec<(String, String, Bytes)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, h, _)| p == "/flaky" && h.get("event").is_some_and(|e| e != "ping"))
+        .map(|(_, h, b)| {
+            (h["webhook-id"].to_str().unwrap().to_owned(), h["event-delivery"].to_str().unwrap().to_owned(), b.clone())
+        })
+        .collect();
+    assert!(attempts.windows(2).all(|w| w[0].0 == w[1].0 && w[0].2 == w[1].2), "same id and bytes on every retry");
+    assert!(attempts.windows(2).all(|w| w[0].1 != w[1].1), "each attempt has its own delivery id");
+
+    // the deliveries list shows each attempt, with why it failed
+    let list = local.call(&local.hooks, "GET", &format!("{}/{flaky}/deliveries", subs()), None).await;
+    let outcomes: Vec<&str> =
+        list["deliveries"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
+    assert!(outcomes.contains(&"delivered") && outcomes.contains(&"failed"), "{outcomes:?}");
+    let failed = list["deliveries"].as_array().unwrap().iter().find(|d| d["outcome"] == "failed").unwrap();
+    assert_eq!(failed["response"]["status"], 503);
+    assert!(failed["reason"].as_str().unwrap().contains("503"));
+    assert!(!list.to_string().contains("whsec-local"), "no secret in the deliveries list");
+
+    // redelivery sends the same event again
+    let delivered = list["deliveries"].as_array().unwrap().iter().find(|d| d["outcome"] == "delivered").unwrap();
+    let before = seen.lock().unwrap().iter().filter(|(p, _, _)| p == "/flaky").count();
+    local
+        .call(
+            &local.hooks,
+            "POST",
+            &format!("{}/{flaky}/deliveries/{}/redeliver", subs(), delivered["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    wait_for("the redelivery", Duration::from_secs(3), || {
+        seen.lock().unwrap().iter().filter(|(p, _, _)| p == "/flaky").count() > before
+    })
+    .await;
+    let last = seen.lock().unwrap().iter().filter(|(p, _, _)| p == "/flaky").last().unwrap().1.clone();
+    assert_eq!(last["webhook-id"].to_str().unwrap(), attempts[0].0);
+
+    // the dead receiver's deliveries are failing, and end dead after 5 attempts
+    let dead_list = local.call(&local.hooks, "GET", &format!("{}/{dead}/deliveries", subs()), None).await;
+    assert!(dead_list["deliveries"].as_array().unwrap().iter().all(|d| d["outcome"] != "delivered"));
+    let _ = ok;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_failures_and_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path()).await;
+    let (port, seen) = receiver().await;
+    let hid = local.subscribe(port, "/redirect", &["shopping_draft_add"]).await;
+    let mut list = Value::Null;
+    let start = Instant::now();
+    while list["deliveries"].as_array().is_none_or(Vec::is_empty) {
+        assert!(start.elapsed() < Duration::from_secs(3), "no delivery recorded");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        list = local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries", subs()), None).await;
+    }
+    let first = &list["deliveries"][0];
+    assert_eq!(first["outcome"], "failed");
+    assert!(first["reason"].as_str().unwrap().contains("redirect"));
+    assert_eq!(seen.lock().unwrap().len(), 1, "the Location was not followed");
+}
