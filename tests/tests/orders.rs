@@ -427,7 +427,7 @@ async fn concurrent_order_writers(api: &Api) {
     for n in 0..20 {
         writers.push(api.call("POST", &comments_path, Some(json!({"body": format!("c{n}")}))));
     }
-    for r in futures_join(writers).await {
+    for r in common::join_all(writers).await {
         assert_eq!(r.status, 200, "{}", r.body);
     }
     let order = api.call("GET", &path, None).await;
@@ -444,33 +444,9 @@ async fn concurrent_order_writers(api: &Api) {
             Some("W/\"20\""),
         ));
     }
-    let mut codes: Vec<u16> = futures_join(pinned).await.iter().map(|r| r.status.as_u16()).collect();
+    let mut codes: Vec<u16> = common::join_all(pinned).await.iter().map(|r| r.status.as_u16()).collect();
     codes.sort_unstable();
     assert_eq!(codes, [200, 412, 412, 412, 412]);
-}
-
-/// Runs the futures concurrently on the current task.
-async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(|o| o.expect("ready")).collect()
 }
 
 /// An order with a retention of one day, two days later: emptied, its draft and children

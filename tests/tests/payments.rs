@@ -242,7 +242,7 @@ async fn concurrent_captures(api: &Api) {
     for _ in 0..10 {
         racers.push(api.call("POST", &path, Some(op(&[(1, 750)]))));
     }
-    let mut codes: Vec<u16> = join(racers).await.iter().map(|r| r.status.as_u16()).collect();
+    let mut codes: Vec<u16> = common::join_all(racers).await.iter().map(|r| r.status.as_u16()).collect();
     codes.sort_unstable();
     assert_eq!(codes, [200, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
     let order = api.call("GET", &o, None).await;
@@ -265,29 +265,6 @@ async fn hundreds_of_operations(api: &Api) {
     let header = api.store.get(&domain::table::order_key(AID, id)).await.expect("get").expect("order item");
     let size = infra::dynamo::item_size(&header);
     assert!(size < 8 * 1024, "the order item is {size} bytes with 150 operations");
-}
-
-async fn join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(|o| o.expect("ready")).collect()
 }
 
 on_both_engines!(
