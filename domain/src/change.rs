@@ -40,6 +40,14 @@ pub struct Outcome<T> {
     pub custom_order_ids: Vec<(Key, String)>,
 }
 
+impl<T> Outcome<T> {
+    /// The same change, answered with another resource (an order command whose response is
+    /// the event, session or operation it added).
+    pub fn with<U>(self, resource: U) -> Outcome<U> {
+        Outcome { resource, version: self.version, ops: self.ops, custom_order_ids: self.custom_order_ids }
+    }
+}
+
 pub(crate) fn to_doc<T: Serialize>(v: &T) -> String {
     // Serialising plain data structs to JSON cannot fail.
     serde_json::to_string(v).unwrap_or_default()

@@ -70,6 +70,6 @@ async fn get_op(
         .await?
         .into_iter()
         .find(|o| o.id.as_deref() == Some(id.as_str()))
-        .ok_or_else(|| ApiError::NotFound(kind.plural().trim_end_matches('s').to_owned()))?;
+        .ok_or_else(|| ApiError::NotFound(kind.name().to_owned()))?;
     Ok(Json(op).into_response())
 }

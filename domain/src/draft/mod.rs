@@ -73,16 +73,7 @@ fn draft_item(aid: &str, rec: &DraftRecord, ttl_epoch: Option<i64>) -> Item {
 }
 
 fn api_event(ctx: &Ctx, ids: &mut dyn Ids, version: u64, draft_id: &str) -> Event {
-    Event {
-        event_type: Some("api-event".into()),
-        id: Some(ids.uuid()),
-        created_at: Some(ctx.now_str()),
-        created_by: Some(ctx.actor.clone()),
-        version: Some(version),
-        request: Some(ctx.request.clone()),
-        draft_id: Some(draft_id.to_owned()),
-        ..Default::default()
-    }
+    Event { version: Some(version), draft_id: Some(draft_id.to_owned()), ..crate::order::api_event(ctx, ids) }
 }
 
 /// Assigns missing `line_id`s (next after the highest), stamps item versions, computes totals

@@ -25,7 +25,8 @@ use serde_json::Value;
 pub const ORDER_UPDATE: &str = "shopping_order_update";
 pub const ORDER_EVENT_ADD: &str = "shopping_order_event_add";
 
-fn api_event(ctx: &Ctx, ids: &mut dyn Ids) -> Event {
+/// The api-event recording the request (its version is set by the write that carries it).
+pub(crate) fn api_event(ctx: &Ctx, ids: &mut dyn Ids) -> Event {
     Event {
         event_type: Some(events::API_EVENT.into()),
         id: Some(ids.uuid()),
@@ -65,7 +66,7 @@ pub(crate) fn commit(ctx: &Ctx, rec: OrderRecord, mut event: Event, webhooks: &[
 
 /// An answer that changes nothing (a repeated create with a client-chosen id, a second
 /// delete): no write, the current version.
-fn unchanged<T>(resource: T, order: &Order) -> Outcome<T> {
+pub(crate) fn unchanged<T>(resource: T, order: &Order) -> Outcome<T> {
     Outcome { resource, version: order.content.version.unwrap_or(0), ops: Vec::new(), custom_order_ids: Vec::new() }
 }
 
@@ -429,7 +430,7 @@ pub fn add_event(ctx: &Ctx, ids: &mut dyn Ids, rec: OrderRecord, b: ServiceEvent
     };
     let out = commit(ctx, rec, event, &[ORDER_EVENT_ADD])?;
     let event = out.resource.events.iter().flatten().last().cloned().unwrap_or_default();
-    Ok(Outcome { resource: event, version: out.version, ops: out.ops, custom_order_ids: out.custom_order_ids })
+    Ok(out.with(event))
 }
 
 // ---------------------------------------------------------------- sessions
@@ -566,8 +567,7 @@ pub fn create_session(
         links: Some(vec![Link::new("self", ctx.href(&format!("orders/{}/sessions/{id}", rec.order.id)))]),
     };
     rec.order.sessions.get_or_insert_with(Vec::new).push(session.clone());
-    let out = commit(ctx, rec, api_event(ctx, ids), &[ORDER_UPDATE, ORDER_EVENT_ADD])?;
-    Ok(Outcome { resource: session, version: out.version, ops: out.ops, custom_order_ids: out.custom_order_ids })
+    Ok(commit(ctx, rec, api_event(ctx, ids), &[ORDER_UPDATE, ORDER_EVENT_ADD])?.with(session))
 }
 
 #[cfg(test)]

@@ -108,9 +108,7 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderIte
 
 /// The order's payment figures from its net total and its successful payment operations.
 pub fn payment_details(order: &Order) -> PaymentDetails {
-    let sum = |ops: &Option<Vec<PaymentOperation>>| -> i64 {
-        money::total(ops.iter().flatten().filter(|o| o.success != Some(false)).filter_map(|o| o.amount))
-    };
+    let sum = successful_total;
     let net = order.content.net_amount.unwrap_or(0);
     let authorized = sum(&order.authorizations);
     let has_authorizations = order.authorizations.iter().flatten().any(|o| o.success != Some(false));

@@ -50,7 +50,8 @@ impl Kind {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The singular name (in sort keys and messages).
+    pub fn name(self) -> &'static str {
         match self {
             Self::Authorization => "authorization",
             Self::Capture => "capture",
@@ -293,13 +294,7 @@ pub fn create(
     if let Some(id) = &r.id {
         if let Some(stored) = kind.list(o).iter().flatten().find(|op| op.id.as_ref() == Some(id)) {
             if same_request(stored, &r) {
-                let version = o.content.version.unwrap_or(0);
-                return Ok(Outcome {
-                    resource: stored.clone(),
-                    version,
-                    ops: Vec::new(),
-                    custom_order_ids: Vec::new(),
-                });
+                return Ok(order::unchanged(stored.clone(), o));
             }
             return Err(DomainError::conflict(
                 "DUPLICATE_ID",
@@ -406,23 +401,17 @@ pub fn create(
         ]),
     };
     kind.list_mut(&mut rec.order).get_or_insert_with(Vec::new).push(op.clone());
-    let event = crate::model::Event {
-        event_type: Some(crate::events::API_EVENT.into()),
-        id: Some(ids.uuid()),
-        created_at: Some(ctx.now_str()),
-        created_by: Some(ctx.actor.clone()),
-        request: Some(ctx.request.clone()),
-        ..Default::default()
-    };
+    let event = order::api_event(ctx, ids);
     let order_id = rec.order.id.clone();
-    let changed = order::commit(ctx, rec, event, &[ORDER_UPDATE, ORDER_EVENT_ADD])?;
-    let mut ops = changed.ops;
+    let mut changed = order::commit(ctx, rec, event, &[ORDER_UPDATE, ORDER_EVENT_ADD])?;
+    let mut ops = std::mem::take(&mut changed.ops);
     let doc = serde_json::to_string(&op).unwrap_or_default();
     // The item's version is the order's at creation: it orders operations made the same instant.
     let item = Item::new(op_key(&ctx.aid, &order_id, kind, &id), changed.version, doc);
     // After the order's own put, which stays first (its condition is the version's).
     ops.insert(1, WriteOp::Put { item, cond: Some(Condition::NotExists) });
-    Ok(Outcome { resource: op, version: changed.version, ops, custom_order_ids: Vec::new() })
+    changed.ops = ops;
+    Ok(changed.with(op))
 }
 
 /// Puts each stored operation item of an order's partition into the order's lists, in the
