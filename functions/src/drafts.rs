@@ -4,6 +4,7 @@ use crate::aggregate::{apply, mutate, replayed, Aggregate, CompletingAgg, DraftA
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::http::{parse, query_pairs, with_etag, Params};
+use crate::listing::{self, Scan};
 use crate::retry::Backoff;
 use crate::state::{AppState, RandomIds};
 use axum::extract::{RawQuery, State};
@@ -11,11 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use domain::draft::{self, DraftBody, DraftRecord};
-use domain::list::{DraftFilter, Summary};
+use domain::list::DraftFilter;
 use domain::model::{Draft, OrderItem};
-use domain::table::{self, Index, Item, Key};
-use infra::{Cursor, Query, SkCond};
-use std::collections::HashMap;
+use domain::table::{self, Index};
+use infra::{Cursor, SkCond};
 
 pub fn router() -> Router<AppState> {
     let base = "/v1/accounts/{aid}/shopping/draft_orders";
@@ -129,7 +129,6 @@ async fn list(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let filter = DraftFilter::parse(&query_pairs(raw.as_deref()))?;
-    let index_pk = table::drafts_index_pk(&aid);
     let mut start = None;
     if let Some(after) = &filter.paging.starting_after {
         let item = if domain::validate::is_uuid(after) {
@@ -140,42 +139,23 @@ async fn list(
         let item = item.ok_or_else(|| ApiError::bad("starting_after", "is not the id of a draft in this account"))?;
         start = Some(Cursor::after(&item, Some(Index::Gsi1)));
     }
-    let want = filter.paging.limit;
-    let mut drafts = Vec::with_capacity(want);
-    loop {
-        let q = Query {
-            index: Some(Index::Gsi1),
-            pk: index_pk.clone(),
-            sk: SkCond::Any,
-            forward: false,
-            limit: want.max(25),
-            start_after: start.take(),
-        };
-        let page = state.store.query(&q).await?;
-        // The index holds summaries: fetch only the documents they admit, then filter fully.
-        let mut admitted = Vec::new();
-        for entry in &page.items {
-            let summary: Summary = entry.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
-            if entry.summary.is_none() || filter.admits(&summary) {
-                admitted.push(entry.key());
-            }
-        }
-        let mut docs: HashMap<Key, Item> =
-            state.store.get_many(&admitted).await?.into_iter().map(|i| (i.key(), i)).collect();
-        for key in &admitted {
-            let Some(item) = docs.remove(key) else { continue };
+    let scan = Scan {
+        index: Index::Gsi1,
+        pk: table::drafts_index_pk(&aid),
+        sk: SkCond::Any,
+        start,
+        limit: filter.paging.limit,
+    };
+    let found = listing::page(
+        &state,
+        scan,
+        |s| filter.admits(s),
+        |item, _| {
             let rec: DraftRecord = parse(&item.doc)?;
-            if filter.matches(&rec.draft) {
-                drafts.push(rec.draft);
-                if drafts.len() == want {
-                    break;
-                }
-            }
-        }
-        match page.next {
-            Some(c) if drafts.len() < want => start = Some(c),
-            _ => break,
-        }
-    }
+            Ok(filter.matches(&rec.draft).then_some(rec.draft))
+        },
+    )
+    .await?;
+    let drafts = found.into_iter().map(|(_, d)| d).collect();
     Ok(axum::Json(DraftList { draft_orders: drafts }).into_response())
 }

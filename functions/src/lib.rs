@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod http;
 pub mod idempotency;
 pub mod lambda;
+mod listing;
 pub mod local;
 pub mod orders;
 mod partition;

@@ -9,6 +9,7 @@
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::http::{parse, query_pairs, Params};
+use crate::listing::{self, Scan};
 use crate::partition;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
@@ -18,7 +19,7 @@ use axum::{Json, Router};
 use domain::list::{OrderFilter, Scope, Summary};
 use domain::model::Order;
 use domain::outbox::Timeline;
-use domain::table::{self, Index, Item, Key};
+use domain::table::{self, Index, Item};
 use infra::{query_all, Cursor, Query, SkCond};
 use std::collections::HashMap;
 
@@ -31,11 +32,6 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/stores/{{store_id}}/orders"), get(store_list))
         .route(&format!("{base}/stores/{{store_id}}/orders/{{order_id}}"), get(store_order))
 }
-
-/// Index entries read by the last and largest queries while a page fills (summaries are
-/// small); the first query reads `limit`, and each next one four times more, so an unfiltered
-/// page reads no more than it shows and a rare filter still needs few round trips.
-const MAX_SCAN_PAGE: usize = 400;
 
 #[derive(serde::Serialize)]
 struct OrderList {
@@ -174,50 +170,18 @@ async fn start(
 async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<Order>, ApiError> {
     let (index, pk) = index_of(aid, &filter.scope);
     let (sk, lo, hi) = created_range(filter);
-    let Some(mut cursor) = start(state, aid, filter, index, (&lo, &hi)).await? else { return Ok(Vec::new()) };
-    let want = filter.paging.limit;
-    let mut found: Vec<(Item, Order)> = Vec::with_capacity(want);
-    let mut scan = want;
-    loop {
-        let q = Query {
-            index: Some(index),
-            pk: pk.clone(),
-            sk: sk.clone(),
-            forward: false,
-            limit: scan,
-            start_after: cursor.take(),
-        };
-        scan = scan.saturating_mul(4).min(MAX_SCAN_PAGE);
-        let page = state.store.query(&q).await?;
-        let mut admitted = Vec::new();
-        for entry in &page.items {
-            let summary: Summary = entry.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
-            if entry.summary.is_none() || filter.admits(&summary) {
-                admitted.push(entry.key());
-            }
-        }
-        // Fetch only as many admitted documents as the page still needs, batch by batch, so
-        // an unfiltered page reads `limit` documents, not a whole index page of them.
-        let mut rest = admitted.as_slice();
-        while !rest.is_empty() && found.len() < want {
-            let (batch, tail) = rest.split_at(want.saturating_sub(found.len()).clamp(1, rest.len()));
-            rest = tail;
-            let mut docs: HashMap<Key, Item> =
-                state.store.get_many(batch).await?.into_iter().map(|i| (i.key(), i)).collect();
-            for key in batch {
-                let Some(item) = docs.remove(key) else { continue };
-                let order: Order = parse(&item.doc)?;
-                let summary: Summary = item.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
-                if filter.matches(&order, &summary) {
-                    found.push((item, order));
-                }
-            }
-        }
-        match page.next {
-            Some(c) if found.len() < want => cursor = Some(c),
-            _ => break,
-        }
-    }
+    let Some(start) = start(state, aid, filter, index, (&lo, &hi)).await? else { return Ok(Vec::new()) };
+    let scan = Scan { index, pk, sk, start, limit: filter.paging.limit };
+    let found = listing::page(
+        state,
+        scan,
+        |s| filter.admits(s),
+        |item, summary| {
+            let order: Order = parse(&item.doc)?;
+            Ok(filter.matches(&order, summary).then_some(order))
+        },
+    )
+    .await?;
     complete(state, found, &filter.kinds).await
 }
 
