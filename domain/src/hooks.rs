@@ -78,8 +78,6 @@ pub struct SubscriptionRecord {
     /// Since when every attempt failed (cleared by a success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<i64>,
-    #[serde(default)]
-    pub version: u64,
 }
 
 /// `config` in a create or update body.
@@ -180,7 +178,6 @@ pub fn create(m: Made<'_>, b: SubscriptionBody) -> SubscriptionRecord {
         },
         secret: config.secret,
         failing_since: None,
-        version: 0,
     }
 }
 
@@ -204,7 +201,6 @@ pub fn update(mut rec: SubscriptionRecord, b: SubscriptionBody, now: &str) -> Su
         }
     }
     rec.sub.updated_at = now.to_owned();
-    rec.version = rec.version.saturating_add(1);
     rec
 }
 

@@ -32,6 +32,23 @@ pub async fn subscriptions(store: &dyn Store, aid: &str) -> Result<Vec<Subscript
     Ok(items.iter().filter_map(|i| serde_json::from_str(&i.doc).ok()).collect())
 }
 
+/// A subscription as stored: the record and its item's version (what a change is
+/// conditioned on).
+pub async fn subscription(
+    store: &dyn Store,
+    aid: &str,
+    hid: &str,
+) -> Result<Option<(SubscriptionRecord, u64)>, StoreError> {
+    let Some(item) = store.get(&hooks::hook_key(aid, hid)).await? else { return Ok(None) };
+    let rec = serde_json::from_str(&item.doc).map_err(|e| StoreError::Corrupt(e.into()))?;
+    Ok(Some((rec, item.version)))
+}
+
+/// The item that stores a subscription at `version`.
+pub fn subscription_item(aid: &str, rec: &SubscriptionRecord, version: u64) -> Item {
+    Item::new(hooks::hook_key(aid, &rec.sub.id), version, doc(rec))
+}
+
 /// The queue item that makes `event` wait for its first attempt to `hook_id`.
 pub fn pending_item(aid: &str, hook_id: &str, event: &WebhookEvent, now_ms: i64) -> Item {
     let pending = Pending {
@@ -134,7 +151,14 @@ pub fn delivery_item(aid: &str, d: &Delivery, now_epoch: i64) -> Item {
 /// Records a subscription's failure streak: a success ends it; one that lasts
 /// [`hooks::DISABLE_AFTER_SECONDS`] disables the subscription (not deleted). Best effort: a
 /// concurrent change of the subscription wins.
-async fn note_outcome(store: &dyn Store, aid: &str, sub: &SubscriptionRecord, delivered: bool, now_epoch: i64) {
+async fn note_outcome(
+    store: &dyn Store,
+    aid: &str,
+    sub: &SubscriptionRecord,
+    version: u64,
+    delivered: bool,
+    now_epoch: i64,
+) {
     let mut next = sub.clone();
     match (delivered, sub.failing_since) {
         (true, None) => return,
@@ -146,9 +170,8 @@ async fn note_outcome(store: &dyn Store, aid: &str, sub: &SubscriptionRecord, de
         }
         (false, Some(_)) => return,
     }
-    next.version = sub.version.saturating_add(1);
-    let item = Item::new(hooks::hook_key(aid, &sub.sub.id), next.version, doc(&next));
-    let _ = store.write(vec![WriteOp::Put { item, cond: Some(Condition::VersionIs(sub.version)) }]).await;
+    let item = subscription_item(aid, &next, version.saturating_add(1));
+    let _ = store.write(vec![WriteOp::Put { item, cond: Some(Condition::VersionIs(version)) }]).await;
 }
 
 /// Processes one queued delivery: attempt it, record the attempt, and either remove it
@@ -158,11 +181,8 @@ pub async fn process(state: &AppState, client: &WebhookClient, queued: Item) -> 
         tracing::error!("unreadable queued delivery dropped");
         return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
     };
-    let sub = match state.store.get(&hooks::hook_key(&p.aid, &p.hook_id)).await? {
-        Some(item) => serde_json::from_str::<SubscriptionRecord>(&item.doc).ok(),
-        None => None,
-    };
-    let Some(sub) = sub.filter(|s| s.sub.active) else {
+    let found = subscription(state.store.as_ref(), &p.aid, &p.hook_id).await?;
+    let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else {
         // Deleted or disabled since: nothing to deliver.
         return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
     };
@@ -189,7 +209,7 @@ pub async fn process(state: &AppState, client: &WebhookClient, queued: Item) -> 
         Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
         Err(e) => return Err(e),
     }
-    note_outcome(state.store.as_ref(), &p.aid, &sub, d.outcome == "delivered", epoch).await;
+    note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == "delivered", epoch).await;
     Ok(())
 }
 

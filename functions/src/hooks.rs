@@ -4,7 +4,7 @@
 //! manage hooks. The secret is write-only.
 
 use crate::auth::{Access, Caller};
-use crate::deliverer::{now_ms, pending_item};
+use crate::deliverer::{now_ms, pending_item, subscription, subscription_item};
 use crate::error::ApiError;
 use crate::http::{parse, Body, Params};
 use crate::state::AppState;
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::hooks::{self, Delivery, SubscriptionBody, SubscriptionRecord};
-use domain::table::{Condition, Item, WriteOp};
+use domain::table::{Condition, WriteOp};
 use domain::webhook;
 use infra::{Query, SkCond, StoreError};
 
@@ -27,22 +27,13 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/{{hid}}/deliveries/{{delivery_id}}/redeliver"), post(redeliver))
 }
 
-fn doc<T: serde::Serialize>(v: &T) -> Result<String, ApiError> {
-    serde_json::to_string(v).map_err(|_| ApiError::Internal)
-}
-
 fn check(state: &AppState, creating: bool) -> impl Fn(&SubscriptionBody) -> domain::error::Result<()> + '_ {
     move |b| hooks::check_body(b, creating, &|u| infra::webhook::check_url(u, state.webhook_loopback))
 }
 
-async fn load(state: &AppState, aid: &str, hid: &str) -> Result<SubscriptionRecord, ApiError> {
-    let item = state.store.get(&hooks::hook_key(aid, hid)).await?;
-    let item = item.ok_or_else(|| ApiError::NotFound("subscription".into()))?;
-    parse(&item.doc)
-}
-
-fn record_item(aid: &str, rec: &SubscriptionRecord) -> Result<Item, ApiError> {
-    Ok(Item::new(hooks::hook_key(aid, &rec.sub.id), rec.version, doc(rec)?))
+/// A subscription of the account and its version; 404 when there is none.
+async fn load(state: &AppState, aid: &str, hid: &str) -> Result<(SubscriptionRecord, u64), ApiError> {
+    subscription(state.store.as_ref(), aid, hid).await?.ok_or_else(|| ApiError::NotFound("subscription".into()))
 }
 
 /// A ping for a subscription, queued.
@@ -71,7 +62,7 @@ async fn create(
     };
     let rec = hooks::create(made, b);
     // The subscription and its first ping, together.
-    let mut ops = vec![WriteOp::Put { item: record_item(&aid, &rec)?, cond: Some(Condition::NotExists) }];
+    let mut ops = vec![WriteOp::Put { item: subscription_item(&aid, &rec, 0), cond: Some(Condition::NotExists) }];
     if rec.sub.active {
         ops.push(ping_op(&state, &aid, &rec.sub.id));
     }
@@ -95,7 +86,7 @@ async fn fetch(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Read)?;
-    Ok(Json(hooks::shown(&load(&state, &aid, &hid).await?)).into_response())
+    Ok(Json(hooks::shown(&load(&state, &aid, &hid).await?.0)).into_response())
 }
 
 async fn update(
@@ -110,10 +101,12 @@ async fn update(
     rules(&b)?;
     let mut backoff = crate::retry::Backoff::new();
     loop {
-        let rec = load(&state, &aid, &hid).await?;
-        let prev = rec.version;
+        let (rec, prev) = load(&state, &aid, &hid).await?;
         let next = hooks::update(rec, b.clone(), &domain::ids::timestamp(state.clock.now()));
-        let put = WriteOp::Put { item: record_item(&aid, &next)?, cond: Some(Condition::VersionIs(prev)) };
+        let put = WriteOp::Put {
+            item: subscription_item(&aid, &next, prev.saturating_add(1)),
+            cond: Some(Condition::VersionIs(prev)),
+        };
         match state.store.write(vec![put]).await {
             Ok(()) => return Ok(Json(hooks::shown(&next)).into_response()),
             Err(StoreError::ConditionFailed { .. } | StoreError::Contention) if backoff.pause().await => {}
@@ -128,7 +121,7 @@ async fn remove(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
-    let rec = load(&state, &aid, &hid).await?;
+    let (rec, _) = load(&state, &aid, &hid).await?;
     state
         .store
         .write(vec![WriteOp::Delete { key: hooks::hook_key(&aid, &hid), cond: Some(Condition::Exists) }])
@@ -142,7 +135,7 @@ async fn ping(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
-    let rec = load(&state, &aid, &hid).await?;
+    let (rec, _) = load(&state, &aid, &hid).await?;
     state.store.write(vec![ping_op(&state, &aid, &hid)]).await?;
     Ok(Json(hooks::shown(&rec)).into_response())
 }
