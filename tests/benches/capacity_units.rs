@@ -38,6 +38,19 @@ struct Meter {
     bytes: usize,
 }
 
+impl Meter {
+    /// Adds another call's figures (a lifecycle is the sum of its calls).
+    fn add(&mut self, x: &Meter) {
+        self.naive_wcu += x.naive_wcu;
+        self.wcu += x.wcu;
+        self.consumer_wcu += x.consumer_wcu;
+        self.rcu += x.rcu;
+        self.writes += x.writes;
+        self.items_written += x.items_written;
+        self.bytes += x.bytes;
+    }
+}
+
 struct Metered {
     inner: Arc<infra::sqlite::SqliteStore>,
     meter: Mutex<Meter>,
@@ -267,13 +280,7 @@ async fn main() {
     let (_, m4) =
         b.call("GET", &format!("/v1/accounts/T12345678/shopping/orders/{oid}?include_events=true"), None).await;
     for x in [m, m2, m3, m4] {
-        life.wcu += x.wcu;
-        life.consumer_wcu += x.consumer_wcu;
-        life.naive_wcu += x.naive_wcu;
-        life.rcu += x.rcu;
-        life.writes += x.writes;
-        life.items_written += x.items_written;
-        life.bytes += x.bytes;
+        life.add(&x);
     }
 
     let mut with_items = order.clone();
@@ -374,13 +381,7 @@ async fn main() {
         rows.push((name, m));
     }
     for x in steps {
-        pay.wcu += x.wcu;
-        pay.consumer_wcu += x.consumer_wcu;
-        pay.naive_wcu += x.naive_wcu;
-        pay.rcu += x.rcu;
-        pay.writes += x.writes;
-        pay.items_written += x.items_written;
-        pay.bytes += x.bytes;
+        pay.add(&x);
     }
     let (_, m) = b.call("GET", &format!("{op}/captures"), None).await;
     rows.push(("list captures", m));
