@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | subscription | `A#{aid}#HOOKS` | `HOOK#{id}` |
 //! | delivery attempt (30 days) | `A#{aid}#HOOK#{id}` | `DLV#{delivery_id}` (sortable by time) |
-//! | pending delivery (local deliverer) | `WEBHOOK_QUEUE` | `{aid}#{hook_id}#{event_id}` |
+//! | pending delivery (local deliverer; SQS on AWS) | `WEBHOOK_QUEUE` | `{aid}#{hook_id}#{event_id}` |
 //!
 //! The secret is write-only: it is stored with the subscription and never shown or logged.
 
@@ -226,6 +226,35 @@ pub struct Pending {
     pub due_ms: i64,
 }
 
+impl Pending {
+    /// `event` waiting for its first attempt to subscription `hook_id`, from `now_ms`.
+    pub fn new(hook_id: &str, event: &webhook::WebhookEvent, now_ms: i64) -> Self {
+        Self {
+            aid: event.account_id.clone(),
+            hook_id: hook_id.to_owned(),
+            event_id: event.id.clone(),
+            event: event.event.clone(),
+            // Serialising a plain struct to JSON cannot fail.
+            body: serde_json::to_string(event).unwrap_or_default(),
+            attempts: 0,
+            timestamp: now_ms.div_euclid(1000),
+            due_ms: now_ms,
+        }
+    }
+
+    /// The item that keeps it in the local queue, at `version`.
+    pub fn item(&self, version: u64) -> crate::table::Item {
+        let doc = serde_json::to_string(self).unwrap_or_default();
+        crate::table::Item::new(queue_key(&self.aid, &self.hook_id, &self.event_id), version, doc)
+    }
+}
+
+/// The pause before attempt `n + 1` after `n` failed ones on AWS, through the queue's
+/// visibility timeout: 1, 4, 16, 64 minutes (at most SQS's 12 hours).
+pub fn aws_backoff_seconds(failed: u32) -> i32 {
+    60i32.saturating_mul(4i32.saturating_pow(failed.saturating_sub(1).min(8))).min(12 * 60 * 60)
+}
+
 /// The pause before attempt `n + 1` after `n` failed ones, locally: 1 s, 2 s, 4 s, 8 s.
 pub fn local_backoff_ms(failed: u32) -> i64 {
     1000i64.saturating_mul(1i64 << failed.saturating_sub(1).min(20))
@@ -270,6 +299,13 @@ pub fn shown(rec: &SubscriptionRecord) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn back_off_grows_on_both_engines() {
+        assert_eq!((1..=4).map(local_backoff_ms).collect::<Vec<_>>(), [1000, 2000, 4000, 8000]);
+        assert_eq!((1..=4).map(aws_backoff_seconds).collect::<Vec<_>>(), [60, 240, 960, 3840]);
+        assert_eq!(aws_backoff_seconds(40), 12 * 60 * 60);
+    }
+
     use super::*;
 
     fn ok(_: &str) -> std::result::Result<(), String> {

@@ -106,6 +106,29 @@ pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, C
     Ok(out)
 }
 
+/// The `shopping_order_update` of an order's expiry, from the order header's last image
+/// (the item the store's TTL removed): the order as it reads from then on (emptied), one
+/// version on. Built from that image alone, so every redelivery of the removal carries the
+/// same id and bytes. `None` when the image is not an order header.
+pub fn expired(image: &Item) -> Result<Option<WebhookEvent>, ContractError> {
+    if image.sk != table::ORDER_SK {
+        return Ok(None);
+    }
+    let (aid, id) = owner(&image.pk).ok_or_else(|| ContractError::NotAResource(image.pk.clone()))?;
+    let order: Order = serde_json::from_str(&image.doc)?;
+    let emptied = crate::order::OrderStub::of(&order).emptied();
+    let version = image.version.saturating_add(1);
+    Ok(Some(WebhookEvent {
+        id: event_id(&format!("{id}-expired-{version}"), ORDER_UPDATE),
+        event: ORDER_UPDATE.into(),
+        account_id: aid.to_owned(),
+        created_at: emptied.updated_at.clone(),
+        version,
+        resource_id: Some(id.to_owned()),
+        data: json!({ "order": emptied }),
+    }))
+}
+
 /// The event a subscription receives when it is created or pinged.
 pub fn ping(aid: &str, id: String, created_at: String, subscription_id: &str) -> WebhookEvent {
     WebhookEvent {
@@ -145,5 +168,22 @@ mod tests {
         assert_eq!((evs[0].account_id.as_str(), evs[0].version), ("T12345678", 3));
         assert_eq!(evs[0].data["order"]["id"], "o-1");
         assert_eq!(evs[1].data["event"]["id"], "e-1");
+    }
+
+    #[test]
+    fn an_expired_order_header_gives_its_emptied_order_one_version_on() {
+        let mut order = Order { id: "o-1".into(), created_at: "c".into(), ..Default::default() };
+        order.content.order_number = Some("42".into());
+        order.content.time_to_live_expires_at = Some("2030-01-01T00:00:00.000Z".into());
+        order.content.customer = Some(Default::default());
+        let image = Item::new(table::order_key("T12345678", "o-1"), 7, serde_json::to_string(&order).unwrap());
+        let ev = expired(&image).unwrap().unwrap();
+        assert_eq!((ev.event.as_str(), ev.version, ev.account_id.as_str()), (ORDER_UPDATE, 8, "T12345678"));
+        assert_eq!(ev.data["order"]["order_number"], "42");
+        assert_eq!(ev.data["order"]["deleted_at"], "2030-01-01T00:00:00.000Z");
+        assert!(ev.data["order"].get("customer").is_none());
+        assert_eq!(ev, expired(&image).unwrap().unwrap(), "the same removal, the same event");
+        let child = Item::new(crate::table::Key::new(table::order_pk("T12345678", "o-1"), "EVENT#1"), 1, "{}".into());
+        assert!(expired(&child).unwrap().is_none());
     }
 }

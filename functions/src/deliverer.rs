@@ -1,7 +1,10 @@
 //! Webhook delivery: which subscriptions an event goes to, one signed attempt and its record,
-//! and the local deliverer (a background task of `shopping-local` over a queue in the
-//! embedded store: retries with growing pauses, then a dead state, visible and redeliverable
-//! in the deliveries list).
+//! and the two deliverers around them. Locally, a background task of `shopping-local` over a
+//! queue in the embedded store: retries with growing pauses, then a dead state, visible and
+//! redeliverable in the deliveries list. On AWS, the `deliverer` Lambda fed by the SQS queue
+//! an EventBridge rule fills: an event from the bus fans out into one job message per
+//! subscription, so each subscription is retried (visibility timeout) and dead-lettered (the
+//! queue's DLQ) on its own.
 //!
 //! Every attempt of one event to one subscription sends the same bytes with the same
 //! `webhook-id` (the event's id) and `webhook-timestamp` (its first attempt), so receivers
@@ -11,8 +14,10 @@ use crate::state::AppState;
 use domain::hooks::{self, Delivery, DeliveryRequest, DeliveryResponse, Pending, SubscriptionRecord};
 use domain::table::{Condition, Item, WriteOp};
 use domain::webhook::WebhookEvent;
+use infra::queue::{JobQueue, SqsQueue};
 use infra::webhook::{sign_sha1, sign_standard, WebhookClient};
 use infra::{query_all, Query, SkCond, Store, StoreError};
+use lambda_http::aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,37 +54,29 @@ pub fn subscription_item(aid: &str, rec: &SubscriptionRecord, version: u64) -> I
     Item::new(hooks::hook_key(aid, &rec.sub.id), version, doc(rec))
 }
 
-/// The queue item that makes `event` wait for its first attempt to `hook_id`.
-pub fn pending_item(aid: &str, hook_id: &str, event: &WebhookEvent, now_ms: i64) -> Item {
-    let pending = Pending {
-        aid: aid.to_owned(),
-        hook_id: hook_id.to_owned(),
-        event_id: event.id.clone(),
-        event: event.event.clone(),
-        body: doc(event),
-        attempts: 0,
-        timestamp: now_ms.div_euclid(1000),
-        due_ms: now_ms,
-    };
-    Item::new(hooks::queue_key(aid, hook_id, &event.id), 0, doc(&pending))
-}
-
-/// Queues `events` for every active subscription of their account that takes them. Already
-/// queued (a replayed outbox entry) is fine: the same key, so nothing doubles.
-pub async fn enqueue(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) -> Result<usize, StoreError> {
-    let mut queued = 0;
+/// One job per active subscription of each event's account that takes the event.
+pub async fn fan_out(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) -> Result<Vec<Pending>, StoreError> {
+    let mut jobs = Vec::new();
     let mut subs_of: std::collections::HashMap<String, Vec<SubscriptionRecord>> = Default::default();
     for ev in events {
         if !subs_of.contains_key(&ev.account_id) {
             subs_of.insert(ev.account_id.clone(), subscriptions(store, &ev.account_id).await?);
         }
-        for sub in subs_of.get(&ev.account_id).into_iter().flatten().filter(|s| hooks::wants(s, &ev.event)) {
-            let item = pending_item(&ev.account_id, &sub.sub.id, ev, now_ms);
-            match store.write(vec![WriteOp::Put { item, cond: Some(Condition::NotExists) }]).await {
-                Ok(()) => queued += 1,
-                Err(StoreError::ConditionFailed { .. }) => {}
-                Err(e) => return Err(e),
-            }
+        let subs = subs_of.get(&ev.account_id).into_iter().flatten().filter(|s| hooks::wants(s, &ev.event));
+        jobs.extend(subs.map(|sub| Pending::new(&sub.sub.id, ev, now_ms)));
+    }
+    Ok(jobs)
+}
+
+/// Queues `events` in the local queue for every subscription that takes them. Already
+/// queued (a replayed outbox entry) is fine: the same key, so nothing doubles.
+pub async fn enqueue(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    for job in fan_out(store, events, now_ms).await? {
+        match store.write(vec![WriteOp::Put { item: job.item(0), cond: Some(Condition::NotExists) }]).await {
+            Ok(()) => queued += 1,
+            Err(StoreError::ConditionFailed { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(queued)
@@ -174,43 +171,50 @@ async fn note_outcome(
     let _ = store.write(vec![WriteOp::Put { item, cond: Some(Condition::VersionIs(version)) }]).await;
 }
 
-/// Processes one queued delivery: attempt it, record the attempt, and either remove it
-/// (delivered, or dead: no attempt left) or reschedule it after a growing pause.
+/// Makes one attempt of `p` (its `attempts` so far counted) and records it: the delivery
+/// record and the subscription's failure streak. `None` when the subscription is gone or
+/// disabled: nothing to deliver.
+pub async fn deliver(state: &AppState, client: &WebhookClient, p: &Pending) -> Result<Option<Delivery>, StoreError> {
+    let found = subscription(state.store.as_ref(), &p.aid, &p.hook_id).await?;
+    let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else { return Ok(None) };
+    let now_ms = now_ms(state.clock.as_ref());
+    let now = domain::ids::timestamp(state.clock.now());
+    let d = attempt(client, &sub, p, now_ms, &now).await;
+    let epoch = state.clock.epoch();
+    tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = %d.outcome, "webhook delivery");
+    state.store.write(vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }]).await?;
+    note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == "delivered", epoch).await;
+    Ok(Some(d))
+}
+
+/// Whether a delivery is to be attempted again.
+fn retry(d: Option<&Delivery>) -> bool {
+    d.is_some_and(|d| d.outcome == "failed" || d.outcome == "blocked")
+}
+
+/// Processes one job of the local queue: attempt it, then either remove it (delivered, or
+/// dead: no attempt left) or reschedule it after a growing pause.
 pub async fn process(state: &AppState, client: &WebhookClient, queued: Item) -> Result<(), StoreError> {
     let Ok(p) = serde_json::from_str::<Pending>(&queued.doc) else {
         tracing::error!("unreadable queued delivery dropped");
         return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
     };
-    let found = subscription(state.store.as_ref(), &p.aid, &p.hook_id).await?;
-    let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else {
-        // Deleted or disabled since: nothing to deliver.
-        return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
-    };
-    let now_ms = now_ms(state.clock.as_ref());
-    let now = domain::ids::timestamp(state.clock.now());
-    let d = attempt(client, &sub, &p, now_ms, &now).await;
-    let epoch = state.clock.epoch();
-    // Conditioned on the queued item as read: a redelivery queued meanwhile is not lost.
+    let d = deliver(state, client, &p).await?;
+    // Conditioned on the job as read: a redelivery queued meanwhile is not lost.
     let held = Some(Condition::VersionIs(queued.version));
-    let mut ops = vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }];
-    if d.outcome == "failed" || d.outcome == "blocked" {
-        let next = Pending {
-            attempts: d.attempt,
-            due_ms: now_ms.saturating_add(hooks::local_backoff_ms(d.attempt)),
-            ..p.clone()
-        };
-        let item = Item::new(queued.key(), queued.version.saturating_add(1), doc(&next));
-        ops.insert(0, WriteOp::Put { item, cond: held });
-    } else {
-        ops.insert(0, WriteOp::Delete { key: queued.key(), cond: held });
+    let op = match d {
+        Some(d) if retry(Some(&d)) => {
+            let now_ms = now_ms(state.clock.as_ref());
+            let next =
+                Pending { attempts: d.attempt, due_ms: now_ms.saturating_add(hooks::local_backoff_ms(d.attempt)), ..p };
+            WriteOp::Put { item: next.item(queued.version.saturating_add(1)), cond: held }
+        }
+        _ => WriteOp::Delete { key: queued.key(), cond: held },
+    };
+    match state.store.write(vec![op]).await {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
-    tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = %d.outcome, "webhook delivery");
-    match state.store.write(ops).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == "delivered", epoch).await;
-    Ok(())
 }
 
 /// The local deliverer: every 100 ms takes the queued deliveries that are due and not in
@@ -244,4 +248,83 @@ pub async fn run_local(state: AppState, client: WebhookClient) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An event from the bus as the rule's SQS target receives it.
+#[derive(serde::Deserialize)]
+struct BusMessage {
+    #[serde(rename = "detail-type")]
+    _detail_type: String,
+    detail: WebhookEvent,
+}
+
+/// One SQS message: an event from the bus is fanned out into job messages; a job is
+/// attempted. `Ok(true)` = done with; `Ok(false)` = attempt again later (the message was
+/// postponed by the back-off, or has no attempt left and goes on to the dead-letter queue).
+async fn handle_message(
+    state: &AppState,
+    client: &WebhookClient,
+    queue: &SqsQueue,
+    msg: &SqsMessage,
+) -> Result<bool, StoreError> {
+    let body = msg.body.as_deref().unwrap_or_default();
+    if let Ok(bus) = serde_json::from_str::<BusMessage>(body) {
+        let jobs = fan_out(state.store.as_ref(), &[bus.detail], now_ms(state.clock.as_ref())).await?;
+        queue.submit(&jobs).await?;
+        return Ok(true);
+    }
+    let Ok(mut p) = serde_json::from_str::<Pending>(body) else {
+        tracing::error!(message = ?msg.message_id, "unreadable delivery message: left for the dead-letter queue");
+        return Ok(false);
+    };
+    // Each receive is one attempt; a job queued by a redelivery counts afresh.
+    let received: u32 = msg.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
+    p.attempts = p.attempts.saturating_add(received.saturating_sub(1));
+    let d = deliver(state, client, &p).await?;
+    match d {
+        Some(d) if retry(Some(&d)) => {
+            if let Some(receipt) = msg.receipt_handle.as_deref() {
+                queue.postpone(receipt, hooks::aws_backoff_seconds(d.attempt)).await?;
+            }
+            Ok(false)
+        }
+        Some(d) if d.outcome == "dead" => Ok(false),
+        _ => Ok(true),
+    }
+}
+
+/// The deliverer Lambda's handler: every message of the batch at once (one slow receiver
+/// delays nobody), and the ones to see again reported as batch item failures.
+pub async fn handle_sqs(
+    state: &AppState,
+    client: &WebhookClient,
+    queue: &Arc<SqsQueue>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let mut tasks = tokio::task::JoinSet::new();
+    // Every message is a failure until its task says it is done with (a task that panicked
+    // leaves its message to be seen again).
+    let mut unfinished: HashSet<String> = event.records.iter().filter_map(|m| m.message_id.clone()).collect();
+    for msg in event.records {
+        let (state, client, queue) = (state.clone(), client.clone(), queue.clone());
+        tasks.spawn(async move {
+            let done = handle_message(&state, &client, &queue, &msg).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "delivery message failed; it will be seen again");
+                false
+            });
+            (msg.message_id, done)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((Some(id), true)) = joined {
+            unfinished.remove(&id);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    for id in unfinished {
+        let mut f = BatchItemFailure::default();
+        f.item_identifier = id;
+        response.batch_item_failures.push(f);
+    }
+    response
 }

@@ -4,7 +4,7 @@
 //! manage hooks. The secret is write-only.
 
 use crate::auth::{Access, Caller};
-use crate::deliverer::{now_ms, pending_item, subscription, subscription_item};
+use crate::deliverer::{now_ms, subscription, subscription_item};
 use crate::error::ApiError;
 use crate::http::{parse, Body, Params};
 use crate::state::AppState;
@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::hooks::{self, Delivery, SubscriptionBody, SubscriptionRecord};
+use domain::hooks::{self, Delivery, Pending, SubscriptionBody, SubscriptionRecord};
 use domain::table::{Condition, WriteOp};
 use domain::webhook;
 use infra::{Query, SkCond, StoreError};
@@ -36,12 +36,12 @@ async fn load(state: &AppState, aid: &str, hid: &str) -> Result<(SubscriptionRec
     subscription(state.store.as_ref(), aid, hid).await?.ok_or_else(|| ApiError::NotFound("subscription".into()))
 }
 
-/// A ping for a subscription, queued.
-fn ping_op(state: &AppState, aid: &str, hid: &str) -> WriteOp {
+/// Queues a ping for a subscription.
+async fn send_ping(state: &AppState, aid: &str, hid: &str) -> Result<(), StoreError> {
     let now = state.clock.now();
     let id = format!("evt_ping_{}", uuid::Uuid::new_v4().simple());
     let ev = webhook::ping(aid, id, domain::ids::timestamp(now), hid);
-    WriteOp::Put { item: pending_item(aid, hid, &ev, now_ms(state.clock.as_ref())), cond: None }
+    state.jobs.submit(&[Pending::new(hid, &ev, now_ms(state.clock.as_ref()))]).await
 }
 
 async fn create(
@@ -61,12 +61,15 @@ async fn create(
         id: uuid::Uuid::new_v4().to_string(),
     };
     let rec = hooks::create(made, b);
-    // The subscription and its first ping, together.
-    let mut ops = vec![WriteOp::Put { item: subscription_item(&aid, &rec, 0), cond: Some(Condition::NotExists) }];
+    let put = WriteOp::Put { item: subscription_item(&aid, &rec, 0), cond: Some(Condition::NotExists) };
+    state.store.write(vec![put]).await?;
     if rec.sub.active {
-        ops.push(ping_op(&state, &aid, &rec.sub.id));
+        // The subscription exists whatever happens to its first ping (which can be sent
+        // again with `POST …/ping`).
+        if let Err(e) = send_ping(&state, &aid, &rec.sub.id).await {
+            tracing::error!(error = %e, hook = %rec.sub.id, "the new subscription's ping could not be queued");
+        }
     }
-    state.store.write(ops).await?;
     Ok(Json(hooks::shown(&rec)).into_response())
 }
 
@@ -136,7 +139,7 @@ async fn ping(
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
     let (rec, _) = load(&state, &aid, &hid).await?;
-    state.store.write(vec![ping_op(&state, &aid, &hid)]).await?;
+    send_ping(&state, &aid, &hid).await?;
     Ok(Json(hooks::shown(&rec)).into_response())
 }
 
@@ -176,10 +179,6 @@ async fn redeliver(
     let item = state.store.get(&hooks::delivery_key(&aid, &hid, &did)).await?;
     let d: Delivery = parse(&item.ok_or_else(|| ApiError::NotFound("delivery".into()))?.doc)?;
     let ev: webhook::WebhookEvent = parse(&d.request.body)?;
-    let now = now_ms(state.clock.as_ref());
-    let mut item = pending_item(&aid, &hid, &ev, now);
-    // A new version, so an attempt of the same event in flight cannot overwrite it.
-    item.version = u64::try_from(now).unwrap_or(0);
-    state.store.write(vec![WriteOp::Put { item, cond: None }]).await?;
+    state.jobs.submit(&[Pending::new(&hid, &ev, now_ms(state.clock.as_ref()))]).await?;
     Ok(Json(d).into_response())
 }

@@ -49,6 +49,8 @@ pub fn aws_state(config: &Config) -> Result<AppState, String> {
         clock,
         auth: Arc::new(Auth::ApiGateway),
         webhook_loopback: false,
+        // Only the functions that queue deliveries (hooks, deliverer) are given the queue.
+        jobs: Arc::new(infra::queue::NoQueue),
     })
 }
 
@@ -58,4 +60,9 @@ pub async fn run(group: Router<AppState>) -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     let state = aws_state(&config)?;
     lambda_http::run(crate::finish(group, state)).await
+}
+
+/// A required setting from the environment.
+pub fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| format!("{name} must be set"))
 }

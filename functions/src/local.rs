@@ -69,7 +69,8 @@ pub fn state(
 ) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
     let key = secret(data_dir)?;
     let store = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?);
-    Ok((AppState { store: store.clone(), clock, auth: Arc::new(Auth::hs256(&key)), webhook_loopback }, store))
+    let state = AppState { webhook_loopback, ..AppState::local(store.clone(), clock, Auth::hs256(&key)) };
+    Ok((state, store))
 }
 
 pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Result<(), LocalError> {

@@ -1,14 +1,21 @@
 //! The outbox consumer: for every new item image that carries events (a DynamoDB stream
 //! record on AWS, an outbox entry of the embedded engine locally) it writes the history item
 //! of the event that image's write produced, so reads stop needing the rider and the next
-//! change of the item sheds it. The same code serves the `publisher` Lambda and a background
-//! task of `shopping-local`. Delivery is at least once: a repeated image rewrites identical
-//! history, which is harmless.
+//! change of the item sheds it, and it publishes the webhook events of that write: onto the
+//! EventBridge bus on AWS (the `publisher` Lambda), into the local delivery queue in
+//! `shopping-local` (a background task). An order header removed by its TTL (a REMOVE record;
+//! locally, a removal entry the sweep writes) publishes the order's expiry and cleans up the
+//! order's remaining items.
+//!
+//! Delivery is at least once: a repeated image rewrites identical history and publishes
+//! events with the same ids, which receivers de-duplicate.
 
 use domain::outbox;
-use domain::table::{Item, WriteOp};
+use domain::table::{self, Item, WriteOp};
+use domain::webhook::WebhookEvent;
+use infra::bus::EventSink;
 use infra::sqlite::SqliteStore;
-use infra::{Store, StoreError};
+use infra::{query_all, Query, SkCond, Store, StoreError};
 use lambda_http::aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use lambda_http::aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::time::Duration;
@@ -22,37 +29,8 @@ pub async fn record_history(store: &dyn Store, image: &Item) -> Result<usize, St
     Ok(fresh.len())
 }
 
-/// Handles one batch of the table's stream. A record that fails, and every later one (a
-/// stream is ordered per item), is reported back so Lambda retries from there; an image that
-/// cannot be read at all is logged and skipped, since retrying cannot mend it.
-pub async fn handle_stream(store: &dyn Store, event: StreamEvent) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
-    let mut failed = false;
-    for record in event.records {
-        let id = record.change.sequence_number.clone();
-        if !failed && record.event_name != "REMOVE" {
-            match infra::dynamo::item_from_image(record.change.new_image) {
-                Ok(image) if image.events.is_some() => {
-                    if let Err(e) = record_history(store, &image).await {
-                        tracing::error!(error = %e, sequence = ?id, "history write failed; the batch resumes here");
-                        failed = true;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, sequence = ?id, "unreadable stream image skipped"),
-            }
-        }
-        if failed {
-            let mut f = DynamoDbBatchItemFailure::default();
-            f.item_identifier = id;
-            response.batch_item_failures.push(f);
-        }
-    }
-    response
-}
-
 /// The webhook events of the records `image`'s write produced (see `domain::webhook`).
-pub fn webhook_events(image: &Item) -> Vec<domain::webhook::WebhookEvent> {
+pub fn webhook_events(image: &Item) -> Vec<WebhookEvent> {
     let Ok(fresh) = outbox::fresh(image) else { return Vec::new() };
     let mut out = Vec::new();
     for rec in &fresh {
@@ -64,14 +42,104 @@ pub fn webhook_events(image: &Item) -> Vec<domain::webhook::WebhookEvent> {
     out
 }
 
+/// At most this many deletes go in one write of the cleanup.
+const CLEANUP_CHUNK: usize = 25;
+
+/// What the removal of `header` (an order's last image, gone by its TTL) publishes: the
+/// order's expiry event. Removes the order's remaining items first, all but the stub that
+/// keeps the emptied order readable (history items, payment operations, … carry no TTL of
+/// their own). Anything else removed publishes nothing.
+pub async fn on_removed(store: &dyn Store, header: &Item) -> Result<Vec<WebhookEvent>, StoreError> {
+    let event = match domain::webhook::expired(header) {
+        Ok(Some(ev)) => ev,
+        Ok(None) => return Ok(Vec::new()),
+        Err(e) => {
+            tracing::error!(error = %e, "an expired order that cannot be read is skipped");
+            return Ok(Vec::new());
+        }
+    };
+    let children = query_all(store, Query { sk: SkCond::Any, ..Query::partition(header.pk.clone()) }).await?;
+    let doomed: Vec<WriteOp> = children
+        .iter()
+        .filter(|i| i.sk != table::STUB_SK && i.sk != table::ORDER_SK)
+        .map(|i| WriteOp::Delete { key: i.key(), cond: None })
+        .collect();
+    for chunk in doomed.chunks(CLEANUP_CHUNK) {
+        store.write(chunk.to_vec()).await?;
+    }
+    if !doomed.is_empty() {
+        tracing::info!(order = ?event.resource_id, items = doomed.len(), "expired order cleaned up");
+    }
+    Ok(vec![event])
+}
+
+/// Handles one batch of the table's stream: history, then every event of the batch onto the
+/// bus (ten to a call, failed entries re-sent). The first record whose history or events
+/// failed, and every later one (a stream is ordered per item), is reported back so Lambda
+/// retries from there; what had been published before is published again then, with the
+/// same ids. An image that cannot be read at all is logged and skipped, since retrying
+/// cannot mend it.
+pub async fn handle_stream(store: &dyn Store, bus: &dyn EventSink, event: StreamEvent) -> DynamoDbEventResponse {
+    let records = event.records;
+    let mut first_failed = records.len();
+    // Each event with the index of the record it came from.
+    let mut events: Vec<(usize, WebhookEvent)> = Vec::new();
+    for (n, record) in records.iter().enumerate() {
+        let sequence = record.change.sequence_number.as_deref();
+        let removed = record.event_name == "REMOVE";
+        let image = if removed { &record.change.old_image } else { &record.change.new_image };
+        let image = match infra::dynamo::item_from_image(image.clone()) {
+            Ok(image) => image,
+            Err(e) => {
+                tracing::error!(error = %e, ?sequence, "unreadable stream image skipped");
+                continue;
+            }
+        };
+        let made = if removed {
+            on_removed(store, &image).await
+        } else if image.events.is_some() {
+            record_history(store, &image).await.map(|_| webhook_events(&image))
+        } else {
+            Ok(Vec::new())
+        };
+        match made {
+            Ok(evs) => events.extend(evs.into_iter().map(|ev| (n, ev))),
+            Err(e) => {
+                tracing::error!(error = %e, ?sequence, "stream record failed; the batch resumes here");
+                first_failed = n;
+                break;
+            }
+        }
+    }
+    let (owners, evs): (Vec<usize>, Vec<WebhookEvent>) = events.into_iter().unzip();
+    for i in bus.publish(&evs).await {
+        if let Some(&n) = owners.get(i) {
+            tracing::error!(event = ?evs.get(i).map(|e| &e.id), "event not published; the batch resumes at its record");
+            first_failed = first_failed.min(n);
+        }
+    }
+    let mut response = DynamoDbEventResponse::default();
+    for record in records.into_iter().skip(first_failed) {
+        let mut f = DynamoDbBatchItemFailure::default();
+        f.item_identifier = record.change.sequence_number;
+        response.batch_item_failures.push(f);
+    }
+    response
+}
+
 /// Consumes the embedded engine's outbox once: up to `batch` entries, acknowledged after
 /// their history is written and their webhook deliveries are queued. Returns how many
 /// entries it took.
 pub async fn drain_local(store: &SqliteStore, clock: &dyn infra::Clock, batch: usize) -> Result<usize, StoreError> {
     let entries = store.outbox_read(batch).await?;
     for e in &entries {
-        record_history(store, &e.item).await?;
-        crate::deliverer::enqueue(store, &webhook_events(&e.item), crate::deliverer::now_ms(clock)).await?;
+        let events = if e.removed {
+            on_removed(store, &e.item).await?
+        } else {
+            record_history(store, &e.item).await?;
+            webhook_events(&e.item)
+        };
+        crate::deliverer::enqueue(store, &events, crate::deliverer::now_ms(clock)).await?;
     }
     if let Some(last) = entries.last() {
         store.outbox_ack(last.seq).await?;

@@ -1,6 +1,8 @@
-//! What every handler shares: the store, the clock, and how callers are authenticated.
+//! What every handler shares: the store, the clock, how callers are authenticated, and where
+//! webhook delivery jobs go.
 
 use crate::auth::Auth;
+use infra::queue::{JobQueue, StoreQueue};
 use infra::{Clock, Store};
 use std::sync::Arc;
 
@@ -11,6 +13,16 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Webhook URLs may point at loopback (`shopping-local --webhook-allow-loopback`).
     pub webhook_loopback: bool,
+    /// Where webhook delivery jobs (pings, redeliveries) go.
+    pub jobs: Arc<dyn JobQueue>,
+}
+
+impl AppState {
+    /// A state whose delivery jobs go to the store's own queue (the local deliverer's).
+    pub fn local(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth) -> Self {
+        let jobs = Arc::new(StoreQueue(store.clone()));
+        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs }
+    }
 }
 
 /// Ids from the operating system's random source.

@@ -8,7 +8,6 @@ use crate::port::{
     check_write, BoxError, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
@@ -492,7 +491,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
+                .stream_view_type(StreamViewType::NewAndOldImages)
                 .build()
                 .map_err(unavailable)?,
         );
@@ -512,60 +511,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
     Ok(())
 }
 
-fn client(region: String, credentials: Credentials, endpoint: Option<&str>) -> Client {
-    let mut conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .credentials_provider(credentials)
-        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(LazyHttpsClient::default()));
-    if let Some(url) = endpoint {
-        conf = conf.endpoint_url(url);
-    }
-    Client::from_conf(conf.build())
-}
-
 /// A client for a local emulator (moto): fixed region and dummy credentials.
 pub fn emulator_client(endpoint: &str) -> Client {
-    client("us-east-1".into(), Credentials::new("test", "test", None, None, "emulator"), Some(endpoint))
+    crate::sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::emulator(endpoint))
 }
 
-/// A client from what Lambda gives every function: `AWS_REGION` and the execution role's
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`. Going without
-/// aws-config's provider chain (profiles, SSO, STS, IMDS), which a Lambda never needs, keeps
-/// those clients out of the binary and out of start-up.
+/// A client from the Lambda environment (see [`crate::aws::SdkParts::from_env`]).
 pub fn client_from_env() -> Result<Client, String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let region = var("AWS_REGION").or_else(|_| var("AWS_DEFAULT_REGION"))?;
-    let credentials = Credentials::new(
-        var("AWS_ACCESS_KEY_ID")?,
-        var("AWS_SECRET_ACCESS_KEY")?,
-        std::env::var("AWS_SESSION_TOKEN").ok(),
-        None,
-        "lambda-environment",
-    );
-    Ok(client(region, credentials, None))
-}
-
-/// The SDK's HTTPS client, built on first use instead of when the DynamoDB client is: the
-/// default one builds its TLS connector (reading and parsing the system's CA store, about
-/// 150 files) while the client is constructed, i.e. on every Lambda's init path, even for an
-/// invocation that never reaches DynamoDB.
-#[derive(Debug, Default)]
-struct LazyHttpsClient {
-    inner: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient>,
-}
-
-impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttpsClient {
-    fn http_connector(
-        &self,
-        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-        self.inner
-            .get_or_init(|| {
-                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
-            })
-            .http_connector(settings, components)
-    }
+    Ok(crate::sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::from_env()?))
 }

@@ -1,11 +1,15 @@
 //! Adapters to the outside world: the storage port and its two engines (embedded SQLite for
-//! laptops and tests, DynamoDB for AWS), and the clock.
+//! laptops and tests, DynamoDB for AWS), EventBridge and SQS for events and webhook delivery
+//! jobs, the webhook HTTP client, and the clock.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+pub mod aws;
+pub mod bus;
 pub mod clock;
 pub mod dynamo;
 pub mod limits;
 pub mod port;
+pub mod queue;
 pub mod sqlite;
 pub mod webhook;
 

@@ -31,11 +31,13 @@ const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc
 /// What an index query returns: keys, `ttl` and the summary, as DynamoDB's projection does.
 const PROJECTED: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, 0, '', NULL, sum";
 
-/// One entry of the embedded stream: the image of an item put with events.
+/// One entry of the embedded stream: the image of an item put with events, or the last
+/// image of an order header its TTL removed (`removed`), as DynamoDB's stream has them.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
     pub seq: i64,
     pub item: Item,
+    pub removed: bool,
 }
 
 fn err(e: impl Into<crate::port::BoxError>) -> StoreError {
@@ -84,6 +86,13 @@ impl SqliteStore {
         if !has_events {
             conn.execute_batch("ALTER TABLE items ADD COLUMN events TEXT; ALTER TABLE items ADD COLUMN sum TEXT;")
                 .map_err(err)?;
+        }
+        // Files from before removals reached the outbox.
+        let has_removed: bool = conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'removed'", [], |r| r.get(0))
+            .map_err(err)?;
+        if !has_removed {
+            conn.execute_batch("ALTER TABLE outbox ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;").map_err(err)?;
         }
         let readers = (0..READERS)
             .map(|_| {
@@ -144,28 +153,47 @@ impl SqliteStore {
     /// The oldest unacknowledged outbox entries, at most `limit`, oldest first.
     pub async fn outbox_read(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         self.read(move |c, _| {
-            let mut stmt = c.prepare_cached("SELECT seq, image FROM outbox ORDER BY seq LIMIT ?1").map_err(err)?;
+            let mut stmt =
+                c.prepare_cached("SELECT seq, image, removed FROM outbox ORDER BY seq LIMIT ?1").map_err(err)?;
             let rows = stmt
                 .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
                 })
                 .map_err(err)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(err)?;
             rows.into_iter()
-                .map(|(seq, image)| {
+                .map(|(seq, image, removed)| {
                     let item = serde_json::from_str(&image).map_err(|e| StoreError::Corrupt(e.into()))?;
-                    Ok(OutboxEntry { seq, item })
+                    Ok(OutboxEntry { seq, item, removed })
                 })
                 .collect()
         })
     }
 
     /// Physically removes every item whose `ttl` has passed (reads already treat them as
-    /// absent), as DynamoDB's TTL does; answers how many went.
+    /// absent), as DynamoDB's TTL does; answers how many went. The last image of every
+    /// removed order header joins the outbox in the same transaction (DynamoDB's stream has a
+    /// REMOVE record for it), so the order's expiry reaches subscribers and its remaining
+    /// items are cleaned up.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
-        self.run(|c, now| c.execute("DELETE FROM items WHERE ttl IS NOT NULL AND ttl <= ?1", params![now]).map_err(err))
-            .await
+        self.run(|c, now| {
+            let tx = c.transaction().map_err(err)?;
+            let headers = {
+                let sql = format!("SELECT {COLUMNS} FROM items WHERE ttl IS NOT NULL AND ttl <= ?1 AND sk = ?2");
+                let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+                let rows = stmt.query_map(params![now, domain::table::ORDER_SK], row_item).map_err(err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+            };
+            for h in &headers {
+                let image = serde_json::to_string(h).map_err(err)?;
+                tx.execute("INSERT INTO outbox (image, removed) VALUES (?1, 1)", params![image]).map_err(err)?;
+            }
+            let n = tx.execute("DELETE FROM items WHERE ttl IS NOT NULL AND ttl <= ?1", params![now]).map_err(err)?;
+            tx.commit().map_err(err)?;
+            Ok(n)
+        })
+        .await
     }
 
     /// Acknowledges every entry up to and including `seq`: they are done with.

@@ -252,12 +252,7 @@ async fn main() {
     let inner = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
     let store = Arc::new(Metered { inner, meter: Mutex::new(Meter::default()) });
     let secret = b"bench-secret-bench-secret-bench-secret";
-    let state = AppState {
-        store: store.clone(),
-        clock: clock.clone(),
-        auth: Arc::new(Auth::hs256(secret)),
-        webhook_loopback: false,
-    };
+    let state = AppState::local(store.clone(), clock.clone(), Auth::hs256(secret));
     let claims =
         Claims { aid: "T12345678".into(), scope: "admin:shopping".into(), sub: "bench".into(), exp: 1_900_000_000 };
     let b = Bench { router: functions::app(state), store, token: sign(&claims, secret).unwrap() };

@@ -6,6 +6,7 @@ mod common;
 
 use common::{drafts_path, item, Api, AID, T0};
 use infra::clock::ManualClock;
+use infra::Store as _;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +69,21 @@ async fn every_produced_event_matches_its_schema() {
             "shopping_order_update"
         ]
     );
+    // an order's expiry (its header removed by the TTL) publishes a valid update
+    let order_id = done.body["orders"][0]["id"].as_str().unwrap();
+    let header = store
+        .get(&domain::table::Key { pk: domain::table::order_pk(AID, order_id), sk: domain::table::ORDER_SK.into() })
+        .await
+        .unwrap()
+        .expect("order header");
+    let expired = domain::webhook::expired(&header).unwrap().expect("an order header expires into an event");
+    let errors: Vec<String> = validators["shopping_order_update"]
+        .iter_errors(&serde_json::to_value(&expired).unwrap())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(ids.insert(expired.id.clone()), "the expiry has an id of its own");
+
     // a ping is valid too
     let ping = domain::webhook::ping(AID, "evt_ping_1".into(), "2026-11-22T12:00:00.000Z".into(), "hook-1");
     let errors: Vec<String> =

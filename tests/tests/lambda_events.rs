@@ -25,7 +25,7 @@ impl Functions {
     async fn new() -> Self {
         let clock = Arc::new(ManualClock::at(common::T0));
         let store = common::dynamo_store(clock.clone()).await;
-        let state = AppState { store, clock: clock.clone(), auth: Arc::new(Auth::ApiGateway), webhook_loopback: false };
+        let state = AppState::local(store, clock.clone(), Auth::ApiGateway);
         Self {
             drafts: functions::finish(functions::drafts::router(), state.clone()),
             orders: functions::finish(functions::orders::router(), state.clone()),

@@ -13,6 +13,29 @@ use infra::clock::ManualClock;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// An event bus that records what it is given and refuses one event id, when told.
+#[derive(Default)]
+struct Recorder {
+    sent: std::sync::Mutex<Vec<domain::webhook::WebhookEvent>>,
+    refuse: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl infra::bus::EventSink for Recorder {
+    async fn publish(&self, events: &[domain::webhook::WebhookEvent]) -> Vec<usize> {
+        let refuse = self.refuse.lock().unwrap().clone();
+        let mut failed = Vec::new();
+        for (n, ev) in events.iter().enumerate() {
+            if Some(&ev.id) == refuse.as_ref() {
+                failed.push(n);
+            } else {
+                self.sent.lock().unwrap().push(ev.clone());
+            }
+        }
+        failed
+    }
+}
+
 /// (partition, version) of every write the API acknowledged.
 type Acked = Vec<(String, u64)>;
 
@@ -104,60 +127,6 @@ async fn every_acknowledged_version_reaches_the_embedded_outbox_once() {
     assert_eq!(api.call("GET", &path, None).await.body, before, "history reads as the riders did");
 }
 
-/// The table's stream as the emulator's DynamoDB Streams API returns it, shaped as Lambda
-/// delivers it to the publisher.
-async fn stream_records(endpoint: &str, table: &str) -> Vec<Value> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
-    let call = |target: &'static str, body: Value| {
-        let client = client.clone();
-        let endpoint = endpoint.to_owned();
-        async move {
-            let req = hyper::Request::post(endpoint)
-                .header("x-amz-target", target)
-                .header("content-type", "application/x-amz-json-1.0")
-                .header(
-                    "authorization",
-                    "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-                )
-                .body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string())))
-                .unwrap();
-            let res = client.request(req).await.unwrap();
-            let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
-            serde_json::from_slice::<Value>(&bytes).unwrap()
-        }
-    };
-    let table = call("DynamoDB_20120810.DescribeTable", json!({"TableName": table})).await;
-    let arn = table["Table"]["LatestStreamArn"].as_str().expect("the table has a stream").to_owned();
-    let stream = call("DynamoDBStreams_20120810.DescribeStream", json!({"StreamArn": arn})).await;
-    let mut records = Vec::new();
-    for shard in stream["StreamDescription"]["Shards"].as_array().unwrap() {
-        let it = call(
-            "DynamoDBStreams_20120810.GetShardIterator",
-            json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
-        )
-        .await;
-        let mut iterator = it["ShardIterator"].clone();
-        loop {
-            let page = call("DynamoDBStreams_20120810.GetRecords", json!({"ShardIterator": iterator})).await;
-            let batch = page["Records"].as_array().cloned().unwrap_or_default();
-            if batch.is_empty() {
-                break;
-            }
-            records.extend(batch);
-            iterator = page["NextShardIterator"].clone();
-            if iterator.is_null() {
-                break;
-            }
-        }
-    }
-    for r in &mut records {
-        // Lambda sends epoch seconds; the emulator's API a date text.
-        r["dynamodb"]["ApproximateCreationDateTime"] = json!(T0);
-    }
-    records
-}
-
 #[tokio::test]
 async fn every_acknowledged_version_reaches_the_dynamodb_stream_once() {
     let endpoint = common::emulator_endpoint();
@@ -169,9 +138,7 @@ async fn every_acknowledged_version_reaches_the_dynamodb_stream_once() {
     let api = Arc::new(Api::with(store.clone(), clock, None));
     let (acked, path) = workload(&api).await;
 
-    let records = stream_records(&endpoint, &table).await;
-    let event: lambda_http::aws_lambda_events::event::dynamodb::Event =
-        serde_json::from_value(json!({"Records": records})).unwrap();
+    let event = common::stream_event(&endpoint, &table).await;
     let images: Vec<Item> = event
         .records
         .iter()
@@ -181,8 +148,45 @@ async fn every_acknowledged_version_reaches_the_dynamodb_stream_once() {
     assert_eq!(produced(&images), acked);
 
     let before = api.call("GET", &path, None).await.body;
-    let response = functions::publisher::handle_stream(store.as_ref(), event).await;
+    let sequences: Vec<String> = event.records.iter().filter_map(|r| r.change.sequence_number.clone()).collect();
+
+    // The bus refuses one event: that event's record and every later one come back, the
+    // history written so far stands, and the retry publishes the refused event again.
+    let refuse = Recorder::default();
+    let victim = images[images.len() / 2..]
+        .iter()
+        .find_map(|i| functions::publisher::webhook_events(i).first().map(|e| e.id.clone()))
+        .expect("a later image has events");
+    *refuse.refuse.lock().unwrap() = Some(victim.clone());
+    let response = functions::publisher::handle_stream(store.as_ref(), &refuse, event.clone()).await;
+    let failed: Vec<String> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
+    let owner = event
+        .records
+        .iter()
+        .position(|r| {
+            r.event_name != "REMOVE"
+                && functions::publisher::webhook_events(
+                    &infra::dynamo::item_from_image(r.change.new_image.clone()).unwrap(),
+                )
+                .iter()
+                .any(|e| e.id == victim)
+        })
+        .unwrap();
+    assert_eq!(failed, sequences[owner..].to_vec(), "the refused event's record and all after it are retried");
+
+    let bus = Recorder::default();
+    let response = functions::publisher::handle_stream(store.as_ref(), &bus, event).await;
     assert!(response.batch_item_failures.is_empty());
+    let sent = bus.sent.lock().unwrap().clone();
+    assert!(sent.iter().any(|e| e.id == victim), "the refused event is published on the retry");
+    let expected: usize = images.iter().map(|i| functions::publisher::webhook_events(i).len()).sum();
+    assert_eq!(sent.len(), expected, "every webhook event of the stream is published");
+    for ev in &sent {
+        let path = format!("{}/../events/schemas/{}.json", env!("CARGO_MANIFEST_DIR"), ev.event);
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let detail: Value = serde_json::from_str(&infra::bus::detail(ev)).unwrap();
+        assert!(jsonschema::is_valid(&schema, &detail), "{} as published matches its schema", ev.event);
+    }
     assert_eq!(api.call("GET", &path, None).await.body, before, "history reads as the riders did");
     let history = store
         .query(&infra::Query {

@@ -44,6 +44,18 @@ pub struct OrderStub {
 }
 
 impl OrderStub {
+    /// What of `order` survives its expiry.
+    pub fn of(order: &Order) -> Self {
+        Self {
+            id: order.id.clone(),
+            order_number: order.content.order_number.clone(),
+            order_id: order.content.order_id.clone(),
+            external_ids: order.content.external_ids.clone(),
+            created_at: order.created_at.clone(),
+            expires_at: order.content.time_to_live_expires_at.clone(),
+        }
+    }
+
     /// The order as it reads once its retention expired: only the identifying fields, with
     /// `updated_at` = `deleted_at` = the moment it expired.
     pub fn emptied(self) -> Order {
@@ -94,15 +106,7 @@ pub fn order_items(aid: &str, order: &Order, ttl_epoch: Option<i64>) -> OrderIte
     }
     header.ttl = ttl_epoch;
     header.summary = Some(to_doc(&Summary::of_order(order)));
-    let stub = OrderStub {
-        id: order.id.clone(),
-        order_number: order.content.order_number.clone(),
-        order_id: order.content.order_id.clone(),
-        external_ids: order.content.external_ids.clone(),
-        created_at: order.created_at.clone(),
-        expires_at: order.content.time_to_live_expires_at.clone(),
-    };
-    let stub = ttl_epoch.map(|_| Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&stub)));
+    let stub = ttl_epoch.map(|_| Item::new(Key::new(pk, table::STUB_SK), 0, to_doc(&OrderStub::of(order))));
     OrderItems { header, stub }
 }
 

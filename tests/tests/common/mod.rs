@@ -64,12 +64,8 @@ impl Resp {
 
 impl Api {
     pub fn with(store: Arc<dyn Store>, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            auth: Arc::new(Auth::hs256(SECRET)),
-            webhook_loopback: true,
-        };
+        let state =
+            AppState { webhook_loopback: true, ..AppState::local(store.clone(), clock.clone(), Auth::hs256(SECRET)) };
         Self { router: functions::app(state), clock, store, _dir: dir }
     }
 
@@ -220,4 +216,65 @@ pub async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     out.into_iter().map(|o| o.expect("ready")).collect()
+}
+
+/// The table's stream as the emulator's DynamoDB Streams API returns it, shaped as Lambda
+/// delivers it to the publisher.
+pub async fn stream_records(endpoint: &str, table: &str) -> Vec<Value> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let call = |target: &'static str, body: Value| {
+        let client = client.clone();
+        let endpoint = endpoint.to_owned();
+        async move {
+            let req = hyper::Request::post(endpoint)
+                .header("x-amz-target", target)
+                .header("content-type", "application/x-amz-json-1.0")
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string())))
+                .unwrap();
+            let res = client.request(req).await.unwrap();
+            let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let table = call("DynamoDB_20120810.DescribeTable", serde_json::json!({"TableName": table})).await;
+    let arn = table["Table"]["LatestStreamArn"].as_str().expect("the table has a stream").to_owned();
+    let stream = call("DynamoDBStreams_20120810.DescribeStream", serde_json::json!({"StreamArn": arn})).await;
+    let mut records = Vec::new();
+    for shard in stream["StreamDescription"]["Shards"].as_array().unwrap() {
+        let it = call(
+            "DynamoDBStreams_20120810.GetShardIterator",
+            serde_json::json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await;
+        let mut iterator = it["ShardIterator"].clone();
+        loop {
+            let page =
+                call("DynamoDBStreams_20120810.GetRecords", serde_json::json!({"ShardIterator": iterator})).await;
+            let batch = page["Records"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            records.extend(batch);
+            iterator = page["NextShardIterator"].clone();
+            if iterator.is_null() {
+                break;
+            }
+        }
+    }
+    for r in &mut records {
+        // Lambda sends epoch seconds; the emulator's API a date text.
+        r["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!(T0);
+    }
+    records
+}
+
+/// [`stream_records`] as the publisher Lambda receives them.
+pub async fn stream_event(endpoint: &str, table: &str) -> lambda_http::aws_lambda_events::event::dynamodb::Event {
+    let records = stream_records(endpoint, table).await;
+    serde_json::from_value(serde_json::json!({"Records": records})).expect("stream records")
 }

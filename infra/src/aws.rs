@@ -1,0 +1,140 @@
+//! What every AWS SDK client of ours shares: region and credentials straight from the Lambda
+//! environment (no aws-config provider chain: profiles, SSO, STS and IMDS are never needed in
+//! a Lambda, and leaving them out keeps them out of the binary and of start-up), an HTTPS
+//! client built on first use, and the local emulator's fixed settings for tests.
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// The settings a client is built from.
+pub struct SdkParts {
+    pub region: Region,
+    pub credentials: Credentials,
+    pub endpoint: Option<String>,
+    pub http: SharedHttpClient,
+}
+
+impl SdkParts {
+    /// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+    /// `AWS_SESSION_TOKEN`, as Lambda sets them.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        let region = var("AWS_REGION").or_else(|_| var("AWS_DEFAULT_REGION"))?;
+        let credentials = Credentials::new(
+            var("AWS_ACCESS_KEY_ID")?,
+            var("AWS_SECRET_ACCESS_KEY")?,
+            std::env::var("AWS_SESSION_TOKEN").ok(),
+            None,
+            "lambda-environment",
+        );
+        Ok(Self { region: Region::new(region), credentials, endpoint: None, http: lazy_https() })
+    }
+
+    /// A local emulator (moto) at `endpoint`: fixed region, dummy credentials.
+    pub fn emulator(endpoint: &str) -> Self {
+        Self {
+            region: Region::new("us-east-1"),
+            credentials: Credentials::new("test", "test", None, None, "emulator"),
+            endpoint: Some(endpoint.to_owned()),
+            http: lazy_https(),
+        }
+    }
+}
+
+/// A client of SDK crate `$sdk` from [`SdkParts`].
+#[macro_export]
+macro_rules! sdk_client {
+    ($sdk:ident, $parts:expr) => {{
+        let parts: $crate::aws::SdkParts = $parts;
+        let mut conf = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region(parts.region)
+            .credentials_provider(parts.credentials)
+            .http_client(parts.http);
+        if let Some(url) = parts.endpoint {
+            conf = conf.endpoint_url(url);
+        }
+        $sdk::Client::from_conf(conf.build())
+    }};
+}
+
+fn lazy_https() -> SharedHttpClient {
+    SharedHttpClient::new(LazyHttpsClient::default())
+}
+
+/// The SDK's HTTPS client, built on first use instead of when the SDK client is: the default
+/// one builds its TLS connector (reading and parsing the system's CA store, about 150 files)
+/// while the client is constructed, i.e. on every Lambda's init path, even for an invocation
+/// that never makes a call.
+#[derive(Debug, Default)]
+struct LazyHttpsClient {
+    inner: std::sync::OnceLock<SharedHttpClient>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttpsClient {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        self.inner
+            .get_or_init(|| {
+                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
+            })
+            .http_connector(settings, components)
+    }
+}
+
+/// Sends `n` entries in calls of at most `chunk`, re-sending only the entries a call reports
+/// failed (a call that fails as a whole fails all of its entries), for at most `rounds`
+/// rounds with a growing pause. `send` takes the indices of one call's entries and answers
+/// the failed ones among them. Answers the indices that failed every round.
+pub async fn resend_failed<F, Fut>(n: usize, chunk: usize, rounds: u32, mut send: F) -> Vec<usize>
+where
+    F: FnMut(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Vec<usize>>,
+{
+    let mut pending: Vec<usize> = (0..n).collect();
+    for round in 0..rounds {
+        if pending.is_empty() {
+            break;
+        }
+        if round > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50u64 << round.min(6))).await;
+        }
+        let mut failed = Vec::new();
+        for call in pending.chunks(chunk.max(1)) {
+            failed.extend(send(call.to_vec()).await);
+        }
+        pending = failed;
+    }
+    pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn only_failed_entries_are_sent_again_and_calls_hold_at_most_a_chunk() {
+        let calls: Mutex<Vec<Vec<usize>>> = Mutex::default();
+        let flaky = Mutex::new(vec![3usize, 11, 12]);
+        let left = resend_failed(23, 10, 4, |ids| {
+            calls.lock().unwrap().push(ids.clone());
+            // 3, 11 and 12 fail once; 20 fails always.
+            let mut f = flaky.lock().unwrap();
+            let failed: Vec<usize> = ids.into_iter().filter(|i| *i == 20 || f.contains(i)).collect();
+            f.retain(|i| !failed.contains(i));
+            async move { failed }
+        })
+        .await;
+        assert_eq!(left, vec![20]);
+        let calls = calls.into_inner().unwrap();
+        assert!(calls.iter().all(|c| c.len() <= 10));
+        assert_eq!(calls[..3].concat(), (0..23).collect::<Vec<_>>());
+        assert_eq!(calls[3], vec![3, 11, 12, 20], "the second round re-sends only what failed");
+        assert_eq!(&calls[4..], &[vec![20], vec![20]]);
+    }
+}

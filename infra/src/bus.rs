@@ -1,0 +1,129 @@
+//! The EventBridge adapter: webhook events onto the bus, `source` = `shopping.{account}` and
+//! `detail-type` = the event type, so a rule selects by account, by type, or both; the
+//! `detail` is the event exactly as a webhook receiver gets it.
+
+use crate::aws::resend_failed;
+use async_trait::async_trait;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use domain::webhook::WebhookEvent;
+
+/// At most this many entries go in one `PutEvents` call (the service's limit).
+pub const PUT_EVENTS_MAX: usize = 10;
+/// Rounds of re-sending the entries that failed before the caller hears of them.
+const ROUNDS: u32 = 4;
+/// EventBridge refuses an entry over 256 KiB (source, detail-type, detail and resources).
+const ENTRY_MAX_BYTES: usize = 256 * 1024;
+
+/// The `source` of an account's events.
+pub fn source(account_id: &str) -> String {
+    format!("shopping.{account_id}")
+}
+
+/// The `detail` of `ev`. An event too large for an EventBridge entry (a very large order)
+/// travels with `data` = `{"truncated": true}`: subscribers read the resource by its
+/// `resource_id` (see domain/DECISIONS.md, "Webhooks").
+pub fn detail(ev: &WebhookEvent) -> String {
+    let full = serde_json::to_string(ev).unwrap_or_default();
+    let overhead = source(&ev.account_id).len() + ev.event.len() + 64;
+    if full.len() + overhead <= ENTRY_MAX_BYTES {
+        return full;
+    }
+    tracing::warn!(event = %ev.id, bytes = full.len(), "event over the EventBridge entry limit: payload left out");
+    let slim = WebhookEvent { data: serde_json::json!({ "truncated": true }), ..ev.clone() };
+    serde_json::to_string(&slim).unwrap_or_default()
+}
+
+/// Where the publisher sends events.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes `events`; answers the indices of those that could not be published (after
+    /// re-sending them).
+    async fn publish(&self, events: &[WebhookEvent]) -> Vec<usize>;
+}
+
+/// An EventBridge bus.
+pub struct EventBus {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl EventBus {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        Self { client, bus: bus.into() }
+    }
+
+    /// The bus named `bus`, with a client from the Lambda environment.
+    pub fn from_env(bus: &str) -> Result<Self, String> {
+        Ok(Self::new(crate::sdk_client!(aws_sdk_eventbridge, crate::aws::SdkParts::from_env()?), bus))
+    }
+
+    /// The bus named `bus` on a local emulator.
+    pub fn emulator(endpoint: &str, bus: &str) -> Self {
+        Self::new(crate::sdk_client!(aws_sdk_eventbridge, crate::aws::SdkParts::emulator(endpoint)), bus)
+    }
+
+    pub fn client(&self) -> &aws_sdk_eventbridge::Client {
+        &self.client
+    }
+
+    fn entry(&self, ev: &WebhookEvent) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(source(&ev.account_id))
+            .detail_type(&ev.event)
+            .detail(detail(ev))
+            .resources(format!("shopping:account/{}", ev.account_id))
+            .build()
+    }
+
+    /// One `PutEvents` call; answers the failed ones among `ids`.
+    async fn put(&self, events: &[WebhookEvent], ids: Vec<usize>) -> Vec<usize> {
+        let entries = ids.iter().filter_map(|i| events.get(*i)).map(|ev| self.entry(ev)).collect();
+        match self.client.put_events().set_entries(Some(entries)).send().await {
+            Ok(out) if out.failed_entry_count() == 0 => Vec::new(),
+            Ok(out) => {
+                // Result entries are in request order; one with an error code failed.
+                let results = out.entries();
+                ids.into_iter()
+                    .enumerate()
+                    .filter(|(n, _)| results.get(*n).is_none_or(|r| r.error_code().is_some()))
+                    .map(|(_, id)| id)
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), "PutEvents failed");
+                ids
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for EventBus {
+    async fn publish(&self, events: &[WebhookEvent]) -> Vec<usize> {
+        resend_failed(events.len(), PUT_EVENTS_MAX, ROUNDS, |ids| self.put(events, ids)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_too_large_for_an_entry_travels_without_its_payload() {
+        let ev = WebhookEvent {
+            id: "evt_1".into(),
+            event: "shopping_order_update".into(),
+            account_id: "T12345678".into(),
+            created_at: "t".into(),
+            version: 2,
+            resource_id: Some("o-1".into()),
+            data: serde_json::json!({ "order": { "note": "x".repeat(300 * 1024) } }),
+        };
+        let slim: WebhookEvent = serde_json::from_str(&detail(&ev)).unwrap();
+        assert_eq!(slim.data, serde_json::json!({ "truncated": true }));
+        assert_eq!((slim.id.as_str(), slim.resource_id.as_deref()), ("evt_1", Some("o-1")));
+        let small = WebhookEvent { data: serde_json::json!({}), ..ev };
+        assert_eq!(detail(&small), serde_json::to_string(&small).unwrap());
+    }
+}
