@@ -7,14 +7,11 @@
 mod common;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use base64::Engine as _;
-use common::{drafts_path, item, Api, AID, OTHER};
+use common::{drafts_path, item, receiver, verify, Api, AID, OTHER};
 use functions::auth::{sign, Auth, Claims};
 use functions::state::AppState;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn subs() -> String {
@@ -97,67 +94,6 @@ on_both_engines!(subscriptions_api);
 // ---------------------------------------------------------------- local end to end
 
 /// What a receiver saw: (path, headers, body).
-type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
-
-/// A receiver on 127.0.0.1: `/ok` answers 200, `/flaky` fails twice then answers 200,
-/// `/dead` always 500, `/redirect` answers 302.
-async fn receiver() -> (u16, Seen) {
-    let seen: Seen = Arc::default();
-    let flaky = Arc::new(Mutex::new(0u32));
-    let s = seen.clone();
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-        let (s, flaky) = (s.clone(), flaky.clone());
-        async move {
-            let path = uri.path().to_owned();
-            s.lock().unwrap().push((path.clone(), headers, body));
-            match path.as_str() {
-                "/ok" => StatusCode::OK,
-                "/flaky"
-                    if s.lock()
-                        .unwrap()
-                        .last()
-                        .is_some_and(|(_, h, _)| h.get("event").is_some_and(|e| e == "ping")) =>
-                {
-                    StatusCode::OK
-                }
-                "/flaky" => {
-                    let mut n = flaky.lock().unwrap();
-                    *n += 1;
-                    if *n <= 2 {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::OK
-                    }
-                }
-                "/redirect" => StatusCode::FOUND,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, seen)
-}
-
-/// Checks both signatures the way a receiver would, from the specs (not the server's code).
-fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) {
-    let h = |k: &str| headers.get(k).unwrap_or_else(|| panic!("header {k}")).to_str().unwrap().to_owned();
-    let mut sha1 = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-    sha1.update(body);
-    let hex: String = sha1.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(h("event-signature"), hex);
-    let mut sha256 = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    sha256.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
-    sha256.update(body);
-    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(sha256.finalize().into_bytes()));
-    assert_eq!(h("webhook-signature"), expected);
-    let event: Value = serde_json::from_slice(body).unwrap();
-    assert_eq!(h("event"), event["event"].as_str().unwrap());
-    assert_eq!(h("webhook-id"), event["id"].as_str().unwrap());
-    assert!(!h("event-delivery").is_empty());
-}
-
 struct Local {
     router: axum::Router,
     token: String,

@@ -64,8 +64,16 @@ impl Resp {
 
 impl Api {
     pub fn with(store: Arc<dyn Store>, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
-        let state =
-            AppState { webhook_loopback: true, ..AppState::local(store.clone(), clock.clone(), Auth::hs256(SECRET)) };
+        Self::with_state(Self::state(store, clock.clone()), clock, dir)
+    }
+
+    /// The state [`Api::with`] serves: the embedded queue, loopback receivers allowed.
+    pub fn state(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> AppState {
+        AppState { webhook_loopback: true, ..AppState::local(store, clock, Auth::hs256(SECRET)) }
+    }
+
+    pub fn with_state(state: AppState, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
+        let store = state.store.clone();
         Self { router: functions::app(state), clock, store, _dir: dir }
     }
 
@@ -277,4 +285,71 @@ pub async fn stream_records(endpoint: &str, table: &str) -> Vec<Value> {
 pub async fn stream_event(endpoint: &str, table: &str) -> lambda_http::aws_lambda_events::event::dynamodb::Event {
     let records = stream_records(endpoint, table).await;
     serde_json::from_value(serde_json::json!({"Records": records})).expect("stream records")
+}
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use std::sync::Mutex;
+
+pub type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
+
+/// A receiver on 127.0.0.1: `/ok` answers 200, `/flaky` fails twice then answers 200,
+/// `/dead` always 500, `/redirect` answers 302.
+pub async fn receiver() -> (u16, Seen) {
+    let seen: Seen = Arc::default();
+    let flaky = Arc::new(Mutex::new(0u32));
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+        let (s, flaky) = (s.clone(), flaky.clone());
+        async move {
+            let path = uri.path().to_owned();
+            s.lock().unwrap().push((path.clone(), headers, body));
+            match path.as_str() {
+                "/ok" => StatusCode::OK,
+                "/flaky"
+                    if s.lock()
+                        .unwrap()
+                        .last()
+                        .is_some_and(|(_, h, _)| h.get("event").is_some_and(|e| e == "ping")) =>
+                {
+                    StatusCode::OK
+                }
+                "/flaky" => {
+                    let mut n = flaky.lock().unwrap();
+                    *n += 1;
+                    if *n <= 2 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+                "/redirect" => StatusCode::FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+/// Checks both signatures the way a receiver would, from the specs (not the server's code).
+pub fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) {
+    let h = |k: &str| headers.get(k).unwrap_or_else(|| panic!("header {k}")).to_str().unwrap().to_owned();
+    let mut sha1 = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    sha1.update(body);
+    let hex: String = sha1.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(h("event-signature"), hex);
+    let mut sha256 = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    sha256.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
+    sha256.update(body);
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(sha256.finalize().into_bytes()));
+    assert_eq!(h("webhook-signature"), expected);
+    let event: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(h("event"), event["event"].as_str().unwrap());
+    assert_eq!(h("webhook-id"), event["id"].as_str().unwrap());
+    assert!(!h("event-delivery").is_empty());
 }
