@@ -14,8 +14,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_shopping-local");
 /// Starts the server on `dir` with its clock shifted by `offset` seconds; returns it with the
 /// port it printed.
 pub fn start_at(dir: &Path, offset: i64) -> (Child, u16) {
+    start_with(dir, offset, &[])
+}
+
+/// [`start_at`] with more `serve` flags.
+pub fn start_with(dir: &Path, offset: i64, flags: &[&str]) -> (Child, u16) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(flags)
+        .arg("--data-dir")
         .arg(dir)
         .env("SHOPPING_CLOCK_OFFSET_SECONDS", offset.to_string())
         .stdout(Stdio::piped())
