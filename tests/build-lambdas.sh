@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/cargo-lambda" ]; then
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 
-FUNCTIONS=(drafts orders payments views publisher)
+FUNCTIONS=(drafts orders payments views hooks publisher deliverer)
 bins=()
 for f in "${FUNCTIONS[@]}"; do bins+=(--bin "$f"); done
 

@@ -18,6 +18,7 @@ struct Functions {
     orders: axum::Router,
     views: axum::Router,
     payments: axum::Router,
+    hooks: axum::Router,
     clock: Arc<ManualClock>,
 }
 
@@ -30,7 +31,8 @@ impl Functions {
             drafts: functions::finish(functions::drafts::router(), state.clone()),
             orders: functions::finish(functions::orders::router(), state.clone()),
             views: functions::finish(functions::views::router(), state.clone()),
-            payments: functions::finish(functions::payments::router(), state),
+            payments: functions::finish(functions::payments::router(), state.clone()),
+            hooks: functions::finish(functions::hooks::router(), state),
             clock,
         }
     }
@@ -186,6 +188,22 @@ async fn every_route_through_lambda_http_on_dynamodb() {
     assert_eq!(status, 403);
     let (status, _, _) = call(&f.drafts, "drafts-create-no-authorizer", v(&[])).await;
     assert_eq!(status, 401);
+    // webhook subscriptions: hooks scopes from the authorizer; the secret is never returned
+    let (status, hook, _) = call(&f.hooks, "hooks-create", v(&[])).await;
+    assert_eq!(status, 200, "{hook}");
+    assert!(hook["config"].get("secret").is_none(), "{hook}");
+    let h = v(&[("hook_id", hook["id"].as_str().expect("hook id").to_owned())]);
+    let (status, body, _) = call(&f.hooks, "hooks-get", h.clone()).await;
+    assert_eq!((status, body["id"].clone()), (200, hook["id"].clone()));
+    let (status, body, _) = call(&f.hooks, "hooks-list", v(&[])).await;
+    assert_eq!((status, body[0]["id"].clone()), (200, hook["id"].clone()), "{body}");
+    let (status, body, _) = call(&f.hooks, "hooks-deliveries", h).await;
+    assert!(status == 200 && body["deliveries"].is_array(), "{body}");
+    let (status, _, _) = call(&f.hooks, "hooks-create-shopping-scope", v(&[])).await;
+    assert_eq!(status, 403, "admin:shopping alone does not manage hooks");
+    let (status, _, _) = call(&f.drafts, "hooks-list", v(&[])).await;
+    assert_eq!(status, 404);
+
     // expiry is enforced by the function too, with no leeway
     let (status, _, _) = call(&f.drafts, "drafts-get", vec![("exp", common::T0.to_string()), ("draft_id", id)]).await;
     assert_eq!(status, 401);
