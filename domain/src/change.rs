@@ -3,18 +3,19 @@
 
 use crate::error::{DomainError, Result};
 use crate::ids::timestamp;
+use crate::ids::Moment;
 use crate::model::EventRequest;
 use crate::table::{Key, WriteOp};
 use crate::validate;
+use chrono::Datelike;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 /// Who acts, when, and through which request (recorded in the api-event).
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub aid: String,
     pub actor: String,
-    pub now: OffsetDateTime,
+    pub now: Moment,
     pub request: EventRequest,
 }
 
@@ -55,11 +56,12 @@ pub(crate) fn to_doc<T: Serialize>(v: &T) -> String {
 
 /// When a retention of `ttl` seconds from `now` ends. Validation bounds `time_to_live`, so
 /// this fails only for data stored before the bound existed: still an error, never a panic.
-pub(crate) fn expires_at(now: OffsetDateTime, ttl: Option<i64>) -> Result<Option<OffsetDateTime>> {
+pub(crate) fn expires_at(now: Moment, ttl: Option<i64>) -> Result<Option<Moment>> {
     match ttl {
         None => Ok(None),
         Some(s) => {
-            now.checked_add(time::Duration::seconds(s)).filter(|t| t.year() <= 9999).map(Some).ok_or_else(|| {
+            let later = chrono::TimeDelta::try_seconds(s).and_then(|d| now.checked_add_signed(d));
+            later.filter(|t| t.year() <= 9999).map(Some).ok_or_else(|| {
                 DomainError::invalid(
                     "order.time_to_live",
                     format!("must be at most {} seconds", validate::MAX_TIME_TO_LIVE),

@@ -1,6 +1,23 @@
 //! Injected sources of identity and time, so that commands are exact in tests.
 
-use time::OffsetDateTime;
+use chrono::{DateTime, Datelike, Utc};
+
+/// A moment in time, in UTC: what the clock gives and what timestamps are made from.
+pub type Moment = DateTime<Utc>;
+
+/// Parses an RFC 3339 date-time (any offset) into UTC. Strict: `T` (or `t`) between date and
+/// time, never a space, as the wire format has always required.
+pub fn parse_rfc3339(s: &str) -> Option<Moment> {
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't')) {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// The moment `epoch` seconds after 1970-01-01 UTC, if representable.
+pub fn from_epoch(epoch: i64) -> Option<Moment> {
+    DateTime::from_timestamp(epoch, 0)
+}
 
 /// Produces fresh identifiers. Production draws them from the OS; tests use counters.
 pub trait Ids: Send {
@@ -13,24 +30,14 @@ pub trait Ids: Send {
 /// Server timestamps: RFC 3339 in UTC with milliseconds, fixed width so they sort as text.
 /// A moment whose UTC date falls outside years 0–9999 (only reachable from parsed input, which
 /// [`checked_timestamp`] refuses) keeps its own offset rather than panicking.
-pub fn timestamp(t: OffsetDateTime) -> String {
-    checked_timestamp(t).unwrap_or_else(|| t.to_string())
+pub fn timestamp(t: Moment) -> String {
+    checked_timestamp(t).unwrap_or_else(|| t.to_rfc3339())
 }
 
 /// [`timestamp`], or `None` when the moment's UTC date is outside years 0–9999 (e.g.
 /// `9999-12-31T23:59:59-01:00`, which is in year 10000 in UTC).
-pub fn checked_timestamp(t: OffsetDateTime) -> Option<String> {
-    let t = t.checked_to_offset(time::UtcOffset::UTC).filter(|t| (0..=9999).contains(&t.year()))?;
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
+pub fn checked_timestamp(t: Moment) -> Option<String> {
+    (0..=9999).contains(&t.year()).then(|| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 /// Deterministic ids for tests: `00000000-0000-4000-8000-{n:012}` and `A{n:08}`.
@@ -56,14 +63,28 @@ mod tests {
 
     #[test]
     fn moments_beyond_year_9999_in_utc_are_refused_not_panicked_on() {
-        let t = time::macros::datetime!(9999-12-31 23:59:59 -01:00);
+        let t = parse_rfc3339("9999-12-31T23:59:59-01:00").unwrap();
         assert_eq!(checked_timestamp(t), None);
         assert!(!timestamp(t).is_empty());
     }
 
     #[test]
     fn timestamps_are_fixed_width_utc() {
-        let t = time::macros::datetime!(2026-01-02 03:04:05.006 +01:00);
+        let t = parse_rfc3339("2026-01-02T03:04:05.006+01:00").unwrap();
         assert_eq!(timestamp(t), "2026-01-02T02:04:05.006Z");
+        // whole seconds still show three digits; sub-millisecond digits are cut, not rounded
+        assert_eq!(timestamp(parse_rfc3339("0001-02-03T04:05:06Z").unwrap()), "0001-02-03T04:05:06.000Z");
+        assert_eq!(timestamp(parse_rfc3339("2026-11-22T12:00:00.9999Z").unwrap()), "2026-11-22T12:00:00.999Z");
+        assert_eq!(timestamp(from_epoch(1_800_000_000).unwrap()), "2027-01-15T08:00:00.000Z");
+    }
+
+    #[test]
+    fn only_rfc3339_date_times_parse() {
+        for ok in ["2026-11-22T12:00:00Z", "2026-11-22t12:00:00z", "2026-11-22T12:00:00.5+05:30"] {
+            assert!(parse_rfc3339(ok).is_some(), "{ok}");
+        }
+        for bad in ["2026-11-22 12:00:00Z", "2026-11-22", "2026-11-22T12:00:00", "2026-13-01T00:00:00Z", "x"] {
+            assert!(parse_rfc3339(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -43,7 +43,7 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 pub fn is_date_time(s: &str) -> bool {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+    crate::ids::parse_rfc3339(s).is_some()
 }
 
 #[derive(Default)]

@@ -22,7 +22,7 @@ fn ctx() -> Ctx {
     Ctx {
         aid: "T12345678".into(),
         actor: "prop".into(),
-        now: time::macros::datetime!(2026-11-22 12:00 UTC),
+        now: domain::ids::parse_rfc3339("2026-11-22T12:00:00Z").unwrap(),
         request: EventRequest::default(),
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 /// The clock's now in epoch milliseconds.
 pub fn now_ms(clock: &dyn infra::Clock) -> i64 {
-    i64::try_from(clock.now().unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+    clock.epoch_ms()
 }
 
 fn doc<T: serde::Serialize>(v: &T) -> String {

@@ -1,11 +1,15 @@
 //! The clock every engine and handler reads, so tests and retention drills can move time.
 
-use time::OffsetDateTime;
+use domain::ids::Moment;
 
 pub trait Clock: Send + Sync {
-    fn now(&self) -> OffsetDateTime;
+    fn now(&self) -> Moment;
     fn epoch(&self) -> i64 {
-        self.now().unix_timestamp()
+        self.now().timestamp()
+    }
+    /// Now in epoch milliseconds.
+    fn epoch_ms(&self) -> i64 {
+        self.now().timestamp_millis()
     }
 }
 
@@ -26,9 +30,9 @@ impl SystemClock {
 }
 
 impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        let now = OffsetDateTime::now_utc();
-        now.checked_add(time::Duration::seconds(self.offset_seconds)).unwrap_or(now)
+    fn now(&self) -> Moment {
+        let now = chrono::Utc::now();
+        chrono::TimeDelta::try_seconds(self.offset_seconds).and_then(|d| now.checked_add_signed(d)).unwrap_or(now)
     }
 }
 
@@ -46,8 +50,8 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
+    fn now(&self) -> Moment {
         let t = self.0.load(std::sync::atomic::Ordering::SeqCst);
-        OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        domain::ids::from_epoch(t).unwrap_or_default()
     }
 }

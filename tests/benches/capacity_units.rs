@@ -215,7 +215,7 @@ async fn seed_orders(store: &infra::sqlite::SqliteStore, aid: &str, n: usize) {
     let mut ops = Vec::new();
     for k in 0..n {
         let closed = k % 100 == 0;
-        let ts = domain::ids::timestamp(time::OffsetDateTime::from_unix_timestamp(1_700_000_000 + k as i64).unwrap());
+        let ts = domain::ids::timestamp(domain::ids::from_epoch(1_700_000_000 + k as i64).unwrap());
         let order: domain::model::Order = serde_json::from_value(json!({
             "id": format!("00000000-0000-4000-8000-{k:012}"), "created_at": ts, "updated_at": ts,
             "status": if closed { "closed" } else { "open" }, "payment_status": "pending", "currency": "NOK", "version": 0,

@@ -139,7 +139,7 @@ pub fn complete(
         ));
     }
     let ttl = ttl_seconds(Some(&options), &draft_order);
-    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
+    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.timestamp());
     let now = ctx.now_str();
     let serial = options.serial_order_number_suffix == Some(true) && split;
     let mode = options.generate_order_id.unwrap_or_default();
@@ -257,7 +257,7 @@ mod tests {
         Ctx {
             aid: "T12345678".into(),
             actor: "client-1".into(),
-            now: time::macros::datetime!(2026-11-22 10:00:00 UTC),
+            now: crate::ids::parse_rfc3339("2026-11-22T10:00:00Z").unwrap(),
             request: EventRequest::default(),
         }
     }
@@ -365,7 +365,7 @@ mod into_existing {
         Ctx {
             aid: "T12345678".into(),
             actor: "a".into(),
-            now: time::macros::datetime!(2026-11-22 10:00 UTC),
+            now: crate::ids::parse_rfc3339("2026-11-22T10:00:00Z").unwrap(),
             request: EventRequest::default(),
         }
     }

@@ -7,6 +7,7 @@ use crate::change::{expires_at, to_doc};
 pub use crate::change::{Ctx, Outcome};
 use crate::error::FieldError;
 use crate::error::{DomainError, Result};
+use crate::ids::Moment;
 use crate::ids::{timestamp, Ids};
 use crate::list::Summary;
 use crate::model::{
@@ -16,7 +17,6 @@ pub use crate::order::{OrderIdRecord, OrderRecord};
 use crate::table::{self, Condition, Item, WriteOp};
 use crate::{money, outbox, totals, validate};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// DynamoDB transactions hold at most 100 items; a split writes 3 items per order plus the
 /// draft and at most [`outbox::MAX_RIDING`] history items.
@@ -78,7 +78,7 @@ fn api_event(ctx: &Ctx, ids: &mut dyn Ids, version: u64, draft_id: &str) -> Even
 
 /// Assigns missing `line_id`s (next after the highest), stamps item versions, computes totals
 /// and the list of sales locations.
-fn normalize_order(order: &mut OrderObject, version: u64, now: OffsetDateTime, ttl: Option<i64>) -> Result<()> {
+fn normalize_order(order: &mut OrderObject, version: u64, now: Moment, ttl: Option<i64>) -> Result<()> {
     let items = order.items.get_or_insert_with(Vec::new);
     number_new_items(items, |i| format!("order.items[{i}].line_id"))?;
     for item in items.iter_mut() {
@@ -163,7 +163,7 @@ fn commit(
     if let Some(order) = rec.draft.order.as_mut() {
         normalize_order(order, version, ctx.now, ttl)?;
     }
-    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.unix_timestamp());
+    let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
     let cond = prev.map_or(Condition::NotExists, Condition::VersionIs);
     let unflushed = std::mem::take(&mut rec.unflushed);

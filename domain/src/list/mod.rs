@@ -8,8 +8,6 @@ pub use orders::{store_ids, OrderFilter, Scope};
 use crate::error::{DomainError, FieldError};
 use crate::model::{Draft, DraftStatus, Order, OrderObject};
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
-use time::{Date, OffsetDateTime, Time};
 
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 100;
@@ -55,13 +53,15 @@ pub(crate) fn single<'a>(pairs: &'a [(String, String)], name: &str, errs: &mut V
 /// Parses a date (whole day, inclusive) or a date-time into a comparable bound.
 /// A moment whose UTC date falls outside years 0–9999 is refused like a malformed one.
 fn bound(v: &str, upper: bool) -> Option<String> {
-    if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+    if let Some(t) = crate::ids::parse_rfc3339(v) {
         return crate::ids::checked_timestamp(t);
     }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let d = Date::parse(v, &fmt).ok()?;
-    let t = if upper { Time::from_hms_milli(23, 59, 59, 999).ok()? } else { Time::MIDNIGHT };
-    crate::ids::checked_timestamp(d.with_time(t).assume_utc())
+    // Exactly YYYY-MM-DD (chrono's `%Y` alone would also take signs and other widths).
+    let shaped = v.len() == 10
+        && v.bytes().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() });
+    let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().filter(|_| shaped)?;
+    let t = if upper { d.and_hms_milli_opt(23, 59, 59, 999)? } else { d.and_hms_opt(0, 0, 0)? };
+    crate::ids::checked_timestamp(t.and_utc())
 }
 
 /// A `created_at.gte|lte` parameter as a comparable bound, or an error naming it.

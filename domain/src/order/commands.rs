@@ -53,7 +53,7 @@ pub(crate) fn commit(ctx: &Ctx, rec: OrderRecord, mut event: Event, webhooks: &[
     order.events = None;
     order.state = None;
     event.version = Some(version);
-    let OrderItems { mut header, stub } = order_items(&ctx.aid, &order, expiry.map(|t| t.unix_timestamp()));
+    let OrderItems { mut header, stub } = order_items(&ctx.aid, &order, expiry.map(|t| t.timestamp()));
     let mut history = Vec::new();
     outbox::attach(&mut header, unflushed, EventRecord::new(event.clone(), webhooks), &mut history);
     let mut ops = vec![WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) }];
@@ -581,7 +581,7 @@ mod tests {
         Ctx {
             aid: "T12345678".into(),
             actor: "client-1".into(),
-            now: time::macros::datetime!(2026-11-22 10:00:00 UTC),
+            now: crate::ids::parse_rfc3339("2026-11-22T10:00:00Z").unwrap(),
             request: EventRequest::default(),
         }
     }
