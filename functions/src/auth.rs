@@ -88,6 +88,7 @@ impl Caller {
             return Err(ApiError::Forbidden("the token does not belong to this account".into()));
         }
         if self.scopes.iter().any(|s| wanted.contains(&s.as_str())) {
+            crate::usage::authorized(aid);
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!("the token lacks a scope for this endpoint ({})", wanted.join(" or "))))

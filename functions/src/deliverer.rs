@@ -182,6 +182,8 @@ pub async fn deliver(state: &AppState, client: &WebhookClient, p: &Pending) -> R
     let d = attempt(client, &sub, p, now_ms, &now).await;
     let epoch = state.clock.epoch();
     tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = %d.outcome, "webhook delivery");
+    let attempt = crate::usage::Counts { webhooks: 1, ..Default::default() };
+    state.usage.record(&p.aid, &attempt, now_ms);
     state.store.write(vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }]).await?;
     note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == "delivered", epoch).await;
     Ok(Some(d))

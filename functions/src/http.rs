@@ -92,6 +92,19 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+/// Meters the request: what it cost, recorded for the account it was authorized for.
+pub async fn meter(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (res, cost) = crate::usage::metered(next.run(req)).await;
+    if let Some((account, counts)) = cost {
+        state.usage.record(&account, &counts, state.clock.epoch_ms());
+    }
+    res
+}
+
 /// One log line per request: request id, method, route template (never ids, queries or bodies, which may
 /// hold personal data), status and latency.
 pub async fn log_request(req: Request, next: Next) -> Response {

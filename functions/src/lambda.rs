@@ -45,12 +45,17 @@ pub fn aws_state(config: &Config) -> Result<AppState, String> {
     let clock = Arc::new(SystemClock::default());
     let client = infra::dynamo::client_from_env()?;
     Ok(AppState {
-        store: Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone())),
+        store: Arc::new(crate::usage::MeteredStore(Arc::new(DynamoStore::new(
+            client,
+            config.table_name.clone(),
+            clock.clone(),
+        )))),
         clock,
         auth: Arc::new(Auth::ApiGateway),
         webhook_loopback: false,
         // Only the functions that queue deliveries (hooks, deliverer) are given the queue.
         jobs: Arc::new(infra::queue::NoQueue),
+        usage: crate::usage::Sink::Emf,
     })
 }
 

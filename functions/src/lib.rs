@@ -22,6 +22,8 @@ pub mod payments;
 pub mod publisher;
 pub mod retry;
 pub mod state;
+pub mod tokens;
+pub mod usage;
 pub mod views;
 
 use axum::Router;
@@ -33,6 +35,7 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), http::meter))
         .layer(axum::middleware::from_fn(http::log_request))
         .with_state(state)
 }

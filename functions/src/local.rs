@@ -82,7 +82,7 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
     let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
     tokio::spawn(crate::publisher::run_local(store.clone(), clock));
     tokio::spawn(crate::deliverer::run_local(state.clone(), client));
-    let app = crate::app(state);
+    let app = app(state, secret(data_dir)?);
     tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
@@ -95,6 +95,34 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
         })
         .await
         .map_err(|e| LocalError::Listen(addr.to_owned(), e))
+}
+
+/// The local server's router: the whole API, the token endpoint and `/metrics`.
+pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
+    let issuer = Arc::new(crate::tokens::Issuer { store: state.store.clone(), clock: state.clock.clone(), key });
+    let usage = state.usage.clone();
+    let metrics = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let usage = usage.clone();
+            async move {
+                let text = match &usage {
+                    crate::usage::Sink::Registry(r) => r.prometheus(),
+                    crate::usage::Sink::Emf => String::new(),
+                };
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+            }
+        }),
+    );
+    crate::app(state).merge(crate::tokens::router(issuer)).merge(metrics)
+}
+
+/// Creates an API client of `account` (see [`crate::tokens`]); answers its id and secret.
+pub async fn create_client(data_dir: &Path, account: &str, scopes: &str) -> Result<(String, String), LocalError> {
+    let key = secret(data_dir)?;
+    let clock = Arc::new(clock_from_env()?);
+    let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?;
+    Ok(crate::tokens::create_client(&store, clock.as_ref(), &key, account, scopes).await?)
 }
 
 /// How often the embedded store's expired items are removed.

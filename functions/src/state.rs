@@ -15,13 +15,16 @@ pub struct AppState {
     pub webhook_loopback: bool,
     /// Where webhook delivery jobs (pings, redeliveries) go.
     pub jobs: Arc<dyn JobQueue>,
+    /// Where per-tenant usage goes.
+    pub usage: crate::usage::Sink,
 }
 
 impl AppState {
     /// A state whose delivery jobs go to the store's own queue (the local deliverer's).
     pub fn local(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth) -> Self {
         let jobs = Arc::new(StoreQueue(store.clone()));
-        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs }
+        let store = Arc::new(crate::usage::MeteredStore(store));
+        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage: crate::usage::Sink::local() }
     }
 }
 

@@ -25,6 +25,11 @@ enum Command {
         #[arg(long)]
         webhook_allow_loopback: bool,
     },
+    /// Manage API clients (client credentials for `POST /v1/accounts/{aid}/auth/token`).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Print a bearer token that a server on the same data dir accepts.
     Token {
         #[arg(long)]
@@ -33,6 +38,19 @@ enum Command {
         scopes: String,
         #[arg(long, default_value_t = 3600)]
         expires_in: i64,
+        #[arg(long, default_value = "./.shopping")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create a client; prints its id and secret (the secret is shown only this once).
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "admin:shopping")]
+        scopes: String,
         #[arg(long, default_value = "./.shopping")]
         data_dir: PathBuf,
     },
@@ -52,6 +70,16 @@ async fn main() -> ExitCode {
                 tracing::warn!("webhook deliveries to loopback addresses are allowed");
             }
             functions::local::serve(&addr, &data_dir, webhook_allow_loopback).await
+        }
+        Command::Client { command: ClientCommand::Create { account, scopes, data_dir } } => {
+            if !domain::validate::is_account_id(&account) {
+                eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
+                return ExitCode::from(2);
+            }
+            functions::local::create_client(&data_dir, &account, &scopes).await.map(|(id, secret)| {
+                println!("client_id={id}");
+                println!("client_secret={secret}");
+            })
         }
         Command::Token { account, scopes, expires_in, data_dir } => {
             if !domain::validate::is_account_id(&account) {

@@ -1,0 +1,279 @@
+//! Per-tenant usage, for platforms that bill pay-per-request tenants: for every request the
+//! account it was authorized for, and the DynamoDB read and write units and the events its
+//! writes produced; for every webhook attempt, one delivery. On AWS each request (and each
+//! delivery) prints one CloudWatch Embedded Metric Format line, which CloudWatch turns into
+//! metrics with an `account` dimension; `shopping-local` keeps the same counters and serves
+//! them at `/metrics` (Prometheus text).
+//!
+//! Units are DynamoDB's pricing rules applied to the items as stored (the same sizes on both
+//! engines): a write 1 unit per KB per item, 2 inside a transaction; a read 1 unit per 4 KB
+//! (a query sums what it returns), at least 1. Only requests that passed authorization count:
+//! nothing is billed to an account a caller could not act for, and hostile paths cannot grow
+//! the counters.
+
+use async_trait::async_trait;
+use domain::table::{Item, Key, WriteOp};
+use infra::{Page, Query, Store, StoreError};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// What one request (or delivery) cost.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Counts {
+    pub requests: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+    pub events: u64,
+    pub webhooks: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.requests += o.requests;
+        self.read_units += o.read_units;
+        self.write_units += o.write_units;
+        self.events += o.events;
+        self.webhooks += o.webhooks;
+    }
+}
+
+/// The request being served: its account once authorized, and what it cost so far.
+#[derive(Debug, Default)]
+struct Current {
+    account: Option<String>,
+    counts: Counts,
+}
+
+tokio::task_local! {
+    static CURRENT: RefCell<Current>;
+}
+
+fn with_current(f: impl FnOnce(&mut Current)) {
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            f(&mut c);
+        }
+    });
+}
+
+/// Marks the request being served as the account's (called once authorization passed).
+pub fn authorized(account: &str) {
+    with_current(|c| c.account = Some(account.to_owned()));
+}
+
+/// Where the counts go.
+#[derive(Clone)]
+pub enum Sink {
+    /// One EMF line on stdout per request (AWS).
+    Emf,
+    /// Counters kept in memory, served at `/metrics` (local).
+    Registry(Arc<Registry>),
+}
+
+impl Sink {
+    pub fn local() -> Self {
+        Self::Registry(Arc::default())
+    }
+
+    /// Records what `account` used.
+    pub fn record(&self, account: &str, counts: &Counts, epoch_ms: i64) {
+        match self {
+            Self::Emf => println!("{}", emf_line(account, counts, epoch_ms)),
+            Self::Registry(r) => r.add(account, counts),
+        }
+    }
+}
+
+/// Runs `fut` (one request) with a fresh meter; answers its result and, when the request was
+/// authorized, the account and what it cost.
+pub async fn metered<F: std::future::Future>(fut: F) -> (F::Output, Option<(String, Counts)>) {
+    let cell = RefCell::new(Current::default());
+    let (out, cell) = CURRENT
+        .scope(cell, async move {
+            let out = fut.await;
+            let taken = CURRENT.try_with(|c| std::mem::take(&mut *c.borrow_mut())).unwrap_or_default();
+            (out, taken)
+        })
+        .await;
+    let cost = cell.account.map(|a| (a, Counts { requests: 1, ..cell.counts }));
+    (out, cost)
+}
+
+/// One Prometheus series: name, help text, and its value in a [`Counts`].
+type Series = (&'static str, &'static str, fn(&Counts) -> f64);
+
+/// The counters of every account, as the local server keeps them.
+#[derive(Default)]
+pub struct Registry(Mutex<BTreeMap<String, Counts>>);
+
+impl Registry {
+    pub fn add(&self, account: &str, counts: &Counts) {
+        if let Ok(mut m) = self.0.lock() {
+            m.entry(account.to_owned()).or_default().add(counts);
+        }
+    }
+
+    pub fn get(&self, account: &str) -> Counts {
+        self.0.lock().ok().and_then(|m| m.get(account).copied()).unwrap_or_default()
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn prometheus(&self) -> String {
+        let m = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut out = String::new();
+        let series: [Series; 5] = [
+            ("shopping_requests_total", "Requests authorized for the account.", |c| c.requests as f64),
+            ("shopping_read_units_total", "DynamoDB read units the account's requests used.", |c| c.read_units),
+            ("shopping_write_units_total", "DynamoDB write units the account's requests used.", |c| c.write_units),
+            ("shopping_events_total", "Events the account's writes produced.", |c| c.events as f64),
+            ("shopping_webhook_deliveries_total", "Webhook delivery attempts for the account.", |c| c.webhooks as f64),
+        ];
+        for (name, help, value) in series {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (account, c) in &m {
+                out.push_str(&format!("{name}{{account=\"{account}\"}} {}\n", value(c)));
+            }
+        }
+        out
+    }
+}
+
+/// One CloudWatch Embedded Metric Format line: namespace `Shopping`, dimension `account`.
+pub fn emf_line(account: &str, c: &Counts, epoch_ms: i64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": epoch_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Shopping",
+                "Dimensions": [["account"]],
+                "Metrics": [
+                    {"Name": "Requests", "Unit": "Count"},
+                    {"Name": "ReadUnits", "Unit": "Count"},
+                    {"Name": "WriteUnits", "Unit": "Count"},
+                    {"Name": "Events", "Unit": "Count"},
+                    {"Name": "WebhookDeliveries", "Unit": "Count"}
+                ]
+            }]
+        },
+        "account": account,
+        "Requests": c.requests,
+        "ReadUnits": c.read_units,
+        "WriteUnits": c.write_units,
+        "Events": c.events,
+        "WebhookDeliveries": c.webhooks,
+    })
+    .to_string()
+}
+
+fn read_units(bytes: usize) -> f64 {
+    (bytes as f64 / 4096.0).ceil().max(1.0)
+}
+
+fn write_units(ops: &[WriteOp]) -> f64 {
+    let per_item: f64 = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Put { item, .. } => (infra::dynamo::item_size(item) as f64 / 1024.0).ceil().max(1.0),
+            _ => 1.0,
+        })
+        .sum();
+    // DynamoDB prices a transaction's items double.
+    if ops.len() > 1 {
+        per_item * 2.0
+    } else {
+        per_item
+    }
+}
+
+fn events_of(ops: &[WriteOp]) -> u64 {
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::Put { item, .. } if item.events.is_some() => domain::outbox::fresh(item).ok(),
+            _ => None,
+        })
+        .map(|recs| recs.iter().map(|r| r.webhooks.len() as u64).sum::<u64>())
+        .sum()
+}
+
+/// A store that adds what each call costs to the request being served.
+pub struct MeteredStore(pub Arc<dyn Store>);
+
+#[async_trait]
+impl Store for MeteredStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let r = self.0.get(key).await;
+        if let Ok(found) = &r {
+            let bytes = found.as_ref().map_or(0, infra::dynamo::item_size);
+            with_current(|c| c.counts.read_units += read_units(bytes));
+        }
+        r
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        let r = self.0.get_many(keys).await;
+        if let Ok(items) = &r {
+            // BatchGetItem prices each item on its own.
+            let units: f64 = items.iter().map(|i| read_units(infra::dynamo::item_size(i))).sum();
+            with_current(|c| c.counts.read_units += units);
+        }
+        r
+    }
+
+    async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        let r = self.0.query(q).await;
+        if let Ok(page) = &r {
+            let bytes: usize = page.items.iter().map(infra::dynamo::item_size).sum();
+            with_current(|c| c.counts.read_units += read_units(bytes));
+        }
+        r
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let (units, events) = (write_units(&ops), events_of(&ops));
+        let r = self.0.write(ops).await;
+        // A refused conditional write is billed too; its events did not happen.
+        with_current(|c| {
+            c.counts.write_units += units;
+            if r.is_ok() {
+                c.counts.events += events;
+            }
+        });
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emf_line_names_its_metrics_and_the_account_dimension() {
+        let c = Counts { requests: 1, read_units: 2.0, write_units: 4.0, events: 1, webhooks: 0 };
+        let line: serde_json::Value = serde_json::from_str(&emf_line("T12345678", &c, 1_800_000_000_000)).unwrap();
+        let spec = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(spec["Namespace"], "Shopping");
+        assert_eq!(spec["Dimensions"], serde_json::json!([["account"]]));
+        for m in spec["Metrics"].as_array().unwrap() {
+            assert!(line.get(m["Name"].as_str().unwrap()).is_some(), "every metric has a value: {m}");
+        }
+        assert_eq!((line["account"].as_str(), line["WriteUnits"].as_f64()), (Some("T12345678"), Some(4.0)));
+    }
+
+    #[tokio::test]
+    async fn only_authorized_requests_are_counted() {
+        let ((), cost) = metered(async {}).await;
+        assert!(cost.is_none());
+        let ((), cost) = metered(async { authorized("T12345678") }).await;
+        assert_eq!(cost.map(|(a, c)| (a, c.requests)), Some(("T12345678".to_owned(), 1)));
+    }
+
+    #[test]
+    fn a_transaction_costs_double() {
+        let put = |n: usize| WriteOp::Put { item: Item::new(Key::new("p", "s"), 0, "x".repeat(n)), cond: None };
+        assert_eq!(write_units(&[put(10)]), 1.0);
+        assert_eq!(write_units(&[put(10), put(10)]), 4.0);
+        assert_eq!(read_units(0), 1.0);
+        assert_eq!(read_units(4097), 2.0);
+    }
+}
