@@ -297,4 +297,63 @@ mod tests {
         let sig = sign_standard("secret", "msg_1", 1_700_000_000, b"{}");
         assert!(sig.starts_with("v1,") && sig.len() > 10);
     }
+
+    /// A resolver that answers fixed addresses for every name, counting its calls.
+    struct Fixed(Vec<IpAddr>);
+
+    #[async_trait::async_trait]
+    impl Resolver for Fixed {
+        async fn resolve(&self, _host: &str) -> std::io::Result<Vec<IpAddr>> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// A receiver on 127.0.0.1 that counts the connections it accepts and answers 200.
+    async fn counting_receiver() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            }
+        });
+        (port, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_is_never_handed_to_the_connector() {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (port, accepted) = counting_receiver().await;
+        let url = format!("http://hooks.example:{port}/in");
+
+        // The name resolves to the receiver's loopback address, which the guard refuses: no
+        // connection is made.
+        let guarded = WebhookClient::new(Arc::new(Fixed(vec![loopback])), false).unwrap();
+        let a = guarded.post(&url, &[], b"{}".to_vec()).await;
+        assert!(a.blocked, "{a:?}");
+        assert!(a.failure.as_deref().unwrap_or("").contains("127.0.0.1"), "{a:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        // One blocked address among the answers refuses the whole name: the resolver reqwest
+        // connects through yields no address at all (called directly: nothing may connect).
+        let public = IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34));
+        for bad in [IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), loopback] {
+            let g = Guarded { inner: Arc::new(Fixed(vec![public, bad])), allow_loopback: false };
+            let name: reqwest::dns::Name = "mixed.example".parse().unwrap();
+            assert!(reqwest::dns::Resolve::resolve(&g, name).await.is_err(), "{bad} slipped through");
+        }
+
+        // With loopback allowed, the connection goes to the address the check saw (the
+        // injected answer), not to whatever the system's DNS would say of the name.
+        let allowed = WebhookClient::new(Arc::new(Fixed(vec![loopback])), true).unwrap();
+        let a = allowed.post(&url, &[], b"{}".to_vec()).await;
+        assert_eq!((a.status, a.blocked), (Some(200), false), "{a:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }
