@@ -46,8 +46,10 @@ fn a_created_client_gets_a_token_and_usage_is_counted_per_account() {
     let json_type = "application/json";
 
     // HTTP Basic, as the upstream docs show it
-    let (status, body) =
-        post_with(port, &path, &[&basic(&id, &secret)], json_type, r#"{"grant_type":"client_credentials"}"#);
+    // (the upstream request carries an `audience`; it is accepted and needs no change)
+    let upstream =
+        format!(r#"{{"grant_type":"client_credentials","audience":"https://api.example.com/v1/accounts/{AID}"}}"#);
+    let (status, body) = post_with(port, &path, &[&basic(&id, &secret)], json_type, &upstream);
     assert_eq!(status, 200, "{body}");
     let answer = json(&body);
     assert_eq!(answer["token_type"], "Bearer");
