@@ -233,8 +233,18 @@ async fn local_deliveries_are_signed_retried_and_isolated() {
     assert!(attempts.windows(2).all(|w| w[0].0 == w[1].0 && w[0].2 == w[1].2), "same id and bytes on every retry");
     assert!(attempts.windows(2).all(|w| w[0].1 != w[1].1), "each attempt has its own delivery id");
 
-    // the deliveries list shows each attempt, with why it failed
-    let list = local.call(&local.hooks, "GET", &format!("{}/{flaky}/deliveries", subs()), None).await;
+    // the deliveries list shows each attempt, with why it failed (the record of the last
+    // attempt is written just after the receiver answered it)
+    let mut list = Value::Null;
+    let start = Instant::now();
+    while !list["deliveries"]
+        .as_array()
+        .is_some_and(|ds| ds.iter().any(|d| d["outcome"] == "delivered" && d["event"] != "ping"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "the delivered attempt was never recorded: {list}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        list = local.call(&local.hooks, "GET", &format!("{}/{flaky}/deliveries", subs()), None).await;
+    }
     let outcomes: Vec<&str> =
         list["deliveries"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
     assert!(outcomes.contains(&"delivered") && outcomes.contains(&"failed"), "{outcomes:?}");
