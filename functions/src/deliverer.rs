@@ -190,8 +190,8 @@ pub async fn deliver(state: &AppState, client: &WebhookClient, p: &Pending) -> R
 }
 
 /// Whether a delivery is to be attempted again.
-fn retry(d: Option<&Delivery>) -> bool {
-    d.is_some_and(|d| d.outcome == "failed" || d.outcome == "blocked")
+fn retry(d: &Delivery) -> bool {
+    d.outcome == "failed" || d.outcome == "blocked"
 }
 
 /// Processes one job of the local queue: attempt it, then either remove it (delivered, or
@@ -205,7 +205,7 @@ pub async fn process(state: &AppState, client: &WebhookClient, queued: Item) -> 
     // Conditioned on the job as read: a redelivery queued meanwhile is not lost.
     let held = Some(Condition::VersionIs(queued.version));
     let op = match d {
-        Some(d) if retry(Some(&d)) => {
+        Some(d) if retry(&d) => {
             let now_ms = now_ms(state.clock.as_ref());
             let next =
                 Pending { attempts: d.attempt, due_ms: now_ms.saturating_add(hooks::local_backoff_ms(d.attempt)), ..p };
@@ -284,7 +284,7 @@ async fn handle_message(
     p.attempts = p.attempts.saturating_add(received.saturating_sub(1));
     let d = deliver(state, client, &p).await?;
     match d {
-        Some(d) if retry(Some(&d)) => {
+        Some(d) if retry(&d) => {
             if let Some(receipt) = msg.receipt_handle.as_deref() {
                 queue.postpone(receipt, hooks::aws_backoff_seconds(d.attempt)).await?;
             }

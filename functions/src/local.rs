@@ -64,12 +64,12 @@ pub fn secret(data_dir: &Path) -> Result<Vec<u8>, LocalError> {
 /// the store itself, whose outbox the background consumer drains.
 pub fn state(
     data_dir: &Path,
+    key: &[u8],
     clock: Arc<dyn Clock>,
     webhook_loopback: bool,
 ) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
-    let key = secret(data_dir)?;
     let store = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?);
-    let state = AppState { webhook_loopback, ..AppState::local(store.clone(), clock, Auth::hs256(&key)) };
+    let state = AppState { webhook_loopback, ..AppState::local(store.clone(), clock, Auth::hs256(key)) };
     Ok((state, store))
 }
 
@@ -78,11 +78,12 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
     if clock.offset_seconds != 0 {
         tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
     }
-    let (state, store) = state(data_dir, clock.clone(), webhook_loopback)?;
+    let key = secret(data_dir)?;
+    let (state, store) = state(data_dir, &key, clock.clone(), webhook_loopback)?;
     let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
     tokio::spawn(crate::publisher::run_local(store.clone(), clock));
     tokio::spawn(crate::deliverer::run_local(state.clone(), client));
-    let app = app(state, secret(data_dir)?);
+    let app = app(state, key);
     tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());

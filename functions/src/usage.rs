@@ -30,11 +30,12 @@ pub struct Counts {
 
 impl Counts {
     fn add(&mut self, o: &Counts) {
-        self.requests += o.requests;
+        // Counters of a long-running server: saturate rather than wrap.
+        self.requests = self.requests.saturating_add(o.requests);
         self.read_units += o.read_units;
         self.write_units += o.write_units;
-        self.events += o.events;
-        self.webhooks += o.webhooks;
+        self.events = self.events.saturating_add(o.events);
+        self.webhooks = self.webhooks.saturating_add(o.webhooks);
     }
 }
 
