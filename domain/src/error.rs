@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// One problem in a request, located by its JSON path (e.g. `order.items[0].tax_lines`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub path: String,
     pub code: &'static str,

@@ -43,6 +43,7 @@ pub fn queue_key(aid: &str, hook_id: &str, event_id: &str) -> Key {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HookConfig {
     pub url: String,
     #[serde(default = "json")]
@@ -57,6 +58,7 @@ fn json() -> String {
 
 /// A subscription as the API shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscription {
     pub id: String,
     pub account_id: String,
@@ -82,6 +84,7 @@ pub struct SubscriptionRecord {
 
 /// `config` in a create or update body.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigBody {
     #[serde(default)]
     pub url: Option<String>,
@@ -95,6 +98,7 @@ pub struct ConfigBody {
 
 /// A create or update body; on update, what is absent is unchanged.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionBody {
     #[serde(default)]
     pub events: Option<Vec<String>>,
@@ -262,6 +266,7 @@ pub fn local_backoff_ms(failed: u32) -> i64 {
 
 /// One delivery attempt as the deliveries list shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     pub id: String,
     pub hook_id: String,
@@ -280,6 +285,7 @@ pub struct Delivery {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
@@ -287,6 +293,7 @@ pub struct DeliveryRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryResponse {
     pub status: u16,
     pub body: String,

@@ -50,6 +50,26 @@ pub enum Access {
     EventsWrite,
 }
 
+impl Access {
+    /// The scopes any one of which grants this access to the Shopping API.
+    pub fn shopping_scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::Read => &["admin:shopping", "read:shopping"],
+            Self::Write => &["admin:shopping", "write:shopping"],
+            Self::EventsRead => &["admin:shopping", "read:shopping", "read:shopping:/orders/ANY/events"],
+            Self::EventsWrite => &["admin:shopping", "write:shopping", "write:shopping:/orders/ANY/events"],
+        }
+    }
+
+    /// The scopes any one of which grants this access to the Hooks API.
+    pub fn hooks_scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::Read | Self::EventsRead => &["admin:hooks", "read:hooks"],
+            Self::Write | Self::EventsWrite => &["admin:hooks", "write:hooks"],
+        }
+    }
+}
+
 /// An authenticated caller (signature and expiry checked; account and scope not yet).
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -61,23 +81,13 @@ pub struct Caller {
 impl Caller {
     /// Checks the account in the path against the token and the scope against the access.
     pub fn authorize(&self, aid: &str, access: Access) -> Result<(), ApiError> {
-        let wanted: &[&str] = match access {
-            Access::Read => &["admin:shopping", "read:shopping"],
-            Access::Write => &["admin:shopping", "write:shopping"],
-            Access::EventsRead => &["admin:shopping", "read:shopping", "read:shopping:/orders/ANY/events"],
-            Access::EventsWrite => &["admin:shopping", "write:shopping", "write:shopping:/orders/ANY/events"],
-        };
-        self.allow(aid, wanted)
+        self.allow(aid, access.shopping_scopes())
     }
 
     /// [`Self::authorize`] for the Hooks API, whose scopes are its own (`admin:shopping`
     /// alone does not manage hooks).
     pub fn authorize_hooks(&self, aid: &str, access: Access) -> Result<(), ApiError> {
-        let wanted: &[&str] = match access {
-            Access::Read | Access::EventsRead => &["admin:hooks", "read:hooks"],
-            Access::Write | Access::EventsWrite => &["admin:hooks", "write:hooks"],
-        };
-        self.allow(aid, wanted)
+        self.allow(aid, access.hooks_scopes())
     }
 
     fn allow(&self, aid: &str, wanted: &[&str]) -> Result<(), ApiError> {

@@ -41,7 +41,17 @@ fn no_discount_engine(w: &Write) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn create(w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/draft_orders",
+    tag = "drafts",
+    operation_id = "create_draft_order",
+    summary = "Create a draft",
+    params(crate::openapi::Aid, ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    request_body(content = domain::draft::DraftBody, example = json!({"order": {"currency": "NOK", "items": [{"id": "sku-1", "line_id": 1, "description": "Coffee", "quantity": 2, "gross_amount": 5000, "tax_lines": [{"percentage": 25, "amount": 1000}]}]}})),
+    responses((status = 200, description = "The draft", body = Draft))
+)]
+pub(crate) async fn create(w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     if let Some(done) = replayed::<Draft>(&w, &None).await? {
         return Ok(done);
@@ -65,7 +75,16 @@ fn draft_rules(b: &DraftBody) -> domain::error::Result<()> {
     domain::validate::draft_body(&b.options.clone().unwrap_or_default(), &b.order)
 }
 
-async fn fetch(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}",
+    tag = "drafts",
+    operation_id = "get_draft_order",
+    summary = "Get a draft with its events",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
+    responses((status = 200, description = "The draft; `ETag` carries its version", body = Draft))
+)]
+pub(crate) async fn fetch(
     State(state): State<AppState>,
     Params((aid, id)): Params<(String, String)>,
     caller: Caller,
@@ -78,21 +97,59 @@ async fn fetch(
     Ok(with_etag(version, d))
 }
 
-async fn replace(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}",
+    tag = "drafts",
+    operation_id = "replace_draft_order",
+    summary = "Replace an open draft",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    request_body(content = domain::draft::DraftBody, example = json!({"order": {"currency": "NOK", "items": [{"id": "sku-1", "line_id": 1, "description": "Coffee", "quantity": 2, "gross_amount": 5000, "tax_lines": [{"percentage": 25, "amount": 1000}]}]}})),
+    responses((status = 200, description = "The draft", body = Draft))
+)]
+pub(crate) async fn replace(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let parsed: DraftBody = w.body.decode(draft_rules)?;
     mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
-async fn remove(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}",
+    tag = "drafts",
+    operation_id = "delete_draft_order",
+    summary = "Delete an open draft",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
+    responses((status = 200, description = "The deleted draft", body = Draft))
+)]
+pub(crate) async fn remove(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     mutate::<DraftAgg, _>(&w, &id, None, draft::delete).await
 }
 
-async fn complete(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}/complete",
+    tag = "drafts",
+    operation_id = "complete_draft_order",
+    summary = "Complete a draft into its order(s)",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
+    responses((status = 200, description = "The completed draft with `orders`", body = Draft))
+)]
+pub(crate) async fn complete(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     mutate::<CompletingAgg, _>(&w, &id, None, |c, ids, (rec, target)| draft::complete(c, ids, rec, target)).await
 }
 
-async fn add_item(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}/items",
+    tag = "drafts",
+    operation_id = "add_draft_item",
+    summary = "Add an item to a draft",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    request_body(content = domain::model::OrderItem, example = json!({"id": "sku-2", "line_id": 2, "description": "Cake", "quantity": 1, "gross_amount": 4500})),
+    responses((status = 200, description = "The draft", body = Draft))
+)]
+pub(crate) async fn add_item(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
     mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::add_item(c, ids, rec, item.clone())).await
@@ -102,26 +159,60 @@ fn line_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::bad("line_id", "must be an integer"))
 }
 
-async fn update_item(Params((_, id, line)): Params<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}/items/{line_id}",
+    tag = "drafts",
+    operation_id = "update_draft_item",
+    summary = "Replace an item of a draft",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("line_id" = i64, Path, description = "The item's `line_id`."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    request_body(content = domain::model::OrderItem, example = json!({"id": "sku-2", "line_id": 2, "description": "Cake", "quantity": 1, "gross_amount": 4500})),
+    responses((status = 200, description = "The draft", body = Draft))
+)]
+pub(crate) async fn update_item(
+    Params((_, id, line)): Params<(String, String, String)>,
+    w: Write,
+) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
     mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::update_item(c, ids, rec, line, item.clone())).await
 }
 
-async fn remove_item(Params((_, id, line)): Params<(String, String, String)>, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/shopping/draft_orders/{id}/items/{line_id}",
+    tag = "drafts",
+    operation_id = "delete_draft_item",
+    summary = "Remove an item from a draft",
+    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("line_id" = i64, Path, description = "The item's `line_id`."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    responses((status = 200, description = "The draft", body = Draft))
+)]
+pub(crate) async fn remove_item(
+    Params((_, id, line)): Params<(String, String, String)>,
+    w: Write,
+) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
     mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::remove_item(c, ids, rec, line)).await
 }
 
-#[derive(serde::Serialize)]
-struct DraftList {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct DraftList {
     draft_orders: Vec<Draft>,
 }
 
 /// GET /draft_orders: newest first, filtered, paged by `starting_after`.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/draft_orders",
+    tag = "drafts",
+    operation_id = "list_draft_orders",
+    summary = "List drafts, newest first",
+    params(crate::openapi::Aid, crate::openapi::DraftQuery),
+    responses((status = 200, description = "A page of drafts", body = DraftList))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Params(aid): Params<String>,
     caller: Caller,

@@ -9,10 +9,26 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{DomainError, FieldError};
 use infra::{Limit, StoreError};
-use serde_json::json;
+use serde::Serialize;
 
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The upstream error body: `{"error": {"code", "message", "errors"?}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable SCREAMING_SNAKE word, e.g. `VALIDATION_ERROR`, `NOT_FOUND`, `VERSION_CONFLICT`.
+    pub code: String,
+    pub message: String,
+    /// Every problem found in the request, each located by its JSON path (400 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -144,11 +160,8 @@ impl IntoResponse for ApiError {
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", vec![]),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", vec![]),
         };
-        let body = if errors.is_empty() {
-            json!({"error": {"code": code, "message": self.to_string()}})
-        } else {
-            json!({"error": {"code": code, "message": self.to_string(), "errors": errors}})
-        };
+        let errors = (!errors.is_empty()).then_some(errors);
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string(), errors } };
         let mut res = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));

@@ -44,7 +44,17 @@ async fn send_ping(state: &AppState, aid: &str, hid: &str) -> Result<(), StoreEr
     state.jobs.submit(&[Pending::new(hid, &ev, now_ms(state.clock.as_ref()))]).await
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions",
+    tag = "hooks",
+    operation_id = "create_subscription",
+    summary = "Subscribe a URL to events",
+    params(crate::openapi::Aid),
+    request_body(content = domain::hooks::SubscriptionBody, example = json!({"events": ["shopping_order_add", "shopping_order_update"], "config": {"url": "https://hooks.example.com/shopping", "secret": "a-long-random-secret", "content_type": "json"}, "active": true})),
+    responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Params(aid): Params<String>,
     caller: Caller,
@@ -73,7 +83,16 @@ async fn create(
     Ok(Json(hooks::shown(&rec)).into_response())
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions",
+    tag = "hooks",
+    operation_id = "list_subscriptions",
+    summary = "List webhook subscriptions",
+    params(crate::openapi::Aid),
+    responses((status = 200, description = "Every subscription", body = Vec<domain::hooks::Subscription>))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Params(aid): Params<String>,
     caller: Caller,
@@ -83,7 +102,16 @@ async fn list(
     Ok(Json(subs.iter().map(hooks::shown).collect::<Vec<_>>()).into_response())
 }
 
-async fn fetch(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}",
+    tag = "hooks",
+    operation_id = "get_subscription",
+    summary = "Get a subscription",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
+)]
+pub(crate) async fn fetch(
     State(state): State<AppState>,
     Params((aid, hid)): Params<(String, String)>,
     caller: Caller,
@@ -92,7 +120,17 @@ async fn fetch(
     Ok(Json(hooks::shown(&load(&state, &aid, &hid).await?.0)).into_response())
 }
 
-async fn update(
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}",
+    tag = "hooks",
+    operation_id = "update_subscription",
+    summary = "Update a subscription (absent fields unchanged)",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    request_body(content = domain::hooks::SubscriptionBody, example = json!({"active": false})),
+    responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
+)]
+pub(crate) async fn update(
     State(state): State<AppState>,
     Params((aid, hid)): Params<(String, String)>,
     caller: Caller,
@@ -118,7 +156,16 @@ async fn update(
     }
 }
 
-async fn remove(
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}",
+    tag = "hooks",
+    operation_id = "delete_subscription",
+    summary = "Delete a subscription",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    responses((status = 200, description = "The deleted subscription", body = domain::hooks::Subscription))
+)]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Params((aid, hid)): Params<(String, String)>,
     caller: Caller,
@@ -132,7 +179,16 @@ async fn remove(
     Ok(Json(hooks::shown(&rec)).into_response())
 }
 
-async fn ping(
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/ping",
+    tag = "hooks",
+    operation_id = "ping_subscription",
+    summary = "Send a ping event to the subscription",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
+)]
+pub(crate) async fn ping(
     State(state): State<AppState>,
     Params((aid, hid)): Params<(String, String)>,
     caller: Caller,
@@ -143,13 +199,22 @@ async fn ping(
     Ok(Json(hooks::shown(&rec)).into_response())
 }
 
-#[derive(serde::Serialize)]
-struct DeliveryList {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct DeliveryList {
     deliveries: Vec<Delivery>,
 }
 
 /// `GET …/deliveries`: every attempt, newest first (the last 100).
-async fn deliveries(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries",
+    tag = "hooks",
+    operation_id = "list_deliveries",
+    summary = "Delivery attempts, newest first (the last 100)",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    responses((status = 200, description = "The attempts", body = DeliveryList))
+)]
+pub(crate) async fn deliveries(
     State(state): State<AppState>,
     Params((aid, hid)): Params<(String, String)>,
     caller: Caller,
@@ -169,7 +234,16 @@ async fn deliveries(
 
 /// `POST …/deliveries/{delivery_id}/redeliver`: the same event (same bytes, same
 /// `webhook-id`) queued again, attempts counted afresh.
-async fn redeliver(
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}/redeliver",
+    tag = "hooks",
+    operation_id = "redeliver",
+    summary = "Queue a delivered event again",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
+    responses((status = 200, description = "The attempt whose event is queued again", body = domain::hooks::Delivery))
+)]
+pub(crate) async fn redeliver(
     State(state): State<AppState>,
     Params((aid, hid, did)): Params<(String, String, String)>,
     caller: Caller,

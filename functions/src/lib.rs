@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod lambda;
 mod listing;
 pub mod local;
+pub mod openapi;
 pub mod orders;
 mod partition;
 pub mod payments;

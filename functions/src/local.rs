@@ -98,7 +98,8 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
         .map_err(|e| LocalError::Listen(addr.to_owned(), e))
 }
 
-/// The local server's router: the whole API, the token endpoint and `/metrics`.
+/// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`
+/// and `/docs`.
 pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
     let issuer = Arc::new(crate::tokens::Issuer { store: state.store.clone(), clock: state.clock.clone(), key });
     let usage = state.usage.clone();
@@ -115,7 +116,43 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
             }
         }),
     );
-    crate::app(state).merge(crate::tokens::router(issuer)).merge(metrics)
+    crate::app(state).merge(crate::tokens::router(issuer)).merge(metrics).merge(docs())
+}
+
+/// The renderer the docs page uses, vendored (see `functions/assets/redoc/LICENSE`) so the
+/// page works offline: nothing is fetched from elsewhere at build or run time.
+const REDOC_JS: &str = include_str!("../assets/redoc/redoc.standalone.js");
+
+const DOCS_HTML: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Shopping API reference</title>
+<style>body { margin: 0; padding: 0; }</style>
+</head>
+<body>
+<div id="reference"></div>
+<script src="/docs/redoc.standalone.js"></script>
+<script>Redoc.init("/openapi.json", { hideDownloadButton: false, expandResponses: "200" }, document.getElementById("reference"));</script>
+</body>
+</html>
+"#;
+
+/// `/openapi.json` (the document, generated from the code) and `/docs` (it, rendered).
+fn docs() -> axum::Router {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+    use axum::routing::get;
+    let document = crate::openapi::json();
+    axum::Router::new()
+        .route("/openapi.json", get(move || async move { ([(CONTENT_TYPE, "application/json")], document) }))
+        .route("/docs", get(|| async { ([(CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML) }))
+        .route(
+            "/docs/redoc.standalone.js",
+            get(|| async {
+                ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "max-age=86400")], REDOC_JS)
+            }),
+        )
 }
 
 /// Creates an API client of `account` (see [`crate::tokens`]); answers its id and secret.

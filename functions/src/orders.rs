@@ -36,7 +36,16 @@ fn kinds(w: &Write) -> Result<Kinds, ApiError> {
     Ok(domain::events::include_events(&w.query(), true)?)
 }
 
-async fn fetch(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}",
+    tag = "orders",
+    operation_id = "get_order",
+    summary = "Get an order",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    responses((status = 200, description = "The order; `ETag` carries its version", body = domain::model::Order))
+)]
+pub(crate) async fn fetch(
     State(state): State<AppState>,
     Params((aid, key)): Key,
     caller: Caller,
@@ -52,20 +61,58 @@ async fn fetch(
     Ok(with_etag(version, order))
 }
 
-async fn update(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}",
+    tag = "orders",
+    operation_id = "update_order",
+    summary = "Update an order (partial)",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    request_body(content = domain::order::OrderUpdate, example = json!({"comment": "Leave at the door", "items": [{"line_id": 1, "status": "delivered"}]})),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn update(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     let body: order::OrderUpdate = w.body.decode(order::check_update)?;
     mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::update(c, ids, rec, body.clone())).await
 }
 
-async fn close(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/close",
+    tag = "orders",
+    operation_id = "close_order",
+    summary = "Close an open order",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn close(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, order::close).await
 }
 
-async fn open(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/open",
+    tag = "orders",
+    operation_id = "open_order",
+    summary = "Reopen a closed order",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn open(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, order::open).await
 }
 
-async fn cancel(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/cancel",
+    tag = "orders",
+    operation_id = "cancel_order",
+    summary = "Cancel an order (nothing captured net of refunds)",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    request_body(content = Option<domain::order::CancelBody>, example = json!({"cancelled_reason": "customer"})),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn cancel(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     // The body is optional: an empty one cancels without a reason.
     let body: CancelBody = if w.body.0.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
@@ -75,32 +122,70 @@ async fn cancel(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::cancel(c, ids, rec, body.clone())).await
 }
 
-async fn add_comment(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/comments",
+    tag = "orders",
+    operation_id = "add_order_comment",
+    summary = "Add a comment",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    request_body(content = domain::order::CommentBody, example = json!({"body": "Called the customer", "visibility": "internal"})),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn add_comment(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     let body: order::CommentBody = w.body.decode(order::check_comment)?;
     mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::add_comment(c, ids, rec, body.clone())).await
 }
 
-async fn delete_comment(
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/comments/{comment_id}",
+    tag = "orders",
+    operation_id = "delete_order_comment",
+    summary = "Delete a comment",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents, ("comment_id" = String, Path, description = "The comment's id.")),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn delete_comment(
     Params((_, key, comment)): Params<(String, String, String)>,
     w: Write,
 ) -> Result<Response, ApiError> {
     mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::delete_comment(c, ids, rec, &comment)).await
 }
 
-async fn add_event(Params((_, key)): Key, EventWrite(w): EventWrite) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/events",
+    tag = "orders",
+    operation_id = "add_order_event",
+    summary = "Record a service event",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    request_body(content = domain::order::ServiceEventBody, example = json!({"state": "success", "service": "delivery", "service_status": "DELIVERED"})),
+    responses((status = 200, description = "The recorded event", body = domain::model::Event))
+)]
+pub(crate) async fn add_event(Params((_, key)): Key, EventWrite(w): EventWrite) -> Result<Response, ApiError> {
     let body: order::ServiceEventBody = w.body.decode(order::check_service_event)?;
     mutate::<OrderAgg, Event>(&w, &key, None, |c, ids, rec| order::add_event(c, ids, rec, body.clone())).await
 }
 
-#[derive(serde::Serialize)]
-struct EventList {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EventList {
     state: &'static str,
     events: Vec<Event>,
 }
 
 /// `GET /orders/{order_id}/events`: every event, oldest first, with the combined state. An
 /// order emptied by retention has none left.
-async fn list_events(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/events",
+    tag = "orders",
+    operation_id = "list_order_events",
+    summary = "The order's events with their combined state",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    responses((status = 200, description = "Every event, oldest first", body = EventList))
+)]
+pub(crate) async fn list_events(
     State(state): State<AppState>,
     Params((aid, key)): Key,
     caller: Caller,
@@ -111,14 +196,24 @@ async fn list_events(
     Ok(Json(EventList { state: domain::events::combined_state(&events), events }).into_response())
 }
 
-async fn create_session(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/sessions",
+    tag = "orders",
+    operation_id = "create_order_session",
+    summary = "Create a payment session for the order",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    request_body(content = domain::order::SessionBody, example = json!({"items": [{"line_id": 1}], "url": {"return_url": "https://shop.example.com/done"}})),
+    responses((status = 200, description = "The session", body = domain::model::OrderSession))
+)]
+pub(crate) async fn create_session(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     let body: order::SessionBody = w.body.decode(order::check_session)?;
     mutate::<OrderAgg, OrderSession>(&w, &key, None, |c, ids, rec| order::create_session(c, ids, rec, body.clone()))
         .await
 }
 
-#[derive(serde::Serialize)]
-struct SessionList {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionList {
     sessions: Vec<OrderSession>,
 }
 
@@ -127,7 +222,16 @@ async fn sessions_of(state: &AppState, aid: &str, key: &str) -> Result<Vec<Order
     Ok(found.order.and_then(|o| o.sessions).unwrap_or_default())
 }
 
-async fn list_sessions(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/sessions",
+    tag = "orders",
+    operation_id = "list_order_sessions",
+    summary = "The order's payment sessions",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    responses((status = 200, description = "The sessions", body = SessionList))
+)]
+pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     Params((aid, key)): Key,
     caller: Caller,
@@ -136,7 +240,16 @@ async fn list_sessions(
     Ok(Json(SessionList { sessions: sessions_of(&state, &aid, &key).await? }).into_response())
 }
 
-async fn get_session(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/orders/{order_id}/sessions/{session_id}",
+    tag = "orders",
+    operation_id = "get_order_session",
+    summary = "One payment session",
+    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), ("session_id" = String, Path, description = "The session's id.")),
+    responses((status = 200, description = "The session", body = domain::model::OrderSession))
+)]
+pub(crate) async fn get_session(
     State(state): State<AppState>,
     Params((aid, key, sid)): Params<(String, String, String)>,
     caller: Caller,

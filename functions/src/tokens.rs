@@ -84,15 +84,17 @@ pub struct Issuer {
 }
 
 /// The request body, JSON or form: the grant type, and the credentials unless sent as Basic.
-#[derive(Debug, Default, Deserialize)]
-struct TokenRequest {
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub(crate) struct TokenRequest {
+    /// Must be `client_credentials`.
+    #[schema(example = "client_credentials")]
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
@@ -145,7 +147,25 @@ fn refused() -> ApiError {
     ApiError::Unauthorized("invalid client credentials".into())
 }
 
-async fn issue(
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/auth/token",
+    tag = "auth",
+    operation_id = "get_token",
+    summary = "Get an access token for client credentials",
+    description = "The client id and secret go in HTTP Basic (`client_id:client_secret`) or in the body; \
+                   the body is JSON or a form. Wrong credentials of any kind get the same 401.",
+    params(crate::openapi::Aid),
+    request_body(
+        content(
+            (TokenRequest = "application/json", example = json!({"grant_type": "client_credentials", "client_id": "abc", "client_secret": "s3cret"})),
+            (TokenRequest = "application/x-www-form-urlencoded")
+        )
+    ),
+    responses((status = 200, description = "A bearer token", body = TokenResponse)),
+    security((), ("client" = []))
+)]
+pub(crate) async fn issue(
     State(issuer): State<Arc<Issuer>>,
     Path(aid): Path<String>,
     headers: HeaderMap,

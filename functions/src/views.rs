@@ -33,12 +33,21 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/stores/{{store_id}}/orders/{{order_id}}"), get(store_order))
 }
 
-#[derive(serde::Serialize)]
-struct OrderList {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct OrderList {
     orders: Vec<Order>,
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/orders",
+    tag = "lists",
+    operation_id = "list_orders",
+    summary = "List orders, newest first",
+    params(crate::openapi::Aid, crate::openapi::OrderQuery),
+    responses((status = 200, description = "A page of orders", body = OrderList))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Params(aid): Params<String>,
     caller: Caller,
@@ -47,7 +56,16 @@ async fn list(
     answer(&state, &caller, &aid, Scope::Account, raw.as_deref()).await
 }
 
-async fn customer_list(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/customers/{customer_id}/orders",
+    tag = "lists",
+    operation_id = "list_customer_orders",
+    summary = "A customer's orders",
+    params(crate::openapi::Aid, ("customer_id" = String, Path, description = "The customer's id."), crate::openapi::OrderQuery),
+    responses((status = 200, description = "A page of orders", body = OrderList))
+)]
+pub(crate) async fn customer_list(
     State(state): State<AppState>,
     Params((aid, customer)): Params<(String, String)>,
     caller: Caller,
@@ -56,7 +74,16 @@ async fn customer_list(
     answer(&state, &caller, &aid, Scope::Customer(customer), raw.as_deref()).await
 }
 
-async fn store_list(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/stores/{store_id}/orders",
+    tag = "lists",
+    operation_id = "list_store_orders",
+    summary = "A store's orders",
+    params(crate::openapi::Aid, ("store_id" = String, Path, description = "The store's id."), crate::openapi::OrderQuery),
+    responses((status = 200, description = "A page of orders", body = OrderList))
+)]
+pub(crate) async fn store_list(
     State(state): State<AppState>,
     Params((aid, store)): Params<(String, String)>,
     caller: Caller,
@@ -65,7 +92,16 @@ async fn store_list(
     answer(&state, &caller, &aid, Scope::Store(store), raw.as_deref()).await
 }
 
-async fn customer_order(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/customers/{customer_id}/orders/{order_id}",
+    tag = "lists",
+    operation_id = "get_customer_order",
+    summary = "One order of a customer",
+    params(crate::openapi::Aid, ("customer_id" = String, Path, description = "The customer's id."), ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn customer_order(
     State(state): State<AppState>,
     Params((aid, customer, key)): Params<(String, String, String)>,
     caller: Caller,
@@ -74,7 +110,16 @@ async fn customer_order(
     one(&state, &caller, &aid, Scope::Customer(customer), &key, raw.as_deref()).await
 }
 
-async fn store_order(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/shopping/stores/{store_id}/orders/{order_id}",
+    tag = "lists",
+    operation_id = "get_store_order",
+    summary = "One order of a store",
+    params(crate::openapi::Aid, ("store_id" = String, Path, description = "The store's id."), ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    responses((status = 200, description = "The order", body = domain::model::Order))
+)]
+pub(crate) async fn store_order(
     State(state): State<AppState>,
     Params((aid, store, key)): Params<(String, String, String)>,
     caller: Caller,

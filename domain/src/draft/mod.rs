@@ -24,6 +24,7 @@ pub const MAX_SPLIT_ORDERS: usize = 24;
 
 /// The create/replace body: `{options?, order}`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftBody {
     #[serde(default)]
     pub options: Option<DraftOptions>,

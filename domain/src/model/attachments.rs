@@ -4,6 +4,7 @@ use super::*;
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     pub id: Option<String>,
     pub bus_reservation: Option<PassengerReservation>,
@@ -17,6 +18,7 @@ pub struct Attachment {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PassengerReservation {
     pub booking_id: Option<String>,
     pub line_ids: Option<Vec<i64>>,
@@ -27,6 +29,7 @@ pub struct PassengerReservation {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Passenger {
     pub id: Option<String>,
     pub title: Option<String>,
@@ -36,6 +39,7 @@ pub struct Passenger {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReservationLeg {
     pub departure_address: Option<Address>,
     pub departure_at: Option<String>,
@@ -53,6 +57,7 @@ pub struct ReservationLeg {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Insurance {
     pub insurance_company: Option<String>,
     pub insurance_type: Option<String>,
@@ -60,6 +65,7 @@ pub struct Insurance {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarReservation {
     pub booking_id: Option<String>,
     pub line_ids: Option<Vec<i64>>,
@@ -70,6 +76,7 @@ pub struct CarReservation {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarRental {
     pub rental_company: Option<String>,
     pub drivers_id: Option<Vec<String>>,

@@ -6,6 +6,7 @@ use super::*;
 /// The totals, `version`, `discounts` and `stores` are computed by the server.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderObject {
     pub customer: Option<Customer>,
     pub gross_amount: Option<i64>,
@@ -44,6 +45,7 @@ pub struct OrderObject {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderItem {
     pub id: Option<String>,
     pub status: Option<String>,
@@ -80,6 +82,7 @@ pub struct OrderItem {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -87,6 +90,7 @@ pub struct Group {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Dimension {
     pub color: Option<String>,
     pub size: Option<String>,
@@ -97,6 +101,7 @@ pub struct Dimension {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaxLine {
     pub amount: Option<i64>,
     pub amount_dwh: Option<String>,
@@ -110,6 +115,7 @@ pub struct TaxLine {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DiscountType {
     Customer,
@@ -123,6 +129,7 @@ pub enum DiscountType {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscountLine {
     pub amount: Option<i64>,
     pub percentage: Option<f64>,
@@ -135,6 +142,7 @@ pub struct DiscountLine {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Addition {
     pub id: Option<String>,
     pub description: Option<String>,
@@ -146,6 +154,7 @@ pub struct Addition {
 /// The sales location of an item; it drives `split_draft`.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemStore {
     pub id: Option<String>,
     pub organization_number: Option<String>,
@@ -157,6 +166,7 @@ pub struct ItemStore {
 /// The order-level store: note `comments` (array) where the item store has `comment`.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderStore {
     pub id: Option<String>,
     pub organization_number: Option<String>,
@@ -179,6 +189,7 @@ impl From<&ItemStore> for OrderStore {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelatedItem {
     pub line_id: Option<i64>,
     #[serde(rename = "type")]
@@ -187,6 +198,7 @@ pub struct RelatedItem {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DynamicPayout {
     pub rule_type: Option<String>,
     pub rule_id: Option<String>,
@@ -194,6 +206,7 @@ pub struct DynamicPayout {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemPayout {
     pub account_id: Option<String>,
     pub rule_type: Option<String>,
@@ -205,6 +218,7 @@ pub struct ItemPayout {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Discount {
     pub id: Option<String>,
     pub refs: Option<Vec<DiscountRef>>,
@@ -212,6 +226,7 @@ pub struct Discount {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscountRef {
     pub id: Option<String>,
     pub amount: Option<i64>,
@@ -223,6 +238,7 @@ pub struct DiscountRef {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscountRefItem {
     pub line_id: Option<i64>,
     pub amount: Option<i64>,

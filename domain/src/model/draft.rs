@@ -3,6 +3,7 @@
 use super::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DraftStatus {
     Open,
@@ -23,6 +24,7 @@ impl DraftStatus {
 /// The draft order resource. `orders` is only present in the complete response.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Draft {
     pub id: String,
     pub created_at: String,
@@ -41,6 +43,7 @@ pub struct Draft {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GenerateOrderId {
     #[default]
     #[serde(rename = "UUID")]
@@ -52,6 +55,7 @@ pub enum GenerateOrderId {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReplaceMode {
     Order,
@@ -59,6 +63,7 @@ pub enum ReplaceMode {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftOptions {
     pub order_time_to_live: Option<i64>,
     pub generate_order_id: Option<GenerateOrderId>,
@@ -72,6 +77,7 @@ pub struct DraftOptions {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutOptions {
     pub rules: Option<Vec<PayoutRule>>,
     pub resolve_rule_id: Option<String>,
@@ -80,6 +86,7 @@ pub struct PayoutOptions {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutRule {
     pub account_id: Option<String>,
     pub rule_type: Option<String>,
@@ -93,11 +100,13 @@ pub struct PayoutRule {
 /// as sent.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutDestination {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub value: Option<Value>,
     pub destination: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub amount: Option<i64>,
 }

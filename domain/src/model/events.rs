@@ -6,6 +6,7 @@ use super::*;
 /// optional fields keeps both shapes exact on the wire.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub event_type: Option<String>,
     pub id: Option<String>,
@@ -23,6 +24,7 @@ pub struct Event {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventRequest {
     pub path: Option<String>,
     pub method: Option<String>,
@@ -31,6 +33,7 @@ pub struct EventRequest {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Comment {
     pub id: Option<String>,
     pub created_at: Option<String>,

@@ -13,6 +13,7 @@ pub type Object = Map<String, Value>;
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     pub href: String,
     pub rel: String,

@@ -4,6 +4,7 @@ use super::*;
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentDetails {
     pub remaining_capture_amount: Option<i64>,
     pub remaining_refund_amount: Option<i64>,
@@ -14,6 +15,7 @@ pub struct PaymentDetails {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentOperation {
     pub id: Option<String>,
     pub created_at: Option<String>,
@@ -32,6 +34,7 @@ pub struct PaymentOperation {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationItem {
     pub line_id: Option<i64>,
     pub amount: Option<i64>,
@@ -47,6 +50,7 @@ pub struct OperationItem {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationPayout {
     pub rule_id: Option<String>,
     pub rule_type: Option<String>,
@@ -55,6 +59,7 @@ pub struct OperationPayout {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationPaymentDetails {
     pub psp: Option<String>,
     pub payment_id: Option<String>,
@@ -65,6 +70,7 @@ pub struct OperationPaymentDetails {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Card {
     pub masked_pan: Option<String>,
     #[serde(rename = "type")]
@@ -75,6 +81,7 @@ pub struct Card {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderSession {
     pub id: Option<String>,
     pub created_at: Option<String>,
@@ -90,6 +97,7 @@ pub struct OrderSession {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionItem {
     pub line_id: Option<String>,
     pub amount: Option<i64>,

@@ -4,6 +4,7 @@ use super::*;
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -27,6 +28,7 @@ pub struct Customer {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolledBy {
     pub value: Option<String>,
     #[serde(rename = "type")]
@@ -35,6 +37,7 @@ pub struct EnrolledBy {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Company {
     pub organization_number: Option<String>,
     /// Misspelled upstream; kept for wire compatibility.
@@ -47,6 +50,7 @@ pub struct Company {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MarketingConsent {
     pub sms: Option<Consent>,
     pub email: Option<Consent>,
@@ -54,6 +58,7 @@ pub struct MarketingConsent {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consent {
     pub consent: Option<bool>,
     pub updated_at: Option<String>,
@@ -61,12 +66,14 @@ pub struct Consent {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Term {
     pub id: Option<String>,
 }
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerAddress {
     pub address_line: Option<String>,
     pub address_line_2: Option<String>,
@@ -83,6 +90,7 @@ pub struct CustomerAddress {
 /// `shipping_address` / `billing_address`.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactObject {
     pub address_line: Option<String>,
     pub address_line_2: Option<String>,
@@ -98,6 +106,7 @@ pub struct ContactObject {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Address {
     pub address_line: Option<String>,
     pub address_line_2: Option<String>,
@@ -110,6 +119,7 @@ pub struct Address {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExternalId {
     pub id: Option<String>,
     pub source: Option<String>,
@@ -118,6 +128,7 @@ pub struct ExternalId {
 
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExternalLink {
     pub text: Option<String>,
     pub href: Option<String>,

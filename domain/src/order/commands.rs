@@ -95,6 +95,7 @@ fn limits<T: Serialize>(p: &mut Problems, v: &T) {
 /// `PUT /orders/{order_id}`: a partial update. Absent fields keep their value; `items` set
 /// the `status` of the lines they name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Customer>,
@@ -135,6 +136,7 @@ pub struct OrderUpdate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_id: Option<i64>,
@@ -274,6 +276,7 @@ pub fn open(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord) -> Result<Outcom
 
 /// `POST /orders/{order_id}/cancel` body: `{cancelled_reason?}`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CancelBody {
     #[serde(default)]
     pub cancelled_reason: Option<String>,
@@ -314,6 +317,7 @@ pub fn cancel(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, body: CancelBo
 
 /// `POST /orders/{order_id}/comments` body. `id` is optional and client-chosen.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommentBody {
     #[serde(default)]
     pub id: Option<String>,
@@ -377,6 +381,7 @@ pub fn delete_comment(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, commen
 
 /// `POST /orders/{order_id}/events` body (an OrderStatusEvent).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceEventBody {
     #[serde(default)]
     pub state: Option<String>,
@@ -438,6 +443,7 @@ pub fn add_event(ctx: &Ctx, ids: &mut dyn Ids, rec: OrderRecord, b: ServiceEvent
 /// `POST /orders/{order_id}/sessions` body. Only `items` and the amounts they select are
 /// kept on the session (as upstream shows it); the rest is recorded in the session's event.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionBody {
     #[serde(default)]
     pub items: Option<Vec<SessionItemRequest>>,
@@ -458,6 +464,7 @@ pub struct SessionBody {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionItemRequest {
     /// A string on the session schema, an integer on order items: both are accepted.
     #[serde(default)]
@@ -465,6 +472,7 @@ pub struct SessionItemRequest {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionUrls {
     #[serde(default)]
     pub return_url: Option<String>,

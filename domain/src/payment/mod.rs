@@ -102,6 +102,7 @@ pub fn op_key(aid: &str, order_id: &str, kind: Kind, id: &str) -> Key {
 
 /// `POST /orders/{order_id}/<kind>` body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,

@@ -30,6 +30,8 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Print the OpenAPI document (what the server serves at `/openapi.json`).
+    Openapi,
     /// Print a bearer token that a server on the same data dir accepts.
     Token {
         #[arg(long)]
@@ -70,6 +72,10 @@ async fn main() -> ExitCode {
                 tracing::warn!("webhook deliveries to loopback addresses are allowed");
             }
             functions::local::serve(&addr, &data_dir, webhook_allow_loopback).await
+        }
+        Command::Openapi => {
+            print!("{}", functions::openapi::json());
+            return ExitCode::SUCCESS;
         }
         Command::Client { command: ClientCommand::Create { account, scopes, data_dir } } => {
             if !domain::validate::is_account_id(&account) {

@@ -1,0 +1,362 @@
+//! The OpenAPI 3.1 document of the whole product, generated from the code: the wire model's
+//! schemas come from `domain`'s derives, each operation from the `#[utoipa::path]` on its
+//! handler (the payments group from the same `Kind::ALL` loop its router uses), and what every
+//! operation shares — security scopes (from [`Access`]), error responses, the write headers —
+//! is added here once. `shopping-local` serves it at `/openapi.json`; `functions/openapi.json`
+//! is the checked-in copy a test keeps equal to it.
+
+use crate::auth::Access;
+use crate::error::ErrorBody;
+use domain::payment::Kind;
+use serde_json::json;
+use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, Required, ResponseBuilder};
+use utoipa::{IntoParams, Modify, OpenApi};
+
+/// The bearer scheme's name, as upstream names it.
+const SCHEME: &str = "JWT";
+/// Where the token endpoint lives (it needs no token).
+const TOKEN_PATH: &str = "/v1/accounts/{aid}/auth/token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shopping API",
+        description = "Drafts that complete into orders; order status, comments, events, sessions; \
+                       authorizations, captures, refunds and cancellations; order lists and the \
+                       customer and store views; webhook subscriptions (Hooks API); and the \
+                       client-credentials token endpoint. Wire-compatible with the upstream \
+                       Shopping API: every path is the upstream path under `/v1`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    paths(
+        crate::drafts::list,
+        crate::drafts::create,
+        crate::drafts::fetch,
+        crate::drafts::replace,
+        crate::drafts::remove,
+        crate::drafts::complete,
+        crate::drafts::add_item,
+        crate::drafts::update_item,
+        crate::drafts::remove_item,
+        crate::orders::fetch,
+        crate::orders::update,
+        crate::orders::close,
+        crate::orders::open,
+        crate::orders::cancel,
+        crate::orders::add_comment,
+        crate::orders::delete_comment,
+        crate::orders::list_events,
+        crate::orders::add_event,
+        crate::orders::list_sessions,
+        crate::orders::create_session,
+        crate::orders::get_session,
+        crate::views::list,
+        crate::views::customer_list,
+        crate::views::customer_order,
+        crate::views::store_list,
+        crate::views::store_order,
+        crate::hooks::list,
+        crate::hooks::create,
+        crate::hooks::fetch,
+        crate::hooks::update,
+        crate::hooks::remove,
+        crate::hooks::ping,
+        crate::hooks::deliveries,
+        crate::hooks::redeliver,
+        crate::tokens::issue,
+    ),
+    components(schemas(ErrorBody, domain::model::PaymentOperation, domain::payment::OperationRequest)),
+    modifiers(&Payments, &Shared),
+    tags(
+        (name = "drafts", description = "Draft orders: build an order, then complete it."),
+        (name = "orders", description = "One order: update, status, comments, events, sessions."),
+        (name = "payments", description = "An order's authorizations, captures, refunds and cancellations."),
+        (name = "lists", description = "Order lists with filters, and the customer and store views."),
+        (name = "hooks", description = "Webhook subscriptions (the Hooks API)."),
+        (name = "auth", description = "Access tokens for API clients (client credentials)."),
+    )
+)]
+struct Doc;
+
+/// The document.
+pub fn document() -> Document {
+    Doc::openapi()
+}
+
+/// The document as the pretty JSON `/openapi.json` serves and the repository holds.
+pub fn json() -> String {
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `{aid}`, the account of every path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct Aid {
+    /// The account: `P` (production) or `T` (test) and 8 digits.
+    #[param(pattern = r"^[PT]\d{8}$", example = "T12345678")]
+    #[allow(dead_code)]
+    aid: String,
+}
+
+/// `include_events` of order reads and writes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IncludeEvents {
+    /// Which events to embed in the order: `true` (service events), `false`, or a comma list
+    /// of event types.
+    #[allow(dead_code)]
+    include_events: Option<String>,
+}
+
+/// The filters of `GET /draft_orders`. Repeated parameters and comma lists both work: OR
+/// within a parameter, AND across parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct DraftQuery {
+    /// Page size, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last draft of the previous page.
+    starting_after: Option<String>,
+    /// `open`, `completed`, `deleted`.
+    status: Option<String>,
+    #[param(rename = "customer_id")]
+    customer_id: Option<String>,
+    /// A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time.
+    #[param(rename = "created_at.gte")]
+    created_gte: Option<String>,
+    #[param(rename = "created_at.lte")]
+    created_lte: Option<String>,
+    #[param(rename = "net_amount.gte")]
+    net_gte: Option<i64>,
+    #[param(rename = "net_amount.lte")]
+    net_lte: Option<i64>,
+    currency: Option<String>,
+    /// Case-insensitive text search.
+    search: Option<String>,
+}
+
+/// The filters of the order lists (`GET /orders` and the customer and store views).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct OrderQuery {
+    /// Page size, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last order of the previous page.
+    starting_after: Option<String>,
+    /// `open`, `closed`, `cancelled`.
+    status: Option<String>,
+    /// `pending`, `partially_paid`, `paid`, `partially_refunded`, `refunded`.
+    payment_status: Option<String>,
+    /// A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time.
+    #[param(rename = "created_at.gte")]
+    created_gte: Option<String>,
+    #[param(rename = "created_at.lte")]
+    created_lte: Option<String>,
+    customer_id: Option<String>,
+    store_id: Option<String>,
+    currency: Option<String>,
+    #[param(rename = "net_amount.gte")]
+    net_gte: Option<i64>,
+    #[param(rename = "net_amount.lte")]
+    net_lte: Option<i64>,
+    card_brand: Option<String>,
+    /// The last 4 digits of a card.
+    card_number: Option<String>,
+    psp: Option<String>,
+    payment_product: Option<String>,
+    payment_product_type: Option<String>,
+    /// Case-insensitive text search.
+    search: Option<String>,
+    itinerary_travel_mode: Option<String>,
+    itinerary_arrival_address: Option<String>,
+    itinerary_departure_address: Option<String>,
+    items_discount_lines_discount_type: Option<String>,
+    /// Which events to embed in each order.
+    include_events: Option<String>,
+}
+
+/// The payments group: one list, create and get per kind, from the same `Kind::ALL` its
+/// router is built from.
+struct Payments;
+
+impl Modify for Payments {
+    fn modify(&self, doc: &mut Document) {
+        let op_ref = || Ref::from_schema_name("PaymentOperation");
+        for kind in Kind::ALL {
+            let list = format!("/v1/accounts/{{aid}}/shopping/orders/{{order_id}}/{}", kind.plural());
+            let noun = kind.plural().trim_end_matches('s');
+            let listed = ObjectBuilder::new()
+                .property(kind.plural(), ArrayBuilder::new().items(op_ref()))
+                .required(kind.plural())
+                .build();
+            let list_op =
+                operation(&format!("list_{}", kind.plural()), &format!("The order's {}, oldest first", kind.plural()))
+                    .parameter(path_param("order_id", "The order's `id` or `order_id`."))
+                    .response("200", json_response(&format!("The {}", kind.plural()), listed));
+            let create_op = operation(&format!("create_{noun}"), &format!("Record a {noun} on the order"))
+                .parameter(path_param("order_id", "The order's `id` or `order_id`."))
+                .request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("OperationRequest")))
+                                .example(Some(json!({"amount": 1000, "items": [{"line_id": 1, "amount": 1000}]})))
+                                .build(),
+                        )
+                        .required(Some(Required::True))
+                        .build(),
+                ))
+                .response("200", json_response(&format!("The recorded {noun}"), op_ref()));
+            let get_op = operation(&format!("get_{noun}"), &format!("One {noun} of the order"))
+                .parameter(path_param("order_id", "The order's `id` or `order_id`."))
+                .parameter(path_param("id", &format!("The {noun}'s id.")))
+                .response("200", json_response(&format!("The {noun}"), op_ref()));
+            let item = PathItem::new(HttpMethod::Get, list_op.build());
+            let mut item_post = PathItem::new(HttpMethod::Post, create_op.build());
+            item_post.get = item.get;
+            doc.paths.paths.insert(list.clone(), item_post);
+            doc.paths.paths.insert(format!("{list}/{{id}}"), PathItem::new(HttpMethod::Get, get_op.build()));
+        }
+    }
+}
+
+fn operation(id: &str, summary: &str) -> OperationBuilder {
+    OperationBuilder::new()
+        .tag("payments")
+        .operation_id(Some(id))
+        .summary(Some(summary))
+        .parameters(Some(Aid::into_params(|| None)))
+}
+
+fn path_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+fn json_response(
+    description: &str,
+    schema: impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+        .build()
+}
+
+/// What every operation shares: its security requirement (the scopes [`Access`] grants),
+/// the error responses in the upstream shape, and on Shopping writes `Idempotency-Key` and
+/// `If-Match`.
+struct Shared;
+
+impl Modify for Shared {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.security_schemes.insert(
+            SCHEME.to_owned(),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(format!("A token from `POST {TOKEN_PATH}` (client credentials).")))
+                    .build(),
+            ),
+        );
+        components.security_schemes.insert(
+            "client".to_owned(),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("`client_id:client_secret` of an API client (or send them in the body)."))
+                    .build(),
+            ),
+        );
+        components.responses.insert("Error".to_owned(), error_response("An error in the upstream shape").into());
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [
+                (HttpMethod::Get, &mut item.get),
+                (HttpMethod::Post, &mut item.post),
+                (HttpMethod::Put, &mut item.put),
+                (HttpMethod::Delete, &mut item.delete),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op.as_mut() {
+                    share(path, method, op);
+                }
+            }
+        }
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    json_response(description, Ref::from_schema_name("ErrorBody"))
+}
+
+fn share(path: &str, method: HttpMethod, op: &mut Operation) {
+    let statuses: &[(&str, &str)] = if path == TOKEN_PATH {
+        &[("400", "The request is malformed"), ("401", "The client credentials are wrong")]
+    } else {
+        &[
+            ("400", "A field, parameter or header is invalid; `errors` names each"),
+            ("401", "No valid token"),
+            ("403", "The token is of another account or lacks the scope"),
+            ("404", "No such resource in the account"),
+            ("409", "A business rule forbids the change, or a concurrent change won"),
+            ("412", "The resource is not at the version in `If-Match`"),
+            ("413", "The body or the stored resource would be too large"),
+            ("503", "The store is unavailable; retry after `Retry-After` seconds"),
+        ]
+    };
+    for (status, description) in statuses {
+        op.responses.responses.entry((*status).to_owned()).or_insert_with(|| error_response(description).into());
+    }
+    if path == TOKEN_PATH {
+        return;
+    }
+    let writes = !matches!(method, HttpMethod::Get);
+    let access = match (writes, path.ends_with("/events")) {
+        (false, false) => Access::Read,
+        (false, true) => Access::EventsRead,
+        (true, false) => Access::Write,
+        (true, true) => Access::EventsWrite,
+    };
+    let scopes = if path.contains("/hooks/") { access.hooks_scopes() } else { access.shopping_scopes() };
+    op.security = Some(scopes.iter().map(|s| SecurityRequirement::new(SCHEME, [*s])).collect());
+    if writes && path.contains("/shopping/") {
+        let params = op.parameters.get_or_insert_with(Vec::new);
+        params.push(header(
+            "Idempotency-Key",
+            "1 to 255 visible ASCII characters. The first successful response is stored for 24 hours and \
+             replayed for a repeat of the same request.",
+        ));
+        params.push(header(
+            "If-Match",
+            "The version the change expects, as the `ETag` of a read (`W/\"3\"`); `*` or absent means any.",
+        ));
+    }
+}
+
+fn header(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
