@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only Rust, Python 3 and gcc:
-#   - installs the local AWS emulator (moto) and cfn-lint into target/pyenv (once),
+#   - installs the local AWS emulator (moto), cfn-lint, schemathesis and openapi-spec-validator
+#     into target/pyenv (once), and Debian's chromium for the docs-page test when it can,
 #   - starts the emulator (tests/emulator.py: moto, one request at a time) on a free loopback
 #     port and waits until it answers,
 #   - checks formatting and lints, lints the SAM template,
+#   - validates the checked-in OpenAPI document (functions/openapi.json),
 #   - runs every test (embedded engine and DynamoDB on the emulator),
+#   - runs schemathesis against shopping-local (tests/contract.py),
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=target/pyenv
-PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2")
-if ! { [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ]; }; then
-  echo "==> installing the local AWS emulator and cfn-lint into $VENV"
+PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1")
+if ! { [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/schemathesis" ] \
+       && [ -x "$VENV/bin/openapi-spec-validator" ]; }; then
+  echo "==> installing the local AWS emulator, cfn-lint, schemathesis and openapi-spec-validator into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
+# The docs-page test drives a headless Chromium. Install Debian's when there is none and we
+# may (root or passwordless sudo); otherwise that one test says it is skipped.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+   && [ -z "${SHOPPING_TEST_CHROMIUM:-}" ] && command -v apt-get >/dev/null 2>&1; then
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then as_root=(sudo -n); fi
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+    echo "==> installing chromium (for the docs-page test)"
+    if ! { "${as_root[@]}" apt-get update -qq >/dev/null \
+           && DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; then
+      echo "WARNING: chromium could not be installed; the docs-page test will be skipped" >&2
+    fi
+  else
+    echo "WARNING: no chromium and no way to install it; the docs-page test will be skipped" >&2
+  fi
 fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -47,6 +68,10 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
+echo "==> openapi-spec-validator functions/openapi.json"
+"$VENV/bin/openapi-spec-validator" functions/openapi.json
 echo "==> cargo test (embedded engine + DynamoDB on the emulator)"
 cargo test --workspace --locked
+echo "==> contract testing: schemathesis against shopping-local"
+python3 tests/contract.py target/debug/shopping-local "$VENV/bin/schemathesis"
 echo "==> all tests passed"

@@ -51,7 +51,7 @@ async fn send_ping(state: &AppState, aid: &str, hid: &str) -> Result<(), StoreEr
     operation_id = "create_subscription",
     summary = "Subscribe a URL to events",
     params(crate::openapi::Aid),
-    request_body(content = domain::hooks::SubscriptionBody, example = json!({"events": ["shopping_order_add", "shopping_order_update"], "config": {"url": "https://hooks.example.com/shopping", "secret": "a-long-random-secret", "content_type": "json"}, "active": true})),
+    request_body(content = domain::hooks::SubscriptionBody, example = json!({"events": ["shopping_draft_complete", "shopping_order_update"], "config": {"url": "https://hooks.example.com/shopping", "secret": "a-long-random-secret", "content_type": "json"}, "active": true})),
     responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
 )]
 pub(crate) async fn create(

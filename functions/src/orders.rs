@@ -203,7 +203,7 @@ pub(crate) async fn list_events(
     operation_id = "create_order_session",
     summary = "Create a payment session for the order",
     params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
-    request_body(content = domain::order::SessionBody, example = json!({"items": [{"line_id": 1}], "url": {"return_url": "https://shop.example.com/done"}})),
+    request_body(content = domain::order::SessionBody, example = json!({"items": [{"line_id": 1}], "profile_id": "P12345678.default", "url": {"return_url": "https://shop.example.com/done"}})),
     responses((status = 200, description = "The session", body = domain::model::OrderSession))
 )]
 pub(crate) async fn create_session(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {

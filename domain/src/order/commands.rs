@@ -321,6 +321,7 @@ pub fn cancel(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, body: CancelBo
 pub struct CommentBody {
     #[serde(default)]
     pub id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub body: Option<String>,
     #[serde(default)]
@@ -383,10 +384,13 @@ pub fn delete_comment(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, commen
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceEventBody {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub state: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub service: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub service_status: Option<String>,
     #[serde(default)]
@@ -445,10 +449,13 @@ pub fn add_event(ctx: &Ctx, ids: &mut dyn Ids, rec: OrderRecord, b: ServiceEvent
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionBody {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub items: Option<Vec<SessionItemRequest>>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub profile_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub url: Option<SessionUrls>,
     #[serde(default)]
@@ -467,6 +474,7 @@ pub struct SessionBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionItemRequest {
     /// A string on the session schema, an integer on order items: both are accepted.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub line_id: Option<Value>,
 }
@@ -474,6 +482,7 @@ pub struct SessionItemRequest {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionUrls {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     #[serde(default)]
     pub return_url: Option<String>,
     #[serde(default)]
