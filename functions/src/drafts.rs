@@ -82,7 +82,7 @@ fn draft_rules(b: &DraftBody) -> domain::error::Result<()> {
     operation_id = "get_draft_order",
     summary = "Get a draft with its events",
     params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
-    responses((status = 200, description = "The draft; `ETag` carries its version", body = Draft))
+    responses((status = 200, description = "The draft; `ETag` carries its version", body = Draft, headers(("ETag" = String, description = "The version, `W/\"<version>\"`: send it back in `If-Match`"))))
 )]
 pub(crate) async fn fetch(
     State(state): State<AppState>,

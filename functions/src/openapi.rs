@@ -341,22 +341,24 @@ fn share(path: &str, method: HttpMethod, op: &mut Operation) {
         let params = op.parameters.get_or_insert_with(Vec::new);
         params.push(header(
             "Idempotency-Key",
+            "^[!-~]{1,255}$",
             "1 to 255 visible ASCII characters. The first successful response is stored for 24 hours and \
              replayed for a repeat of the same request.",
         ));
         params.push(header(
             "If-Match",
+            r#"^(\*|(W/)?"?[0-9]{1,19}"?)$"#,
             "The version the change expects, as the `ETag` of a read (`W/\"3\"`); `*` or absent means any.",
         ));
     }
 }
 
-fn header(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+fn header(name: &str, pattern: &str, description: &str) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern))))
         .build()
 }

@@ -43,7 +43,7 @@ fn kinds(w: &Write) -> Result<Kinds, ApiError> {
     operation_id = "get_order",
     summary = "Get an order",
     params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
-    responses((status = 200, description = "The order; `ETag` carries its version", body = domain::model::Order))
+    responses((status = 200, description = "The order; `ETag` carries its version", body = domain::model::Order, headers(("ETag" = String, description = "The version, `W/\"<version>\"`: send it back in `If-Match`"))))
 )]
 pub(crate) async fn fetch(
     State(state): State<AppState>,

@@ -16,6 +16,7 @@ pub struct OrderObject {
     pub shipping_address: Option<ContactObject>,
     pub billing_address: Option<ContactObject>,
     pub metadata: Option<Object>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     pub comment: Option<String>,
     pub salesperson_id: Option<String>,
     pub salesperson_name: Option<String>,
@@ -24,6 +25,7 @@ pub struct OrderObject {
     pub courier_id: Option<String>,
     pub delivery_id: Option<String>,
     pub pre_order: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 86_400, maximum = 3_155_760_000.0))]
     pub time_to_live: Option<i64>,
     pub itinerary: Option<Vec<Itinerary>>,
     pub external_ids: Option<Vec<ExternalId>>,
@@ -31,8 +33,11 @@ pub struct OrderObject {
     pub version: Option<u64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     pub order_number: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z]{3}$", example = "NOK"))]
     pub currency: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub order_id: Option<String>,
     pub time_to_live_expires_at: Option<String>,
     pub multiple_authorizations: Option<bool>,
@@ -51,12 +56,15 @@ pub struct OrderItem {
     pub status: Option<String>,
     pub metadata: Option<Object>,
     pub groups: Option<Vec<Group>>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub line_id: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub quantity: Option<f64>,
     pub description: Option<String>,
     pub description_alias: Option<String>,
     pub eligible_for_discount: Option<bool>,
     pub dimension: Option<Dimension>,
+    #[cfg_attr(feature = "openapi", schema(required = true, min_items = 1))]
     pub tax_lines: Option<Vec<TaxLine>>,
     pub discount_lines: Option<Vec<DiscountLine>>,
     pub additions: Option<Vec<Addition>>,
@@ -65,14 +73,17 @@ pub struct OrderItem {
     pub related_item: Option<RelatedItem>,
     pub salesperson_id: Option<String>,
     pub salesperson_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     pub comment: Option<String>,
     pub reversed_reason: Option<String>,
     pub dynamic_payout: Option<DynamicPayout>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub gross_amount: Option<i64>,
     pub net_amount: Option<i64>,
     pub is_changed: Option<bool>,
     pub version: Option<u64>,
     pub payout: Option<ItemPayout>,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z]{3}$"))]
     pub original_currency: Option<String>,
     pub original_gross_amount: Option<i64>,
     pub conversion_rate_ppm: Option<i64>,
@@ -107,6 +118,7 @@ pub struct TaxLine {
     pub amount_dwh: Option<String>,
     pub exempt: Option<bool>,
     pub included_in_price: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0, maximum = 100))]
     pub percentage: Option<f64>,
     pub tax_basis: Option<i64>,
     pub tax_basis_dwh: Option<String>,
@@ -131,6 +143,7 @@ pub enum DiscountType {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscountLine {
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]
     pub amount: Option<i64>,
     pub percentage: Option<f64>,
     pub discount_type: Option<DiscountType>,
