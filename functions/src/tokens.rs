@@ -127,7 +127,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, ApiError
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(TokenRequest::default());
     }
-    if form {
+    // `curl -d '{…}'` labels JSON as a form; a form never starts with `{`, so read it as JSON.
+    let json_text = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if form && !json_text {
         let mut r = TokenRequest::default();
         for (k, v) in form_urlencoded::parse(body) {
             match k.as_ref() {

@@ -60,6 +60,11 @@ fn a_created_client_gets_a_token_and_usage_is_counted_per_account() {
     assert_eq!(post_with(port, &path, &[], json_type, &body_creds).0, 200);
     let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
     assert_eq!(post_with(port, &path, &[], "application/x-www-form-urlencoded", &form).0, 200);
+    // `curl -u id:secret -d '{"grant_type":…}'` sends JSON labelled as a form: still JSON
+    let curl_default = r#"{"grant_type":"client_credentials"}"#;
+    let labelled_form =
+        post_with(port, &path, &[&basic(&id, &secret)], "application/x-www-form-urlencoded", curl_default);
+    assert_eq!(labelled_form.0, 200, "{}", labelled_form.1);
 
     // the token works
     let draft =
