@@ -1,7 +1,8 @@
 //! The API reference as a developer meets it: `/openapi.json` is the checked-in
 //! `functions/openapi.json` (regenerate it with
 //! `cargo run -p functions --bin shopping-local -- openapi > functions/openapi.json`), every
-//! operation it lists is served, and `/docs` renders every operation in a real browser,
+//! operation it lists is served (and no method it does not list), and `/docs` renders every
+//! operation in a real browser,
 //! offline.
 
 mod common;
@@ -70,6 +71,16 @@ fn the_served_document_is_the_checked_in_one_and_every_operation_is_routed() {
         } else {
             let scopes = op["security"].as_array().unwrap_or_else(|| panic!("{method} {template} has no security"));
             assert!(scopes.iter().all(|s| s["JWT"].as_array().is_some_and(|a| a.len() == 1)));
+        }
+    }
+    // And the other way round: a method the document does not list on a path is not served.
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        let path = template.replace("{aid}", AID);
+        for m in ["get", "post", "put", "delete", "patch"] {
+            if item.get(m).is_none() {
+                let (status, body) = try_http(port, &m.to_uppercase(), &path, "not-a-token", "").expect("answer");
+                assert_eq!(status, 405, "{m} {template} is served but not documented: {body}");
+            }
         }
     }
     server.kill().ok();
