@@ -2,8 +2,7 @@
 //! `functions/openapi.json` (regenerate it with
 //! `cargo run -p functions --bin shopping-local -- openapi > functions/openapi.json`), every
 //! operation it lists is served (and no method it does not list), and `/docs` renders every
-//! operation in a real browser,
-//! offline.
+//! operation in a real browser, offline.
 
 mod common;
 
