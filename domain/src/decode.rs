@@ -157,7 +157,33 @@ fn walk<'a>(mut v: &'a mut Value, segs: &[Segment]) -> Option<&'a mut Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::draft::DraftBody;
+    use crate::draft::{DraftBody, DraftRecord};
+    use crate::model::Order;
+
+    /// Orders and stored drafts are one flat JSON object on the wire and in the table, however
+    /// the types nest their parts.
+    #[test]
+    fn embedded_structs_read_and_write_one_flat_object() {
+        let doc = r#"{"id":"o1","created_at":"2026-01-01T00:00:00.000Z","updated_at":"2026-01-01T00:00:00.000Z",
+            "status":"open","currency":"NOK","items":[{"line_id":1,"gross_amount":100}],"unknown":true}"#;
+        let order: Order = serde_json::from_str(doc).expect("order");
+        assert_eq!(order.id, "o1");
+        assert_eq!(order.content.currency.as_deref(), Some("NOK"));
+        assert_eq!(order.content.items.as_ref().map(Vec::len), Some(1));
+        let back = serde_json::to_value(&order).expect("write");
+        assert_eq!((back["currency"].as_str(), back["id"].as_str()), (Some("NOK"), Some("o1")));
+        assert!(back.get("content").is_none() && back.get("unknown").is_none());
+        // A wrong type inside the embedded part is an error, not a silently empty order.
+        assert!(serde_json::from_str::<Order>(&doc.replace(r#""currency":"NOK""#, r#""currency":7"#)).is_err());
+
+        let rec = r#"{"id":"d1","created_at":"t","created_by":"me","updated_at":"t","status":"completed",
+            "order":{"currency":"SEK"},"order_ids":["o1"]}"#;
+        let rec: DraftRecord = serde_json::from_str(rec).expect("draft record");
+        assert_eq!((rec.draft.id.as_str(), rec.order_ids.as_slice()), ("d1", ["o1".to_owned()].as_slice()));
+        let back = serde_json::to_value(&rec).expect("write");
+        assert_eq!((back["status"].as_str(), back["order"]["currency"].as_str()), (Some("completed"), Some("SEK")));
+        assert_eq!(back["order_ids"][0], "o1");
+    }
 
     fn paths(r: Result<DraftBody, DomainError>) -> Vec<String> {
         match r {
