@@ -134,16 +134,17 @@ pub(crate) struct DraftQuery {
     created_gte: Option<String>,
     #[param(rename = "created_at.lte")]
     created_lte: Option<String>,
-    #[param(rename = "net_amount.gte")]
+    /// Amounts in minor units, inclusive.
+    #[param(rename = "net_amount.gte", minimum = 0)]
     net_gte: Option<i64>,
-    #[param(rename = "net_amount.lte")]
+    #[param(rename = "net_amount.lte", minimum = 0)]
     net_lte: Option<i64>,
     currency: Option<String>,
     /// Case-insensitive text search.
     search: Option<String>,
 }
 
-/// The filters of the order lists (`GET /orders` and the customer and store views).
+/// The filters of `GET /orders` (the account's list).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -162,25 +163,51 @@ pub(crate) struct OrderQuery {
     created_gte: Option<String>,
     #[param(rename = "created_at.lte")]
     created_lte: Option<String>,
-    customer_id: Option<String>,
-    store_id: Option<String>,
-    currency: Option<String>,
-    #[param(rename = "net_amount.gte")]
-    net_gte: Option<i64>,
-    #[param(rename = "net_amount.lte")]
-    net_lte: Option<i64>,
+    /// Which events to embed in each order.
+    include_events: Option<String>,
     card_brand: Option<String>,
     /// The last 4 digits of a card.
+    #[param(pattern = r"^\d{4}(,\d{4})*$")]
     card_number: Option<String>,
     psp: Option<String>,
     payment_product: Option<String>,
     payment_product_type: Option<String>,
+    /// Amounts in minor units, inclusive.
+    #[param(rename = "net_amount.gte", minimum = 0)]
+    net_gte: Option<i64>,
+    #[param(rename = "net_amount.lte", minimum = 0)]
+    net_lte: Option<i64>,
+    /// ISO 4217 codes.
+    currency: Option<String>,
     /// Case-insensitive text search.
     search: Option<String>,
+    /// `BUS`, `CAR`, `FERRY`, `METRO`, `TAXI`, `TRAIN`, `TRAM`, `WALK`, `WAIT`, `CUSTOM`.
     itinerary_travel_mode: Option<String>,
     itinerary_arrival_address: Option<String>,
     itinerary_departure_address: Option<String>,
+    /// `customer`, `periodic`, `manual`, `loyalty`, `total`, `employee`, `external`.
     items_discount_lines_discount_type: Option<String>,
+}
+
+/// The filters of the customer and store views.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct ViewQuery {
+    /// Page size, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last order of the previous page.
+    starting_after: Option<String>,
+    /// `open`, `closed`, `cancelled`.
+    status: Option<String>,
+    /// `pending`, `partially_paid`, `paid`, `partially_refunded`, `refunded`.
+    payment_status: Option<String>,
+    /// A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time.
+    #[param(rename = "created_at.gte")]
+    created_gte: Option<String>,
+    #[param(rename = "created_at.lte")]
+    created_lte: Option<String>,
     /// Which events to embed in each order.
     include_events: Option<String>,
 }

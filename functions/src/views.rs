@@ -62,7 +62,7 @@ pub(crate) async fn list(
     tag = "lists",
     operation_id = "list_customer_orders",
     summary = "A customer's orders",
-    params(crate::openapi::Aid, ("customer_id" = String, Path, description = "The customer's id."), crate::openapi::OrderQuery),
+    params(crate::openapi::Aid, ("customer_id" = String, Path, description = "The customer's id."), crate::openapi::ViewQuery),
     responses((status = 200, description = "A page of orders", body = OrderList))
 )]
 pub(crate) async fn customer_list(
@@ -80,7 +80,7 @@ pub(crate) async fn customer_list(
     tag = "lists",
     operation_id = "list_store_orders",
     summary = "A store's orders",
-    params(crate::openapi::Aid, ("store_id" = String, Path, description = "The store's id."), crate::openapi::OrderQuery),
+    params(crate::openapi::Aid, ("store_id" = String, Path, description = "The store's id."), crate::openapi::ViewQuery),
     responses((status = 200, description = "A page of orders", body = OrderList))
 )]
 pub(crate) async fn store_list(
