@@ -143,7 +143,8 @@ const DOCS_HTML: &str = r#"<!DOCTYPE html>
 fn docs() -> axum::Router {
     use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
     use axum::routing::get;
-    let document = crate::openapi::json();
+    // Built once; each answer shares its bytes.
+    let document = axum::body::Bytes::from(crate::openapi::json());
     axum::Router::new()
         .route("/openapi.json", get(move || async move { ([(CONTENT_TYPE, "application/json")], document) }))
         .route("/docs", get(|| async { ([(CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML) }))

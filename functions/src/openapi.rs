@@ -9,7 +9,9 @@ use crate::auth::Access;
 use crate::error::ErrorBody;
 use domain::payment::Kind;
 use serde_json::json;
-use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathItemBuilder,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
@@ -19,7 +21,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 /// The bearer scheme's name, as upstream names it.
 const SCHEME: &str = "JWT";
 /// Where the token endpoint lives (it needs no token).
-const TOKEN_PATH: &str = "/v1/accounts/{aid}/auth/token";
+const TOKEN_PATH: &str = crate::tokens::PATH;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -144,27 +146,11 @@ pub(crate) struct DraftQuery {
     search: Option<String>,
 }
 
-/// The filters of `GET /orders` (the account's list).
+/// The filters only `GET /orders` (the account's list) has, besides [`ViewQuery`]'s.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub(crate) struct OrderQuery {
-    /// Page size, 1–100 (default 10).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The id of the last order of the previous page.
-    starting_after: Option<String>,
-    /// `open`, `closed`, `cancelled`.
-    status: Option<String>,
-    /// `pending`, `partially_paid`, `paid`, `partially_refunded`, `refunded`.
-    payment_status: Option<String>,
-    /// A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time.
-    #[param(rename = "created_at.gte")]
-    created_gte: Option<String>,
-    #[param(rename = "created_at.lte")]
-    created_lte: Option<String>,
-    /// Which events to embed in each order.
-    include_events: Option<String>,
     card_brand: Option<String>,
     /// The last 4 digits of a card.
     #[param(pattern = r"^\d{4}(,\d{4})*$")]
@@ -189,7 +175,7 @@ pub(crate) struct OrderQuery {
     items_discount_lines_discount_type: Option<String>,
 }
 
-/// The filters of the customer and store views.
+/// The filters every order list has (the customer and store views have only these).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -228,10 +214,8 @@ impl Modify for Payments {
                 .build();
             let list_op =
                 operation(&format!("list_{}", kind.plural()), &format!("The order's {}, oldest first", kind.plural()))
-                    .parameter(path_param("order_id", "The order's `id` or `order_id`."))
                     .response("200", json_response(&format!("The {}", kind.plural()), listed));
             let create_op = operation(&format!("create_{noun}"), &format!("Record a {noun} on the order"))
-                .parameter(path_param("order_id", "The order's `id` or `order_id`."))
                 .request_body(Some(
                     RequestBodyBuilder::new()
                         .content(
@@ -246,24 +230,24 @@ impl Modify for Payments {
                 ))
                 .response("200", json_response(&format!("The recorded {noun}"), op_ref()));
             let get_op = operation(&format!("get_{noun}"), &format!("One {noun} of the order"))
-                .parameter(path_param("order_id", "The order's `id` or `order_id`."))
                 .parameter(path_param("id", &format!("The {noun}'s id.")))
                 .response("200", json_response(&format!("The {noun}"), op_ref()));
-            let item = PathItem::new(HttpMethod::Get, list_op.build());
-            let mut item_post = PathItem::new(HttpMethod::Post, create_op.build());
-            item_post.get = item.get;
-            doc.paths.paths.insert(list.clone(), item_post);
-            doc.paths.paths.insert(format!("{list}/{{id}}"), PathItem::new(HttpMethod::Get, get_op.build()));
+            let listed_and_created =
+                PathItemBuilder::new().operation(HttpMethod::Get, list_op).operation(HttpMethod::Post, create_op);
+            doc.paths.paths.insert(format!("{list}/{{id}}"), PathItem::new(HttpMethod::Get, get_op));
+            doc.paths.paths.insert(list, listed_and_created.build());
         }
     }
 }
 
+/// A payments operation on an order: `{aid}` and `{order_id}` in its path.
 fn operation(id: &str, summary: &str) -> OperationBuilder {
     OperationBuilder::new()
         .tag("payments")
         .operation_id(Some(id))
         .summary(Some(summary))
         .parameters(Some(Aid::into_params(|| None)))
+        .parameter(path_param("order_id", "The order's `id` or `order_id`."))
 }
 
 fn path_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {

@@ -100,8 +100,11 @@ pub(crate) struct TokenResponse {
     expires_in: i64,
 }
 
+/// The token endpoint's path, as upstream has it.
+pub const PATH: &str = "/v1/accounts/{aid}/auth/token";
+
 pub fn router(issuer: Arc<Issuer>) -> Router {
-    Router::new().route("/v1/accounts/{aid}/auth/token", post(issue)).with_state(issuer)
+    Router::new().route(PATH, post(issue)).with_state(issuer)
 }
 
 /// `client_id:client_secret` from an `Authorization: Basic` header (each part form-decoded,

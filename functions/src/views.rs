@@ -44,7 +44,7 @@ pub(crate) struct OrderList {
     tag = "lists",
     operation_id = "list_orders",
     summary = "List orders, newest first",
-    params(crate::openapi::Aid, crate::openapi::OrderQuery),
+    params(crate::openapi::Aid, crate::openapi::ViewQuery, crate::openapi::OrderQuery),
     responses((status = 200, description = "A page of orders", body = OrderList))
 )]
 pub(crate) async fn list(

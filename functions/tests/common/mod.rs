@@ -40,6 +40,17 @@ pub fn start(dir: &Path) -> (Child, u16) {
     start_at(dir, 0)
 }
 
+/// A token with `scopes` for T12345678 from `shopping-local token` on `dir`.
+pub fn token(dir: &Path, scopes: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--account", "T12345678", "--scopes", scopes, "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+}
+
 /// One HTTP/1.1 exchange: (status, body), or `None` when the server did not answer (it was
 /// killed, say).
 pub fn try_http(port: u16, method: &str, path: &str, token: &str, body: &str) -> Option<(u16, String)> {
