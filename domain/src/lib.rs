@@ -24,6 +24,7 @@ pub mod events;
 pub mod hooks;
 pub mod ids;
 pub mod list;
+pub mod mask;
 pub mod model;
 pub mod money;
 pub mod order;

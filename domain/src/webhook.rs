@@ -19,14 +19,22 @@ pub const DRAFT_UPDATE: &str = "shopping_draft_update";
 pub const DRAFT_COMPLETE: &str = "shopping_draft_complete";
 pub const ORDER_UPDATE: &str = "shopping_order_update";
 pub const ORDER_EVENT_ADD: &str = "shopping_order_event_add";
+/// Sent once when an order's retention ends, after its expiry `shopping_order_update`.
+pub const ORDER_DELETE: &str = "shopping_order_delete";
 /// Sent to a new subscription (and on request) to check the receiver.
 pub const PING: &str = "ping";
 
 /// Every event type a subscription can ask for.
-pub const TYPES: [&str; 5] = [DRAFT_ADD, DRAFT_UPDATE, DRAFT_COMPLETE, ORDER_UPDATE, ORDER_EVENT_ADD];
+pub const TYPES: [&str; 6] = [DRAFT_ADD, DRAFT_UPDATE, DRAFT_COMPLETE, ORDER_UPDATE, ORDER_EVENT_ADD, ORDER_DELETE];
 
-/// One event as subscribers receive it (the JSON body of a webhook delivery, the `detail` of
-/// an EventBridge event).
+/// The keys of the envelope itself; every other top-level key is the resource, which a
+/// subscription's field masks may trim.
+pub const ENVELOPE_KEYS: [&str; 6] = ["id", "event", "account_id", "event_delivery", "created_at", "version"];
+
+/// One event as subscribers receive it: the upstream Hooks API envelope (`account_id`,
+/// `event`, `event_delivery` and the resource at the top level, under `order` or `draft`),
+/// plus our `id`, `version` and `created_at`. The `detail` of an EventBridge event is the
+/// same object without `event_delivery` (which names one event sent to one subscription).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookEvent {
     /// Unique per event, identical on every redelivery.
@@ -34,15 +42,32 @@ pub struct WebhookEvent {
     /// The event type (`shopping_order_update`, …, or `ping`).
     pub event: String,
     pub account_id: String,
+    /// One id per event and subscription, the same on every retry (set when the event is
+    /// queued for a subscription).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_delivery: Option<String>,
     pub created_at: String,
     /// The resource's version after the change (0 for a ping).
     pub version: u64,
-    /// The draft's or the order's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_id: Option<String>,
-    /// The upstream payload: `{"draft": …}` (with `order_ids` on completion), `{"order": …}`,
-    /// or `{"order_id": …, "event": …}`.
-    pub data: Value,
+    /// The resource at the top level: `{"draft": …}` (with `order_ids` on completion),
+    /// `{"order": …}`, `{"order": …, "order_event": …}` for an appended event, `{"hook": …}`
+    /// for a ping.
+    #[serde(flatten)]
+    pub resource: serde_json::Map<String, Value>,
+}
+
+impl WebhookEvent {
+    /// The draft's or the order's id, read from the resource.
+    pub fn resource_id(&self) -> Option<&str> {
+        ["order", "draft", "hook"].iter().find_map(|k| self.resource.get(*k)?.get("id")?.as_str())
+    }
+}
+
+fn resource(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Default::default(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +94,7 @@ pub fn event_id(event_id: &str, event_type: &str) -> String {
 
 /// The webhook events one outbox record produces, from the image its change wrote.
 pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, ContractError> {
-    let (aid, id) = owner(&image.pk).ok_or_else(|| ContractError::NotAResource(image.pk.clone()))?;
+    let (aid, _) = owner(&image.pk).ok_or_else(|| ContractError::NotAResource(image.pk.clone()))?;
     let version = rec.version();
     let created_at = rec.event.created_at.clone().unwrap_or_default();
     let source_id = rec.event.id.clone().unwrap_or_default();
@@ -86,7 +111,10 @@ pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, C
                     json!({ "draft": draft })
                 }
             }
-            (table::ORDER_SK, ORDER_EVENT_ADD) => json!({ "order_id": id, "event": rec.event }),
+            (table::ORDER_SK, ORDER_EVENT_ADD) => {
+                let order: Order = serde_json::from_str(&image.doc)?;
+                json!({ "order": order, "order_event": rec.event })
+            }
             (table::ORDER_SK, _) => {
                 let order: Order = serde_json::from_str(&image.doc)?;
                 json!({ "order": order })
@@ -97,36 +125,39 @@ pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, C
             id: event_id(&source_id, kind),
             event: kind.clone(),
             account_id: aid.to_owned(),
+            event_delivery: None,
             created_at: created_at.clone(),
             version,
-            resource_id: Some(id.to_owned()),
-            data,
+            resource: resource(data),
         });
     }
     Ok(out)
 }
 
-/// The `shopping_order_update` of an order's expiry, from the order header's last image
-/// (the item the store's TTL removed): the order as it reads from then on (emptied), one
-/// version on. Built from that image alone, so every redelivery of the removal carries the
-/// same id and bytes. `None` when the image is not an order header.
-pub fn expired(image: &Item) -> Result<Option<WebhookEvent>, ContractError> {
+/// The events of an order's retention ending, from the order header's last image (the item
+/// the store's TTL removed): its `shopping_order_update` (the order as it reads from then
+/// on, emptied, one version on), then its `shopping_order_delete`. Built from that image
+/// alone, so every redelivery of the removal carries the same ids and bytes. Empty when the
+/// image is not an order header.
+pub fn expired(image: &Item) -> Result<Vec<WebhookEvent>, ContractError> {
     if image.sk != table::ORDER_SK {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let (aid, id) = owner(&image.pk).ok_or_else(|| ContractError::NotAResource(image.pk.clone()))?;
     let order: Order = serde_json::from_str(&image.doc)?;
     let emptied = crate::order::OrderStub::of(&order).emptied();
     let version = image.version.saturating_add(1);
-    Ok(Some(WebhookEvent {
-        id: event_id(&format!("{id}-expired-{version}"), ORDER_UPDATE),
-        event: ORDER_UPDATE.into(),
+    let source = format!("{id}-expired-{version}");
+    let event = |kind: &str| WebhookEvent {
+        id: event_id(&source, kind),
+        event: kind.into(),
         account_id: aid.to_owned(),
+        event_delivery: None,
         created_at: emptied.updated_at.clone(),
         version,
-        resource_id: Some(id.to_owned()),
-        data: json!({ "order": emptied }),
-    }))
+        resource: resource(json!({ "order": emptied })),
+    };
+    Ok(vec![event(ORDER_UPDATE), event(ORDER_DELETE)])
 }
 
 /// The event a subscription receives when it is created or pinged.
@@ -135,10 +166,10 @@ pub fn ping(aid: &str, id: String, created_at: String, subscription_id: &str) ->
         id,
         event: PING.into(),
         account_id: aid.to_owned(),
+        event_delivery: None,
         created_at,
         version: 0,
-        resource_id: None,
-        data: json!({ "hook_id": subscription_id }),
+        resource: resource(json!({ "hook": { "id": subscription_id } })),
     }
 }
 
@@ -166,8 +197,13 @@ mod tests {
         let evs = events_of(&image, &rec).unwrap();
         assert_eq!(evs.len(), 2);
         assert_eq!((evs[0].account_id.as_str(), evs[0].version), ("T12345678", 3));
-        assert_eq!(evs[0].data["order"]["id"], "o-1");
-        assert_eq!(evs[1].data["event"]["id"], "e-1");
+        assert_eq!(evs[0].resource["order"]["id"], "o-1");
+        assert_eq!(evs[0].resource_id(), Some("o-1"));
+        assert_eq!(evs[1].resource["order_event"]["id"], "e-1");
+        assert_eq!(evs[1].resource["order"]["id"], "o-1");
+        let wire = serde_json::to_value(&evs[0]).unwrap();
+        assert_eq!((wire["account_id"].as_str(), wire["event"].as_str()), (Some("T12345678"), Some(ORDER_UPDATE)));
+        assert_eq!(wire["order"]["id"], "o-1", "the resource sits at the top level");
     }
 
     #[test]
@@ -177,13 +213,17 @@ mod tests {
         order.content.time_to_live_expires_at = Some("2030-01-01T00:00:00.000Z".into());
         order.content.customer = Some(Default::default());
         let image = Item::new(table::order_key("T12345678", "o-1"), 7, serde_json::to_string(&order).unwrap());
-        let ev = expired(&image).unwrap().unwrap();
+        let evs = expired(&image).unwrap();
+        let kinds: Vec<_> = evs.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(kinds, [ORDER_UPDATE, ORDER_DELETE], "the emptied order, then its deletion");
+        let ev = &evs[0];
         assert_eq!((ev.event.as_str(), ev.version, ev.account_id.as_str()), (ORDER_UPDATE, 8, "T12345678"));
-        assert_eq!(ev.data["order"]["order_number"], "42");
-        assert_eq!(ev.data["order"]["deleted_at"], "2030-01-01T00:00:00.000Z");
-        assert!(ev.data["order"].get("customer").is_none());
-        assert_eq!(ev, expired(&image).unwrap().unwrap(), "the same removal, the same event");
+        assert_eq!(ev.resource["order"]["order_number"], "42");
+        assert_eq!(ev.resource["order"]["deleted_at"], "2030-01-01T00:00:00.000Z");
+        assert!(ev.resource["order"].get("customer").is_none());
+        assert_ne!(evs[0].id, evs[1].id);
+        assert_eq!(evs, expired(&image).unwrap(), "the same removal, the same events");
         let child = Item::new(crate::table::Key::new(table::order_pk("T12345678", "o-1"), "EVENT#1"), 1, "{}".into());
-        assert!(expired(&child).unwrap().is_none());
+        assert!(expired(&child).unwrap().is_empty());
     }
 }

@@ -7,11 +7,12 @@
 //! queue's DLQ) on its own.
 //!
 //! Every attempt of one event to one subscription sends the same bytes with the same
-//! `webhook-id` (the event's id) and `webhook-timestamp` (its first attempt), so receivers
-//! de-duplicate; each attempt has its own `event-delivery` id.
+//! `event-delivery` (one id per event and subscription), `webhook-id` (the event's id) and
+//! `webhook-timestamp` (its first attempt), so receivers de-duplicate; each attempt is its
+//! own record, with its own id, in the deliveries list.
 
 use crate::state::AppState;
-use domain::hooks::{self, Delivery, DeliveryRequest, DeliveryResponse, Pending, SubscriptionRecord};
+use domain::hooks::{self, Delivery, DeliveryRequest, DeliveryResponse, Outcome, Pending, SubscriptionRecord};
 use domain::table::{Condition, Item, WriteOp};
 use domain::webhook::WebhookEvent;
 use infra::queue::{JobQueue, SqsQueue};
@@ -31,10 +32,25 @@ fn doc<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// The account's subscriptions.
+/// The account's subscriptions (not the deleted ones).
 pub async fn subscriptions(store: &dyn Store, aid: &str) -> Result<Vec<SubscriptionRecord>, StoreError> {
     let items = query_all(store, Query::partition(hooks::hooks_pk(aid))).await?;
-    Ok(items.iter().filter_map(|i| serde_json::from_str(&i.doc).ok()).collect())
+    Ok(items
+        .iter()
+        .filter_map(|i| serde_json::from_str::<SubscriptionRecord>(&i.doc).ok())
+        .filter(|r| !r.deleted())
+        .collect())
+}
+
+/// The `event_delivery` of `event_id` sent to subscription `hook_id`: a GUID derived from
+/// both, so every retry, redelivery and replay carries the same one.
+pub fn event_delivery(event_id: &str, hook_id: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{event_id}/{hook_id}").as_bytes()).to_string()
+}
+
+/// `ev` ready for its first attempt to `sub`.
+pub fn job(sub: &SubscriptionRecord, ev: &WebhookEvent, now_ms: i64) -> Pending {
+    Pending::new(sub, ev, &event_delivery(&ev.id, &sub.sub.id), now_ms)
 }
 
 /// A subscription as stored: the record and its item's version (what a change is
@@ -45,8 +61,8 @@ pub async fn subscription(
     hid: &str,
 ) -> Result<Option<(SubscriptionRecord, u64)>, StoreError> {
     let Some(item) = store.get(&hooks::hook_key(aid, hid)).await? else { return Ok(None) };
-    let rec = serde_json::from_str(&item.doc).map_err(|e| StoreError::Corrupt(e.into()))?;
-    Ok(Some((rec, item.version)))
+    let rec: SubscriptionRecord = serde_json::from_str(&item.doc).map_err(|e| StoreError::Corrupt(e.into()))?;
+    Ok((!rec.deleted()).then_some((rec, item.version)))
 }
 
 /// The item that stores a subscription at `version`.
@@ -63,7 +79,7 @@ pub async fn fan_out(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) ->
             subs_of.insert(ev.account_id.clone(), subscriptions(store, &ev.account_id).await?);
         }
         let subs = subs_of.get(&ev.account_id).into_iter().flatten().filter(|s| hooks::wants(s, &ev.event));
-        jobs.extend(subs.map(|sub| Pending::new(&sub.sub.id, ev, now_ms)));
+        jobs.extend(subs.map(|sub| job(sub, ev, now_ms)));
     }
     Ok(jobs)
 }
@@ -83,12 +99,12 @@ pub async fn enqueue(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) ->
 }
 
 /// The headers of one attempt (without secrets).
-pub fn headers(p: &Pending, delivery_id: &str, secret: Option<&str>) -> Vec<(String, String)> {
+pub fn headers(p: &Pending, secret: Option<&str>) -> Vec<(String, String)> {
     let body = p.body.as_bytes();
     let mut h = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
+        ("content-type".to_owned(), hooks::CONTENT_TYPE.to_owned()),
         ("event".to_owned(), p.event.clone()),
-        ("event-delivery".to_owned(), delivery_id.to_owned()),
+        ("event-delivery".to_owned(), p.event_delivery.clone()),
         ("webhook-id".to_owned(), p.event_id.clone()),
         ("webhook-timestamp".to_owned(), p.timestamp.to_string()),
     ];
@@ -104,36 +120,37 @@ pub fn delivery_id(now_ms: i64) -> String {
     format!("{now_ms:013}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Makes one attempt of `p` to `sub`; answers the delivery record (outcome `delivered`,
-/// `failed`, `dead` when no attempt is left, or `blocked`).
+/// Makes one attempt of `p` to `sub`, the last one if it is attempt `max_attempts`;
+/// answers the delivery record.
 pub async fn attempt(
     client: &WebhookClient,
     sub: &SubscriptionRecord,
     p: &Pending,
+    max_attempts: u32,
     now_ms: i64,
     now: &str,
 ) -> Delivery {
-    let id = delivery_id(now_ms);
-    let headers = headers(p, &id, sub.secret.as_deref());
+    let headers = headers(p, sub.secret.as_deref());
     let a = client.post(&sub.sub.config.url, &headers, p.body.clone().into_bytes()).await;
     let attempt = p.attempts.saturating_add(1);
     let outcome = match (&a.failure, a.blocked) {
-        (None, _) => "delivered",
-        (Some(_), _) if attempt >= hooks::MAX_ATTEMPTS => "dead",
-        (Some(_), true) => "blocked",
-        (Some(_), false) => "failed",
+        (None, _) => Outcome::Delivered,
+        (Some(_), _) if attempt >= max_attempts => Outcome::Dead,
+        (Some(_), true) => Outcome::Blocked,
+        (Some(_), false) => Outcome::Failed,
     };
     Delivery {
-        id,
+        id: delivery_id(now_ms),
         hook_id: sub.sub.id.clone(),
         event_id: p.event_id.clone(),
         event: p.event.clone(),
+        event_delivery: p.event_delivery.clone(),
         attempt,
         created_at: now.to_owned(),
-        request: DeliveryRequest { url: sub.sub.config.url.clone(), headers, body: p.body.clone() },
-        response: a.status.map(|status| DeliveryResponse { status, body: a.body_excerpt.clone() }),
+        request: DeliveryRequest { url: sub.sub.config.url.clone(), headers: headers.into_iter().collect(), body: p.body.clone() },
+        response: a.status.map(|status| DeliveryResponse { status, headers: a.headers, body: a.body_excerpt }),
         duration_ms: a.duration_ms,
-        outcome: outcome.to_owned(),
+        outcome,
         reason: a.failure,
     }
 }
@@ -174,24 +191,24 @@ async fn note_outcome(
 /// Makes one attempt of `p` (its `attempts` so far counted) and records it: the delivery
 /// record and the subscription's failure streak. `None` when the subscription is gone or
 /// disabled: nothing to deliver.
-pub async fn deliver(state: &AppState, client: &WebhookClient, p: &Pending) -> Result<Option<Delivery>, StoreError> {
+pub async fn deliver(
+    state: &AppState,
+    client: &WebhookClient,
+    p: &Pending,
+    max_attempts: u32,
+) -> Result<Option<Delivery>, StoreError> {
     let found = subscription(state.store.as_ref(), &p.aid, &p.hook_id).await?;
     let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else { return Ok(None) };
     let now_ms = now_ms(state.clock.as_ref());
     let now = domain::ids::timestamp(state.clock.now());
-    let d = attempt(client, &sub, p, now_ms, &now).await;
+    let d = attempt(client, &sub, p, max_attempts, now_ms, &now).await;
     let epoch = state.clock.epoch();
-    tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = %d.outcome, "webhook delivery");
+    tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = ?d.outcome, "webhook delivery");
     let attempt = crate::usage::Counts { webhooks: 1, ..Default::default() };
     state.usage.record(&p.aid, &attempt, now_ms);
     state.store.write(vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }]).await?;
-    note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == "delivered", epoch).await;
+    note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == Outcome::Delivered, epoch).await;
     Ok(Some(d))
-}
-
-/// Whether a delivery is to be attempted again.
-fn retry(d: &Delivery) -> bool {
-    d.outcome == "failed" || d.outcome == "blocked"
 }
 
 /// Processes one job of the local queue: attempt it, then either remove it (delivered, or
@@ -201,11 +218,11 @@ pub async fn process(state: &AppState, client: &WebhookClient, queued: Item) -> 
         tracing::error!("unreadable queued delivery dropped");
         return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
     };
-    let d = deliver(state, client, &p).await?;
+    let d = deliver(state, client, &p, hooks::LOCAL_MAX_ATTEMPTS).await?;
     // Conditioned on the job as read: a redelivery queued meanwhile is not lost.
     let held = Some(Condition::VersionIs(queued.version));
     let op = match d {
-        Some(d) if retry(&d) => {
+        Some(d) if d.outcome.retried() => {
             let now_ms = now_ms(state.clock.as_ref());
             let next =
                 Pending { attempts: d.attempt, due_ms: now_ms.saturating_add(hooks::local_backoff_ms(d.attempt)), ..p };
@@ -282,15 +299,15 @@ async fn handle_message(
     // Each receive is one attempt; a job queued by a redelivery counts afresh.
     let received: u32 = msg.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
     p.attempts = p.attempts.saturating_add(received.saturating_sub(1));
-    let d = deliver(state, client, &p).await?;
+    let d = deliver(state, client, &p, hooks::AWS_MAX_ATTEMPTS).await?;
     match d {
-        Some(d) if retry(&d) => {
+        Some(d) if d.outcome.retried() => {
             if let Some(receipt) = msg.receipt_handle.as_deref() {
                 queue.postpone(receipt, hooks::aws_backoff_seconds(d.attempt)).await?;
             }
             Ok(false)
         }
-        Some(d) if d.outcome == "dead" => Ok(false),
+        Some(d) if d.outcome == Outcome::Dead => Ok(false),
         _ => Ok(true),
     }
 }

@@ -1,10 +1,10 @@
 //! The hooks resource group: webhook subscriptions under `/v1/accounts/{aid}/hooks/subscriptions`
-//! (create, list, get, update, delete, ping, deliveries, redeliver), in the upstream Hooks API
-//! shape. Scopes `admin:hooks`, `write:hooks`, `read:hooks`; `admin:shopping` alone does not
+//! (create, list, get, update, soft delete, ping, deliveries and one delivery's detail,
+//! redeliver, recover), in the upstream Hooks API shape. Scopes `admin:hooks`, `write:hooks`, `read:hooks`; `admin:shopping` alone does not
 //! manage hooks. The secret is write-only.
 
 use crate::auth::{Access, Caller};
-use crate::deliverer::{now_ms, subscription, subscription_item};
+use crate::deliverer::{job, now_ms, subscription, subscription_item};
 use crate::error::ApiError;
 use crate::http::{parse, Body, Params};
 use crate::state::AppState;
@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::hooks::{self, Delivery, Pending, SubscriptionBody, SubscriptionRecord};
+use domain::hooks::{self, Delivery, Pending, RecoverBody, SubscriptionBody, SubscriptionRecord};
 use domain::table::{Condition, WriteOp};
 use domain::webhook;
 use infra::{Query, SkCond, StoreError};
@@ -24,7 +24,9 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/{{hid}}"), get(fetch).put(update).delete(remove))
         .route(&format!("{base}/{{hid}}/ping"), post(ping))
         .route(&format!("{base}/{{hid}}/deliveries"), get(deliveries))
+        .route(&format!("{base}/{{hid}}/deliveries/{{delivery_id}}"), get(delivery))
         .route(&format!("{base}/{{hid}}/deliveries/{{delivery_id}}/redeliver"), post(redeliver))
+        .route(&format!("{base}/{{hid}}/recover"), post(recover))
 }
 
 fn check(state: &AppState, creating: bool) -> impl Fn(&SubscriptionBody) -> domain::error::Result<()> + '_ {
@@ -37,11 +39,11 @@ async fn load(state: &AppState, aid: &str, hid: &str) -> Result<(SubscriptionRec
 }
 
 /// Queues a ping for a subscription.
-async fn send_ping(state: &AppState, aid: &str, hid: &str) -> Result<(), StoreError> {
+async fn send_ping(state: &AppState, aid: &str, rec: &SubscriptionRecord) -> Result<(), StoreError> {
     let now = state.clock.now();
     let id = format!("evt_ping_{}", uuid::Uuid::new_v4().simple());
-    let ev = webhook::ping(aid, id, domain::ids::timestamp(now), hid);
-    state.jobs.submit(&[Pending::new(hid, &ev, now_ms(state.clock.as_ref()))]).await
+    let ev = webhook::ping(aid, id, domain::ids::timestamp(now), &rec.sub.id);
+    state.jobs.submit(&[job(rec, &ev, now_ms(state.clock.as_ref()))]).await
 }
 
 #[utoipa::path(
@@ -51,7 +53,7 @@ async fn send_ping(state: &AppState, aid: &str, hid: &str) -> Result<(), StoreEr
     operation_id = "create_subscription",
     summary = "Subscribe a URL to events",
     params(crate::openapi::Aid),
-    request_body(content = domain::hooks::SubscriptionBody, example = json!({"events": ["shopping_draft_complete", "shopping_order_update"], "config": {"url": "https://hooks.example.com/shopping", "secret": "a-long-random-secret", "content_type": "json"}, "active": true})),
+    request_body(content = domain::hooks::SubscriptionBody, example = json!({"events": ["shopping_draft_complete", "shopping_order_update"], "config": {"url": "https://hooks.example.com/shopping", "content_type": "application/json", "insecure_ssl": 0, "secret": {"type": "HMAC-SHA1", "value": "a-long-random-secret"}}, "active": true, "fields": "order(id,order_id,status,amount)"})),
     responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
 )]
 pub(crate) async fn create(
@@ -76,7 +78,7 @@ pub(crate) async fn create(
     if rec.sub.active {
         // The subscription exists whatever happens to its first ping (which can be sent
         // again with `POST …/ping`).
-        if let Err(e) = send_ping(&state, &aid, &rec.sub.id).await {
+        if let Err(e) = send_ping(&state, &aid, &rec).await {
             tracing::error!(error = %e, hook = %rec.sub.id, "the new subscription's ping could not be queued");
         }
     }
@@ -140,20 +142,8 @@ pub(crate) async fn update(
     let rules = check(&state, false);
     let b: SubscriptionBody = body.decode(&rules)?;
     rules(&b)?;
-    let mut backoff = crate::retry::Backoff::new();
-    loop {
-        let (rec, prev) = load(&state, &aid, &hid).await?;
-        let next = hooks::update(rec, b.clone(), &domain::ids::timestamp(state.clock.now()));
-        let put = WriteOp::Put {
-            item: subscription_item(&aid, &next, prev.saturating_add(1)),
-            cond: Some(Condition::VersionIs(prev)),
-        };
-        match state.store.write(vec![put]).await {
-            Ok(()) => return Ok(Json(hooks::shown(&next)).into_response()),
-            Err(StoreError::ConditionFailed { .. } | StoreError::Contention) if backoff.pause().await => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let next = change(&state, &aid, &hid, |rec, now| hooks::update(rec, b.clone(), now)).await?;
+    Ok(Json(hooks::shown(&next)).into_response())
 }
 
 #[utoipa::path(
@@ -161,9 +151,9 @@ pub(crate) async fn update(
     path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}",
     tag = "hooks",
     operation_id = "delete_subscription",
-    summary = "Delete a subscription",
+    summary = "Delete a subscription (it then reads as absent and receives nothing)",
     params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
-    responses((status = 200, description = "The deleted subscription", body = domain::hooks::Subscription))
+    responses((status = 200, description = "The deleted subscription, with deleted_at and deleted_by", body = domain::hooks::Subscription))
 )]
 pub(crate) async fn remove(
     State(state): State<AppState>,
@@ -171,12 +161,31 @@ pub(crate) async fn remove(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
-    let (rec, _) = load(&state, &aid, &hid).await?;
-    state
-        .store
-        .write(vec![WriteOp::Delete { key: hooks::hook_key(&aid, &hid), cond: Some(Condition::Exists) }])
-        .await?;
-    Ok(Json(hooks::shown(&rec)).into_response())
+    let next = change(&state, &aid, &hid, |rec, now| hooks::delete(rec, &caller.sub, now)).await?;
+    Ok(Json(hooks::shown(&next)).into_response())
+}
+
+/// Changes a subscription, conditioned on the version read, again on a concurrent change.
+async fn change(
+    state: &AppState,
+    aid: &str,
+    hid: &str,
+    f: impl Fn(SubscriptionRecord, &str) -> SubscriptionRecord,
+) -> Result<SubscriptionRecord, ApiError> {
+    let mut backoff = crate::retry::Backoff::new();
+    loop {
+        let (rec, prev) = load(state, aid, hid).await?;
+        let next = f(rec, &domain::ids::timestamp(state.clock.now()));
+        let put = WriteOp::Put {
+            item: subscription_item(aid, &next, prev.saturating_add(1)),
+            cond: Some(Condition::VersionIs(prev)),
+        };
+        match state.store.write(vec![put]).await {
+            Ok(()) => return Ok(next),
+            Err(StoreError::ConditionFailed { .. } | StoreError::Contention) if backoff.pause().await => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -195,16 +204,12 @@ pub(crate) async fn ping(
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
     let (rec, _) = load(&state, &aid, &hid).await?;
-    send_ping(&state, &aid, &hid).await?;
+    send_ping(&state, &aid, &rec).await?;
     Ok(Json(hooks::shown(&rec)).into_response())
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct DeliveryList {
-    deliveries: Vec<Delivery>,
-}
-
-/// `GET …/deliveries`: every attempt, newest first (the last 100).
+/// `GET …/deliveries`: every attempt, newest first (the last 100), as the upstream's bare
+/// array.
 #[utoipa::path(
     get,
     path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries",
@@ -212,7 +217,7 @@ pub(crate) struct DeliveryList {
     operation_id = "list_deliveries",
     summary = "Delivery attempts, newest first (the last 100)",
     params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
-    responses((status = 200, description = "The attempts", body = DeliveryList))
+    responses((status = 200, description = "The attempts", body = Vec<domain::hooks::DeliverySummary>))
 )]
 pub(crate) async fn deliveries(
     State(state): State<AppState>,
@@ -222,18 +227,45 @@ pub(crate) async fn deliveries(
     caller.authorize_hooks(&aid, Access::Read)?;
     load(&state, &aid, &hid).await?;
     let q = Query {
-        sk: SkCond::BeginsWith("DLV#".into()),
+        sk: SkCond::BeginsWith(hooks::DELIVERY_SK_PREFIX.into()),
         forward: false,
         limit: 100,
         ..Query::partition(hooks::deliveries_pk(&aid, &hid))
     };
     let page = state.store.query(&q).await?;
-    let deliveries = page.items.iter().map(|i| parse(&i.doc)).collect::<Result<Vec<Delivery>, _>>()?;
-    Ok(Json(DeliveryList { deliveries }).into_response())
+    let list = page.items.iter().map(|i| parse::<Delivery>(&i.doc).map(|d| d.summary())).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(list).into_response())
+}
+
+/// A delivery record of the subscription; 404 when there is none.
+async fn load_delivery(state: &AppState, aid: &str, hid: &str, did: &str) -> Result<Delivery, ApiError> {
+    let item = state.store.get(&hooks::delivery_key(aid, hid, did)).await?;
+    parse(&item.ok_or_else(|| ApiError::NotFound("delivery".into()))?.doc)
+}
+
+/// `GET …/deliveries/{delivery_id}`: one attempt with its request, the receiver's answer and
+/// timing (the upstream's delivery details).
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}",
+    tag = "hooks",
+    operation_id = "get_delivery",
+    summary = "One delivery attempt in detail",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
+    responses((status = 200, description = "The attempt", body = domain::hooks::DeliveryDetail))
+)]
+pub(crate) async fn delivery(
+    State(state): State<AppState>,
+    Params((aid, hid, did)): Params<(String, String, String)>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Read)?;
+    load(&state, &aid, &hid).await?;
+    Ok(Json(load_delivery(&state, &aid, &hid, &did).await?.detail()).into_response())
 }
 
 /// `POST …/deliveries/{delivery_id}/redeliver`: the same event (same bytes, same
-/// `webhook-id`) queued again, attempts counted afresh.
+/// `event-delivery` and `webhook-id`) queued again, attempts counted afresh.
 #[utoipa::path(
     post,
     path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}/redeliver",
@@ -241,7 +273,7 @@ pub(crate) async fn deliveries(
     operation_id = "redeliver",
     summary = "Queue a delivered event again",
     params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
-    responses((status = 200, description = "The attempt whose event is queued again", body = domain::hooks::Delivery))
+    responses((status = 200, description = "The attempt whose event is queued again", body = domain::hooks::DeliveryDetail))
 )]
 pub(crate) async fn redeliver(
     State(state): State<AppState>,
@@ -250,9 +282,80 @@ pub(crate) async fn redeliver(
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
     load(&state, &aid, &hid).await?;
-    let item = state.store.get(&hooks::delivery_key(&aid, &hid, &did)).await?;
-    let d: Delivery = parse(&item.ok_or_else(|| ApiError::NotFound("delivery".into()))?.doc)?;
-    let ev: webhook::WebhookEvent = parse(&d.request.body)?;
-    state.jobs.submit(&[Pending::new(&hid, &ev, now_ms(state.clock.as_ref()))]).await?;
-    Ok(Json(d).into_response())
+    let d = load_delivery(&state, &aid, &hid, &did).await?;
+    state.jobs.submit(&[Pending::again(&d, &aid, now_ms(state.clock.as_ref()))]).await?;
+    Ok(Json(d.detail()).into_response())
+}
+
+/// What a recover call did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Recovered {
+    /// Deliveries queued again (each `event_delivery` once).
+    queued: usize,
+    /// When the window held more than one call recovers: call again with `since` = this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_since: Option<String>,
+}
+
+/// `POST …/recover`: every delivery of the window whose latest attempt failed or is dead,
+/// queued again once (the same bytes and `event-delivery`), at most 100 a call.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/recover",
+    tag = "hooks",
+    operation_id = "recover_deliveries",
+    summary = "Queue again every failed or dead delivery of a time window",
+    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    request_body(content = domain::hooks::RecoverBody, example = json!({"since": "2026-12-01T00:00:00Z"})),
+    responses((status = 200, description = "How many were queued", body = Recovered))
+)]
+pub(crate) async fn recover(
+    State(state): State<AppState>,
+    Params((aid, hid)): Params<(String, String)>,
+    caller: Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.authorize_hooks(&aid, Access::Write)?;
+    let now_ms = now_ms(state.clock.as_ref());
+    let b: RecoverBody = body.decode(|b: &RecoverBody| hooks::recover_window(b, now_ms).map(|_| ()))?;
+    let (since, until) = hooks::recover_window(&b, now_ms)?;
+    load(&state, &aid, &hid).await?;
+    let mut q = Query {
+        sk: SkCond::Between(hooks::delivery_sk_at(since), hooks::delivery_sk_at(until)),
+        forward: true,
+        limit: 100,
+        ..Query::partition(hooks::deliveries_pk(&aid, &hid))
+    };
+    let mut records = Vec::new();
+    let mut truncated = false;
+    loop {
+        let page = state.store.query(&q).await?;
+        for i in &page.items {
+            // The end of the window is exclusive (Between includes its upper bound).
+            if i.sk.as_str() < hooks::delivery_sk_at(until).as_str() {
+                records.push(parse::<Delivery>(&i.doc)?);
+            }
+        }
+        match page.next {
+            Some(next) if records.len() < hooks::RECOVER_SCAN_MAX => q.start_after = Some(next),
+            Some(_) => {
+                truncated = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    let chosen = hooks::to_recover(&records);
+    let full = chosen.len() == hooks::RECOVER_MAX;
+    let jobs: Vec<Pending> = chosen.iter().map(|d| Pending::again(d, &aid, now_ms)).collect();
+    state.jobs.submit(&jobs).await?;
+    // A window holding more than one call recovers continues where this call stopped.
+    let next_since = if full {
+        chosen.last().map(|d| d.created_at.clone())
+    } else if truncated {
+        records.last().map(|d| d.created_at.clone())
+    } else {
+        None
+    };
+    Ok(Json(Recovered { queued: jobs.len(), next_since }).into_response())
 }

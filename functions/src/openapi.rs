@@ -68,6 +68,8 @@ const TOKEN_PATH: &str = crate::tokens::PATH;
         crate::hooks::remove,
         crate::hooks::ping,
         crate::hooks::deliveries,
+        crate::hooks::delivery,
+        crate::hooks::recover,
         crate::hooks::redeliver,
         crate::tokens::issue,
     ),

@@ -48,11 +48,12 @@ const CLEANUP_CHUNK: usize = 25;
 /// What the removal of `header` (an order's last image, gone by its TTL) publishes: the
 /// order's expiry event. Removes the order's remaining items first, all but the stub that
 /// keeps the emptied order readable (history items, payment operations, … carry no TTL of
-/// their own). Anything else removed publishes nothing.
+/// their own). Publishes its expiry update, then its `shopping_order_delete`. Anything else
+/// removed publishes nothing.
 pub async fn on_removed(store: &dyn Store, header: &Item) -> Result<Vec<WebhookEvent>, StoreError> {
-    let event = match domain::webhook::expired(header) {
-        Ok(Some(ev)) => ev,
-        Ok(None) => return Ok(Vec::new()),
+    let events = match domain::webhook::expired(header) {
+        Ok(evs) if evs.is_empty() => return Ok(evs),
+        Ok(evs) => evs,
         Err(e) => {
             tracing::error!(error = %e, "an expired order that cannot be read is skipped");
             return Ok(Vec::new());
@@ -68,9 +69,9 @@ pub async fn on_removed(store: &dyn Store, header: &Item) -> Result<Vec<WebhookE
         store.write(chunk.to_vec()).await?;
     }
     if !doomed.is_empty() {
-        tracing::info!(order = ?event.resource_id, items = doomed.len(), "expired order cleaned up");
+        tracing::info!(items = doomed.len(), "expired order cleaned up");
     }
-    Ok(vec![event])
+    Ok(events)
 }
 
 /// Handles one batch of the table's stream: history, then every event of the batch onto the

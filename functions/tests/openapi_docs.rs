@@ -46,8 +46,8 @@ fn the_served_document_is_the_checked_in_one_and_every_operation_is_routed() {
     let doc = document(port);
     assert_eq!(doc["openapi"], "3.1.0");
     let ops = operations(&doc);
-    // 35 handlers, 4 payment kinds × 3 operations.
-    assert_eq!(ops.len(), 47, "{ops:#?}");
+    // 37 handlers, 4 payment kinds × 3 operations.
+    assert_eq!(ops.len(), 49, "{ops:#?}");
     for (method, template, _) in &ops {
         let path = template
             .replace("{aid}", AID)

@@ -129,8 +129,7 @@ fn every_acknowledged_write_is_delivered_across_sigkill() {
         for (id, event, body) in got.lock().expect("got").iter() {
             if event == "shopping_draft_add" {
                 let v: serde_json::Value = serde_json::from_str(body).expect("JSON body");
-                let draft =
-                    v["data"]["draft_order"]["id"].as_str().or(v["resource_id"].as_str()).unwrap_or("").to_owned();
+                let draft = v["draft"]["id"].as_str().unwrap_or("").to_owned();
                 m.entry(draft).or_default().insert(id.clone());
             }
         }

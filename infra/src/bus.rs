@@ -20,8 +20,8 @@ pub fn source(account_id: &str) -> String {
 }
 
 /// The `detail` of `ev`. An event too large for an EventBridge entry (a very large order)
-/// travels with `data` = `{"truncated": true}`: subscribers read the resource by its
-/// `resource_id` (see domain/DECISIONS.md, "Webhooks").
+/// travels with its resource cut to its id (`"order": {"id": …}`) and `"truncated": true`:
+/// subscribers read the resource by that id (see domain/DECISIONS.md, "Webhooks").
 pub fn detail(ev: &WebhookEvent) -> String {
     let full = serde_json::to_string(ev).unwrap_or_default();
     let overhead = source(&ev.account_id).len() + ev.event.len() + 64;
@@ -29,7 +29,14 @@ pub fn detail(ev: &WebhookEvent) -> String {
         return full;
     }
     tracing::warn!(event = %ev.id, bytes = full.len(), "event over the EventBridge entry limit: payload left out");
-    let slim = WebhookEvent { data: serde_json::json!({ "truncated": true }), ..ev.clone() };
+    let mut resource = serde_json::Map::new();
+    for (k, v) in &ev.resource {
+        if let Some(id) = v.get("id") {
+            resource.insert(k.clone(), serde_json::json!({ "id": id }));
+        }
+    }
+    resource.insert("truncated".into(), serde_json::Value::Bool(true));
+    let slim = WebhookEvent { resource, ..ev.clone() };
     serde_json::to_string(&slim).unwrap_or_default()
 }
 
@@ -115,15 +122,18 @@ mod tests {
             id: "evt_1".into(),
             event: "shopping_order_update".into(),
             account_id: "T12345678".into(),
+            event_delivery: None,
             created_at: "t".into(),
             version: 2,
-            resource_id: Some("o-1".into()),
-            data: serde_json::json!({ "order": { "note": "x".repeat(300 * 1024) } }),
+            resource: serde_json::json!({ "order": { "id": "o-1", "note": "x".repeat(300 * 1024) } })
+                .as_object()
+                .cloned()
+                .unwrap(),
         };
         let slim: WebhookEvent = serde_json::from_str(&detail(&ev)).unwrap();
-        assert_eq!(slim.data, serde_json::json!({ "truncated": true }));
-        assert_eq!((slim.id.as_str(), slim.resource_id.as_deref()), ("evt_1", Some("o-1")));
-        let small = WebhookEvent { data: serde_json::json!({}), ..ev };
+        assert_eq!(serde_json::Value::Object(slim.resource.clone()), serde_json::json!({ "order": { "id": "o-1" }, "truncated": true }));
+        assert_eq!((slim.id.as_str(), slim.resource_id()), ("evt_1", Some("o-1")));
+        let small = WebhookEvent { resource: Default::default(), ..ev };
         assert_eq!(detail(&small), serde_json::to_string(&small).unwrap());
     }
 }

@@ -136,6 +136,8 @@ pub struct Attempt {
     pub status: Option<u16>,
     /// The start of its answer.
     pub body_excerpt: String,
+    /// Its answer's headers (the first few, values cut short).
+    pub headers: std::collections::BTreeMap<String, String>,
     pub duration_ms: u64,
     /// `None` when delivered (a 2xx); else why not.
     pub failure: Option<String>,
@@ -170,6 +172,7 @@ impl WebhookClient {
             return Attempt {
                 status: None,
                 body_excerpt: String::new(),
+                headers: Default::default(),
                 duration_ms: 0,
                 failure: Some(format!("blocked: the URL {why}")),
                 blocked: true,
@@ -182,6 +185,12 @@ impl WebhookClient {
         match req.send().await {
             Ok(res) => {
                 let status = res.status();
+                let headers = res
+                    .headers()
+                    .iter()
+                    .take(32)
+                    .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect()))
+                    .collect();
                 let bytes = res.bytes().await.unwrap_or_default();
                 let excerpt =
                     String::from_utf8_lossy(bytes.get(..bytes.len().min(EXCERPT)).unwrap_or_default()).into_owned();
@@ -195,6 +204,7 @@ impl WebhookClient {
                 Attempt {
                     status: Some(status.as_u16()),
                     body_excerpt: excerpt,
+                    headers,
                     duration_ms: ms(started),
                     failure,
                     blocked: false,
@@ -216,6 +226,7 @@ impl WebhookClient {
                 Attempt {
                     status: None,
                     body_excerpt: String::new(),
+                    headers: Default::default(),
                     duration_ms: ms(started),
                     failure: Some(failure),
                     blocked,

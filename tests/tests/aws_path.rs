@@ -44,7 +44,7 @@ async fn wire(endpoint: &str) -> Wiring {
         attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
     };
     let dlq_arn = arn_of(dlq_url.clone()).await;
-    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": domain::hooks::MAX_ATTEMPTS}).to_string();
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": domain::hooks::AWS_MAX_ATTEMPTS}).to_string();
     let url = sqs
         .create_queue()
         .queue_name(&name)
@@ -105,7 +105,9 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
     let (port, seen) = receiver().await;
     let hooks = api.token_for(AID, "admin:hooks", 3600);
     let mut subscribe = |path: &str| {
-        let body = json!({"events": domain::webhook::TYPES, "config": {"url": format!("http://127.0.0.1:{port}{path}"), "secret": "whsec-aws"}});
+        // The upstream Hooks API's shape, as a merchant's existing client sends it.
+        let body = json!({"events": domain::webhook::TYPES, "config": {"url": format!("http://127.0.0.1:{port}{path}"),
+            "content_type": "application/json", "insecure_ssl": 0, "secret": {"type": "HMAC-SHA1", "value": "whsec-aws"}}});
         let (api, hooks) = (&api, hooks.clone());
         async move {
             let r = api
@@ -175,6 +177,13 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
     let seen = seen.lock().unwrap().clone();
     for (_, headers, body) in &seen {
         verify("whsec-aws", headers, body);
+        // the upstream envelope: the account, the type, the delivery id and the resource on top
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["account_id"], AID);
+        assert_eq!(v["event"], headers["event"].to_str().unwrap());
+        assert_eq!(v["event_delivery"], headers["event-delivery"].to_str().unwrap());
+        assert!(v.get("data").is_none(), "{v}");
+        assert!(["order", "draft", "hook"].iter().any(|k| v[k]["id"].is_string()), "{v}");
     }
     let ids = |path: &str| -> HashMap<String, usize> {
         let mut m = HashMap::new();
@@ -205,10 +214,10 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
             .collect();
         assert_eq!(bodies.len(), 1, "the same bytes on every attempt");
     }
-    // /dead was tried exactly five times per event, then its messages went to the DLQ
+    // /dead was tried exactly eight times per event, then its messages went to the DLQ
     let dead_ids = ids("/dead");
     assert_eq!(dead_ids.len(), published + 1);
-    assert!(dead_ids.values().all(|n| *n == domain::hooks::MAX_ATTEMPTS as usize), "{dead_ids:?}");
+    assert!(dead_ids.values().all(|n| *n == domain::hooks::AWS_MAX_ATTEMPTS as usize), "{dead_ids:?}");
     let mut dead_letters = Vec::new();
     loop {
         let batch = receive(sqs, &w.dlq_url).await;
@@ -226,8 +235,26 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
     let list = api
         .call_as(Some(&hooks), "GET", &format!("/v1/accounts/{AID}/hooks/subscriptions/{dead}/deliveries"), None, None)
         .await;
-    let outcomes: Vec<&str> =
-        list.body["deliveries"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = list.body.as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
     assert!(outcomes.contains(&"dead") && outcomes.contains(&"failed"), "{outcomes:?}");
+    // recovery queues every dead delivery of the window again, once each, on the queue
+    let recover = format!("/v1/accounts/{AID}/hooks/subscriptions/{dead}/recover");
+    let r = api.call_as(Some(&hooks), "POST", &recover, Some(json!({"since": "2020-01-01T00:00:00Z"})), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["queued"], published + 1, "{}", r.body);
+    let mut requeued = Vec::new();
+    loop {
+        let batch = receive(sqs, &w.url).await;
+        if batch.records.is_empty() {
+            break;
+        }
+        requeued.extend(batch.records);
+    }
+    assert_eq!(requeued.len(), published + 1);
+    let jobs: HashSet<String> = requeued
+        .iter()
+        .map(|m| serde_json::from_str::<domain::hooks::Pending>(m.body.as_deref().unwrap()).unwrap().event_delivery)
+        .collect();
+    assert_eq!(jobs.len(), published + 1, "each delivery once");
     let _ = (flaky, Value::Null);
 }

@@ -67,7 +67,8 @@ async fn every_produced_event_matches_its_schema() {
             "shopping_draft_update",
             "shopping_order_event_add",
             "shopping_order_update"
-        ]
+        ],
+        "every type but shopping_order_delete, which retention alone sends"
     );
     // an order's expiry (its header removed by the TTL) publishes a valid update
     let order_id = done.body["orders"][0]["id"].as_str().unwrap();
@@ -76,13 +77,26 @@ async fn every_produced_event_matches_its_schema() {
         .await
         .unwrap()
         .expect("order header");
-    let expired = domain::webhook::expired(&header).unwrap().expect("an order header expires into an event");
-    let errors: Vec<String> = validators["shopping_order_update"]
-        .iter_errors(&serde_json::to_value(&expired).unwrap())
-        .map(|e| e.to_string())
-        .collect();
+    // an order's expiry (its header removed by the TTL) publishes a valid update, then a
+    // valid deletion
+    let expired = domain::webhook::expired(&header).unwrap();
+    let kinds: Vec<&str> = expired.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["shopping_order_update", "shopping_order_delete"]);
+    for ev in &expired {
+        let errors: Vec<String> =
+            validators[ev.event.as_str()].iter_errors(&serde_json::to_value(ev).unwrap()).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", ev.event);
+        assert!(ids.insert(ev.id.clone()), "the expiry's events have ids of their own");
+    }
+    // as a subscriber receives it: the upstream envelope, with its event_delivery
+    let sub = domain::hooks::create(
+        domain::hooks::Made { aid: AID, actor: "t", now: "2026-12-02T00:00:00.000Z", id: "hook-1".into() },
+        domain::hooks::SubscriptionBody { events: Some(vec!["shopping_order_update".into()]), ..Default::default() },
+    );
+    let sent = domain::hooks::envelope_for(&sub, &expired[0], "0b6f7a2e-8d57-5a8e-9d3c-6a1c0c9f3a11");
+    let errors: Vec<String> = validators["shopping_order_update"].iter_errors(&sent).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert!(ids.insert(expired.id.clone()), "the expiry has an id of its own");
+    assert_eq!((sent["account_id"].as_str(), sent["order"]["id"].as_str()), (Some(AID), Some(order_id)));
 
     // a ping is valid too
     let ping = domain::webhook::ping(AID, "evt_ping_1".into(), "2026-11-22T12:00:00.000Z".into(), "hook-1");

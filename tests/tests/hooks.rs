@@ -44,7 +44,8 @@ async fn subscriptions_api(api: &Api) {
     assert_eq!(updated.body["config"]["url"], "https://hooks.example.com/in", "absent fields keep their value");
     assert_eq!(updated.body["active"], false);
     let deliveries = call("GET", format!("{one}/deliveries"), None, hooks.clone()).await;
-    assert_eq!(deliveries.body["deliveries"], json!([]));
+    assert_eq!(deliveries.body, json!([]), "the upstream's bare array");
+    assert_eq!(call("GET", format!("{one}/deliveries/0000000000000-x"), None, hooks.clone()).await.status, 404);
 
     for (bad, path) in [
         (json!({"config": {"url": "https://e.example"}}), "events"),
@@ -86,10 +87,94 @@ async fn subscriptions_api(api: &Api) {
 
     let deleted = call("DELETE", one.clone(), None, hooks.clone()).await;
     assert_eq!(deleted.status, 200);
-    assert_eq!(call("GET", one, None, hooks).await.status, 404);
+    assert!(deleted.body["deleted_at"].is_string() && deleted.body["deleted_by"].is_string(), "{}", deleted.body);
+    assert_eq!(deleted.body["active"], false);
+    assert_eq!(call("GET", one.clone(), None, hooks.clone()).await.status, 404);
+    assert_eq!(call("PUT", one.clone(), Some(json!({"active": true})), hooks.clone()).await.status, 404);
+    assert_eq!(call("DELETE", one.clone(), None, hooks.clone()).await.status, 404);
+    assert_eq!(call("GET", format!("{one}/deliveries"), None, hooks.clone()).await.status, 404);
+    assert_eq!(call("GET", subs(), None, hooks).await.body, json!([]), "a deleted subscription is not listed");
 }
 
-on_both_engines!(subscriptions_api);
+/// A subscription as the upstream Hooks API documents it, from a merchant's existing client:
+/// typed secret, content type, insecure_ssl 0, masks; read back in the upstream shape.
+async fn upstream_shaped_subscriptions(api: &Api) {
+    let hooks = api.token_for(AID, "admin:hooks", 600);
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let hooks = hooks.clone();
+        async move { api.call_as(Some(&hooks), method, &path, body, None).await }
+    };
+    let body = json!({
+        "events": ["shopping_order_update"],
+        "active": true,
+        "config": {"url": "https://hooks.example.com/in", "content_type": "application/json", "insecure_ssl": 0,
+                   "secret": {"type": "HMAC-SHA1", "value": "upstream-secret"}},
+        "fields": "order(id,order_id,status)",
+        "exclude_fields": ["order/customer"]
+    });
+    let created = call("POST", subs(), Some(body)).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(
+        created.body["config"],
+        json!({"url": "https://hooks.example.com/in", "content_type": "application/json", "insecure_ssl": 0,
+               "secret": {"type": "HMAC-SHA1"}}),
+        "the value is write-only"
+    );
+    assert_eq!(created.body["fields"], "order(id,order_id,status)");
+    assert_eq!(created.body["exclude_fields"], json!(["order/customer"]));
+    for key in ["id", "created_at", "created_by", "updated_at"] {
+        assert!(created.body[key].is_string(), "{key}");
+    }
+    let one = format!("{}/{}", subs(), created.body["id"].as_str().unwrap());
+    let got = call("GET", one.clone(), None).await;
+    assert_eq!(got.body, created.body);
+    assert!(!got.body.to_string().contains("upstream-secret"));
+    // false for insecure_ssl and the older string secret are accepted too
+    let alt = json!({"events": ["shopping_order_update"], "config": {"url": "https://hooks.example.com/in", "insecure_ssl": false, "secret": "plain"}});
+    let r = call("POST", subs(), Some(alt)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["config"]["secret"], json!({"type": "HMAC-SHA1"}));
+    // a rotated secret keeps the shape
+    let rotated = call("PUT", one.clone(), Some(json!({"config": {"secret": {"type": "HMAC-SHA1", "value": "next"}}}))).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(rotated.body["config"]["secret"], json!({"type": "HMAC-SHA1"}));
+
+    let base = |config: Value| json!({"events": ["shopping_order_update"], "config": config});
+    for (bad, path) in [
+        (base(json!({"url": "https://e.example", "insecure_ssl": 1})), "config.insecure_ssl"),
+        (base(json!({"url": "https://e.example", "insecure_ssl": true})), "config.insecure_ssl"),
+        (base(json!({"url": "https://e.example", "insecure_ssl": "no"})), "config.insecure_ssl"),
+        (base(json!({"url": "https://e.example", "content_type": "text/xml"})), "config.content_type"),
+        (base(json!({"url": "https://e.example", "secret": {"type": "HMAC-MD5", "value": "x"}})), "config.secret.type"),
+        (base(json!({"url": "https://e.example", "secret": {"type": "HMAC-SHA1", "value": ""}})), "config.secret.value"),
+        (json!({"events": ["shopping_order_update"], "config": {"url": "https://e.example"}, "fields": "order(id"}), "fields"),
+        (
+            json!({"events": ["shopping_order_update"], "config": {"url": "https://e.example"}, "exclude_fields": ["a//b"]}),
+            "exclude_fields[0]",
+        ),
+    ] {
+        let r = call("POST", subs(), Some(bad.clone())).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.body["error"]["errors"][0]["path"], path, "{bad}: {}", r.body);
+    }
+    // a bad update changes nothing
+    let r = call("PUT", one.clone(), Some(json!({"config": {"insecure_ssl": 1}}))).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(call("GET", one.clone(), None).await.body["updated_at"], rotated.body["updated_at"]);
+    // recover: a window is required and well-formed
+    for (bad, path) in [(json!({}), "since"), (json!({"since": "yesterday"}), "since"),
+                        (json!({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}), "until")] {
+        let r = call("POST", format!("{one}/recover"), Some(bad.clone())).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.body["error"]["errors"][0]["path"], path, "{bad}");
+    }
+    let r = call("POST", format!("{one}/recover"), Some(json!({"since": "2020-01-01T00:00:00Z"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["queued"], 0, "{}", r.body);
+}
+
+on_both_engines!(subscriptions_api, upstream_shaped_subscriptions);
+
 
 // ---------------------------------------------------------------- local end to end
 
@@ -231,13 +316,13 @@ async fn local_deliveries_are_signed_retried_and_isolated() {
         })
         .collect();
     assert!(attempts.windows(2).all(|w| w[0].0 == w[1].0 && w[0].2 == w[1].2), "same id and bytes on every retry");
-    assert!(attempts.windows(2).all(|w| w[0].1 != w[1].1), "each attempt has its own delivery id");
+    assert!(attempts.windows(2).all(|w| w[0].1 == w[1].1), "one event-delivery per event and subscription");
 
     // the deliveries list shows each attempt, with why it failed (the record of the last
     // attempt is written just after the receiver answered it)
     let mut list = Value::Null;
     let start = Instant::now();
-    while !list["deliveries"]
+    while !list
         .as_array()
         .is_some_and(|ds| ds.iter().any(|d| d["outcome"] == "delivered" && d["event"] != "ping"))
     {
@@ -245,16 +330,31 @@ async fn local_deliveries_are_signed_retried_and_isolated() {
         tokio::time::sleep(Duration::from_millis(25)).await;
         list = local.call(&local.hooks, "GET", &format!("{}/{flaky}/deliveries", subs()), None).await;
     }
-    let outcomes: Vec<&str> =
-        list["deliveries"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = list.as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
     assert!(outcomes.contains(&"delivered") && outcomes.contains(&"failed"), "{outcomes:?}");
-    let failed = list["deliveries"].as_array().unwrap().iter().find(|d| d["outcome"] == "failed").unwrap();
-    assert_eq!(failed["response"]["status"], 503);
-    assert!(failed["reason"].as_str().unwrap().contains("503"));
+    let failed = list.as_array().unwrap().iter().find(|d| d["outcome"] == "failed").unwrap();
+    assert_eq!(failed["status"], 503);
+    for key in ["id", "event_delivery", "created_at", "status"] {
+        assert!(failed.get(key).is_some(), "the upstream's {key}");
+    }
+    assert_eq!(failed["event_delivery"], attempts[0].1.as_str());
     assert!(!list.to_string().contains("whsec-local"), "no secret in the deliveries list");
+    // one attempt in detail: what was sent, what came back, how long it took
+    let detail = local
+        .call(&local.hooks, "GET", &format!("{}/{flaky}/deliveries/{}", subs(), failed["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(detail["request"]["headers"]["event-delivery"], attempts[0].1.as_str());
+    assert_eq!(detail["request"]["headers"]["event"], "shopping_order_event_add");
+    assert!(detail["request"]["headers"]["event-signature"].is_string());
+    assert_eq!(detail["request"]["body"], serde_json::from_slice::<Value>(&attempts[0].2).unwrap());
+    assert!(detail["response"]["body"].is_string() && detail["response"]["headers"].is_object());
+    assert_eq!(detail["details"]["delivery_success"], false);
+    assert!(detail["details"]["delivery_duration"].is_u64() && detail["details"]["delivery_at"].is_string());
+    assert!(detail["details"]["reason"].as_str().unwrap().contains("503"));
+    assert!(detail["url"].as_str().unwrap().ends_with("/flaky"));
 
     // redelivery sends the same event again
-    let delivered = list["deliveries"]
+    let delivered = list
         .as_array()
         .unwrap()
         .iter()
@@ -278,7 +378,7 @@ async fn local_deliveries_are_signed_retried_and_isolated() {
 
     // the dead receiver's deliveries are failing, and end dead after 5 attempts
     let dead_list = local.call(&local.hooks, "GET", &format!("{}/{dead}/deliveries", subs()), None).await;
-    assert!(dead_list["deliveries"].as_array().unwrap().iter().all(|d| d["outcome"] != "delivered"));
+    assert!(dead_list.as_array().unwrap().iter().all(|d| d["outcome"] != "delivered"));
     let _ = ok;
 }
 
@@ -290,14 +390,16 @@ async fn redirects_are_failures_and_never_followed() {
     let hid = local.subscribe(port, "/redirect", &["shopping_draft_add"]).await;
     let mut list = Value::Null;
     let start = Instant::now();
-    while list["deliveries"].as_array().is_none_or(Vec::is_empty) {
+    while list.as_array().is_none_or(Vec::is_empty) {
         assert!(start.elapsed() < Duration::from_secs(10), "no delivery recorded");
         tokio::time::sleep(Duration::from_millis(25)).await;
         list = local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries", subs()), None).await;
     }
-    let first = &list["deliveries"][0];
+    let first = &list[0];
     assert_eq!(first["outcome"], "failed");
-    assert!(first["reason"].as_str().unwrap().contains("redirect"));
+    let detail =
+        local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries/{}", subs(), first["id"].as_str().unwrap()), None).await;
+    assert!(detail["details"]["reason"].as_str().unwrap().contains("redirect"), "{detail}");
     assert_eq!(seen.lock().unwrap().len(), 1, "the Location was not followed");
 }
 
@@ -342,7 +444,7 @@ async fn an_expired_order_is_published_and_cleaned_up() {
     assert_eq!((expiry.hook_id.as_str(), expiry.event.as_str()), (hid.as_str(), "shopping_order_update"));
     let ev: Value = serde_json::from_str(&expiry.body).unwrap();
     let now = api.call("GET", &order, None).await;
-    assert_eq!(ev["data"]["order"], now.body, "the event carries the order as it now reads");
+    assert_eq!(ev["order"], now.body, "the event carries the order as it now reads");
 
     let left = infra::query_all(
         store.as_ref(),

@@ -198,7 +198,7 @@ async fn every_route_through_lambda_http_on_dynamodb() {
     let (status, body, _) = call(&f.hooks, "hooks-list", v(&[])).await;
     assert_eq!((status, body[0]["id"].clone()), (200, hook["id"].clone()), "{body}");
     let (status, body, _) = call(&f.hooks, "hooks-deliveries", h).await;
-    assert!(status == 200 && body["deliveries"].is_array(), "{body}");
+    assert!(status == 200 && body.is_array(), "the upstream's bare array: {body}");
     let (status, _, _) = call(&f.hooks, "hooks-create-shopping-scope", v(&[])).await;
     assert_eq!(status, 403, "admin:shopping alone does not manage hooks");
     let (status, _, _) = call(&f.drafts, "hooks-list", v(&[])).await;
