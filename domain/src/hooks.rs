@@ -455,8 +455,8 @@ pub const AWS_BACKOFF_SECONDS: [i32; 7] = [60, 300, 1800, 7200, 18_000, 36_000, 
 
 /// The pause before attempt `n + 1` after `n` failed ones on AWS.
 pub fn aws_backoff_seconds(failed: u32) -> i32 {
-    let i = (failed.max(1) as usize).saturating_sub(1).min(AWS_BACKOFF_SECONDS.len() - 1);
-    AWS_BACKOFF_SECONDS[i]
+    let i = usize::try_from(failed.saturating_sub(1)).unwrap_or(usize::MAX);
+    AWS_BACKOFF_SECONDS.get(i).or(AWS_BACKOFF_SECONDS.last()).copied().unwrap_or(36_000)
 }
 
 /// The pause before attempt `n + 1` after `n` failed ones, locally: 1 s, 2 s, 4 s, 8 s.
@@ -653,7 +653,7 @@ fn epoch_ms(s: &str) -> Option<i64> {
 }
 
 /// The window of a recover body as epoch milliseconds `[since, until)`, `until` defaulting
-/// to `now_ms`.
+/// to just after `now_ms` (so what was attempted this millisecond is in it).
 pub fn recover_window(b: &RecoverBody, now_ms: i64) -> Result<(i64, i64)> {
     let mut p = Problems::default();
     let since = match b.since.as_deref() {
@@ -670,7 +670,7 @@ pub fn recover_window(b: &RecoverBody, now_ms: i64) -> Result<(i64, i64)> {
         }
     };
     let until = match b.until.as_deref() {
-        None => Some(now_ms),
+        None => Some(now_ms.saturating_add(1)),
         Some(s) => {
             let t = epoch_ms(s);
             if t.is_none() {

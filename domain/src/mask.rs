@@ -26,7 +26,7 @@ impl Mask {
         let mut pos = 0;
         let mask = Self::list(&chars, &mut pos, 0)?;
         if pos != chars.len() {
-            return Err(format!("unexpected `{}` at {pos}", chars[pos]));
+            return Err(format!("unexpected `{}` at {pos}", chars.get(pos).copied().unwrap_or(' ')));
         }
         Ok(mask)
     }
@@ -40,7 +40,7 @@ impl Mask {
             let (name, sub) = Self::term(c, pos, depth)?;
             out.merge(name, sub);
             if c.get(*pos) == Some(&',') {
-                *pos += 1;
+                *pos = pos.saturating_add(1);
                 continue;
             }
             return Ok(out);
@@ -51,7 +51,7 @@ impl Mask {
     fn term(c: &[char], pos: &mut usize, depth: usize) -> Result<(String, Self), String> {
         let start = *pos;
         while c.get(*pos).copied().is_some_and(is_name) {
-            *pos += 1;
+            *pos = pos.saturating_add(1);
         }
         if start == *pos {
             return Err(match c.get(*pos) {
@@ -59,22 +59,22 @@ impl Mask {
                 None => format!("expected a field name at {start}"),
             });
         }
-        let name: String = c[start..*pos].iter().collect();
+        let name: String = c.get(start..*pos).unwrap_or_default().iter().collect();
         let sub = match c.get(*pos) {
             Some('/') => {
-                *pos += 1;
-                let (n, s) = Self::term(c, pos, depth + 1)?;
+                *pos = pos.saturating_add(1);
+                let (n, s) = Self::term(c, pos, depth.saturating_add(1))?;
                 let mut m = Self::default();
                 m.merge(n, s);
                 m
             }
             Some('(') => {
-                *pos += 1;
-                let m = Self::list(c, pos, depth + 1)?;
+                *pos = pos.saturating_add(1);
+                let m = Self::list(c, pos, depth.saturating_add(1))?;
                 if c.get(*pos) != Some(&')') {
                     return Err(format!("expected `)` at {}", *pos));
                 }
-                *pos += 1;
+                *pos = pos.saturating_add(1);
                 m
             }
             _ => Self::default(),
@@ -104,7 +104,10 @@ impl Mask {
         }
         match v {
             Value::Object(o) => Value::Object(
-                self.0.iter().filter_map(|(k, sub)| o.get(k).map(|x| (k.clone(), sub.select(x)))).collect::<Map<_, _>>(),
+                self.0
+                    .iter()
+                    .filter_map(|(k, sub)| o.get(k).map(|x| (k.clone(), sub.select(x))))
+                    .collect::<Map<_, _>>(),
             ),
             Value::Array(a) => Value::Array(a.iter().map(|x| self.select(x)).collect()),
             other => other.clone(),

@@ -147,7 +147,11 @@ pub async fn attempt(
         event_delivery: p.event_delivery.clone(),
         attempt,
         created_at: now.to_owned(),
-        request: DeliveryRequest { url: sub.sub.config.url.clone(), headers: headers.into_iter().collect(), body: p.body.clone() },
+        request: DeliveryRequest {
+            url: sub.sub.config.url.clone(),
+            headers: headers.into_iter().collect(),
+            body: p.body.clone(),
+        },
         response: a.status.map(|status| DeliveryResponse { status, headers: a.headers, body: a.body_excerpt }),
         duration_ms: a.duration_ms,
         outcome,

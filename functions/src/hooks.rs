@@ -233,7 +233,8 @@ pub(crate) async fn deliveries(
         ..Query::partition(hooks::deliveries_pk(&aid, &hid))
     };
     let page = state.store.query(&q).await?;
-    let list = page.items.iter().map(|i| parse::<Delivery>(&i.doc).map(|d| d.summary())).collect::<Result<Vec<_>, _>>()?;
+    let list =
+        page.items.iter().map(|i| parse::<Delivery>(&i.doc).map(|d| d.summary())).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(list).into_response())
 }
 

@@ -131,7 +131,10 @@ mod tests {
                 .unwrap(),
         };
         let slim: WebhookEvent = serde_json::from_str(&detail(&ev)).unwrap();
-        assert_eq!(serde_json::Value::Object(slim.resource.clone()), serde_json::json!({ "order": { "id": "o-1" }, "truncated": true }));
+        assert_eq!(
+            serde_json::Value::Object(slim.resource.clone()),
+            serde_json::json!({ "order": { "id": "o-1" }, "truncated": true })
+        );
         assert_eq!((slim.id.as_str(), slim.resource_id()), ("evt_1", Some("o-1")));
         let small = WebhookEvent { resource: Default::default(), ..ev };
         assert_eq!(detail(&small), serde_json::to_string(&small).unwrap());

@@ -189,7 +189,9 @@ impl WebhookClient {
                     .headers()
                     .iter()
                     .take(32)
-                    .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect()))
+                    .map(|(k, v)| {
+                        (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect())
+                    })
                     .collect();
                 let bytes = res.bytes().await.unwrap_or_default();
                 let excerpt =

@@ -44,7 +44,8 @@ async fn wire(endpoint: &str) -> Wiring {
         attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
     };
     let dlq_arn = arn_of(dlq_url.clone()).await;
-    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": domain::hooks::AWS_MAX_ATTEMPTS}).to_string();
+    let redrive =
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": domain::hooks::AWS_MAX_ATTEMPTS}).to_string();
     let url = sqs
         .create_queue()
         .queue_name(&name)

@@ -83,8 +83,10 @@ async fn every_produced_event_matches_its_schema() {
     let kinds: Vec<&str> = expired.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(kinds, ["shopping_order_update", "shopping_order_delete"]);
     for ev in &expired {
-        let errors: Vec<String> =
-            validators[ev.event.as_str()].iter_errors(&serde_json::to_value(ev).unwrap()).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validators[ev.event.as_str()]
+            .iter_errors(&serde_json::to_value(ev).unwrap())
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", ev.event);
         assert!(ids.insert(ev.id.clone()), "the expiry's events have ids of their own");
     }

@@ -26,7 +26,7 @@ async fn subscriptions_api(api: &Api) {
     let body = json!({"events": ["shopping_order_update", "shopping_draft_add"], "config": {"url": "https://hooks.example.com/in", "secret": "s3cret"}});
     let created = call("POST", subs(), Some(body.clone()), hooks.clone()).await;
     assert_eq!(created.status, 200, "{}", created.body);
-    assert!(created.body["config"].get("secret").is_none(), "the secret is write-only");
+    assert_eq!(created.body["config"]["secret"], json!({"type": "HMAC-SHA1"}), "the secret value is write-only");
     assert!(!created.body.to_string().contains("s3cret"));
     assert_eq!(created.body["active"], true);
     let hid = created.body["id"].as_str().unwrap().to_owned();
@@ -135,7 +135,8 @@ async fn upstream_shaped_subscriptions(api: &Api) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["config"]["secret"], json!({"type": "HMAC-SHA1"}));
     // a rotated secret keeps the shape
-    let rotated = call("PUT", one.clone(), Some(json!({"config": {"secret": {"type": "HMAC-SHA1", "value": "next"}}}))).await;
+    let rotated =
+        call("PUT", one.clone(), Some(json!({"config": {"secret": {"type": "HMAC-SHA1", "value": "next"}}}))).await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     assert_eq!(rotated.body["config"]["secret"], json!({"type": "HMAC-SHA1"}));
 
@@ -146,8 +147,14 @@ async fn upstream_shaped_subscriptions(api: &Api) {
         (base(json!({"url": "https://e.example", "insecure_ssl": "no"})), "config.insecure_ssl"),
         (base(json!({"url": "https://e.example", "content_type": "text/xml"})), "config.content_type"),
         (base(json!({"url": "https://e.example", "secret": {"type": "HMAC-MD5", "value": "x"}})), "config.secret.type"),
-        (base(json!({"url": "https://e.example", "secret": {"type": "HMAC-SHA1", "value": ""}})), "config.secret.value"),
-        (json!({"events": ["shopping_order_update"], "config": {"url": "https://e.example"}, "fields": "order(id"}), "fields"),
+        (
+            base(json!({"url": "https://e.example", "secret": {"type": "HMAC-SHA1", "value": ""}})),
+            "config.secret.value",
+        ),
+        (
+            json!({"events": ["shopping_order_update"], "config": {"url": "https://e.example"}, "fields": "order(id"}),
+            "fields",
+        ),
         (
             json!({"events": ["shopping_order_update"], "config": {"url": "https://e.example"}, "exclude_fields": ["a//b"]}),
             "exclude_fields[0]",
@@ -162,8 +169,11 @@ async fn upstream_shaped_subscriptions(api: &Api) {
     assert_eq!(r.status, 400);
     assert_eq!(call("GET", one.clone(), None).await.body["updated_at"], rotated.body["updated_at"]);
     // recover: a window is required and well-formed
-    for (bad, path) in [(json!({}), "since"), (json!({"since": "yesterday"}), "since"),
-                        (json!({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}), "until")] {
+    for (bad, path) in [
+        (json!({}), "since"),
+        (json!({"since": "yesterday"}), "since"),
+        (json!({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}), "until"),
+    ] {
         let r = call("POST", format!("{one}/recover"), Some(bad.clone())).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert_eq!(r.body["error"]["errors"][0]["path"], path, "{bad}");
@@ -174,7 +184,6 @@ async fn upstream_shaped_subscriptions(api: &Api) {
 }
 
 on_both_engines!(subscriptions_api, upstream_shaped_subscriptions);
-
 
 // ---------------------------------------------------------------- local end to end
 
@@ -322,10 +331,7 @@ async fn local_deliveries_are_signed_retried_and_isolated() {
     // attempt is written just after the receiver answered it)
     let mut list = Value::Null;
     let start = Instant::now();
-    while !list
-        .as_array()
-        .is_some_and(|ds| ds.iter().any(|d| d["outcome"] == "delivered" && d["event"] != "ping"))
-    {
+    while !list.as_array().is_some_and(|ds| ds.iter().any(|d| d["outcome"] == "delivered" && d["event"] != "ping")) {
         assert!(start.elapsed() < Duration::from_secs(10), "the delivered attempt was never recorded: {list}");
         tokio::time::sleep(Duration::from_millis(25)).await;
         list = local.call(&local.hooks, "GET", &format!("{}/{flaky}/deliveries", subs()), None).await;
@@ -354,12 +360,8 @@ async fn local_deliveries_are_signed_retried_and_isolated() {
     assert!(detail["url"].as_str().unwrap().ends_with("/flaky"));
 
     // redelivery sends the same event again
-    let delivered = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["outcome"] == "delivered" && d["event"] != "ping")
-        .unwrap();
+    let delivered =
+        list.as_array().unwrap().iter().find(|d| d["outcome"] == "delivered" && d["event"] != "ping").unwrap();
     let before = seen.lock().unwrap().iter().filter(|(p, _, _)| p == "/flaky").count();
     local
         .call(
@@ -397,8 +399,9 @@ async fn redirects_are_failures_and_never_followed() {
     }
     let first = &list[0];
     assert_eq!(first["outcome"], "failed");
-    let detail =
-        local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries/{}", subs(), first["id"].as_str().unwrap()), None).await;
+    let detail = local
+        .call(&local.hooks, "GET", &format!("{}/{hid}/deliveries/{}", subs(), first["id"].as_str().unwrap()), None)
+        .await;
     assert!(detail["details"]["reason"].as_str().unwrap().contains("redirect"), "{detail}");
     assert_eq!(seen.lock().unwrap().len(), 1, "the Location was not followed");
 }
