@@ -331,11 +331,10 @@ pub(crate) async fn recover(
     let mut truncated = false;
     loop {
         let page = state.store.query(&q).await?;
+        // The end stays exclusive: the bound `DLV#{until}` sorts before every key of that
+        // millisecond (`DLV#{until}-…`).
         for i in &page.items {
-            // The end of the window is exclusive (Between includes its upper bound).
-            if i.sk.as_str() < hooks::delivery_sk_at(until).as_str() {
-                records.push(parse::<Delivery>(&i.doc)?);
-            }
+            records.push(parse::<Delivery>(&i.doc)?);
         }
         match page.next {
             Some(next) if records.len() < hooks::RECOVER_SCAN_MAX => q.start_after = Some(next),
