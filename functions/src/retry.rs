@@ -6,7 +6,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use std::time::Duration;
 
 /// Attempts in all (the first plus the retries).
-pub const MAX_ATTEMPTS: usize = 12;
+pub const MAX_ATTEMPTS: usize = 24;
 
 /// The pauses before each retry: from 2 ms doubling up to 200 ms, each jittered.
 pub struct Backoff(backon::ExponentialBackoff);
