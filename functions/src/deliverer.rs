@@ -87,9 +87,11 @@ pub async fn fan_out(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) ->
 /// Queues `events` in the local queue for every subscription that takes them. Already
 /// queued (a replayed outbox entry) is fine: the same key, so nothing doubles.
 pub async fn enqueue(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) -> Result<usize, StoreError> {
+    let jobs = fan_out(store, events, now_ms).await?;
+    let writes = jobs.iter().map(|job| vec![WriteOp::Put { item: job.item(0), cond: Some(Condition::NotExists) }]);
     let mut queued = 0;
-    for job in fan_out(store, events, now_ms).await? {
-        match store.write(vec![WriteOp::Put { item: job.item(0), cond: Some(Condition::NotExists) }]).await {
+    for result in store.write_each(writes.collect()).await {
+        match result {
             Ok(()) => queued += 1,
             Err(StoreError::ConditionFailed { .. }) => {}
             Err(e) => return Err(e),
@@ -166,41 +168,49 @@ pub fn delivery_item(aid: &str, d: &Delivery, now_epoch: i64) -> Item {
     item
 }
 
-/// Records a subscription's failure streak: a success ends it; one that lasts
-/// [`hooks::DISABLE_AFTER_SECONDS`] disables the subscription (not deleted). Best effort: a
-/// concurrent change of the subscription wins.
-async fn note_outcome(
-    store: &dyn Store,
+/// The write that records a subscription's failure streak, when it changes: a success ends
+/// it; one that lasts [`hooks::DISABLE_AFTER_SECONDS`] disables the subscription (not
+/// deleted). Conditioned on the version read: a concurrent change of the subscription wins.
+fn streak_write(
     aid: &str,
     sub: &SubscriptionRecord,
     version: u64,
     delivered: bool,
     now_epoch: i64,
-) {
+) -> Option<Vec<WriteOp>> {
     let mut next = sub.clone();
     match (delivered, sub.failing_since) {
-        (true, None) => return,
+        (true, None) => return None,
         (true, Some(_)) => next.failing_since = None,
         (false, None) => next.failing_since = Some(now_epoch),
         (false, Some(since)) if now_epoch.saturating_sub(since) >= hooks::DISABLE_AFTER_SECONDS && sub.sub.active => {
             tracing::warn!(hook = %sub.sub.id, "subscription failing for days: disabled");
             next.sub.active = false;
         }
-        (false, Some(_)) => return,
+        (false, Some(_)) => return None,
     }
     let item = subscription_item(aid, &next, version.saturating_add(1));
-    let _ = store.write(vec![WriteOp::Put { item, cond: Some(Condition::VersionIs(version)) }]).await;
+    Some(vec![WriteOp::Put { item, cond: Some(Condition::VersionIs(version)) }])
 }
 
-/// Makes one attempt of `p` (its `attempts` so far counted) and records it: the delivery
-/// record and the subscription's failure streak. `None` when the subscription is gone or
-/// disabled: nothing to deliver.
+/// One attempt made, and the writes that record it.
+pub struct Attempted {
+    pub delivery: Delivery,
+    /// The delivery record: it must be written for the attempt to count as done with.
+    pub record: Vec<WriteOp>,
+    /// The subscription's failure streak, when it changed (best effort).
+    pub streak: Option<Vec<WriteOp>>,
+}
+
+/// Makes one attempt of `p` (its `attempts` so far counted) and answers it with the writes
+/// that record it; the caller writes them. `None` when the subscription is gone or disabled:
+/// nothing to deliver.
 pub async fn deliver(
     state: &AppState,
     client: &WebhookClient,
     p: &Pending,
     max_attempts: u32,
-) -> Result<Option<Delivery>, StoreError> {
+) -> Result<Option<Attempted>, StoreError> {
     let found = subscription(state.store.as_ref(), &p.aid, &p.hook_id).await?;
     let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else { return Ok(None) };
     let now_ms = now_ms(state.clock.as_ref());
@@ -210,66 +220,180 @@ pub async fn deliver(
     tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = ?d.outcome, "webhook delivery");
     let attempt = crate::usage::Counts { webhooks: 1, ..Default::default() };
     state.usage.record(&p.aid, &attempt, now_ms);
-    state.store.write(vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }]).await?;
-    note_outcome(state.store.as_ref(), &p.aid, &sub, version, d.outcome == Outcome::Delivered, epoch).await;
-    Ok(Some(d))
+    let record = vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }];
+    let streak = streak_write(&p.aid, &sub, version, d.outcome == Outcome::Delivered, epoch);
+    Ok(Some(Attempted { delivery: d, record, streak }))
 }
 
-/// Processes one job of the local queue: attempt it, then either remove it (delivered, or
-/// dead: no attempt left) or reschedule it after a growing pause.
-pub async fn process(state: &AppState, client: &WebhookClient, queued: Item) -> Result<(), StoreError> {
+/// Writes an attempt's record and streak; the record's failure is the answer (a lost streak
+/// update only delays a disable).
+async fn record(store: &dyn Store, a: Attempted) -> Result<Delivery, StoreError> {
+    let mut writes = vec![a.record];
+    writes.extend(a.streak);
+    let mut results = store.write_each(writes).await.into_iter();
+    results.next().unwrap_or(Ok(())).map(|()| a.delivery)
+}
+
+/// At most this many bookkeeping writes go into one commit of the local deliverer.
+const BATCH_MAX: usize = 512;
+
+type Batch = (Vec<Vec<WriteOp>>, tokio::sync::oneshot::Sender<Vec<Result<(), StoreError>>>);
+
+/// Group commit for the local deliverer's bookkeeping: attempts hand their writes in, and
+/// whatever has gathered while the previous commit was being made durable goes into the next
+/// one — one transaction and one fsync for a whole burst of attempts, each write still atomic
+/// on its own and acknowledged only once it is durable.
+#[derive(Clone)]
+pub struct Bookkeeper(tokio::sync::mpsc::UnboundedSender<Batch>);
+
+impl Bookkeeper {
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Batch>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                let mut writes = batch.first().map_or(0, |(w, _)| w.len());
+                while writes < BATCH_MAX {
+                    let Ok(next) = rx.try_recv() else { break };
+                    writes = writes.saturating_add(next.0.len());
+                    batch.push(next);
+                }
+                let mut all = Vec::with_capacity(writes);
+                let mut replies = Vec::with_capacity(batch.len());
+                for (w, reply) in batch {
+                    replies.push((w.len(), reply));
+                    all.extend(w);
+                }
+                let mut results = store.write_each(all).await.into_iter();
+                for (size, reply) in replies {
+                    let _ = reply.send(results.by_ref().take(size).collect());
+                }
+            }
+        });
+        Self(tx)
+    }
+
+    /// Writes `writes` in the next commit; answers each one's result once it is durable.
+    pub async fn write(&self, writes: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
+        let n = writes.len();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || (0..n).map(|_| Err(StoreError::unavailable("the bookkeeper stopped"))).collect();
+        if self.0.send((writes, reply)).is_err() {
+            return gone();
+        }
+        answer.await.unwrap_or_else(|_| gone())
+    }
+}
+
+/// Processes one job of the local queue: attempt it, then — in the same commit as the
+/// attempt's record — either remove it (delivered, or dead: no attempt left) or reschedule it
+/// after a growing pause.
+pub async fn process(
+    state: &AppState,
+    books: &Bookkeeper,
+    client: &WebhookClient,
+    queued: Item,
+) -> Result<(), StoreError> {
     let Ok(p) = serde_json::from_str::<Pending>(&queued.doc) else {
         tracing::error!("unreadable queued delivery dropped");
         return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
     };
-    let d = deliver(state, client, &p, hooks::LOCAL_MAX_ATTEMPTS).await?;
+    let attempted = deliver(state, client, &p, hooks::LOCAL_MAX_ATTEMPTS).await?;
     // Conditioned on the job as read: a redelivery queued meanwhile is not lost.
     let held = Some(Condition::VersionIs(queued.version));
-    let op = match d {
-        Some(d) if d.outcome.retried() => {
+    let next = match &attempted {
+        Some(a) if a.delivery.outcome.retried() => {
             let now_ms = now_ms(state.clock.as_ref());
+            let attempt = a.delivery.attempt;
             let next =
-                Pending { attempts: d.attempt, due_ms: now_ms.saturating_add(hooks::local_backoff_ms(d.attempt)), ..p };
+                Pending { attempts: attempt, due_ms: now_ms.saturating_add(hooks::local_backoff_ms(attempt)), ..p };
             WriteOp::Put { item: next.item(queued.version.saturating_add(1)), cond: held }
         }
         _ => WriteOp::Delete { key: queued.key(), cond: held },
     };
-    match state.store.write(vec![op]).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e),
+    // The record first: when it fails, so does the job's change, and the job is tried again.
+    let mut writes = Vec::new();
+    if let Some(a) = attempted {
+        writes.push(a.record);
+        writes.extend(a.streak);
+    }
+    let recorded = !writes.is_empty();
+    writes.push(vec![next]);
+    let results = books.write(writes).await;
+    if recorded {
+        if let Some(Err(e)) = results.first() {
+            return Err(StoreError::unavailable(e.to_string()));
+        }
+    }
+    match results.last() {
+        Some(Ok(()) | Err(StoreError::ConditionFailed { .. })) | None => Ok(()),
+        Some(Err(e)) => Err(StoreError::unavailable(e.to_string())),
     }
 }
 
-/// The local deliverer: every 100 ms takes the queued deliveries that are due and not in
-/// flight, each in a task of its own, so one slow or dead receiver delays nobody else.
+/// How many local deliveries are in flight at most.
+const IN_FLIGHT_MAX: usize = 256;
+
+/// The due time of a queued job, read without its body.
+#[derive(serde::Deserialize)]
+struct Due {
+    #[serde(default)]
+    due_ms: i64,
+}
+
+/// What the local deliverer has taken: each queued job's version it took last, and how many
+/// attempts are running. A job is taken once per version: a poll that read the queue before
+/// an attempt finished still sees that job, and must not send it again.
+#[derive(Default)]
+struct Taken {
+    versions: std::collections::HashMap<String, u64>,
+    running: usize,
+}
+
+/// The local deliverer: every 100 ms (at once again while jobs wait for a free slot) takes the
+/// queued deliveries that are due and not yet taken, each in a task of its own, so one slow
+/// or dead receiver delays nobody else; their bookkeeping is committed in batches.
 pub async fn run_local(state: AppState, client: WebhookClient) {
-    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let books = Bookkeeper::start(state.store.clone());
+    let taken: Arc<Mutex<Taken>> = Arc::default();
     loop {
         let now_ms = now_ms(state.clock.as_ref());
+        let mut saturated = false;
         match query_all(state.store.as_ref(), Query { sk: SkCond::Any, ..Query::partition(hooks::QUEUE_PK) }).await {
             Ok(items) => {
-                for item in items {
-                    let due = serde_json::from_str::<Pending>(&item.doc).map_or(0, |p| p.due_ms);
-                    let fresh = in_flight.lock().map(|mut f| f.insert(item.sk.clone())).unwrap_or(false);
-                    if due > now_ms || !fresh {
-                        if fresh {
-                            let _ = in_flight.lock().map(|mut f| f.remove(&item.sk));
-                        }
+                let Ok(mut t) = taken.lock() else { return };
+                // Jobs gone from the queue are done with.
+                let present: HashSet<&str> = items.iter().map(|i| i.sk.as_str()).collect();
+                t.versions.retain(|sk, _| present.contains(sk.as_str()));
+                for item in &items {
+                    if t.versions.get(&item.sk) == Some(&item.version) {
                         continue;
                     }
-                    let (state, client, in_flight) = (state.clone(), client.clone(), in_flight.clone());
+                    if serde_json::from_str::<Due>(&item.doc).map_or(0, |d| d.due_ms) > now_ms {
+                        continue;
+                    }
+                    if t.running >= IN_FLIGHT_MAX {
+                        saturated = true;
+                        break;
+                    }
+                    t.versions.insert(item.sk.clone(), item.version);
+                    t.running = t.running.saturating_add(1);
+                    let (state, books, client, taken) = (state.clone(), books.clone(), client.clone(), taken.clone());
+                    let item = item.clone();
                     tokio::spawn(async move {
-                        let sk = item.sk.clone();
-                        if let Err(e) = process(&state, &client, item).await {
+                        if let Err(e) = process(&state, &books, &client, item).await {
                             tracing::error!(error = %e, "delivery bookkeeping failed; retrying later");
                         }
-                        let _ = in_flight.lock().map(|mut f| f.remove(&sk));
+                        if let Ok(mut t) = taken.lock() {
+                            t.running = t.running.saturating_sub(1);
+                        }
                     });
                 }
             }
             Err(e) => tracing::error!(error = %e, "webhook queue unreadable; retrying"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pause = if saturated { 10 } else { 100 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
 
@@ -303,7 +427,10 @@ async fn handle_message(
     // Each receive is one attempt; a job queued by a redelivery counts afresh.
     let received: u32 = msg.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
     p.attempts = p.attempts.saturating_add(received.saturating_sub(1));
-    let d = deliver(state, client, &p, hooks::AWS_MAX_ATTEMPTS).await?;
+    let d = match deliver(state, client, &p, hooks::AWS_MAX_ATTEMPTS).await? {
+        Some(a) => Some(record(state.store.as_ref(), a).await?),
+        None => None,
+    };
     match d {
         Some(d) if d.outcome.retried() => {
             if let Some(receipt) = msg.receipt_handle.as_deref() {

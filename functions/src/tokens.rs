@@ -87,7 +87,7 @@ pub struct Issuer {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct TokenRequest {
     /// Must be `client_credentials`.
-    #[schema(example = "client_credentials")]
+    #[schema(example = "client_credentials", required = true, value_type = String)]
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -158,14 +158,16 @@ fn refused() -> ApiError {
     tag = "auth",
     operation_id = "get_token",
     summary = "Get an access token for client credentials",
-    description = "The client id and secret go in HTTP Basic (`client_id:client_secret`) or in the body; \
-                   the body is JSON or a form. Wrong credentials of any kind get the same 401.",
+    description = "The client id and secret go in HTTP Basic (`client_id:client_secret`) or in the body. \
+                   The body is JSON; an `application/x-www-form-urlencoded` form with the same fields \
+                   is accepted too (RFC 6749 clients send one), but only JSON is documented: client \
+                   generators cannot tell two request types of one operation apart. Wrong \
+                   credentials of any kind get the same 401.",
     params(crate::openapi::Aid),
     request_body(
-        content(
-            (TokenRequest = "application/json", example = json!({"grant_type": "client_credentials", "client_id": "abc", "client_secret": "s3cret"})),
-            (TokenRequest = "application/x-www-form-urlencoded")
-        )
+        content = TokenRequest,
+        content_type = "application/json",
+        example = json!({"grant_type": "client_credentials", "client_id": "abc", "client_secret": "s3cret"})
     ),
     responses((status = 200, description = "A bearer token", body = TokenResponse)),
     security((), ("client" = []))

@@ -242,6 +242,20 @@ impl Store for MeteredStore {
         });
         r
     }
+
+    async fn write_each(&self, writes: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
+        let priced: Vec<(f64, u64)> = writes.iter().map(|ops| (write_units(ops), events_of(ops))).collect();
+        let results = self.0.write_each(writes).await;
+        with_current(|c| {
+            for ((units, events), r) in priced.iter().zip(&results) {
+                c.counts.write_units += units;
+                if r.is_ok() {
+                    c.counts.events += events;
+                }
+            }
+        });
+        results
+    }
 }
 
 #[cfg(test)]

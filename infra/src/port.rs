@@ -116,6 +116,18 @@ pub trait Store: Send + Sync {
     async fn query(&self, q: &Query) -> Result<Page, StoreError>;
     /// Applies all ops atomically, or none.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Applies several independent writes, each atomic on its own as [`Store::write`] is (a
+    /// failed condition fails only its own write), in order; answers each one's result.
+    /// Bookkeeping that comes in bursts (webhook attempts, queued jobs) uses it so an engine
+    /// that can make them durable together does so once: the embedded engine commits them in
+    /// one transaction with one fsync. Elsewhere they are written one after another.
+    async fn write_each(&self, writes: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
+        let mut results = Vec::with_capacity(writes.len());
+        for ops in writes {
+            results.push(self.write(ops).await);
+        }
+        results
+    }
 }
 
 /// Every item a query matches, following cursors page by page.

@@ -27,12 +27,10 @@ pub struct StoreQueue(pub Arc<dyn Store>);
 #[async_trait]
 impl JobQueue for StoreQueue {
     async fn submit(&self, jobs: &[Pending]) -> Result<(), StoreError> {
-        for p in jobs {
-            // A fresh version, so an attempt of the same event in flight cannot overwrite it.
-            let item = p.item(u64::try_from(p.due_ms).unwrap_or(0));
-            self.0.write(vec![WriteOp::Put { item, cond: None }]).await?;
-        }
-        Ok(())
+        // A fresh version, so an attempt of the same event in flight cannot overwrite it.
+        let writes =
+            jobs.iter().map(|p| vec![WriteOp::Put { item: p.item(u64::try_from(p.due_ms).unwrap_or(0)), cond: None }]);
+        self.0.write_each(writes.collect()).await.into_iter().collect()
     }
 }
 

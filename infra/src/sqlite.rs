@@ -28,6 +28,9 @@ pub struct SqliteStore {
 const READERS: usize = 4;
 
 const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum";
+const PUT: &str =
+    "INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum) \
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 /// What an index query returns: keys, `ttl` and the summary, as DynamoDB's projection does.
 const PROJECTED: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, 0, '', NULL, sum";
 
@@ -202,6 +205,53 @@ impl SqliteStore {
     }
 }
 
+/// Checks every condition of `ops`, then applies them, inside the caller's transaction.
+fn apply(conn: &Connection, ops: &[WriteOp], now: i64) -> Result<(), StoreError> {
+    for (index, op) in ops.iter().enumerate() {
+        let cond = match op {
+            WriteOp::Put { cond, .. } | WriteOp::Delete { cond, .. } => *cond,
+            WriteOp::Check { cond, .. } => Some(*cond),
+        };
+        if let Some(cond) = cond {
+            let current = live(conn, &op.key(), now)?;
+            if !holds(cond, current.as_ref()) {
+                return Err(StoreError::ConditionFailed { index, current: current.map(Box::new) });
+            }
+        }
+    }
+    for op in ops {
+        match op {
+            WriteOp::Put { item: i, .. } => {
+                conn.prepare_cached(PUT)
+                    .map_err(err)?
+                    .execute(params![
+                        i.pk,
+                        i.sk,
+                        i.gsi1pk,
+                        i.gsi1sk,
+                        i.gsi2pk,
+                        i.gsi2sk,
+                        i.ttl,
+                        i64::try_from(i.version).unwrap_or(i64::MAX),
+                        i.doc,
+                        i.events,
+                        i.summary
+                    ])
+                    .map_err(err)?;
+                if i.events.is_some() {
+                    let image = serde_json::to_string(i).map_err(err)?;
+                    conn.execute("INSERT INTO outbox (image) VALUES (?1)", params![image]).map_err(err)?;
+                }
+            }
+            WriteOp::Delete { key, .. } => {
+                conn.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(err)?;
+            }
+            WriteOp::Check { .. } => {}
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -291,55 +341,38 @@ impl Store for SqliteStore {
         check_write(&ops)?;
         self.run(move |c, now| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-            for (index, op) in ops.iter().enumerate() {
-                let cond = match op {
-                    WriteOp::Put { cond, .. } | WriteOp::Delete { cond, .. } => *cond,
-                    WriteOp::Check { cond, .. } => Some(*cond),
-                };
-                if let Some(cond) = cond {
-                    let current = live(&tx, &op.key(), now)?;
-                    if !holds(cond, current.as_ref()) {
-                        return Err(StoreError::ConditionFailed { index, current: current.map(Box::new) });
-                    }
-                }
-            }
-            for op in &ops {
-                match op {
-                    WriteOp::Put { item: i, .. } => {
-                        tx.execute(
-                            &format!(
-                                "INSERT OR REPLACE INTO items ({COLUMNS}) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                            ),
-                            params![
-                                i.pk,
-                                i.sk,
-                                i.gsi1pk,
-                                i.gsi1sk,
-                                i.gsi2pk,
-                                i.gsi2sk,
-                                i.ttl,
-                                i64::try_from(i.version).unwrap_or(i64::MAX),
-                                i.doc,
-                                i.events,
-                                i.summary
-                            ],
-                        )
-                        .map_err(err)?;
-                        if i.events.is_some() {
-                            let image = serde_json::to_string(i).map_err(err)?;
-                            tx.execute("INSERT INTO outbox (image) VALUES (?1)", params![image]).map_err(err)?;
-                        }
-                    }
-                    WriteOp::Delete { key, .. } => {
-                        tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])
-                            .map_err(err)?;
-                    }
-                    WriteOp::Check { .. } => {}
-                }
-            }
+            apply(&tx, &ops, now)?;
             tx.commit().map_err(err)
         })
         .await
+    }
+
+    async fn write_each(&self, writes: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
+        let n = writes.len();
+        let outcome = self
+            .run(move |c, now| {
+                let mut tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+                let mut results = Vec::with_capacity(writes.len());
+                for ops in &writes {
+                    // Each write in a savepoint of its own: a failed one leaves no trace.
+                    let result = check_write(ops).and_then(|()| {
+                        let sp = tx.savepoint().map_err(err)?;
+                        apply(&sp, ops, now)?;
+                        sp.commit().map_err(err)
+                    });
+                    results.push(result);
+                }
+                tx.commit().map_err(err)?;
+                Ok(results)
+            })
+            .await;
+        match outcome {
+            Ok(results) => results,
+            // Nothing was committed: every write failed the same way.
+            Err(e) => {
+                let why = e.to_string();
+                (0..n).map(|_| Err(StoreError::unavailable(why.clone()))).collect()
+            }
+        }
     }
 }

@@ -537,3 +537,60 @@ on_both_engines!(
     idempotent_retries,
     outbox_events,
 );
+
+/// The token endpoint: client credentials in a JSON body, in a form (RFC 6749 clients), or as
+/// HTTP Basic; every wrong part the same 401; the token it mints works on the API.
+#[tokio::test]
+async fn client_credentials_tokens() {
+    use functions::auth::Auth;
+    use tower::ServiceExt;
+    const KEY: &[u8] = b"token-test-key-token-test-key-32";
+    let dir = tempfile::tempdir().unwrap();
+    let clock: std::sync::Arc<dyn infra::Clock> = std::sync::Arc::new(infra::SystemClock::default());
+    let store = std::sync::Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let (id, secret) =
+        functions::tokens::create_client(store.as_ref(), clock.as_ref(), KEY, AID, "admin:shopping").await.unwrap();
+    let app = functions::local::app(functions::state::AppState::local(store, clock, Auth::hs256(KEY)), KEY.to_vec());
+    let call = |content_type: &'static str, body: String, basic: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut req = axum::http::Request::post(format!("/v1/accounts/{AID}/auth/token"))
+                .header("content-type", content_type);
+            if let Some(b) = basic {
+                use base64::Engine as _;
+                let creds = base64::engine::general_purpose::STANDARD.encode(b);
+                req = req.header("authorization", format!("Basic {creds}"));
+            }
+            let res = app.oneshot(req.body(axum::body::Body::from(body)).unwrap()).await.unwrap();
+            let status = res.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let json_body = json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret}).to_string();
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let basic = Some(format!("{id}:{secret}"));
+    for (ct, body, b) in [
+        ("application/json", json_body, None),
+        ("application/x-www-form-urlencoded", form, None),
+        ("application/x-www-form-urlencoded", "grant_type=client_credentials".to_owned(), basic),
+    ] {
+        let (status, r) = call(ct, body.clone(), b).await;
+        assert_eq!(status, 200, "{ct} {body}: {r}");
+        assert_eq!((r["token_type"].as_str(), r["expires_in"].as_i64().is_some()), (Some("Bearer"), true));
+        let token = r["access_token"].as_str().unwrap();
+        let list = axum::http::Request::get(format!("{}?limit=1", drafts_path()))
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(app.clone().oneshot(list).await.unwrap().status(), 200, "the minted token is accepted");
+    }
+    let wrong = json!({"grant_type": "client_credentials", "client_id": id, "client_secret": "nope"}).to_string();
+    let unknown = json!({"grant_type": "client_credentials", "client_id": "cl_x", "client_secret": secret}).to_string();
+    for body in [wrong, unknown] {
+        let (status, r) = call("application/json", body, None).await;
+        assert_eq!((status, r["error"]["code"].as_str()), (401, Some("UNAUTHORIZED")), "{r}");
+    }
+    let (status, r) = call("application/json", json!({"client_id": id}).to_string(), None).await;
+    assert_eq!((status, r["error"]["errors"][0]["path"].as_str()), (400, Some("grant_type")), "{r}");
+}

@@ -189,6 +189,28 @@ async fn conformance(store: Arc<dyn Store>, clock: Arc<ManualClock>, ns: &str) {
         .write(vec![put(item(&pk("ttl"), "X", 1), Some(Condition::NotExists))])
         .await
         .expect("expired counts as absent");
+
+    // independent writes: each atomic on its own, results in order, a failed one leaves no
+    // trace and does not stop the others; later writes see the earlier ones
+    let (w1, w2) = (item(&pk("each"), "1", 1), item(&pk("each"), "2", 1));
+    let mut w3 = item(&pk("each"), "3", 1);
+    w3.events = Some(r#"[{"event":{"version":1},"webhooks":[]}]"#.into());
+    let results = store
+        .write_each(vec![
+            vec![put(w1.clone(), Some(Condition::NotExists))],
+            vec![put(w2.clone(), None), put(item(&pk("each"), "1", 9), Some(Condition::NotExists))],
+            vec![put(w3.clone(), None)],
+            vec![put(item(&pk("each"), "1", 2), Some(Condition::VersionIs(1)))],
+            vec![put(item(&pk("each"), "4", 1), None), put(item(&pk("each"), "4", 2), None)],
+        ])
+        .await;
+    assert_eq!(results.len(), 5);
+    assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::ConditionFailed { index: 1, .. })), "{results:?}");
+    assert!(matches!(results[4], Err(StoreError::Invalid(_))), "{results:?}");
+    let each = store.query(&Query::partition(pk("each"))).await.expect("each").items;
+    assert_eq!(each.iter().map(|i| (i.sk.as_str(), i.version)).collect::<Vec<_>>(), [("1", 2), ("3", 1)]);
+    assert!(store.write_each(Vec::new()).await.is_empty());
 }
 
 /// Many writers on one item, each read-modify-write conditioned on the version it read:
