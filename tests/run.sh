@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only Rust, Python 3 and gcc:
-#   - installs the local AWS emulator (moto), cfn-lint, schemathesis and openapi-spec-validator
-#     into target/pyenv (once), and Debian's chromium for the docs-page test when it can,
+#   - installs the local AWS emulator (moto), cfn-lint, schemathesis, openapi-spec-validator,
+#     openapi-python-client and standardwebhooks into target/pyenv (once), and Debian's
+#     chromium for the docs-page test when it can,
 #   - starts the emulator (tests/emulator.py: moto, one request at a time) on a free loopback
 #     port and waits until it answers,
 #   - checks formatting and lints, lints the SAM template,
 #   - validates the checked-in OpenAPI document (functions/openapi.json),
 #   - runs every test (embedded engine and DynamoDB on the emulator),
 #   - runs schemathesis against shopping-local (tests/contract.py),
+#   - generates clients from the served document and drives one (tests/generated_client.py),
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=target/pyenv
-PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1")
+PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1"
+             "openapi-python-client>=0.26,<1" "standardwebhooks>=1.0,<2")
 if ! { [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/schemathesis" ] \
-       && [ -x "$VENV/bin/openapi-spec-validator" ]; }; then
-  echo "==> installing the local AWS emulator, cfn-lint, schemathesis and openapi-spec-validator into $VENV"
+       && [ -x "$VENV/bin/openapi-spec-validator" ] && [ -x "$VENV/bin/openapi-python-client" ] \
+       && "$VENV/bin/python" -c "import standardwebhooks" 2>/dev/null; }; then
+  echo "==> installing the local AWS emulator, cfn-lint, schemathesis, openapi-spec-validator,"
+  echo "    openapi-python-client and standardwebhooks into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
@@ -74,4 +79,6 @@ echo "==> cargo test (embedded engine + DynamoDB on the emulator)"
 cargo test --workspace --locked
 echo "==> contract testing: schemathesis against shopping-local"
 python3 tests/contract.py target/debug/shopping-local "$VENV/bin/schemathesis"
+echo "==> generated clients: openapi-python-client (driven through a lifecycle) and openapi-typescript"
+"$VENV/bin/python" tests/generated_client.py target/debug/shopping-local "$VENV/bin/openapi-python-client" npx
 echo "==> all tests passed"

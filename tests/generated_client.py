@@ -1,0 +1,288 @@
+"""Generated clients: what a merchant gets by feeding our OpenAPI document to the usual client
+generators, driven against the local server.
+
+Usage: generated_client.py <shopping-local binary> <openapi-python-client binary> [npx]
+
+Starts shopping-local on a fresh data directory and a free loopback port, fetches the document
+it serves, and:
+  - refuses tuple schemas (`prefixItems`), which most generators cannot map;
+  - generates a Python client with openapi-python-client (the most used generator on PyPI) and
+    imports every module it wrote;
+  - drives a whole lifecycle through that client only, every answer parsed by its generated
+    models: a client's token, draft -> item -> complete, authorize -> capture -> refund, a
+    session, the order list and both views, a subscription, its deliveries and one delivery;
+  - verifies what the subscription's receiver got: `event-signature` (HMAC-SHA1) by hand and
+    the Standard Webhooks signature with the `standardwebhooks` library;
+  - when `npx` is given, generates TypeScript types with openapi-typescript (npm), which must
+    succeed.
+Exits non-zero on the first thing that fails.
+"""
+
+import importlib
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+AID = "T12345678"
+OPENAPI_TYPESCRIPT = "openapi-typescript@7"
+
+
+def fail(msg: str) -> None:
+    raise SystemExit(f"generated client: {msg}")
+
+
+def tuple_schemas(node, path="$"):
+    if isinstance(node, dict):
+        if "prefixItems" in node:
+            yield path
+        for k, v in node.items():
+            yield from tuple_schemas(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from tuple_schemas(v, f"{path}[{i}]")
+
+
+def generate_python(generator: str, doc_path: str, work: str) -> str:
+    config = os.path.join(work, "generator.json")
+    with open(config, "w") as f:
+        # No formatter run afterwards (ruff is not needed to use the client).
+        json.dump({"post_hooks": []}, f)
+    out = os.path.join(work, "shopping_client")
+    run = subprocess.run(
+        [generator, "generate", "--path", doc_path, "--meta", "none", "--output-path", out, "--config", config],
+        capture_output=True,
+        text=True,
+    )
+    print(run.stdout.strip())
+    if run.returncode != 0 or not os.path.isdir(out):
+        fail(f"openapi-python-client failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    if "Warning" in run.stdout:
+        fail(f"openapi-python-client warned:\n{run.stdout}\n{run.stderr}")
+    return work
+
+
+def import_all(work: str):
+    sys.path.insert(0, work)
+    pkg = importlib.import_module("shopping_client")
+    names = [m.name for m in pkgutil.walk_packages(pkg.__path__, "shopping_client.")]
+    broken = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            broken.append(f"{name}: {type(e).__name__}: {e}")
+    if broken:
+        fail("generated modules that do not import:\n" + "\n".join(broken))
+    print(f"imported all {len(names)} generated modules")
+    return pkg
+
+
+def lifecycle(base: str, binary: str, data: str, receiver_url: str) -> None:
+    from shopping_client import AuthenticatedClient, Client
+    from shopping_client.api.auth import get_token
+    from shopping_client.api.drafts import add_draft_item, complete_draft_order, create_draft_order
+    from shopping_client.api.hooks import create_subscription, get_delivery, list_deliveries
+    from shopping_client.api.lists import get_store_order, list_customer_orders, list_orders
+    from shopping_client.api.orders import create_order_session, get_order, update_order
+    from shopping_client.api.payments import create_authorization, create_capture, create_refund
+    from shopping_client import models
+
+    def parsed(step: str, res, model):
+        if res.status_code.value >= 300 or not isinstance(res.parsed, model):
+            fail(f"{step}: {res.status_code.value} parsed as {type(res.parsed).__name__}: {res.content[:800]!r}")
+        return res.parsed
+
+    creds = subprocess.run(
+        [binary, "client", "create", "--account", AID, "--scopes", "admin:shopping admin:hooks", "--data-dir", data],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    values = dict(line.split("=", 1) for line in creds)
+    anonymous = Client(base_url=base)
+    body = models.TokenRequest.from_dict(
+        {"grant_type": "client_credentials", "client_id": values["client_id"], "client_secret": values["client_secret"]}
+    )
+    # The token endpoint needs no bearer token; the generated function asks for a client type
+    # that carries one, which any value satisfies at run time.
+    token = parsed("token", get_token.sync_detailed(AID, client=anonymous, body=body), models.TokenResponse)
+    c = AuthenticatedClient(base_url=base, token=token.access_token)
+
+    item = {
+        "id": "sku-1",
+        "line_id": 1,
+        "description": "Coffee",
+        "quantity": 2,
+        "gross_amount": 5000,
+        "store": {"id": "store-1"},
+        "tax_lines": [{"percentage": 25, "amount": 1000}],
+    }
+    order = {
+        "currency": "NOK",
+        "customer": {"id": "cust-1", "email": "buyer@example.com"},
+        "store": {"id": "store-1", "name": "Main street"},
+        "items": [item],
+    }
+    draft = parsed(
+        "create draft",
+        create_draft_order.sync_detailed(AID, client=c, body=models.DraftBody.from_dict({"order": order})),
+        models.Draft,
+    )
+    second = dict(item, id="sku-2", line_id=2, gross_amount=2500, quantity=1, tax_lines=[{"percentage": 25, "amount": 500}])
+    parsed(
+        "add item",
+        add_draft_item.sync_detailed(AID, draft.id, client=c, body=models.OrderItem.from_dict(second)),
+        models.Draft,
+    )
+    done = parsed("complete", complete_draft_order.sync_detailed(AID, draft.id, client=c), models.Draft)
+    order_ids = done.to_dict().get("order_ids") or [o["id"] for o in done.to_dict().get("orders", [])]
+    if not order_ids:
+        fail(f"complete answered no order: {done.to_dict()}")
+    oid = order_ids[0]
+    parsed("get order", get_order.sync_detailed(AID, oid, client=c), models.Order)
+    op = lambda amount: models.OperationRequest.from_dict({"amount": amount, "items": [{"line_id": 1, "amount": amount}]})  # noqa: E731
+    parsed("authorize", create_authorization.sync_detailed(AID, oid, client=c, body=op(5000)), models.PaymentOperation)
+    parsed("capture", create_capture.sync_detailed(AID, oid, client=c, body=op(5000)), models.PaymentOperation)
+    parsed("refund", create_refund.sync_detailed(AID, oid, client=c, body=op(1000)), models.PaymentOperation)
+    session = {"items": [{"line_id": 2}], "profile_id": "P12345678.profile", "url": {"return_url": "https://shop.example.com/done"}}
+    parsed(
+        "session",
+        create_order_session.sync_detailed(AID, oid, client=c, body=models.SessionBody.from_dict(session)),
+        models.OrderSession,
+    )
+    listed = parsed("list orders", list_orders.sync_detailed(AID, client=c, limit=10), models.OrderList)
+    if oid not in [o.id for o in listed.orders]:
+        fail(f"the order list lacks {oid}")
+    parsed("customer view", list_customer_orders.sync_detailed(AID, "cust-1", client=c), models.OrderList)
+    parsed("store view", get_store_order.sync_detailed(AID, "store-1", oid, client=c), models.Order)
+
+    sub_body = {
+        "events": ["shopping_order_update"],
+        "config": {
+            "url": receiver_url,
+            "content_type": "application/json",
+            "insecure_ssl": 0,
+            "secret": {"type": "HMAC-SHA1", "value": SECRET},
+        },
+    }
+    sub = parsed(
+        "subscribe",
+        create_subscription.sync_detailed(AID, client=c, body=models.SubscriptionBody.from_dict(sub_body)),
+        models.Subscription,
+    )
+    update = models.OrderUpdate.from_dict({"courier_id": "courier-7"})
+    parsed("update order", update_order.sync_detailed(AID, oid, client=c, body=update), models.Order)
+    # The ping sent on creation and the update show up in the deliveries.
+    deliveries = []
+    for _ in range(100):
+        res = list_deliveries.sync_detailed(AID, sub.id, client=c)
+        if res.status_code.value != 200 or not isinstance(res.parsed, list):
+            fail(f"deliveries: {res.status_code.value} {res.content[:800]!r}")
+        deliveries = res.parsed
+        if len(deliveries) >= 2 and len(RECEIVED) >= 2:
+            break
+        time.sleep(0.1)
+    if not deliveries or not all(isinstance(d, models.DeliverySummary) for d in deliveries):
+        fail(f"no parsed delivery: {deliveries}")
+    parsed("delivery", get_delivery.sync_detailed(AID, sub.id, deliveries[0].id, client=c), models.DeliveryDetail)
+    print("lifecycle through the generated Python client: every answer parsed by its models")
+    verify_signatures()
+
+
+def verify_signatures() -> None:
+    """What a receiver checks: the upstream's `event-signature` (hex HMAC-SHA1 of the body) by
+    hand, and the Standard Webhooks headers with that project's own verifier (PyPI
+    `standardwebhooks`), keyed by the secret's UTF-8 bytes."""
+    import hashlib
+    import hmac
+
+    from standardwebhooks.webhooks import Webhook
+
+    events = sorted(h.get("event", "") for h, _ in RECEIVED)
+    if events != ["ping", "shopping_order_update"]:
+        fail(f"the receiver got {events}, not the ping and the order update")
+    for headers, body in RECEIVED:
+        expected = hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+        if not hmac.compare_digest(headers.get("event-signature", ""), expected):
+            fail(f"event-signature does not match: {headers}")
+        payload = Webhook(SECRET.encode()).verify(body, headers)
+        if payload.get("account_id") != AID or "event" not in payload or "event_delivery" not in payload:
+            fail(f"the verified envelope lacks the upstream keys: {payload}")
+        if payload["event"] == "shopping_order_update" and payload.get("order", {}).get("courier_id") != "courier-7":
+            fail(f"the order update does not carry the order at the top level: {payload}")
+    print(f"{len(RECEIVED)} deliveries verified: HMAC-SHA1 event-signature and standardwebhooks")
+
+
+SECRET = "generated-client-secret"
+RECEIVED = []
+
+
+def receiver():
+    """A loopback webhook receiver answering 200 and keeping what it got; answers its URL."""
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            RECEIVED.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+
+def typescript(npx: str, doc_path: str, work: str) -> None:
+    out = os.path.join(work, "shopping.d.ts")
+    run = subprocess.run([npx, "--yes", OPENAPI_TYPESCRIPT, doc_path, "-o", out], capture_output=True, text=True)
+    if run.returncode != 0 or not os.path.getsize(out):
+        fail(f"openapi-typescript failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    print(f"openapi-typescript wrote {os.path.getsize(out)} bytes of types")
+
+
+def main() -> int:
+    binary, generator = (os.path.abspath(p) for p in sys.argv[1:3])
+    npx = sys.argv[3] if len(sys.argv) > 3 else None
+    data = tempfile.mkdtemp(prefix="shopping-generated-")
+    server = subprocess.Popen(
+        [binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", data, "--webhook-allow-loopback"],
+        stdout=subprocess.PIPE,
+        stderr=open(os.path.join(data, "server.log"), "w"),
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        base = line.strip().rsplit(" ", 1)[-1]
+        if not base.startswith("http://127.0.0.1:"):
+            fail(f"shopping-local did not start: {line!r}")
+        with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as res:
+            raw = res.read()
+        doc_path = os.path.join(data, "openapi.json")
+        with open(doc_path, "wb") as f:
+            f.write(raw)
+        tuples = list(tuple_schemas(json.loads(raw)))
+        if tuples:
+            fail("tuple schemas (prefixItems) in the document: " + ", ".join(tuples))
+        work = generate_python(generator, doc_path, data)
+        import_all(work)
+        lifecycle(base, binary, data, receiver())
+        if npx:
+            typescript(npx, doc_path, data)
+        return 0
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
