@@ -184,7 +184,7 @@ def lifecycle(base: str, binary: str, data: str, receiver_url: str) -> None:
         if res.status_code.value != 200 or not isinstance(res.parsed, list):
             fail(f"deliveries: {res.status_code.value} {res.content[:800]!r}")
         deliveries = res.parsed
-        if len(deliveries) >= 2 and len(RECEIVED) >= 2:
+        if len(deliveries) >= 2 and any(courier(body) == "courier-7" for _, body in RECEIVED):
             break
         time.sleep(0.1)
     if not deliveries or not all(isinstance(d, models.DeliverySummary) for d in deliveries):
@@ -203,9 +203,13 @@ def verify_signatures() -> None:
 
     from standardwebhooks.webhooks import Webhook
 
-    events = sorted(h.get("event", "") for h, _ in RECEIVED)
-    if events != ["ping", "shopping_order_update"]:
-        fail(f"the receiver got {events}, not the ping and the order update")
+    # Changes made just before subscribing may still reach it (events fan out when the outbox
+    # consumer publishes them), so the update may not be the only one.
+    events = {h.get("event", "") for h, _ in RECEIVED}
+    if events != {"ping", "shopping_order_update"}:
+        fail(f"the receiver got {sorted(events)}, not the ping and order updates")
+    if not any(courier(body) == "courier-7" for _, body in RECEIVED):
+        fail("no delivery carries the updated order at the top level")
     for headers, body in RECEIVED:
         expected = hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
         if not hmac.compare_digest(headers.get("event-signature", ""), expected):
@@ -213,12 +217,17 @@ def verify_signatures() -> None:
         payload = Webhook(SECRET.encode()).verify(body, headers)
         if payload.get("account_id") != AID or "event" not in payload or "event_delivery" not in payload:
             fail(f"the verified envelope lacks the upstream keys: {payload}")
-        if payload["event"] == "shopping_order_update" and payload.get("order", {}).get("courier_id") != "courier-7":
-            fail(f"the order update does not carry the order at the top level: {payload}")
+        if payload["event"] == "shopping_order_update" and payload.get("order", {}).get("id") is None:
+            fail(f"an order update does not carry the order at the top level: {payload}")
     print(f"{len(RECEIVED)} deliveries verified: HMAC-SHA1 event-signature and standardwebhooks")
 
 
 SECRET = "generated-client-secret"
+
+
+def courier(body: bytes):
+    return json.loads(body).get("order", {}).get("courier_id")
+
 RECEIVED = []
 
 
