@@ -36,6 +36,10 @@ pub struct Outcome<T> {
     /// does not show it (a completion).
     pub version: u64,
     pub ops: Vec<WriteOp>,
+    /// The key of the write conditioned on the version the command read (the draft or the
+    /// order item): when `If-Match` pinned that version and this write's condition fails,
+    /// the answer is a 412, not a retry.
+    pub pinned: Option<Key>,
     /// `ORDERID` keys of client-chosen order ids: a failed condition on one of these is a
     /// `DUPLICATE_ORDER_ID`, not a race to retry.
     pub custom_order_ids: Vec<(Key, String)>,
@@ -45,7 +49,13 @@ impl<T> Outcome<T> {
     /// The same change, answered with another resource (an order command whose response is
     /// the event, session or operation it added).
     pub fn with<U>(self, resource: U) -> Outcome<U> {
-        Outcome { resource, version: self.version, ops: self.ops, custom_order_ids: self.custom_order_ids }
+        Outcome {
+            resource,
+            version: self.version,
+            ops: self.ops,
+            pinned: self.pinned,
+            custom_order_ids: self.custom_order_ids,
+        }
     }
 }
 

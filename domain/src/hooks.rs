@@ -14,7 +14,6 @@
 #[cfg(test)]
 use crate::error::DomainError;
 use crate::error::Result;
-use crate::table::Key;
 use crate::validate::Problems;
 use crate::webhook;
 use serde::{Deserialize, Serialize};
@@ -40,29 +39,10 @@ pub const RECOVER_MAX: usize = 100;
 /// A recover call reads at most this many delivery records.
 pub const RECOVER_SCAN_MAX: usize = 2000;
 
-pub fn hooks_pk(aid: &str) -> String {
-    format!("A#{aid}#HOOKS")
-}
-pub fn hook_key(aid: &str, id: &str) -> Key {
-    Key::new(hooks_pk(aid), format!("HOOK#{id}"))
-}
-pub fn deliveries_pk(aid: &str, hook_id: &str) -> String {
-    format!("A#{aid}#HOOK#{hook_id}")
-}
-/// The sort-key prefix of delivery records.
-pub const DELIVERY_SK_PREFIX: &str = "DLV#";
-pub fn delivery_key(aid: &str, hook_id: &str, delivery_id: &str) -> Key {
-    Key::new(deliveries_pk(aid, hook_id), format!("{DELIVERY_SK_PREFIX}{delivery_id}"))
-}
-/// The sort key that orders before every delivery made from `epoch_ms` on (delivery ids
-/// start with their epoch milliseconds).
-pub fn delivery_sk_at(epoch_ms: i64) -> String {
-    format!("{DELIVERY_SK_PREFIX}{epoch_ms:013}")
-}
-pub const QUEUE_PK: &str = "WEBHOOK_QUEUE";
-pub fn queue_key(aid: &str, hook_id: &str, event_id: &str) -> Key {
-    Key::new(QUEUE_PK, format!("{aid}#{hook_id}#{event_id}"))
-}
+// The keys live with every other key, in `table`.
+pub use crate::table::{
+    deliveries_pk, delivery_key, delivery_sk_at, hook_key, hooks_pk, queue_key, DELIVERY_SK_PREFIX, QUEUE_PK,
+};
 
 /// `config.secret` as a read shows it: its type only (the value is write-only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,10 @@
 //! The single-table design, as code shared by every storage engine.
 //!
-//! Every key starts with the account, so one tenant can never address another's items.
+//! Every key starts with the account (`A#{aid}#`), so one tenant can never address another's
+//! items — with two exceptions of the local server, named at their builders and tested: the
+//! local delivery queue's partition (each sort key starts with the account) and the token
+//! endpoint's API clients (looked up by client id; the record names the account). Every key
+//! builder is here.
 //!
 //! | item                       | pk                            | sk                       | gsi1 (pk / sk)                            | gsi2 (pk / sk)                          | ttl |
 //! |----------------------------|-------------------------------|--------------------------|-------------------------------------------|-----------------------------------------|-----|
@@ -11,6 +15,11 @@
 //! | order event (history)      | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
 //! | unique `order_id`          | `A#{aid}#ORDERID#{order_id}`  | `ID`                     | —                                         | —                                       | — |
 //! | idempotency record         | `A#{aid}#IDEM#{key}`          | `IDEM`                   | —                                         | —                                       | 24 h |
+//! | payment operation          | `A#{aid}#O#{id}`              | `PAY#{kind}#{op_id}`     | —                                         | —                                       | — |
+//! | hook subscription          | `A#{aid}#HOOKS`               | `HOOK#{hook_id}`         | —                                         | —                                       | — |
+//! | delivery attempt           | `A#{aid}#HOOK#{hook_id}`      | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
+//! | local delivery job         | `WEBHOOK_QUEUE`               | `{aid}#{hook_id}#{event_id}` | —                                     | —                                       | — |
+//! | local API client           | `CLIENT#{client_id}`          | `CLIENT`                 | —                                         | —                                       | — |
 //!
 //! Access patterns: get a draft with its events = one query of its partition; list drafts or
 //! orders newest first = gsi1 backwards from a cursor; orders of a customer = gsi2; an order by
@@ -175,7 +184,7 @@ pub fn order_id_key(aid: &str, order_id: &str) -> Key {
     Key::new(format!("A#{aid}#ORDERID#{order_id}"), ORDER_ID_SK)
 }
 pub fn idempotency_key(aid: &str, key: &str) -> Key {
-    Key::new(format!("A#{aid}#IDEM#{key}"), "IDEM")
+    Key::new(format!("A#{aid}#IDEM#{key}"), IDEM_SK)
 }
 /// Newest-first lists sort on this: creation time, then id.
 pub fn list_sk(created_at: &str, id: &str) -> String {
@@ -191,4 +200,43 @@ pub fn head_sk(pk: &str) -> &'static str {
 }
 pub fn event_sk(version: u64) -> String {
     format!("{EVENT_PREFIX}{version:010}")
+}
+/// The idempotency record's sort key.
+pub const IDEM_SK: &str = "IDEM";
+/// The sort-key prefix of an order's payment operation items (`PAY#{kind}#{id}`).
+pub const OP_PREFIX: &str = "PAY#";
+pub fn op_key(aid: &str, order_id: &str, kind: &str, id: &str) -> Key {
+    Key::new(order_pk(aid, order_id), format!("{OP_PREFIX}{kind}#{id}"))
+}
+pub fn hooks_pk(aid: &str) -> String {
+    format!("A#{aid}#HOOKS")
+}
+pub fn hook_key(aid: &str, id: &str) -> Key {
+    Key::new(hooks_pk(aid), format!("HOOK#{id}"))
+}
+pub fn deliveries_pk(aid: &str, hook_id: &str) -> String {
+    format!("A#{aid}#HOOK#{hook_id}")
+}
+/// The sort-key prefix of delivery records.
+pub const DELIVERY_SK_PREFIX: &str = "DLV#";
+pub fn delivery_key(aid: &str, hook_id: &str, delivery_id: &str) -> Key {
+    Key::new(deliveries_pk(aid, hook_id), format!("{DELIVERY_SK_PREFIX}{delivery_id}"))
+}
+/// The sort key that orders before every delivery made from `epoch_ms` on (delivery ids
+/// start with their epoch milliseconds).
+pub fn delivery_sk_at(epoch_ms: i64) -> String {
+    format!("{DELIVERY_SK_PREFIX}{epoch_ms:013}")
+}
+/// The local delivery queue (embedded engine only). **Exception to the account prefix**: one
+/// partition the local deliverer polls; each job's sort key starts with its account.
+pub const QUEUE_PK: &str = "WEBHOOK_QUEUE";
+pub fn queue_key(aid: &str, hook_id: &str, event_id: &str) -> Key {
+    Key::new(QUEUE_PK, format!("{aid}#{hook_id}#{event_id}"))
+}
+
+/// An API client of the local token endpoint. **Exception to the account prefix**: the
+/// client is looked up by the id the caller presents; its record names its account, which
+/// must be the account in the path.
+pub fn client_key(client_id: &str) -> Key {
+    Key::new(format!("CLIENT#{client_id}"), "CLIENT")
 }

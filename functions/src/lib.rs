@@ -1,37 +1,30 @@
-//! The HTTP edge: one axum Router per resource group over the shared domain, mounted one
-//! group per Lambda on AWS and all together by `shopping-local`.
+//! The Shopping API's functions, in role folders whose imports run one way (bin → platform →
+//! api/workers → app/edge → domain/infra):
+//! - `platform`: the hosts — a Lambda's configuration and run loop, the local server;
+//! - `api`: one HTTP module per Lambda group, its parameter types, the OpenAPI document;
+//! - `workers`: the stream publisher and the webhook deliverer;
+//! - `edge`: auth, extractors, the error mapping, middleware, the shared state;
+//! - `app`: the use cases over the store port (no HTTP): aggregates, the write loop,
+//!   idempotency, list pages, subscriptions;
+//! - `metering`: per-tenant usage.
 //!
 //! No request path may panic: the release profile aborts on panic, which would take down the
 //! local server or a Lambda execution environment. The lints below hold that line.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-mod aggregate;
-pub mod auth;
-pub mod deliverer;
-pub mod drafts;
-pub mod error;
-pub mod hooks;
-pub mod http;
-pub mod idempotency;
-pub mod lambda;
-mod listing;
-pub mod local;
-pub mod openapi;
-pub mod orders;
-mod partition;
-pub mod payments;
-pub mod publisher;
-pub mod retry;
-pub mod state;
-pub mod tokens;
-pub mod usage;
-pub mod views;
+pub mod api;
+pub mod app;
+pub mod edge;
+pub mod metering;
+pub mod platform;
+pub mod workers;
 
 use axum::Router;
-use state::AppState;
+use edge::http;
+use edge::state::AppState;
 
-/// A resource group's router with the edge behaviour every group shares: JSON 404/405, the
-/// request log line.
+/// A resource group's router with the edge behaviour every group shares: JSON 404/405,
+/// metering, the request log line.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(http::not_found)
@@ -44,11 +37,11 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
 /// Every resource group on one router (the local server, whole-API tests).
 pub fn app(state: AppState) -> Router {
     finish(
-        drafts::router()
-            .merge(orders::router())
-            .merge(payments::router())
-            .merge(views::router())
-            .merge(hooks::router()),
+        api::drafts::router()
+            .merge(api::orders::router())
+            .merge(api::payments::router())
+            .merge(api::views::router())
+            .merge(api::hooks::router()),
         state,
     )
 }

@@ -4,7 +4,7 @@
 //! behind it.
 
 use crate::aws::resend_failed;
-use crate::port::{Store, StoreError};
+use crate::port::{BoxError, Store, StoreError};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use domain::hooks::Pending;
@@ -15,10 +15,24 @@ use std::sync::Arc;
 const BATCH_MAX: usize = 10;
 const ROUNDS: u32 = 4;
 
+/// Why jobs could not be queued (or a received one not postponed).
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The function was built without a delivery queue: a wiring fault.
+    #[error("this function has no delivery queue (DELIVERY_QUEUE_URL)")]
+    NotConfigured,
+    /// The local queue's store failed.
+    #[error("the local delivery queue failed")]
+    Store(#[from] StoreError),
+    /// SQS failed or refused some jobs; retrying later may work.
+    #[error("the delivery queue is unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Queues `jobs` for their first attempt; an error means some may not be queued.
-    async fn submit(&self, jobs: &[Pending]) -> Result<(), StoreError>;
+    async fn submit(&self, jobs: &[Pending]) -> Result<(), QueueError>;
 }
 
 /// The local queue: items of the store's queue partition.
@@ -26,11 +40,16 @@ pub struct StoreQueue(pub Arc<dyn Store>);
 
 #[async_trait]
 impl JobQueue for StoreQueue {
-    async fn submit(&self, jobs: &[Pending]) -> Result<(), StoreError> {
+    async fn submit(&self, jobs: &[Pending]) -> Result<(), QueueError> {
         // A fresh version, so an attempt of the same event in flight cannot overwrite it.
         let writes =
             jobs.iter().map(|p| vec![WriteOp::Put { item: p.item(u64::try_from(p.due_ms).unwrap_or(0)), cond: None }]);
-        self.0.write_each(writes.collect()).await.into_iter().collect()
+        self.0
+            .write_each(writes.collect())
+            .await
+            .into_iter()
+            .collect::<Result<(), StoreError>>()
+            .map_err(QueueError::from)
     }
 }
 
@@ -39,8 +58,8 @@ pub struct NoQueue;
 
 #[async_trait]
 impl JobQueue for NoQueue {
-    async fn submit(&self, _: &[Pending]) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("this function has no delivery queue (DELIVERY_QUEUE_URL)".into()))
+    async fn submit(&self, _: &[Pending]) -> Result<(), QueueError> {
+        Err(QueueError::NotConfigured)
     }
 }
 
@@ -72,7 +91,7 @@ impl SqsQueue {
     /// Keeps a received message invisible for `seconds` more: the back-off before its next
     /// attempt (each receive counts one attempt; past the redrive policy's count, SQS moves
     /// the message to the dead-letter queue).
-    pub async fn postpone(&self, receipt_handle: &str, seconds: i32) -> Result<(), StoreError> {
+    pub async fn postpone(&self, receipt_handle: &str, seconds: i32) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
@@ -81,7 +100,7 @@ impl SqsQueue {
             .send()
             .await
             .map(drop)
-            .map_err(|e| StoreError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string().into()))
+            .map_err(|e| QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string().into()))
     }
 
     async fn send(&self, bodies: &[String], ids: Vec<usize>) -> Vec<usize> {
@@ -103,13 +122,13 @@ impl SqsQueue {
 
 #[async_trait]
 impl JobQueue for SqsQueue {
-    async fn submit(&self, jobs: &[Pending]) -> Result<(), StoreError> {
+    async fn submit(&self, jobs: &[Pending]) -> Result<(), QueueError> {
         let bodies: Vec<String> = jobs.iter().map(|p| serde_json::to_string(p).unwrap_or_default()).collect();
         let failed = resend_failed(bodies.len(), BATCH_MAX, ROUNDS, |ids| self.send(&bodies, ids)).await;
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(StoreError::Unavailable(format!("{} delivery jobs could not be queued", failed.len()).into()))
+            Err(QueueError::Unavailable(format!("{} delivery jobs could not be queued", failed.len()).into()))
         }
     }
 }

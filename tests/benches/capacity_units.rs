@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
 use domain::table::{Item, Key, WriteOp};
-use functions::auth::{sign, Auth, Claims};
-use functions::state::AppState;
+use functions::edge::auth::{sign, Auth, Claims};
+use functions::edge::state::AppState;
 use http_body_util::BodyExt;
 use infra::clock::ManualClock;
 use infra::{Page, Query, Store, StoreError};
@@ -198,7 +198,7 @@ impl Bench {
         // through the meter, as the stream would shortly after the call.
         let entries = self.store.inner.outbox_read(1000).await.unwrap();
         for e in &entries {
-            functions::publisher::record_history(self.store.as_ref(), &e.item).await.unwrap();
+            functions::workers::publisher::record_history(self.store.as_ref(), &e.item).await.unwrap();
         }
         if let Some(last) = entries.last() {
             self.store.inner.outbox_ack(last.seq).await.unwrap();

@@ -9,8 +9,8 @@
 
 use domain::hooks;
 use domain::webhook::WebhookEvent;
-use functions::auth::{sign, Auth, Claims};
-use functions::state::AppState;
+use functions::edge::auth::{sign, Auth, Claims};
+use functions::edge::state::AppState;
 use infra::{query_all, Clock, Query, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -92,12 +92,13 @@ async fn main() {
     let now = domain::ids::timestamp(clock.now());
     let batch: Vec<WebhookEvent> = (0..events).map(|n| event(n, &now)).collect();
     let started = Instant::now();
-    let queued = functions::deliverer::enqueue(store.as_ref(), &batch, clock.epoch_ms()).await.expect("enqueue");
+    let queued =
+        functions::workers::deliverer::enqueue(store.as_ref(), &batch, clock.epoch_ms()).await.expect("enqueue");
     let enqueue_s = started.elapsed().as_secs_f64();
 
     let client = infra::webhook::WebhookClient::new(Arc::new(infra::webhook::SystemResolver), true).expect("client");
     let started = Instant::now();
-    tokio::spawn(functions::deliverer::run_local(state.clone(), client));
+    tokio::spawn(functions::workers::deliverer::run_local(state.clone(), client));
     let deadline = started + Duration::from_secs(600);
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;

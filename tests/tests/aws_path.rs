@@ -10,7 +10,7 @@ mod common;
 use aws_lambda_events_sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use common::{drafts_path, item, receiver, verify, Api, AID, T0};
-use functions::state::AppState;
+use functions::edge::state::AppState;
 use infra::bus::EventBus;
 use infra::clock::ManualClock;
 use infra::queue::SqsQueue;
@@ -136,12 +136,14 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
         .iter()
         .filter(|r| r.event_name != "REMOVE")
         .map(|r| {
-            functions::publisher::webhook_events(&infra::dynamo::item_from_image(r.change.new_image.clone()).unwrap())
-                .len()
+            functions::workers::publisher::webhook_events(
+                &infra::dynamo::item_from_image(r.change.new_image.clone()).unwrap(),
+            )
+            .len()
         })
         .sum();
     assert!(published >= 3, "draft add, update, complete and the order's events");
-    let response = functions::publisher::handle_stream(store.as_ref(), &w.bus, records).await;
+    let response = functions::workers::publisher::handle_stream(store.as_ref(), &w.bus, records).await;
     assert!(response.batch_item_failures.is_empty());
 
     // The deliverer, round after round as the event source would run it: messages it is done
@@ -158,7 +160,7 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
         assert!(rounds < 40, "the queue never drains");
         let receipts: HashMap<String, String> =
             batch.records.iter().map(|m| (m.message_id.clone().unwrap(), m.receipt_handle.clone().unwrap())).collect();
-        let answer = functions::deliverer::handle_sqs(&state, &web, &w.queue, batch).await;
+        let answer = functions::workers::deliverer::handle_sqs(&state, &web, &w.queue, batch).await;
         let again: HashSet<String> = answer.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
         for (id, receipt) in receipts {
             if again.contains(&id) {

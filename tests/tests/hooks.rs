@@ -8,8 +8,8 @@ mod common;
 
 use axum::body::Bytes;
 use common::{drafts_path, item, receiver, verify, Api, AID, OTHER};
-use functions::auth::{sign, Auth, Claims};
-use functions::state::AppState;
+use functions::edge::auth::{sign, Auth, Claims};
+use functions::edge::state::AppState;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,8 +203,8 @@ impl Local {
         let state =
             AppState { webhook_loopback: true, ..AppState::local(store.clone(), clock.clone(), Auth::hs256(SECRET)) };
         let client = infra::webhook::WebhookClient::new(Arc::new(infra::webhook::SystemResolver), true).unwrap();
-        tokio::spawn(functions::publisher::run_local(store, clock.clone()));
-        tokio::spawn(functions::deliverer::run_local(state.clone(), client));
+        tokio::spawn(functions::workers::publisher::run_local(store, clock.clone()));
+        tokio::spawn(functions::workers::deliverer::run_local(state.clone(), client));
         let claims =
             |scope: &str| Claims { aid: AID.into(), scope: scope.into(), sub: "e2e".into(), exp: clock.epoch() + 3600 };
         Self {
@@ -429,7 +429,7 @@ async fn an_expired_order_is_published_and_cleaned_up() {
     let order = format!("/v1/accounts/{AID}/shopping/orders/{id}");
     assert_eq!(api.call("POST", &format!("{order}/comments"), Some(json!({"body": "hi"}))).await.status, 200);
     let clock_ref: &dyn infra::Clock = clock.as_ref();
-    while functions::publisher::drain_local(&store, clock_ref, 100).await.unwrap() > 0 {}
+    while functions::workers::publisher::drain_local(&store, clock_ref, 100).await.unwrap() > 0 {}
     let queue = |store: Arc<infra::sqlite::SqliteStore>| async move {
         let q = infra::Query { sk: infra::SkCond::Any, ..infra::Query::partition(domain::hooks::QUEUE_PK) };
         infra::query_all(store.as_ref(), q).await.unwrap()
@@ -438,7 +438,7 @@ async fn an_expired_order_is_published_and_cleaned_up() {
 
     clock.advance(2 * 86_400);
     assert!(store.sweep().await.unwrap() > 0);
-    while functions::publisher::drain_local(&store, clock_ref, 100).await.unwrap() > 0 {}
+    while functions::workers::publisher::drain_local(&store, clock_ref, 100).await.unwrap() > 0 {}
 
     let jobs: Vec<domain::hooks::Pending> =
         queue(store.clone()).await.iter().map(|i| serde_json::from_str(&i.doc).unwrap()).collect();
@@ -460,7 +460,9 @@ async fn an_expired_order_is_published_and_cleaned_up() {
 
     // a replayed removal queues nothing twice
     assert_eq!(
-        functions::deliverer::enqueue(store.as_ref(), &[serde_json::from_str(&expiry.body).unwrap()], 0).await.unwrap(),
+        functions::workers::deliverer::enqueue(store.as_ref(), &[serde_json::from_str(&expiry.body).unwrap()], 0)
+            .await
+            .unwrap(),
         0
     );
 }

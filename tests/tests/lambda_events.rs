@@ -5,8 +5,8 @@
 
 mod common;
 
-use functions::auth::Auth;
-use functions::state::AppState;
+use functions::edge::auth::Auth;
+use functions::edge::state::AppState;
 use infra::clock::ManualClock;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
@@ -28,11 +28,11 @@ impl Functions {
         let store = common::dynamo_store(clock.clone()).await;
         let state = AppState::local(store, clock.clone(), Auth::ApiGateway);
         Self {
-            drafts: functions::finish(functions::drafts::router(), state.clone()),
-            orders: functions::finish(functions::orders::router(), state.clone()),
-            views: functions::finish(functions::views::router(), state.clone()),
-            payments: functions::finish(functions::payments::router(), state.clone()),
-            hooks: functions::finish(functions::hooks::router(), state),
+            drafts: functions::finish(functions::api::drafts::router(), state.clone()),
+            orders: functions::finish(functions::api::orders::router(), state.clone()),
+            views: functions::finish(functions::api::views::router(), state.clone()),
+            payments: functions::finish(functions::api::payments::router(), state.clone()),
+            hooks: functions::finish(functions::api::hooks::router(), state),
             clock,
         }
     }

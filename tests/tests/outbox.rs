@@ -122,7 +122,7 @@ async fn every_acknowledged_version_reaches_the_embedded_outbox_once() {
     let before = api.call("GET", &path, None).await.body;
     let draft_writes = acked.iter().filter(|(pk, _)| pk.contains("#D#")).count() as u64;
     assert_eq!(versions(&before), (0..draft_writes).collect::<Vec<_>>());
-    while functions::publisher::drain_local(&store, &infra::SystemClock::default(), 7).await.unwrap() > 0 {}
+    while functions::workers::publisher::drain_local(&store, &infra::SystemClock::default(), 7).await.unwrap() > 0 {}
     assert!(store.outbox_read(10).await.unwrap().is_empty(), "acknowledged entries are gone");
     assert_eq!(api.call("GET", &path, None).await.body, before, "history reads as the riders did");
 }
@@ -155,17 +155,17 @@ async fn every_acknowledged_version_reaches_the_dynamodb_stream_once() {
     let refuse = Recorder::default();
     let victim = images[images.len() / 2..]
         .iter()
-        .find_map(|i| functions::publisher::webhook_events(i).first().map(|e| e.id.clone()))
+        .find_map(|i| functions::workers::publisher::webhook_events(i).first().map(|e| e.id.clone()))
         .expect("a later image has events");
     *refuse.refuse.lock().unwrap() = Some(victim.clone());
-    let response = functions::publisher::handle_stream(store.as_ref(), &refuse, event.clone()).await;
+    let response = functions::workers::publisher::handle_stream(store.as_ref(), &refuse, event.clone()).await;
     let failed: Vec<String> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
     let owner = event
         .records
         .iter()
         .position(|r| {
             r.event_name != "REMOVE"
-                && functions::publisher::webhook_events(
+                && functions::workers::publisher::webhook_events(
                     &infra::dynamo::item_from_image(r.change.new_image.clone()).unwrap(),
                 )
                 .iter()
@@ -175,11 +175,11 @@ async fn every_acknowledged_version_reaches_the_dynamodb_stream_once() {
     assert_eq!(failed, sequences[owner..].to_vec(), "the refused event's record and all after it are retried");
 
     let bus = Recorder::default();
-    let response = functions::publisher::handle_stream(store.as_ref(), &bus, event).await;
+    let response = functions::workers::publisher::handle_stream(store.as_ref(), &bus, event).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = bus.sent.lock().unwrap().clone();
     assert!(sent.iter().any(|e| e.id == victim), "the refused event is published on the retry");
-    let expected: usize = images.iter().map(|i| functions::publisher::webhook_events(i).len()).sum();
+    let expected: usize = images.iter().map(|i| functions::workers::publisher::webhook_events(i).len()).sum();
     assert_eq!(sent.len(), expected, "every webhook event of the stream is published");
     for ev in &sent {
         let path = format!("{}/../events/schemas/{}.json", env!("CARGO_MANIFEST_DIR"), ev.event);

@@ -170,10 +170,11 @@ fn commit(
     let unflushed = std::mem::take(&mut rec.unflushed);
     let mut item = draft_item(&ctx.aid, &rec, ttl_epoch);
     outbox::attach(&mut item, unflushed, EventRecord::new(event.clone(), &[webhook]), &mut ops);
+    let pinned = Some(item.key());
     ops.insert(0, WriteOp::Put { item, cond: Some(cond) });
     let mut draft = rec.draft;
     draft.events = Some(vec![event]);
-    Ok(Outcome { resource: draft, version, ops, custom_order_ids: Vec::new() })
+    Ok(Outcome { resource: draft, version, ops, pinned, custom_order_ids: Vec::new() })
 }
 
 /// POST /draft_orders

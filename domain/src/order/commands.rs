@@ -56,18 +56,20 @@ pub(crate) fn commit(ctx: &Ctx, rec: OrderRecord, mut event: Event, webhooks: &[
     let OrderItems { mut header, stub } = order_items(&ctx.aid, &order, expiry.map(|t| t.timestamp()));
     let mut history = Vec::new();
     outbox::attach(&mut header, unflushed, EventRecord::new(event.clone(), webhooks), &mut history);
+    let pinned = Some(header.key());
     let mut ops = vec![WriteOp::Put { item: header, cond: Some(Condition::VersionIs(prev)) }];
     // The stub carries the (moved) expiry.
     ops.extend(stub.map(|item| WriteOp::Put { item, cond: None }));
     ops.extend(history);
     order.events = Some(vec![event]);
-    Ok(Outcome { resource: order, version, ops, custom_order_ids: Vec::new() })
+    Ok(Outcome { resource: order, version, ops, pinned, custom_order_ids: Vec::new() })
 }
 
 /// An answer that changes nothing (a repeated create with a client-chosen id, a second
 /// delete): no write, the current version.
 pub(crate) fn unchanged<T>(resource: T, order: &Order) -> Outcome<T> {
-    Outcome { resource, version: order.content.version.unwrap_or(0), ops: Vec::new(), custom_order_ids: Vec::new() }
+    let version = order.content.version.unwrap_or(0);
+    Outcome { resource, version, ops: Vec::new(), pinned: None, custom_order_ids: Vec::new() }
 }
 
 fn bad(problems: Problems) -> Result<()> {

@@ -26,8 +26,7 @@ use crate::validate::{self, Problems, MAX_RESOURCE_ID};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Sort-key prefix of operation items in an order's partition (sorts after `ORDER`).
-pub const OP_PREFIX: &str = "PAY#";
+pub use crate::table::OP_PREFIX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -64,11 +63,6 @@ impl Kind {
         Self::ALL.into_iter().find(|k| k.plural() == s)
     }
 
-    /// The sort key of an operation item.
-    pub fn sk(self, id: &str) -> String {
-        format!("{OP_PREFIX}{}#{id}", self.name())
-    }
-
     /// The kind of an operation item's sort key.
     pub fn of_sk(sk: &str) -> Option<Self> {
         let rest = sk.strip_prefix(OP_PREFIX)?;
@@ -97,7 +91,7 @@ impl Kind {
 
 /// The key of an operation item.
 pub fn op_key(aid: &str, order_id: &str, kind: Kind, id: &str) -> Key {
-    Key::new(table::order_pk(aid, order_id), kind.sk(id))
+    table::op_key(aid, order_id, kind.name(), id)
 }
 
 /// `POST /orders/{order_id}/<kind>` body.
@@ -409,8 +403,7 @@ pub fn create(
     let doc = serde_json::to_string(&op).unwrap_or_default();
     // The item's version is the order's at creation: it orders operations made the same instant.
     let item = Item::new(op_key(&ctx.aid, &order_id, kind, &id), changed.version, doc);
-    // After the order's own put, which stays first (its condition is the version's).
-    ops.insert(1, WriteOp::Put { item, cond: Some(Condition::NotExists) });
+    ops.push(WriteOp::Put { item, cond: Some(Condition::NotExists) });
     changed.ops = ops;
     Ok(changed.with(op))
 }

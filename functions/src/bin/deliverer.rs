@@ -1,6 +1,6 @@
-//! The deliverer Lambda: webhook deliveries from the SQS queue (see `functions::deliverer`).
+//! The deliverer Lambda: webhook deliveries from the SQS queue (see `functions::workers::deliverer`).
 
-use functions::lambda::{env, init_logs, Config};
+use functions::platform::lambda::{aws_state, env, init_logs, Config, Jobs};
 use infra::queue::SqsQueue;
 use infra::webhook::{SystemResolver, WebhookClient};
 use lambda_http::aws_lambda_events::event::sqs::SqsEvent;
@@ -12,13 +12,15 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
     let queue = Arc::new(SqsQueue::from_env(&env("DELIVERY_QUEUE_URL")?)?);
-    let state = functions::lambda::aws_state(&config)?;
+    let state = aws_state(&config, Jobs::None)?;
     // No loopback on AWS: every address a receiver resolves to is checked.
     let client = WebhookClient::new(Arc::new(SystemResolver), false)?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (state, client, queue) = (state.clone(), client.clone(), queue.clone());
         async move {
-            Ok::<_, lambda_http::Error>(functions::deliverer::handle_sqs(&state, &client, &queue, event.payload).await)
+            Ok::<_, lambda_http::Error>(
+                functions::workers::deliverer::handle_sqs(&state, &client, &queue, event.payload).await,
+            )
         }
     }))
     .await

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::run(functions::orders::router()).await
+    functions::platform::lambda::run(functions::api::orders::router(), functions::platform::lambda::Jobs::None).await
 }

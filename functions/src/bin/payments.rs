@@ -1,6 +1,6 @@
-//! The payments Lambda: authorizations, captures, refunds and cancellations of an order.
+//! The payments Lambda.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::run(functions::payments::router()).await
+    functions::platform::lambda::run(functions::api::payments::router(), functions::platform::lambda::Jobs::None).await
 }

@@ -1,7 +1,7 @@
 //! The publisher Lambda: consumes the table's stream onto the event bus (see
-//! `functions::publisher`).
+//! `functions::workers::publisher`).
 
-use functions::lambda::{env, init_logs, Config};
+use functions::platform::lambda::{aws_state, env, init_logs, Config, Jobs};
 use infra::bus::EventBus;
 use lambda_http::aws_lambda_events::event::dynamodb::Event;
 use lambda_http::{service_fn, LambdaEvent};
@@ -11,13 +11,13 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
-    let store = functions::lambda::aws_state(&config)?.store;
+    let store = aws_state(&config, Jobs::None)?.store;
     let bus = Arc::new(EventBus::from_env(&env("EVENT_BUS_NAME")?)?);
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let (store, bus) = (store.clone(), bus.clone());
         async move {
             Ok::<_, lambda_http::Error>(
-                functions::publisher::handle_stream(store.as_ref(), bus.as_ref(), event.payload).await,
+                functions::workers::publisher::handle_stream(store.as_ref(), bus.as_ref(), event.payload).await,
             )
         }
     }))

@@ -67,14 +67,14 @@ async fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .finish();
-            let _ = text.with(functions::lambda::log_filter()).try_init();
+            let _ = text.with(functions::platform::lambda::log_filter()).try_init();
             if webhook_allow_loopback {
                 tracing::warn!("webhook deliveries to loopback addresses are allowed");
             }
-            functions::local::serve(&addr, &data_dir, webhook_allow_loopback).await
+            functions::platform::local::serve(&addr, &data_dir, webhook_allow_loopback).await
         }
         Command::Openapi => {
-            print!("{}", functions::openapi::json());
+            print!("{}", functions::api::openapi::json());
             return ExitCode::SUCCESS;
         }
         Command::Client { command: ClientCommand::Create { account, scopes, data_dir } } => {
@@ -82,7 +82,7 @@ async fn main() -> ExitCode {
                 eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
                 return ExitCode::from(2);
             }
-            functions::local::create_client(&data_dir, &account, &scopes).await.map(|(id, secret)| {
+            functions::platform::local::create_client(&data_dir, &account, &scopes).await.map(|(id, secret)| {
                 println!("client_id={id}");
                 println!("client_secret={secret}");
             })
@@ -92,7 +92,7 @@ async fn main() -> ExitCode {
                 eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
                 return ExitCode::from(2);
             }
-            functions::local::token(&data_dir, &account, &scopes, expires_in).map(|t| println!("{t}"))
+            functions::platform::local::token(&data_dir, &account, &scopes, expires_in).map(|t| println!("{t}"))
         }
     };
     match result {

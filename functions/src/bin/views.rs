@@ -1,6 +1,6 @@
-//! The views Lambda: order lists and the customer and store views.
+//! The views Lambda.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::run(functions::views::router()).await
+    functions::platform::lambda::run(functions::api::views::router(), functions::platform::lambda::Jobs::None).await
 }

@@ -30,8 +30,8 @@ pub async fn dynamo_store_via(endpoint: &str, clock: Arc<dyn Clock>) -> Arc<dyn 
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use functions::auth::{sign, Auth, Claims};
-use functions::state::AppState;
+use functions::edge::auth::{sign, Auth, Claims};
+use functions::edge::state::AppState;
 use http_body_util::BodyExt;
 use infra::clock::ManualClock;
 use serde_json::Value;

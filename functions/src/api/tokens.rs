@@ -5,8 +5,8 @@
 //! `shopping-local client create`; their secrets are stored only as a keyed SHA-256 (HMAC with
 //! the data dir's signing secret), compared in constant time.
 
-use crate::auth::{sign, Claims};
-use crate::error::ApiError;
+use crate::edge::auth::{sign, Claims};
+use crate::edge::error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -163,7 +163,7 @@ fn refused() -> ApiError {
                    is accepted too (RFC 6749 clients send one), but only JSON is documented: client \
                    generators cannot tell two request types of one operation apart. Wrong \
                    credentials of any kind get the same 401.",
-    params(crate::openapi::Aid),
+    params(crate::api::params::Aid),
     request_body(
         content = TokenRequest,
         content_type = "application/json",
@@ -207,7 +207,7 @@ pub(crate) async fn issue(
         sub: rec.client_id,
         exp: issuer.clock.epoch().saturating_add(TOKEN_SECONDS),
     };
-    let access_token = sign(&claims, &issuer.key).map_err(|_| ApiError::Internal)?;
+    let access_token = sign(&claims, &issuer.key).map_err(ApiError::internal)?;
     let mut res = Json(TokenResponse { access_token, token_type: "Bearer", expires_in: TOKEN_SECONDS }).into_response();
     res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(res)

@@ -9,7 +9,8 @@
 //! engines): a write 1 unit per KB per item, 2 inside a transaction; a read 1 unit per 4 KB
 //! (a query sums what it returns), at least 1. Only requests that passed authorization count:
 //! nothing is billed to an account a caller could not act for, and hostile paths cannot grow
-//! the counters.
+//! the counters. The request side is a middleware ([`crate::edge::http::meter`]): it scopes a
+//! fresh meter around the request, which the metered store adds to.
 
 use async_trait::async_trait;
 use domain::table::{Item, Key, WriteOp};
@@ -39,10 +40,9 @@ impl Counts {
     }
 }
 
-/// The request being served: its account once authorized, and what it cost so far.
+/// What the request being served cost so far.
 #[derive(Debug, Default)]
 struct Current {
-    account: Option<String>,
     counts: Counts,
 }
 
@@ -56,11 +56,6 @@ fn with_current(f: impl FnOnce(&mut Current)) {
             f(&mut c);
         }
     });
-}
-
-/// Marks the request being served as the account's (called once authorization passed).
-pub fn authorized(account: &str) {
-    with_current(|c| c.account = Some(account.to_owned()));
 }
 
 /// Where the counts go.
@@ -86,9 +81,8 @@ impl Sink {
     }
 }
 
-/// Runs `fut` (one request) with a fresh meter; answers its result and, when the request was
-/// authorized, the account and what it cost.
-pub async fn metered<F: std::future::Future>(fut: F) -> (F::Output, Option<(String, Counts)>) {
+/// Runs `fut` (one request) with a fresh meter; answers its result and what it cost.
+pub async fn metered<F: std::future::Future>(fut: F) -> (F::Output, Counts) {
     let cell = RefCell::new(Current::default());
     let (out, cell) = CURRENT
         .scope(cell, async move {
@@ -97,8 +91,16 @@ pub async fn metered<F: std::future::Future>(fut: F) -> (F::Output, Option<(Stri
             (out, taken)
         })
         .await;
-    let cost = cell.account.map(|a| (a, Counts { requests: 1, ..cell.counts }));
-    (out, cost)
+    (out, Counts { requests: 1, ..cell.counts })
+}
+
+/// The account a request acts for, when it passed authorization: the caller's token names
+/// the account in the path, and the answer is neither 401 nor 403. Anything else counts for
+/// nobody, so no caller can grow the counters of an account it cannot act for.
+pub fn billed_account<'a>(path: &'a str, caller_account: Option<&str>, status: u16) -> Option<&'a str> {
+    let aid = path.strip_prefix("/v1/accounts/")?.split('/').next()?;
+    (domain::validate::is_account_id(aid) && caller_account == Some(aid) && status != 401 && status != 403)
+        .then_some(aid)
 }
 
 /// One Prometheus series: name, help text, and its value in a [`Counts`].
@@ -275,12 +277,16 @@ mod tests {
         assert_eq!((line["account"].as_str(), line["WriteUnits"].as_f64()), (Some("T12345678"), Some(4.0)));
     }
 
-    #[tokio::test]
-    async fn only_authorized_requests_are_counted() {
-        let ((), cost) = metered(async {}).await;
-        assert!(cost.is_none());
-        let ((), cost) = metered(async { authorized("T12345678") }).await;
-        assert_eq!(cost.map(|(a, c)| (a, c.requests)), Some(("T12345678".to_owned(), 1)));
+    #[test]
+    fn only_authorized_requests_are_counted() {
+        let path = "/v1/accounts/T12345678/shopping/draft_orders";
+        assert_eq!(billed_account(path, Some("T12345678"), 200), Some("T12345678"));
+        assert_eq!(billed_account(path, Some("T12345678"), 404), Some("T12345678"));
+        assert_eq!(billed_account(path, Some("T12345678"), 403), None, "a refused scope");
+        assert_eq!(billed_account(path, Some("T87654321"), 200), None, "another account's token");
+        assert_eq!(billed_account(path, None, 401), None, "no token");
+        assert_eq!(billed_account("/v1/accounts/made-up/x", Some("made-up"), 200), None);
+        assert_eq!(billed_account("/openapi.json", Some("T12345678"), 200), None);
     }
 
     #[test]

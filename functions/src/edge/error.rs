@@ -3,12 +3,15 @@
 //!
 //! A 503 (with `Retry-After`) means only that the store is unavailable or throttling, so a
 //! client's retry can succeed. A request that breaks a store limit is a 4xx naming the cause
-//! (retrying it cannot help); a fault of this service is a 500, logged with its source.
+//! (retrying it cannot help); a fault of this service is a 500. Faults and outages are logged
+//! here, once, with their source, when the response is made — nowhere else.
 
+use crate::app::AppError;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{DomainError, FieldError};
-use infra::{Limit, StoreError};
+use infra::queue::QueueError;
+use infra::{BoxError, Limit, StoreError};
 use serde::Serialize;
 
 /// Seconds a client should wait before retrying a 503.
@@ -51,10 +54,12 @@ pub enum ApiError {
     ItemTooLarge { what: &'static str, size: usize, limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The store or the queue is unavailable or throttling (the source is logged).
     #[error("the service is temporarily unavailable; retry after {RETRY_AFTER_SECONDS} s")]
-    Unavailable,
+    Unavailable(BoxError),
+    /// A fault of this service (the source is logged, never shown).
     #[error("internal error")]
-    Internal,
+    Internal(BoxError),
 }
 
 impl ApiError {
@@ -64,6 +69,10 @@ impl ApiError {
             message: format!("{path}: {message}"),
             errors: vec![FieldError::new(path, "INVALID", message)],
         }
+    }
+
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        Self::Internal(e.into())
     }
 
     fn limit(path: &str, code: &'static str, message: String) -> Self {
@@ -125,24 +134,55 @@ impl From<StoreError> for ApiError {
                 "TOO_MANY_CHANGES",
                 format!("this request would change {count} stored items at once; the limit is 100"),
             ),
-            StoreError::Limit(Limit::Refused(why)) => {
-                tracing::warn!(reason = %why, "the store refused a request");
+            // The store's own words stay out of the answer.
+            StoreError::Limit(Limit::Refused(_)) => {
                 Self::limit("body", "STORE_LIMIT", "the request exceeds a limit of the store".into())
             }
             StoreError::ConditionFailed { .. } | StoreError::Contention => Self::Conflict {
                 code: "VERSION_CONFLICT",
                 message: "the resource changed concurrently; try again".into(),
             },
-            e @ (StoreError::Throttled(_) | StoreError::Unavailable(_)) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store unavailable");
-                Self::Unavailable
-            }
-            e @ (StoreError::Invalid(_) | StoreError::Corrupt(_)) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store fault");
-                Self::Internal
-            }
+            e @ (StoreError::Throttled(_) | StoreError::Unavailable(_)) => Self::Unavailable(e.into()),
+            e @ (StoreError::Invalid(_) | StoreError::Corrupt(_)) => Self::Internal(e.into()),
         }
     }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Store(e) => e.into(),
+            e @ QueueError::Unavailable(_) => Self::Unavailable(e.into()),
+            e @ QueueError::NotConfigured => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Domain(e) => e.into(),
+            AppError::NotFound(what) => Self::NotFound(what.to_owned()),
+            AppError::PreconditionFailed { current } => Self::PreconditionFailed { current },
+            AppError::Conflict { code, message } => Self::Conflict { code, message },
+            AppError::Invalid { path, message } => Self::bad(path, message),
+            e @ AppError::Corrupt { .. } => Self::Internal(e.into()),
+            AppError::Store(e) => e.into(),
+            AppError::Queue(e) => e.into(),
+        }
+    }
+}
+
+/// An error and its sources, for the log line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {
@@ -157,8 +197,14 @@ impl IntoResponse for ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", vec![]),
             Self::ItemTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "ITEM_TOO_LARGE", vec![]),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", vec![]),
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", vec![]),
-            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", vec![]),
+            Self::Unavailable(source) => {
+                tracing::error!(error = %chain(source.as_ref()), "unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", vec![])
+            }
+            Self::Internal(source) => {
+                tracing::error!(error = %chain(source.as_ref()), "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", vec![])
+            }
         };
         let errors = (!errors.is_empty()).then_some(errors);
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string(), errors } };

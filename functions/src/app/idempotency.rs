@@ -7,10 +7,9 @@
 //! partition to re-read it from: events are immutable, so the replay is the same response,
 //! and the record stays small however long the history grows.
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use axum::http::{HeaderMap, Method, Uri};
+use super::error::{parse, AppError, Result};
 use domain::table::{self, Condition, Item, Key, WriteOp};
+use infra::Store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -43,22 +42,26 @@ pub struct Replay {
 }
 
 impl Idem {
+    /// The key a request sent (the header's value, when there was one) and the fingerprint
+    /// of what it asked: method, path and body.
     pub fn from_request(
         aid: &str,
-        headers: &HeaderMap,
-        method: &Method,
-        uri: &Uri,
+        header: Option<&[u8]>,
+        method: &str,
+        path: &str,
         body: &[u8],
-    ) -> Result<Option<Self>, ApiError> {
-        let Some(v) = headers.get(HEADER) else { return Ok(None) };
-        let key = v
-            .to_str()
+    ) -> Result<Option<Self>> {
+        let Some(v) = header else { return Ok(None) };
+        let key = std::str::from_utf8(v)
             .ok()
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| ApiError::bad("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?;
+            .ok_or_else(|| AppError::Invalid {
+                path: "Idempotency-Key",
+                message: "must be 1 to 255 visible ASCII characters".into(),
+            })?;
         let mut h = Sha256::new();
-        for part in [method.as_str().as_bytes(), b"\n", uri.path().as_bytes(), b"\n", body] {
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
             h.update(part);
         }
         let fingerprint = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
@@ -66,11 +69,11 @@ impl Idem {
     }
 
     /// The stored response for this key, if a request already used it.
-    pub async fn lookup(&self, state: &AppState) -> Result<Option<Replay>, ApiError> {
-        let Some(item) = state.store.get(&self.key).await? else { return Ok(None) };
-        let rec: Record = crate::http::parse(&item.doc)?;
+    pub async fn lookup(&self, store: &dyn Store) -> Result<Option<Replay>> {
+        let Some(item) = store.get(&self.key).await? else { return Ok(None) };
+        let rec: Record = parse("idempotency record", &item.doc)?;
         if rec.fingerprint != self.fingerprint {
-            return Err(ApiError::Conflict {
+            return Err(AppError::Conflict {
                 code: "IDEMPOTENCY_KEY_REUSED",
                 message: "this Idempotency-Key was used for a different request".into(),
             });
@@ -79,9 +82,9 @@ impl Idem {
     }
 
     /// `lookup` for a request that may carry no key.
-    pub async fn lookup_if(idem: Option<&Self>, state: &AppState) -> Result<Option<Replay>, ApiError> {
+    pub async fn lookup_if(idem: Option<&Self>, store: &dyn Store) -> Result<Option<Replay>> {
         match idem {
-            Some(i) => i.lookup(state).await,
+            Some(i) => i.lookup(store).await,
             None => Ok(None),
         }
     }

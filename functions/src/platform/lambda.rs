@@ -1,10 +1,12 @@
 //! What every HTTP Lambda shares: configuration from the environment (failing fast when it is
 //! wrong), clients built once, JSON logs, and `lambda_http::run`.
 
-use crate::auth::Auth;
-use crate::state::AppState;
+use crate::edge::auth::Auth;
+use crate::edge::state::AppState;
+use crate::metering::Sink;
 use axum::Router;
 use infra::dynamo::DynamoStore;
+use infra::queue::{JobQueue, NoQueue, SqsQueue};
 use infra::SystemClock;
 use std::sync::Arc;
 
@@ -40,30 +42,33 @@ pub fn init_logs() {
     let _ = json.with(log_filter()).try_init();
 }
 
-/// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer.
-pub fn aws_state(config: &Config) -> Result<AppState, String> {
+/// Where a function's delivery jobs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jobs {
+    /// It queues none (a job would be an error, never lost silently).
+    None,
+    /// The SQS delivery queue named by `DELIVERY_QUEUE_URL`.
+    Queue,
+}
+
+/// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer,
+/// usage as EMF lines, and the delivery queue when the function queues jobs.
+pub fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
     let clock = Arc::new(SystemClock::default());
     let client = infra::dynamo::client_from_env()?;
-    Ok(AppState {
-        store: Arc::new(crate::usage::MeteredStore(Arc::new(DynamoStore::new(
-            client,
-            config.table_name.clone(),
-            clock.clone(),
-        )))),
-        clock,
-        auth: Arc::new(Auth::ApiGateway),
-        webhook_loopback: false,
-        // Only the functions that queue deliveries (hooks, deliverer) are given the queue.
-        jobs: Arc::new(infra::queue::NoQueue),
-        usage: crate::usage::Sink::Emf,
-    })
+    let store = Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone()));
+    let jobs: Arc<dyn JobQueue> = match jobs {
+        Jobs::None => Arc::new(NoQueue),
+        Jobs::Queue => Arc::new(SqsQueue::from_env(&env("DELIVERY_QUEUE_URL")?)?),
+    };
+    Ok(AppState::new(store, clock, Auth::ApiGateway, jobs, Sink::Emf))
 }
 
 /// Serves one resource group's router as this Lambda.
-pub async fn run(group: Router<AppState>) -> Result<(), lambda_http::Error> {
+pub async fn run(group: Router<AppState>, jobs: Jobs) -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
-    let state = aws_state(&config)?;
+    let state = aws_state(&config, jobs)?;
     lambda_http::run(crate::finish(group, state)).await
 }
 

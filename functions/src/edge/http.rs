@@ -1,7 +1,7 @@
 //! Request plumbing shared by every router: the size-limited body, JSON parsing whose errors
 //! name the field, `If-Match`/`ETag`, 404/405 fallbacks and the request log line.
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -92,15 +92,20 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Meters the request: what it cost, recorded for the account it was authorized for.
+/// The metering middleware: what the request cost, recorded for the account it acted for
+/// (see [`crate::metering::billed_account`]). The caller is read as the handlers read it.
 pub async fn meter(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    axum::extract::State(state): axum::extract::State<super::state::AppState>,
     req: Request,
     next: Next,
 ) -> Response {
-    let (res, cost) = crate::usage::metered(next.run(req)).await;
-    if let Some((account, counts)) = cost {
-        state.usage.record(&account, &counts, state.clock.epoch_ms());
+    let (mut parts, body) = req.into_parts();
+    let caller = super::auth::Caller::from_request_parts(&mut parts, &state).await.ok();
+    let path = parts.uri.path().to_owned();
+    let (res, counts) = crate::metering::metered(next.run(Request::from_parts(parts, body))).await;
+    let aid = caller.as_ref().map(|c| c.aid.as_str());
+    if let Some(account) = crate::metering::billed_account(&path, aid, res.status().as_u16()) {
+        state.usage.record(account, &counts, state.clock.epoch_ms());
     }
     res
 }
@@ -133,12 +138,10 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     res
 }
 
-/// Reads a stored document; one that does not parse is a server fault, logged, never shown.
+/// Reads a stored document; one that does not parse is a server fault (logged at the edge,
+/// never shown).
 pub fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ApiError> {
-    serde_json::from_str(doc).map_err(|e| {
-        tracing::error!(error = %e, "unreadable stored document");
-        ApiError::Internal
-    })
+    Ok(crate::app::error::parse("document", doc)?)
 }
 
 /// Raw query pairs, so repeated parameters and comma lists both reach the parsers.

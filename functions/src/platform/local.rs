@@ -1,7 +1,7 @@
 //! `shopping-local`: the whole API on one server over the embedded store, and the token tool.
 
-use crate::auth::{sign, Auth, Claims};
-use crate::state::AppState;
+use crate::edge::auth::{sign, Auth, Claims};
+use crate::edge::state::AppState;
 use infra::sqlite::SqliteStore;
 use infra::webhook::{SystemResolver, WebhookClient};
 use infra::{Clock, SystemClock};
@@ -69,7 +69,7 @@ pub fn state(
     webhook_loopback: bool,
 ) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
     let store = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?);
-    let state = AppState { webhook_loopback, ..AppState::local(store.clone(), clock, Auth::hs256(key)) };
+    let state = AppState::local(store.clone(), clock, Auth::hs256(key)).allow_loopback(webhook_loopback);
     Ok((state, store))
 }
 
@@ -81,8 +81,8 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
     let key = secret(data_dir)?;
     let (state, store) = state(data_dir, &key, clock.clone(), webhook_loopback)?;
     let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
-    tokio::spawn(crate::publisher::run_local(store.clone(), clock));
-    tokio::spawn(crate::deliverer::run_local(state.clone(), client));
+    tokio::spawn(crate::workers::publisher::run_local(store.clone(), clock));
+    tokio::spawn(crate::workers::deliverer::run_local(state.clone(), client));
     let app = app(state, key);
     tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
@@ -101,7 +101,7 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`
 /// and `/docs`.
 pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
-    let issuer = Arc::new(crate::tokens::Issuer { store: state.store.clone(), clock: state.clock.clone(), key });
+    let issuer = Arc::new(crate::api::tokens::Issuer { store: state.store.clone(), clock: state.clock.clone(), key });
     let usage = state.usage.clone();
     let metrics = axum::Router::new().route(
         "/metrics",
@@ -109,19 +109,19 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
             let usage = usage.clone();
             async move {
                 let text = match &usage {
-                    crate::usage::Sink::Registry(r) => r.prometheus(),
-                    crate::usage::Sink::Emf => String::new(),
+                    crate::metering::Sink::Registry(r) => r.prometheus(),
+                    crate::metering::Sink::Emf => String::new(),
                 };
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
             }
         }),
     );
-    crate::app(state).merge(crate::tokens::router(issuer)).merge(metrics).merge(docs())
+    crate::app(state).merge(crate::api::tokens::router(issuer)).merge(metrics).merge(docs())
 }
 
 /// The renderer the docs page uses, vendored (see `functions/assets/redoc/LICENSE`) so the
 /// page works offline: nothing is fetched from elsewhere at build or run time.
-const REDOC_JS: &str = include_str!("../assets/redoc/redoc.standalone.js");
+const REDOC_JS: &str = include_str!("../../assets/redoc/redoc.standalone.js");
 
 const DOCS_HTML: &str = r#"<!DOCTYPE html>
 <html lang="en">
@@ -144,7 +144,7 @@ fn docs() -> axum::Router {
     use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
     use axum::routing::get;
     // Built once; each answer shares its bytes.
-    let document = axum::body::Bytes::from(crate::openapi::json());
+    let document = axum::body::Bytes::from(crate::api::openapi::json());
     axum::Router::new()
         .route("/openapi.json", get(move || async move { ([(CONTENT_TYPE, "application/json")], document) }))
         .route("/docs", get(|| async { ([(CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML) }))
@@ -161,7 +161,7 @@ pub async fn create_client(data_dir: &Path, account: &str, scopes: &str) -> Resu
     let key = secret(data_dir)?;
     let clock = Arc::new(clock_from_env()?);
     let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?;
-    Ok(crate::tokens::create_client(&store, clock.as_ref(), &key, account, scopes).await?)
+    Ok(crate::api::tokens::create_client(&store, clock.as_ref(), &key, account, scopes).await?)
 }
 
 /// How often the embedded store's expired items are removed.

@@ -3,11 +3,13 @@
 //! Each create is checked against the order's ledger and recorded in one write conditioned on
 //! the order's version (see `domain::payment`).
 
-use crate::aggregate::{load_order, mutate, OrderAgg, Write};
-use crate::auth::{Access, Caller};
-use crate::error::ApiError;
-use crate::http::Params;
-use crate::state::AppState;
+use super::mutate;
+use crate::app::aggregate::{load_order, OrderAgg};
+use crate::edge::auth::{Access, Caller};
+use crate::edge::error::ApiError;
+use crate::edge::http::Params;
+use crate::edge::state::AppState;
+use crate::edge::write::Write;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,13 +38,15 @@ pub fn router() -> Router<AppState> {
 
 async fn create(kind: Kind, Params((_, key)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     let body: OperationRequest = w.body.decode(payment::check_request)?;
-    mutate::<OrderAgg, PaymentOperation>(&w, &key, None, |c, ids, rec| payment::create(c, ids, rec, kind, body.clone()))
-        .await
+    mutate::<OrderAgg, PaymentOperation>(&w, &key, &None, |c, ids, rec| {
+        payment::create(c, ids, rec, kind, body.clone())
+    })
+    .await
 }
 
 /// The operations of one kind, oldest first. An order emptied by retention has none left.
 async fn operations(state: &AppState, aid: &str, key: &str, kind: Kind) -> Result<Vec<PaymentOperation>, ApiError> {
-    let found = load_order(state, aid, key, false).await?;
+    let found = load_order(state.store.as_ref(), aid, key, false).await?;
     Ok(found.order.and_then(|o| kind.list(&o).clone()).unwrap_or_default())
 }
 
@@ -55,7 +59,7 @@ async fn list_ops(
     caller.authorize(&aid, Access::Read)?;
     let ops = operations(&state, &aid, &key, kind).await?;
     let mut body = serde_json::Map::new();
-    body.insert(kind.plural().to_owned(), serde_json::to_value(ops).map_err(|_| ApiError::Internal)?);
+    body.insert(kind.plural().to_owned(), serde_json::to_value(ops).map_err(ApiError::internal)?);
     Ok(Json(body).into_response())
 }
 

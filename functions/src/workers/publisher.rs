@@ -140,7 +140,7 @@ pub async fn drain_local(store: &SqliteStore, clock: &dyn infra::Clock, batch: u
             record_history(store, &e.item).await?;
             webhook_events(&e.item)
         };
-        crate::deliverer::enqueue(store, &events, crate::deliverer::now_ms(clock)).await?;
+        crate::workers::deliverer::enqueue(store, &events, crate::workers::deliverer::now_ms(clock)).await?;
     }
     if let Some(last) = entries.last() {
         store.outbox_ack(last.seq).await?;

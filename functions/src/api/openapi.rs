@@ -5,8 +5,9 @@
 //! is added here once. `shopping-local` serves it at `/openapi.json`; `functions/openapi.json`
 //! is the checked-in copy a test keeps equal to it.
 
-use crate::auth::Access;
-use crate::error::ErrorBody;
+use super::params::Aid;
+use crate::edge::auth::Access;
+use crate::edge::error::ErrorBody;
 use domain::payment::Kind;
 use serde_json::json;
 use utoipa::openapi::path::{
@@ -21,7 +22,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 /// The bearer scheme's name, as upstream names it.
 const SCHEME: &str = "JWT";
 /// Where the token endpoint lives (it needs no token).
-const TOKEN_PATH: &str = crate::tokens::PATH;
+const TOKEN_PATH: &str = super::tokens::PATH;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,43 +36,43 @@ const TOKEN_PATH: &str = crate::tokens::PATH;
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
-        crate::drafts::list,
-        crate::drafts::create,
-        crate::drafts::fetch,
-        crate::drafts::replace,
-        crate::drafts::remove,
-        crate::drafts::complete,
-        crate::drafts::add_item,
-        crate::drafts::update_item,
-        crate::drafts::remove_item,
-        crate::orders::fetch,
-        crate::orders::update,
-        crate::orders::close,
-        crate::orders::open,
-        crate::orders::cancel,
-        crate::orders::add_comment,
-        crate::orders::delete_comment,
-        crate::orders::list_events,
-        crate::orders::add_event,
-        crate::orders::list_sessions,
-        crate::orders::create_session,
-        crate::orders::get_session,
-        crate::views::list,
-        crate::views::customer_list,
-        crate::views::customer_order,
-        crate::views::store_list,
-        crate::views::store_order,
-        crate::hooks::list,
-        crate::hooks::create,
-        crate::hooks::fetch,
-        crate::hooks::update,
-        crate::hooks::remove,
-        crate::hooks::ping,
-        crate::hooks::deliveries,
-        crate::hooks::delivery,
-        crate::hooks::recover,
-        crate::hooks::redeliver,
-        crate::tokens::issue,
+        super::drafts::list,
+        super::drafts::create,
+        super::drafts::fetch,
+        super::drafts::replace,
+        super::drafts::remove,
+        super::drafts::complete,
+        super::drafts::add_item,
+        super::drafts::update_item,
+        super::drafts::remove_item,
+        super::orders::fetch,
+        super::orders::update,
+        super::orders::close,
+        super::orders::open,
+        super::orders::cancel,
+        super::orders::add_comment,
+        super::orders::delete_comment,
+        super::orders::list_events,
+        super::orders::add_event,
+        super::orders::list_sessions,
+        super::orders::create_session,
+        super::orders::get_session,
+        super::views::list,
+        super::views::customer_list,
+        super::views::customer_order,
+        super::views::store_list,
+        super::views::store_order,
+        super::hooks::list,
+        super::hooks::create,
+        super::hooks::fetch,
+        super::hooks::update,
+        super::hooks::remove,
+        super::hooks::ping,
+        super::hooks::deliveries,
+        super::hooks::delivery,
+        super::hooks::recover,
+        super::hooks::redeliver,
+        super::tokens::issue,
     ),
     components(schemas(ErrorBody, domain::model::PaymentOperation, domain::payment::OperationRequest)),
     modifiers(&Payments, &Shared),
@@ -96,108 +97,6 @@ pub fn json() -> String {
     let mut text = document().to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// `{aid}`, the account of every path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub(crate) struct Aid {
-    /// The account: `P` (production) or `T` (test) and 8 digits.
-    #[param(pattern = r"^[PT]\d{8}$", example = "T12345678")]
-    #[allow(dead_code)]
-    aid: String,
-}
-
-/// `include_events` of order reads and writes.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct IncludeEvents {
-    /// Which events to embed in the order: `true` (service events), `false`, or a comma list
-    /// of event types.
-    #[allow(dead_code)]
-    include_events: Option<String>,
-}
-
-/// The filters of `GET /draft_orders`. Repeated parameters and comma lists both work: OR
-/// within a parameter, AND across parameters.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(crate) struct DraftQuery {
-    /// Page size, 1–100 (default 10).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The id of the last draft of the previous page.
-    starting_after: Option<String>,
-    /// `open`, `completed`, `deleted`.
-    status: Option<String>,
-    #[param(rename = "customer_id")]
-    customer_id: Option<String>,
-    /// A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time.
-    #[param(rename = "created_at.gte")]
-    created_gte: Option<String>,
-    #[param(rename = "created_at.lte")]
-    created_lte: Option<String>,
-    /// Amounts in minor units, inclusive.
-    #[param(rename = "net_amount.gte", minimum = 0)]
-    net_gte: Option<i64>,
-    #[param(rename = "net_amount.lte", minimum = 0)]
-    net_lte: Option<i64>,
-    currency: Option<String>,
-    /// Case-insensitive text search.
-    search: Option<String>,
-}
-
-/// The filters only `GET /orders` (the account's list) has, besides [`ViewQuery`]'s.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(crate) struct OrderQuery {
-    card_brand: Option<String>,
-    /// The last 4 digits of a card.
-    #[param(pattern = r"^\d{4}(,\d{4})*$")]
-    card_number: Option<String>,
-    psp: Option<String>,
-    payment_product: Option<String>,
-    payment_product_type: Option<String>,
-    /// Amounts in minor units, inclusive.
-    #[param(rename = "net_amount.gte", minimum = 0)]
-    net_gte: Option<i64>,
-    #[param(rename = "net_amount.lte", minimum = 0)]
-    net_lte: Option<i64>,
-    /// ISO 4217 codes.
-    currency: Option<String>,
-    /// Case-insensitive text search.
-    search: Option<String>,
-    /// `BUS`, `CAR`, `FERRY`, `METRO`, `TAXI`, `TRAIN`, `TRAM`, `WALK`, `WAIT`, `CUSTOM`.
-    itinerary_travel_mode: Option<String>,
-    itinerary_arrival_address: Option<String>,
-    itinerary_departure_address: Option<String>,
-    /// `customer`, `periodic`, `manual`, `loyalty`, `total`, `employee`, `external`.
-    items_discount_lines_discount_type: Option<String>,
-}
-
-/// The filters every order list has (the customer and store views have only these).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(crate) struct ViewQuery {
-    /// Page size, 1–100 (default 10).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The id of the last order of the previous page.
-    starting_after: Option<String>,
-    /// `open`, `closed`, `cancelled`.
-    status: Option<String>,
-    /// `pending`, `partially_paid`, `paid`, `partially_refunded`, `refunded`.
-    payment_status: Option<String>,
-    /// A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time.
-    #[param(rename = "created_at.gte")]
-    created_gte: Option<String>,
-    #[param(rename = "created_at.lte")]
-    created_lte: Option<String>,
-    /// Which events to embed in each order.
-    include_events: Option<String>,
 }
 
 /// The payments group: one list, create and get per kind, from the same `Kind::ALL` its

@@ -3,11 +3,14 @@
 //! sessions). The `{order_id}` path segment accepts either the order's `id` or its
 //! `order_id`. Lists and the customer and store views are the `views` group.
 
-use crate::aggregate::{load_order, mutate, read_order_view, EventWrite, Kinds, OrderAgg, Write};
-use crate::auth::{Access, Caller};
-use crate::error::ApiError;
-use crate::http::{query_pairs, with_etag, Params};
-use crate::state::AppState;
+use super::mutate;
+use crate::app::aggregate::{load_order, read_order_view, OrderAgg};
+use crate::app::shown::Kinds;
+use crate::edge::auth::{Access, Caller};
+use crate::edge::error::ApiError;
+use crate::edge::http::{query_pairs, with_etag, Params};
+use crate::edge::state::AppState;
+use crate::edge::write::{EventWrite, Write};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -42,7 +45,7 @@ fn kinds(w: &Write) -> Result<Kinds, ApiError> {
     tag = "orders",
     operation_id = "get_order",
     summary = "Get an order",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     responses((status = 200, description = "The order; `ETag` carries its version", body = domain::model::Order, headers(("ETag" = String, description = "The version, `W/\"<version>\"`: send it back in `If-Match`"))))
 )]
 pub(crate) async fn fetch(
@@ -53,7 +56,7 @@ pub(crate) async fn fetch(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw.as_deref()), true)?;
-    let (version, order) = read_order_view(&state, &aid, &key, &kinds).await?;
+    let (version, order) = read_order_view(state.store.as_ref(), &aid, &key, &kinds).await?;
     if order.deleted_at.is_some() && order.content.version.is_none() {
         // Emptied by retention: no version to offer.
         return Ok(Json(order).into_response());
@@ -67,13 +70,13 @@ pub(crate) async fn fetch(
     tag = "orders",
     operation_id = "update_order",
     summary = "Update an order (partial)",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     request_body(content = domain::order::OrderUpdate, example = json!({"comment": "Leave at the door", "items": [{"line_id": 1, "status": "delivered"}]})),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn update(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     let body: order::OrderUpdate = w.body.decode(order::check_update)?;
-    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::update(c, ids, rec, body.clone())).await
+    mutate::<OrderAgg, _>(&w, &key, &kinds(&w)?, |c, ids, rec| order::update(c, ids, rec, body.clone())).await
 }
 
 #[utoipa::path(
@@ -82,11 +85,11 @@ pub(crate) async fn update(Params((_, key)): Key, w: Write) -> Result<Response, 
     tag = "orders",
     operation_id = "close_order",
     summary = "Close an open order",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn close(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
-    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, order::close).await
+    mutate::<OrderAgg, _>(&w, &key, &kinds(&w)?, order::close).await
 }
 
 #[utoipa::path(
@@ -95,11 +98,11 @@ pub(crate) async fn close(Params((_, key)): Key, w: Write) -> Result<Response, A
     tag = "orders",
     operation_id = "open_order",
     summary = "Reopen a closed order",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn open(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
-    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, order::open).await
+    mutate::<OrderAgg, _>(&w, &key, &kinds(&w)?, order::open).await
 }
 
 #[utoipa::path(
@@ -108,7 +111,7 @@ pub(crate) async fn open(Params((_, key)): Key, w: Write) -> Result<Response, Ap
     tag = "orders",
     operation_id = "cancel_order",
     summary = "Cancel an order (nothing captured net of refunds)",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     request_body(content = Option<domain::order::CancelBody>, example = json!({"cancelled_reason": "customer"})),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
@@ -119,7 +122,7 @@ pub(crate) async fn cancel(Params((_, key)): Key, w: Write) -> Result<Response, 
     } else {
         w.body.decode(order::check_cancel)?
     };
-    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::cancel(c, ids, rec, body.clone())).await
+    mutate::<OrderAgg, _>(&w, &key, &kinds(&w)?, |c, ids, rec| order::cancel(c, ids, rec, body.clone())).await
 }
 
 #[utoipa::path(
@@ -128,13 +131,13 @@ pub(crate) async fn cancel(Params((_, key)): Key, w: Write) -> Result<Response, 
     tag = "orders",
     operation_id = "add_order_comment",
     summary = "Add a comment",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     request_body(content = domain::order::CommentBody, example = json!({"body": "Called the customer", "visibility": "internal"})),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn add_comment(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     let body: order::CommentBody = w.body.decode(order::check_comment)?;
-    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::add_comment(c, ids, rec, body.clone())).await
+    mutate::<OrderAgg, _>(&w, &key, &kinds(&w)?, |c, ids, rec| order::add_comment(c, ids, rec, body.clone())).await
 }
 
 #[utoipa::path(
@@ -143,14 +146,14 @@ pub(crate) async fn add_comment(Params((_, key)): Key, w: Write) -> Result<Respo
     tag = "orders",
     operation_id = "delete_order_comment",
     summary = "Delete a comment",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents, ("comment_id" = String, Path, description = "The comment's id.")),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents, ("comment_id" = String, Path, description = "The comment's id.")),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn delete_comment(
     Params((_, key, comment)): Params<(String, String, String)>,
     w: Write,
 ) -> Result<Response, ApiError> {
-    mutate::<OrderAgg, _>(&w, &key, kinds(&w)?, |c, ids, rec| order::delete_comment(c, ids, rec, &comment)).await
+    mutate::<OrderAgg, _>(&w, &key, &kinds(&w)?, |c, ids, rec| order::delete_comment(c, ids, rec, &comment)).await
 }
 
 #[utoipa::path(
@@ -159,13 +162,13 @@ pub(crate) async fn delete_comment(
     tag = "orders",
     operation_id = "add_order_event",
     summary = "Record a service event",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
     request_body(content = domain::order::ServiceEventBody, example = json!({"state": "success", "service": "delivery", "service_status": "DELIVERED"})),
     responses((status = 200, description = "The recorded event", body = domain::model::Event))
 )]
 pub(crate) async fn add_event(Params((_, key)): Key, EventWrite(w): EventWrite) -> Result<Response, ApiError> {
     let body: order::ServiceEventBody = w.body.decode(order::check_service_event)?;
-    mutate::<OrderAgg, Event>(&w, &key, None, |c, ids, rec| order::add_event(c, ids, rec, body.clone())).await
+    mutate::<OrderAgg, Event>(&w, &key, &None, |c, ids, rec| order::add_event(c, ids, rec, body.clone())).await
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -182,7 +185,7 @@ pub(crate) struct EventList {
     tag = "orders",
     operation_id = "list_order_events",
     summary = "The order's events with their combined state",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
     responses((status = 200, description = "Every event, oldest first", body = EventList))
 )]
 pub(crate) async fn list_events(
@@ -191,7 +194,7 @@ pub(crate) async fn list_events(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::EventsRead)?;
-    let found = load_order(&state, &aid, &key, true).await?;
+    let found = load_order(state.store.as_ref(), &aid, &key, true).await?;
     let events = if found.order.is_some() { found.timeline.events() } else { Vec::new() };
     Ok(Json(EventList { state: domain::events::combined_state(&events), events }).into_response())
 }
@@ -202,13 +205,13 @@ pub(crate) async fn list_events(
     tag = "orders",
     operation_id = "create_order_session",
     summary = "Create a payment session for the order",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
     request_body(content = domain::order::SessionBody, example = json!({"items": [{"line_id": 1}], "profile_id": "P12345678.default", "url": {"return_url": "https://shop.example.com/done"}})),
     responses((status = 200, description = "The session", body = domain::model::OrderSession))
 )]
 pub(crate) async fn create_session(Params((_, key)): Key, w: Write) -> Result<Response, ApiError> {
     let body: order::SessionBody = w.body.decode(order::check_session)?;
-    mutate::<OrderAgg, OrderSession>(&w, &key, None, |c, ids, rec| order::create_session(c, ids, rec, body.clone()))
+    mutate::<OrderAgg, OrderSession>(&w, &key, &None, |c, ids, rec| order::create_session(c, ids, rec, body.clone()))
         .await
 }
 
@@ -218,7 +221,7 @@ pub(crate) struct SessionList {
 }
 
 async fn sessions_of(state: &AppState, aid: &str, key: &str) -> Result<Vec<OrderSession>, ApiError> {
-    let found = load_order(state, aid, key, false).await?;
+    let found = load_order(state.store.as_ref(), aid, key, false).await?;
     Ok(found.order.and_then(|o| o.sessions).unwrap_or_default())
 }
 
@@ -228,7 +231,7 @@ async fn sessions_of(state: &AppState, aid: &str, key: &str) -> Result<Vec<Order
     tag = "orders",
     operation_id = "list_order_sessions",
     summary = "The order's payment sessions",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`.")),
     responses((status = 200, description = "The sessions", body = SessionList))
 )]
 pub(crate) async fn list_sessions(
@@ -246,7 +249,7 @@ pub(crate) async fn list_sessions(
     tag = "orders",
     operation_id = "get_order_session",
     summary = "One payment session",
-    params(crate::openapi::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), ("session_id" = String, Path, description = "The session's id.")),
+    params(crate::api::params::Aid, ("order_id" = String, Path, description = "The order's `id` or `order_id`."), ("session_id" = String, Path, description = "The session's id.")),
     responses((status = 200, description = "The session", body = domain::model::OrderSession))
 )]
 pub(crate) async fn get_session(

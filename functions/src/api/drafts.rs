@@ -1,12 +1,13 @@
 //! The drafts resource group: `/v1/accounts/{aid}/shopping/draft_orders...`.
 
-use crate::aggregate::{apply, mutate, replayed, Aggregate, CompletingAgg, DraftAgg, Write};
-use crate::auth::{Access, Caller};
-use crate::error::ApiError;
-use crate::http::{parse, query_pairs, with_etag, Params};
-use crate::listing::{self, Scan};
-use crate::retry::Backoff;
-use crate::state::{AppState, RandomIds};
+use super::{created, mutate};
+use crate::app::aggregate::{Aggregate, CompletingAgg, DraftAgg};
+use crate::app::listing::{self, Scan};
+use crate::edge::auth::{Access, Caller};
+use crate::edge::error::ApiError;
+use crate::edge::http::{query_pairs, with_etag, Params};
+use crate::edge::state::AppState;
+use crate::edge::write::Write;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -47,28 +48,14 @@ fn no_discount_engine(w: &Write) -> Result<(), ApiError> {
     tag = "drafts",
     operation_id = "create_draft_order",
     summary = "Create a draft",
-    params(crate::openapi::Aid, ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    params(crate::api::params::Aid, ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
     request_body(content = domain::draft::DraftBody, example = json!({"order": {"currency": "NOK", "items": [{"id": "sku-1", "line_id": 1, "description": "Coffee", "quantity": 2, "gross_amount": 5000, "tax_lines": [{"percentage": 25, "amount": 1000}]}]}})),
     responses((status = 200, description = "The draft", body = Draft))
 )]
 pub(crate) async fn create(w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
-    if let Some(done) = replayed::<Draft>(&w, &None).await? {
-        return Ok(done);
-    }
     let parsed: DraftBody = w.body.decode(draft_rules)?;
-    let mut backoff = Backoff::new();
-    loop {
-        let out = draft::create(&w.ctx, &mut RandomIds, parsed.clone())?;
-        let pk = out.ops.first().map(|op| op.key().pk);
-        if let Some(done) = apply(&w, out, &[], pk.as_deref(), &None).await? {
-            return Ok(done);
-        }
-        // Only a freshly drawn id can collide here (a reserved order_id): draw again.
-        if !backoff.pause().await {
-            return Err(ApiError::Internal);
-        }
-    }
+    created::<Draft>(&w, |c, ids| draft::create(c, ids, parsed.clone())).await
 }
 
 fn draft_rules(b: &DraftBody) -> domain::error::Result<()> {
@@ -81,7 +68,7 @@ fn draft_rules(b: &DraftBody) -> domain::error::Result<()> {
     tag = "drafts",
     operation_id = "get_draft_order",
     summary = "Get a draft with its events",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id.")),
     responses((status = 200, description = "The draft; `ETag` carries its version", body = Draft, headers(("ETag" = String, description = "The version, `W/\"<version>\"`: send it back in `If-Match`"))))
 )]
 pub(crate) async fn fetch(
@@ -90,7 +77,7 @@ pub(crate) async fn fetch(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
-    let loaded = DraftAgg::load(&state, &aid, &id).await?;
+    let loaded = DraftAgg::load(state.store.as_ref(), &aid, &id).await?;
     let version = loaded.rec.version();
     let mut d = loaded.rec.draft;
     d.events = Some(loaded.timeline.events());
@@ -103,14 +90,14 @@ pub(crate) async fn fetch(
     tag = "drafts",
     operation_id = "replace_draft_order",
     summary = "Replace an open draft",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
     request_body(content = domain::draft::DraftBody, example = json!({"order": {"currency": "NOK", "items": [{"id": "sku-1", "line_id": 1, "description": "Coffee", "quantity": 2, "gross_amount": 5000, "tax_lines": [{"percentage": 25, "amount": 1000}]}]}})),
     responses((status = 200, description = "The draft", body = Draft))
 )]
 pub(crate) async fn replace(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let parsed: DraftBody = w.body.decode(draft_rules)?;
-    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::replace(c, ids, rec, parsed.clone())).await
+    mutate::<DraftAgg, _>(&w, &id, &None, |c, ids, rec| draft::replace(c, ids, rec, parsed.clone())).await
 }
 
 #[utoipa::path(
@@ -119,11 +106,11 @@ pub(crate) async fn replace(Params((_, id)): Params<(String, String)>, w: Write)
     tag = "drafts",
     operation_id = "delete_draft_order",
     summary = "Delete an open draft",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id.")),
     responses((status = 200, description = "The deleted draft", body = Draft))
 )]
 pub(crate) async fn remove(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
-    mutate::<DraftAgg, _>(&w, &id, None, draft::delete).await
+    mutate::<DraftAgg, _>(&w, &id, &None, draft::delete).await
 }
 
 #[utoipa::path(
@@ -132,11 +119,11 @@ pub(crate) async fn remove(Params((_, id)): Params<(String, String)>, w: Write) 
     tag = "drafts",
     operation_id = "complete_draft_order",
     summary = "Complete a draft into its order(s)",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id.")),
     responses((status = 200, description = "The completed draft with `orders`", body = Draft))
 )]
 pub(crate) async fn complete(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
-    mutate::<CompletingAgg, _>(&w, &id, None, |c, ids, (rec, target)| draft::complete(c, ids, rec, target)).await
+    mutate::<CompletingAgg, _>(&w, &id, &None, |c, ids, (rec, target)| draft::complete(c, ids, rec, target)).await
 }
 
 #[utoipa::path(
@@ -145,14 +132,14 @@ pub(crate) async fn complete(Params((_, id)): Params<(String, String)>, w: Write
     tag = "drafts",
     operation_id = "add_draft_item",
     summary = "Add an item to a draft",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
     request_body(content = domain::model::OrderItem, example = json!({"id": "sku-2", "line_id": 2, "description": "Cake", "quantity": 1, "gross_amount": 4500})),
     responses((status = 200, description = "The draft", body = Draft))
 )]
 pub(crate) async fn add_item(Params((_, id)): Params<(String, String)>, w: Write) -> Result<Response, ApiError> {
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
-    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::add_item(c, ids, rec, item.clone())).await
+    mutate::<DraftAgg, _>(&w, &id, &None, |c, ids, rec| draft::add_item(c, ids, rec, item.clone())).await
 }
 
 fn line_id(raw: &str) -> Result<i64, ApiError> {
@@ -165,7 +152,7 @@ fn line_id(raw: &str) -> Result<i64, ApiError> {
     tag = "drafts",
     operation_id = "update_draft_item",
     summary = "Replace an item of a draft",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("line_id" = i64, Path, description = "The item's `line_id`."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id."), ("line_id" = i64, Path, description = "The item's `line_id`."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
     request_body(content = domain::model::OrderItem, example = json!({"id": "sku-2", "line_id": 2, "description": "Cake", "quantity": 1, "gross_amount": 4500})),
     responses((status = 200, description = "The draft", body = Draft))
 )]
@@ -176,7 +163,7 @@ pub(crate) async fn update_item(
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
     let item: OrderItem = w.body.decode(domain::validate::item_body)?;
-    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::update_item(c, ids, rec, line, item.clone())).await
+    mutate::<DraftAgg, _>(&w, &id, &None, |c, ids, rec| draft::update_item(c, ids, rec, line, item.clone())).await
 }
 
 #[utoipa::path(
@@ -185,7 +172,7 @@ pub(crate) async fn update_item(
     tag = "drafts",
     operation_id = "delete_draft_item",
     summary = "Remove an item from a draft",
-    params(crate::openapi::Aid, ("id" = String, Path, description = "The draft's id."), ("line_id" = i64, Path, description = "The item's `line_id`."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
+    params(crate::api::params::Aid, ("id" = String, Path, description = "The draft's id."), ("line_id" = i64, Path, description = "The item's `line_id`."), ("apply_discounts" = Option<bool>, Query, description = "Only `false`: this service has no discount engine; send `discount_lines` on the items.")),
     responses((status = 200, description = "The draft", body = Draft))
 )]
 pub(crate) async fn remove_item(
@@ -194,7 +181,7 @@ pub(crate) async fn remove_item(
 ) -> Result<Response, ApiError> {
     let line = line_id(&line)?;
     no_discount_engine(&w)?;
-    mutate::<DraftAgg, _>(&w, &id, None, |c, ids, rec| draft::remove_item(c, ids, rec, line)).await
+    mutate::<DraftAgg, _>(&w, &id, &None, |c, ids, rec| draft::remove_item(c, ids, rec, line)).await
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -209,7 +196,7 @@ pub(crate) struct DraftList {
     tag = "drafts",
     operation_id = "list_draft_orders",
     summary = "List drafts, newest first",
-    params(crate::openapi::Aid, crate::openapi::DraftQuery),
+    params(crate::api::params::Aid, crate::api::params::DraftQuery),
     responses((status = 200, description = "A page of drafts", body = DraftList))
 )]
 pub(crate) async fn list(
@@ -238,11 +225,11 @@ pub(crate) async fn list(
         limit: filter.paging.limit,
     };
     let found = listing::page(
-        &state,
+        state.store.as_ref(),
         scan,
         |s| filter.admits(s),
         |item, _| {
-            let rec: DraftRecord = parse(&item.doc)?;
+            let rec: DraftRecord = crate::app::error::parse("draft", &item.doc)?;
             Ok(filter.matches(&rec.draft).then_some(rec.draft))
         },
     )

@@ -5,19 +5,17 @@
 //! [`MAX_SCAN_PAGE`]), so an unfiltered page reads no more than it shows and a rare filter
 //! still needs few round trips.
 
-use crate::error::ApiError;
-use crate::http::parse;
-use crate::state::AppState;
+use super::error::{parse, Result};
 use domain::list::Summary;
 use domain::table::{Index, Item, Key};
-use infra::{Cursor, Query, SkCond};
+use infra::{Cursor, Query, SkCond, Store};
 use std::collections::HashMap;
 
 /// Index entries read by the last and largest queries while a page fills.
-pub(crate) const MAX_SCAN_PAGE: usize = 400;
+pub const MAX_SCAN_PAGE: usize = 400;
 
 /// Where a page reads: an index partition, a sort-key range, a starting point.
-pub(crate) struct Scan {
+pub struct Scan {
     pub index: Index,
     pub pk: String,
     pub sk: SkCond,
@@ -27,12 +25,12 @@ pub(crate) struct Scan {
 
 /// One page: at most `scan.limit` documents that `admits` lets through on their summary and
 /// `matches` keeps (answering what the page shows of each), newest first.
-pub(crate) async fn page<T>(
-    state: &AppState,
+pub async fn page<T>(
+    store: &dyn Store,
     scan: Scan,
     admits: impl Fn(&Summary) -> bool,
-    matches: impl Fn(&Item, &Summary) -> Result<Option<T>, ApiError>,
-) -> Result<Vec<(Item, T)>, ApiError> {
+    matches: impl Fn(&Item, &Summary) -> Result<Option<T>>,
+) -> Result<Vec<(Item, T)>> {
     let Scan { index, pk, sk, start, limit: want } = scan;
     let mut cursor = start;
     let mut found: Vec<(Item, T)> = Vec::with_capacity(want);
@@ -47,10 +45,11 @@ pub(crate) async fn page<T>(
             start_after: cursor.take(),
         };
         read = read.saturating_mul(4).min(MAX_SCAN_PAGE);
-        let page = state.store.query(&q).await?;
+        let page = store.query(&q).await?;
         let mut admitted = Vec::new();
         for entry in &page.items {
-            let summary: Summary = entry.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
+            let summary: Summary =
+                entry.summary.as_deref().map(|s| parse("summary", s)).transpose()?.unwrap_or_default();
             if entry.summary.is_none() || admits(&summary) {
                 admitted.push(entry.key());
             }
@@ -60,11 +59,11 @@ pub(crate) async fn page<T>(
         while !rest.is_empty() && found.len() < want {
             let (batch, tail) = rest.split_at(want.saturating_sub(found.len()).clamp(1, rest.len()));
             rest = tail;
-            let mut docs: HashMap<Key, Item> =
-                state.store.get_many(batch).await?.into_iter().map(|i| (i.key(), i)).collect();
+            let mut docs: HashMap<Key, Item> = store.get_many(batch).await?.into_iter().map(|i| (i.key(), i)).collect();
             for key in batch {
                 let Some(item) = docs.remove(key) else { continue };
-                let summary: Summary = item.summary.as_deref().map(parse).transpose()?.unwrap_or_default();
+                let summary: Summary =
+                    item.summary.as_deref().map(|s| parse("summary", s)).transpose()?.unwrap_or_default();
                 if let Some(shown) = matches(&item, &summary)? {
                     found.push((item, shown));
                 }

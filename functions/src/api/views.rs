@@ -6,12 +6,12 @@
 //! each entry's compact summary, fetches only the orders it admits with one batch read,
 //! and applies every filter to them; see the README's table section for what a page costs.
 
-use crate::auth::{Access, Caller};
-use crate::error::ApiError;
-use crate::http::{parse, query_pairs, Params};
-use crate::listing::{self, Scan};
-use crate::partition;
-use crate::state::AppState;
+use crate::app::listing::{self, Scan};
+use crate::app::partition;
+use crate::edge::auth::{Access, Caller};
+use crate::edge::error::ApiError;
+use crate::edge::http::{query_pairs, Params};
+use crate::edge::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -44,7 +44,7 @@ pub(crate) struct OrderList {
     tag = "lists",
     operation_id = "list_orders",
     summary = "List orders, newest first",
-    params(crate::openapi::Aid, crate::openapi::ViewQuery, crate::openapi::OrderQuery),
+    params(crate::api::params::Aid, crate::api::params::ViewQuery, crate::api::params::OrderQuery),
     responses((status = 200, description = "A page of orders", body = OrderList))
 )]
 pub(crate) async fn list(
@@ -62,7 +62,7 @@ pub(crate) async fn list(
     tag = "lists",
     operation_id = "list_customer_orders",
     summary = "A customer's orders",
-    params(crate::openapi::Aid, ("customer_id" = String, Path, description = "The customer's id."), crate::openapi::ViewQuery),
+    params(crate::api::params::Aid, ("customer_id" = String, Path, description = "The customer's id."), crate::api::params::ViewQuery),
     responses((status = 200, description = "A page of orders", body = OrderList))
 )]
 pub(crate) async fn customer_list(
@@ -80,7 +80,7 @@ pub(crate) async fn customer_list(
     tag = "lists",
     operation_id = "list_store_orders",
     summary = "A store's orders",
-    params(crate::openapi::Aid, ("store_id" = String, Path, description = "The store's id."), crate::openapi::ViewQuery),
+    params(crate::api::params::Aid, ("store_id" = String, Path, description = "The store's id."), crate::api::params::ViewQuery),
     responses((status = 200, description = "A page of orders", body = OrderList))
 )]
 pub(crate) async fn store_list(
@@ -98,7 +98,7 @@ pub(crate) async fn store_list(
     tag = "lists",
     operation_id = "get_customer_order",
     summary = "One order of a customer",
-    params(crate::openapi::Aid, ("customer_id" = String, Path, description = "The customer's id."), ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("customer_id" = String, Path, description = "The customer's id."), ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn customer_order(
@@ -116,7 +116,7 @@ pub(crate) async fn customer_order(
     tag = "lists",
     operation_id = "get_store_order",
     summary = "One order of a store",
-    params(crate::openapi::Aid, ("store_id" = String, Path, description = "The store's id."), ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::openapi::IncludeEvents),
+    params(crate::api::params::Aid, ("store_id" = String, Path, description = "The store's id."), ("order_id" = String, Path, description = "The order's `id` or `order_id`."), crate::api::params::IncludeEvents),
     responses((status = 200, description = "The order", body = domain::model::Order))
 )]
 pub(crate) async fn store_order(
@@ -139,7 +139,7 @@ async fn one(
 ) -> Result<Response, ApiError> {
     caller.authorize(aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw), false)?;
-    let (version, order) = crate::aggregate::read_order_view(state, aid, key, &kinds).await?;
+    let (version, order) = crate::app::aggregate::read_order_view(state.store.as_ref(), aid, key, &kinds).await?;
     let belongs = match &scope {
         Scope::Customer(c) => order.content.customer.as_ref().and_then(|x| x.id.as_ref()) == Some(c),
         Scope::Store(s) => domain::list::store_ids(&order).contains(s),
@@ -218,11 +218,11 @@ async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<O
     let Some(start) = start(state, aid, filter, index, (&lo, &hi)).await? else { return Ok(Vec::new()) };
     let scan = Scan { index, pk, sk, start, limit: filter.paging.limit };
     let found = listing::page(
-        state,
+        state.store.as_ref(),
         scan,
         |s| filter.admits(s),
         |item, summary| {
-            let order: Order = parse(&item.doc)?;
+            let order: Order = crate::app::error::parse("order", &item.doc)?;
             Ok(filter.matches(&order, summary).then_some(order))
         },
     )
@@ -236,7 +236,7 @@ async fn page(state: &AppState, aid: &str, filter: &OrderFilter) -> Result<Vec<O
 async fn complete(
     state: &AppState,
     found: Vec<(Item, Order)>,
-    kinds: &crate::aggregate::Kinds,
+    kinds: &crate::app::shown::Kinds,
 ) -> Result<Vec<Order>, ApiError> {
     let mut reads = tokio::task::JoinSet::new();
     for (n, (item, _)) in found.iter().enumerate() {
@@ -253,7 +253,7 @@ async fn complete(
     }
     let mut read: HashMap<usize, Vec<Item>> = HashMap::new();
     while let Some(done) = reads.join_next().await {
-        let (n, items) = done.map_err(|_| ApiError::Internal)?;
+        let (n, items) = done.map_err(ApiError::internal)?;
         read.insert(n, items?);
     }
     let mut out = Vec::with_capacity(found.len());
@@ -263,8 +263,8 @@ async fn complete(
             items.retain(|i| i.sk != table::ORDER_SK);
             items.push(item);
             let part = partition::sort(items, table::ORDER_SK, &mut Timeline::default())?;
-            crate::aggregate::attach_operations(&mut order, &part.others)?;
-            crate::aggregate::show_order_events(&mut order, part.timeline.events(), kinds);
+            crate::app::aggregate::attach_operations(&mut order, &part.others)?;
+            crate::app::shown::show_order_events(&mut order, part.timeline.events(), kinds);
         }
         out.push(order);
     }

@@ -5,9 +5,8 @@
 //! already checked signature, issuer and audience, so the claims are read from the request
 //! context; expiry, account and scope are still checked here in both cases.
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use super::error::ApiError;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -98,7 +97,6 @@ impl Caller {
             return Err(ApiError::Forbidden("the token does not belong to this account".into()));
         }
         if self.scopes.iter().any(|s| wanted.contains(&s.as_str())) {
-            crate::usage::authorized(aid);
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!("the token lacks a scope for this endpoint ({})", wanted.join(" or "))))
@@ -127,12 +125,22 @@ fn api_gateway_claims(parts: &Parts) -> Option<Claims> {
     })
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// What verifying a caller needs: how, and the clock its expiry is checked against.
+pub struct Verifier {
+    pub auth: std::sync::Arc<Auth>,
+    pub clock: std::sync::Arc<dyn infra::Clock>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    Verifier: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let now = state.clock.epoch();
-        match state.auth.as_ref() {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Verifier { auth, clock } = Verifier::from_ref(state);
+        let now = clock.epoch();
+        match auth.as_ref() {
             Auth::ApiGateway => {
                 let claims = api_gateway_claims(parts)
                     .ok_or_else(|| ApiError::Unauthorized("no verified token claims in the request".into()))?;

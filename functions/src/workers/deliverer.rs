@@ -11,7 +11,9 @@
 //! `webhook-timestamp` (its first attempt), so receivers de-duplicate; each attempt is its
 //! own record, with its own id, in the deliveries list.
 
-use crate::state::AppState;
+use crate::app::subscriptions::{self, job};
+use crate::app::AppError;
+use crate::edge::state::AppState;
 use domain::hooks::{self, Delivery, DeliveryRequest, DeliveryResponse, Outcome, Pending, SubscriptionRecord};
 use domain::table::{Condition, Item, WriteOp};
 use domain::webhook::WebhookEvent;
@@ -32,51 +34,13 @@ fn doc<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// The account's subscriptions (not the deleted ones).
-pub async fn subscriptions(store: &dyn Store, aid: &str) -> Result<Vec<SubscriptionRecord>, StoreError> {
-    let items = query_all(store, Query::partition(hooks::hooks_pk(aid))).await?;
-    Ok(items
-        .iter()
-        .filter_map(|i| serde_json::from_str::<SubscriptionRecord>(&i.doc).ok())
-        .filter(|r| !r.deleted())
-        .collect())
-}
-
-/// The `event_delivery` of `event_id` sent to subscription `hook_id`: a GUID derived from
-/// both, so every retry, redelivery and replay carries the same one.
-pub fn event_delivery(event_id: &str, hook_id: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{event_id}/{hook_id}").as_bytes()).to_string()
-}
-
-/// `ev` ready for its first attempt to `sub`.
-pub fn job(sub: &SubscriptionRecord, ev: &WebhookEvent, now_ms: i64) -> Pending {
-    Pending::new(sub, ev, &event_delivery(&ev.id, &sub.sub.id), now_ms)
-}
-
-/// A subscription as stored: the record and its item's version (what a change is
-/// conditioned on).
-pub async fn subscription(
-    store: &dyn Store,
-    aid: &str,
-    hid: &str,
-) -> Result<Option<(SubscriptionRecord, u64)>, StoreError> {
-    let Some(item) = store.get(&hooks::hook_key(aid, hid)).await? else { return Ok(None) };
-    let rec: SubscriptionRecord = serde_json::from_str(&item.doc).map_err(|e| StoreError::Corrupt(e.into()))?;
-    Ok((!rec.deleted()).then_some((rec, item.version)))
-}
-
-/// The item that stores a subscription at `version`.
-pub fn subscription_item(aid: &str, rec: &SubscriptionRecord, version: u64) -> Item {
-    Item::new(hooks::hook_key(aid, &rec.sub.id), version, doc(rec))
-}
-
 /// One job per active subscription of each event's account that takes the event.
 pub async fn fan_out(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) -> Result<Vec<Pending>, StoreError> {
     let mut jobs = Vec::new();
     let mut subs_of: std::collections::HashMap<String, Vec<SubscriptionRecord>> = Default::default();
     for ev in events {
         if !subs_of.contains_key(&ev.account_id) {
-            subs_of.insert(ev.account_id.clone(), subscriptions(store, &ev.account_id).await?);
+            subs_of.insert(ev.account_id.clone(), subscriptions::all(store, &ev.account_id).await?);
         }
         let subs = subs_of.get(&ev.account_id).into_iter().flatten().filter(|s| hooks::wants(s, &ev.event));
         jobs.extend(subs.map(|sub| job(sub, ev, now_ms)));
@@ -189,7 +153,7 @@ fn streak_write(
         }
         (false, Some(_)) => return None,
     }
-    let item = subscription_item(aid, &next, version.saturating_add(1));
+    let item = subscriptions::item(aid, &next, version.saturating_add(1));
     Some(vec![WriteOp::Put { item, cond: Some(Condition::VersionIs(version)) }])
 }
 
@@ -210,15 +174,15 @@ pub async fn deliver(
     client: &WebhookClient,
     p: &Pending,
     max_attempts: u32,
-) -> Result<Option<Attempted>, StoreError> {
-    let found = subscription(state.store.as_ref(), &p.aid, &p.hook_id).await?;
+) -> Result<Option<Attempted>, AppError> {
+    let found = subscriptions::find(state.store.as_ref(), &p.aid, &p.hook_id).await?;
     let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else { return Ok(None) };
     let now_ms = now_ms(state.clock.as_ref());
     let now = domain::ids::timestamp(state.clock.now());
     let d = attempt(client, &sub, p, max_attempts, now_ms, &now).await;
     let epoch = state.clock.epoch();
     tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = ?d.outcome, "webhook delivery");
-    let attempt = crate::usage::Counts { webhooks: 1, ..Default::default() };
+    let attempt = crate::metering::Counts { webhooks: 1, ..Default::default() };
     state.usage.record(&p.aid, &attempt, now_ms);
     let record = vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }];
     let streak = streak_write(&p.aid, &sub, version, d.outcome == Outcome::Delivered, epoch);
@@ -293,10 +257,10 @@ pub async fn process(
     books: &Bookkeeper,
     client: &WebhookClient,
     queued: Item,
-) -> Result<(), StoreError> {
+) -> Result<(), AppError> {
     let Ok(p) = serde_json::from_str::<Pending>(&queued.doc) else {
         tracing::error!("unreadable queued delivery dropped");
-        return state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await;
+        return Ok(state.store.write(vec![WriteOp::Delete { key: queued.key(), cond: None }]).await?);
     };
     let attempted = deliver(state, client, &p, hooks::LOCAL_MAX_ATTEMPTS).await?;
     // Conditioned on the job as read: a redelivery queued meanwhile is not lost.
@@ -322,12 +286,12 @@ pub async fn process(
     let results = books.write(writes).await;
     if recorded {
         if let Some(Err(e)) = results.first() {
-            return Err(StoreError::unavailable(e.to_string()));
+            return Err(StoreError::unavailable(e.to_string()).into());
         }
     }
     match results.last() {
         Some(Ok(()) | Err(StoreError::ConditionFailed { .. })) | None => Ok(()),
-        Some(Err(e)) => Err(StoreError::unavailable(e.to_string())),
+        Some(Err(e)) => Err(StoreError::unavailable(e.to_string()).into()),
     }
 }
 
@@ -413,7 +377,7 @@ async fn handle_message(
     client: &WebhookClient,
     queue: &SqsQueue,
     msg: &SqsMessage,
-) -> Result<bool, StoreError> {
+) -> Result<bool, AppError> {
     let body = msg.body.as_deref().unwrap_or_default();
     if let Ok(bus) = serde_json::from_str::<BusMessage>(body) {
         let jobs = fan_out(state.store.as_ref(), &[bus.detail], now_ms(state.clock.as_ref())).await?;

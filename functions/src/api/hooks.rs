@@ -3,19 +3,20 @@
 //! redeliver, recover), in the upstream Hooks API shape. Scopes `admin:hooks`, `write:hooks`, `read:hooks`; `admin:shopping` alone does not
 //! manage hooks. The secret is write-only.
 
-use crate::auth::{Access, Caller};
-use crate::deliverer::{job, now_ms, subscription, subscription_item};
-use crate::error::ApiError;
-use crate::http::{parse, Body, Params};
-use crate::state::AppState;
+use crate::app::subscriptions::{self, job};
+use crate::edge::auth::{Access, Caller};
+use crate::edge::error::ApiError;
+use crate::edge::http::{parse, Body, Params};
+use crate::edge::state::AppState;
+use crate::workers::deliverer::now_ms;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::hooks::{self, Delivery, Pending, RecoverBody, SubscriptionBody, SubscriptionRecord};
-use domain::table::{Condition, WriteOp};
 use domain::webhook;
-use infra::{Query, SkCond, StoreError};
+use infra::queue::QueueError;
+use infra::{Query, SkCond};
 
 pub fn router() -> Router<AppState> {
     let base = "/v1/accounts/{aid}/hooks/subscriptions";
@@ -35,11 +36,11 @@ fn check(state: &AppState, creating: bool) -> impl Fn(&SubscriptionBody) -> doma
 
 /// A subscription of the account and its version; 404 when there is none.
 async fn load(state: &AppState, aid: &str, hid: &str) -> Result<(SubscriptionRecord, u64), ApiError> {
-    subscription(state.store.as_ref(), aid, hid).await?.ok_or_else(|| ApiError::NotFound("subscription".into()))
+    Ok(subscriptions::get(state.store.as_ref(), aid, hid).await?)
 }
 
 /// Queues a ping for a subscription.
-async fn send_ping(state: &AppState, aid: &str, rec: &SubscriptionRecord) -> Result<(), StoreError> {
+async fn send_ping(state: &AppState, aid: &str, rec: &SubscriptionRecord) -> Result<(), QueueError> {
     let now = state.clock.now();
     let id = format!("evt_ping_{}", uuid::Uuid::new_v4().simple());
     let ev = webhook::ping(aid, id, domain::ids::timestamp(now), &rec.sub.id);
@@ -52,7 +53,7 @@ async fn send_ping(state: &AppState, aid: &str, rec: &SubscriptionRecord) -> Res
     tag = "hooks",
     operation_id = "create_subscription",
     summary = "Subscribe a URL to events",
-    params(crate::openapi::Aid),
+    params(crate::api::params::Aid),
     request_body(content = domain::hooks::SubscriptionBody, example = json!({"events": ["shopping_draft_complete", "shopping_order_update"], "config": {"url": "https://hooks.example.com/shopping", "content_type": "application/json", "insecure_ssl": 0, "secret": {"type": "HMAC-SHA1", "value": "a-long-random-secret"}}, "active": true, "fields": "order(id,order_id,status,amount)"})),
     responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
 )]
@@ -73,8 +74,7 @@ pub(crate) async fn create(
         id: uuid::Uuid::new_v4().to_string(),
     };
     let rec = hooks::create(made, b);
-    let put = WriteOp::Put { item: subscription_item(&aid, &rec, 0), cond: Some(Condition::NotExists) };
-    state.store.write(vec![put]).await?;
+    subscriptions::insert(state.store.as_ref(), &aid, &rec).await?;
     if rec.sub.active {
         // The subscription exists whatever happens to its first ping (which can be sent
         // again with `POST …/ping`).
@@ -91,7 +91,7 @@ pub(crate) async fn create(
     tag = "hooks",
     operation_id = "list_subscriptions",
     summary = "List webhook subscriptions",
-    params(crate::openapi::Aid),
+    params(crate::api::params::Aid),
     responses((status = 200, description = "Every subscription", body = Vec<domain::hooks::Subscription>))
 )]
 pub(crate) async fn list(
@@ -100,7 +100,7 @@ pub(crate) async fn list(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Read)?;
-    let subs = crate::deliverer::subscriptions(state.store.as_ref(), &aid).await?;
+    let subs = subscriptions::all(state.store.as_ref(), &aid).await?;
     Ok(Json(subs.iter().map(hooks::shown).collect::<Vec<_>>()).into_response())
 }
 
@@ -110,7 +110,7 @@ pub(crate) async fn list(
     tag = "hooks",
     operation_id = "get_subscription",
     summary = "Get a subscription",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id.")),
     responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
 )]
 pub(crate) async fn fetch(
@@ -128,7 +128,7 @@ pub(crate) async fn fetch(
     tag = "hooks",
     operation_id = "update_subscription",
     summary = "Update a subscription (absent fields unchanged)",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id.")),
     request_body(content = domain::hooks::SubscriptionBody, example = json!({"active": false})),
     responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
 )]
@@ -152,7 +152,7 @@ pub(crate) async fn update(
     tag = "hooks",
     operation_id = "delete_subscription",
     summary = "Delete a subscription (it then reads as absent and receives nothing)",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id.")),
     responses((status = 200, description = "The deleted subscription, with deleted_at and deleted_by", body = domain::hooks::Subscription))
 )]
 pub(crate) async fn remove(
@@ -165,27 +165,16 @@ pub(crate) async fn remove(
     Ok(Json(hooks::shown(&next)).into_response())
 }
 
-/// Changes a subscription, conditioned on the version read, again on a concurrent change.
+/// Changes a subscription through the write loop, stamped with the time of the attempt.
 async fn change(
     state: &AppState,
     aid: &str,
     hid: &str,
     f: impl Fn(SubscriptionRecord, &str) -> SubscriptionRecord,
 ) -> Result<SubscriptionRecord, ApiError> {
-    let mut backoff = crate::retry::Backoff::new();
-    loop {
-        let (rec, prev) = load(state, aid, hid).await?;
-        let next = f(rec, &domain::ids::timestamp(state.clock.now()));
-        let put = WriteOp::Put {
-            item: subscription_item(aid, &next, prev.saturating_add(1)),
-            cond: Some(Condition::VersionIs(prev)),
-        };
-        match state.store.write(vec![put]).await {
-            Ok(()) => return Ok(next),
-            Err(StoreError::ConditionFailed { .. } | StoreError::Contention) if backoff.pause().await => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let clock = state.clock.as_ref();
+    Ok(subscriptions::change(state.store.as_ref(), aid, hid, |rec| f(rec, &domain::ids::timestamp(clock.now())))
+        .await?)
 }
 
 #[utoipa::path(
@@ -194,7 +183,7 @@ async fn change(
     tag = "hooks",
     operation_id = "ping_subscription",
     summary = "Send a ping event to the subscription",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id.")),
     responses((status = 200, description = "The subscription", body = domain::hooks::Subscription))
 )]
 pub(crate) async fn ping(
@@ -216,7 +205,7 @@ pub(crate) async fn ping(
     tag = "hooks",
     operation_id = "list_deliveries",
     summary = "Delivery attempts, newest first (the last 100)",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id.")),
     responses((status = 200, description = "The attempts", body = Vec<domain::hooks::DeliverySummary>))
 )]
 pub(crate) async fn deliveries(
@@ -252,7 +241,7 @@ async fn load_delivery(state: &AppState, aid: &str, hid: &str, did: &str) -> Res
     tag = "hooks",
     operation_id = "get_delivery",
     summary = "One delivery attempt in detail",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
     responses((status = 200, description = "The attempt", body = domain::hooks::DeliveryDetail))
 )]
 pub(crate) async fn delivery(
@@ -273,7 +262,7 @@ pub(crate) async fn delivery(
     tag = "hooks",
     operation_id = "redeliver",
     summary = "Queue a delivered event again",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id."), ("delivery_id" = String, Path, description = "The attempt's id.")),
     responses((status = 200, description = "The attempt whose event is queued again", body = domain::hooks::DeliveryDetail))
 )]
 pub(crate) async fn redeliver(
@@ -306,7 +295,7 @@ pub(crate) struct Recovered {
     tag = "hooks",
     operation_id = "recover_deliveries",
     summary = "Queue again every failed or dead delivery of a time window",
-    params(crate::openapi::Aid, ("hid" = String, Path, description = "The subscription's id.")),
+    params(crate::api::params::Aid, ("hid" = String, Path, description = "The subscription's id.")),
     request_body(content = domain::hooks::RecoverBody, example = json!({"since": "2026-12-01T00:00:00Z"})),
     responses((status = 200, description = "How many were queued", body = Recovered))
 )]

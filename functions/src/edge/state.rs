@@ -1,0 +1,50 @@
+//! What every handler shares: the store, the clock, how callers are authenticated, where
+//! webhook delivery jobs go and where usage is recorded — built in one place,
+//! [`AppState::new`], from the parts a host chooses, so no host overrides another's wiring.
+
+use super::auth::{Auth, Verifier};
+use crate::metering::{MeteredStore, Sink};
+use axum::extract::FromRef;
+use infra::queue::{JobQueue, StoreQueue};
+use infra::{Clock, Store};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// The store, metered: each request's read and write units are counted.
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Arc<Auth>,
+    /// Webhook URLs may point at loopback (`shopping-local --webhook-allow-loopback`).
+    pub webhook_loopback: bool,
+    /// Where webhook delivery jobs (pings, redeliveries, recoveries) go.
+    pub jobs: Arc<dyn JobQueue>,
+    /// Where per-tenant usage goes.
+    pub usage: Sink,
+}
+
+impl AppState {
+    /// The one builder: every host names its store, clock, authentication, queue and sink.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth, jobs: Arc<dyn JobQueue>, usage: Sink) -> Self {
+        let store = Arc::new(MeteredStore(store));
+        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage }
+    }
+
+    /// A state whose delivery jobs go to the store's own queue (the local deliverer's) and
+    /// whose usage is kept in memory (served at `/metrics`).
+    pub fn local(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth) -> Self {
+        let jobs = Arc::new(StoreQueue(store.clone()));
+        Self::new(store, clock, auth, jobs, Sink::local())
+    }
+
+    /// Webhook URLs may point at loopback.
+    pub fn allow_loopback(self, allow: bool) -> Self {
+        Self { webhook_loopback: allow, ..self }
+    }
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        Self { auth: state.auth.clone(), clock: state.clock.clone() }
+    }
+}

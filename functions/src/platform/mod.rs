@@ -1,0 +1,6 @@
+//! The hosts: how the same code runs as a Lambda (configuration from the environment, clients
+//! built once, `lambda_http::run`) and as `shopping-local` (embedded store, background
+//! workers, the token endpoint, `/metrics`, the document).
+
+pub mod lambda;
+pub mod local;
