@@ -1,7 +1,13 @@
 //! Orders: how an order is stored, its derived payment figures, and the commands that change it.
 
 mod commands;
+mod notes;
+mod sessions;
+#[cfg(test)]
+mod tests;
 pub use commands::*;
+pub use notes::*;
+pub use sessions::*;
 
 use crate::change::to_doc;
 use crate::list::Summary;
