@@ -240,3 +240,44 @@ pub fn queue_key(aid: &str, hook_id: &str, event_id: &str) -> Key {
 pub fn client_key(client_id: &str) -> Key {
     Key::new(format!("CLIENT#{client_id}"), "CLIENT")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key a tenant's item can have starts with its account; the two exceptions are
+    /// the ones named at their builders, and even they carry the account where it counts.
+    #[test]
+    fn every_key_starts_with_the_account_but_the_named_exceptions() {
+        let aid = "T12345678";
+        let prefix = format!("A#{aid}#");
+        let partitions = [
+            draft_pk(aid, "d"),
+            draft_key(aid, "d").pk,
+            drafts_index_pk(aid),
+            order_pk(aid, "o"),
+            order_key(aid, "o").pk,
+            orders_index_pk(aid),
+            customer_index_pk(aid, "c"),
+            order_id_key(aid, "x").pk,
+            idempotency_key(aid, "k").pk,
+            op_key(aid, "o", "capture", "p").pk,
+            hooks_pk(aid),
+            hook_key(aid, "h").pk,
+            deliveries_pk(aid, "h"),
+            delivery_key(aid, "h", "d").pk,
+        ];
+        for pk in partitions {
+            assert!(pk.starts_with(&prefix), "{pk}");
+        }
+        // Exception 1: the local delivery queue is one partition; each job's sort key starts
+        // with its account.
+        let job = queue_key(aid, "h", "e");
+        assert_eq!(job.pk, QUEUE_PK);
+        assert!(job.sk.starts_with(&format!("{aid}#")), "{}", job.sk);
+        // Exception 2: a local API client is found by its id (its record names the account).
+        assert!(client_key("cl_1").pk.starts_with("CLIENT#"));
+        // Account ids are fixed-width, so one account's prefix never begins another's.
+        assert!(!draft_pk("T1234567", "d").starts_with(&prefix));
+    }
+}
