@@ -8,7 +8,6 @@ use crate::edge::auth::{Access, Caller};
 use crate::edge::error::ApiError;
 use crate::edge::http::{parse, Body, Params};
 use crate::edge::state::AppState;
-use crate::workers::deliverer::now_ms;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,7 +43,7 @@ async fn send_ping(state: &AppState, aid: &str, rec: &SubscriptionRecord) -> Res
     let now = state.clock.now();
     let id = format!("evt_ping_{}", uuid::Uuid::new_v4().simple());
     let ev = webhook::ping(aid, id, domain::ids::timestamp(now), &rec.sub.id);
-    state.jobs.submit(&[job(rec, &ev, now_ms(state.clock.as_ref()))]).await
+    state.jobs.submit(&[job(rec, &ev, state.clock.epoch_ms())]).await
 }
 
 #[utoipa::path(
@@ -273,7 +272,7 @@ pub(crate) async fn redeliver(
     caller.authorize_hooks(&aid, Access::Write)?;
     load(&state, &aid, &hid).await?;
     let d = load_delivery(&state, &aid, &hid, &did).await?;
-    state.jobs.submit(&[Pending::again(&d, &aid, now_ms(state.clock.as_ref()))]).await?;
+    state.jobs.submit(&[Pending::again(&d, &aid, state.clock.epoch_ms())]).await?;
     Ok(Json(d.detail()).into_response())
 }
 
@@ -306,7 +305,7 @@ pub(crate) async fn recover(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.authorize_hooks(&aid, Access::Write)?;
-    let now_ms = now_ms(state.clock.as_ref());
+    let now_ms = state.clock.epoch_ms();
     let b: RecoverBody = body.decode(|b: &RecoverBody| hooks::recover_window(b, now_ms).map(|_| ()))?;
     let (since, until) = hooks::recover_window(&b, now_ms)?;
     load(&state, &aid, &hid).await?;
