@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only Rust, Python 3 and gcc:
 #   - installs the local AWS emulator (moto), cfn-lint, schemathesis, openapi-spec-validator,
-#     openapi-python-client and standardwebhooks into target/pyenv (once), and Debian's
+#     openapi-python-client, standardwebhooks and aws-sam-translator into target/pyenv (once), and Debian's
 #     chromium for the docs-page test when it can,
 #   - starts the emulator (tests/emulator.py: moto, one request at a time) on a free loopback
 #     port and waits until it answers,
-#   - checks formatting and lints, lints the SAM template,
+#   - checks formatting and lints, lints the SAM template, rehearses its deploy
+#     (tests/deploy_rehearsal.py: transformed offline, deployed into moto's CloudFormation),
 #   - validates the checked-in OpenAPI document (functions/openapi.json),
 #   - runs every test (embedded engine and DynamoDB on the emulator),
 #   - runs schemathesis against shopping-local (tests/contract.py),
@@ -17,12 +18,12 @@ cd "$(dirname "$0")/.."
 
 VENV=target/pyenv
 PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1"
-             "openapi-python-client>=0.26,<1" "standardwebhooks>=1.0,<2")
+             "openapi-python-client>=0.26,<1" "standardwebhooks>=1.0,<2" "aws-sam-translator>=1.90,<2")
 if ! { [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/schemathesis" ] \
        && [ -x "$VENV/bin/openapi-spec-validator" ] && [ -x "$VENV/bin/openapi-python-client" ] \
-       && "$VENV/bin/python" -c "import standardwebhooks" 2>/dev/null; }; then
+       && "$VENV/bin/python" -c "import standardwebhooks, samtranslator" 2>/dev/null; }; then
   echo "==> installing the local AWS emulator, cfn-lint, schemathesis, openapi-spec-validator,"
-  echo "    openapi-python-client and standardwebhooks into $VENV"
+  echo "    openapi-python-client, standardwebhooks and aws-sam-translator into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
@@ -73,6 +74,8 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
+echo "==> deploy rehearsal: the SAM template transformed offline and deployed into the emulator's CloudFormation"
+"$VENV/bin/python" tests/deploy_rehearsal.py
 echo "==> openapi-spec-validator functions/openapi.json"
 "$VENV/bin/openapi-spec-validator" functions/openapi.json
 echo "==> cargo test (embedded engine + DynamoDB on the emulator)"

@@ -1,0 +1,95 @@
+"""What a stack costs: the fixed monthly cost at idle and the variable cost per 1,000 order
+lifecycles, from the capacity bench's measured DynamoDB units and the public on-demand prices
+below (us-east-1, as published on PRICES_DATED; change them here when they change).
+
+Usage: python3 tests/cost.py            (runs the capacity bench for the units)
+       python3 tests/cost.py WCU RCU    (uses the given units of one lifecycle)
+
+A lifecycle is the bench's "lifecycle" row: create a draft with 3 items, add 1, complete it,
+GET the order with its events — 4 API requests. The figures around the units are counted from
+the code: each of the 4 requests is one HTTP API request and one Lambda invocation; the writes
+put 4 webhook events on the bus (draft add, draft update, draft complete, order update), each
+one EventBridge event and, on the delivery queue, one send, one receive and one delete; the
+publisher takes them in at most 2 invocations. Webhook deliveries are priced per subscription
+on top: per event and subscription one job message (send, receive, delete), one deliverer
+share of an invocation and one delivery record write.
+"""
+
+import re
+import subprocess
+import sys
+
+PRICES_DATED = "2026-12-03"
+# DynamoDB on-demand, per unit.
+WRITE_UNIT = 0.625 / 1e6
+READ_UNIT = 0.125 / 1e6
+# API Gateway HTTP API, per request (first 300 M a month).
+HTTP_API_REQUEST = 1.00 / 1e6
+# Lambda on arm64: per request and per GB-second.
+LAMBDA_REQUEST = 0.20 / 1e6
+LAMBDA_GB_SECOND = 0.0000133334
+# EventBridge custom events, per event; SQS standard, per request.
+EVENT = 1.00 / 1e6
+SQS_REQUEST = 0.40 / 1e6
+# Fixed: a standard CloudWatch alarm per metric it watches, a KMS key, log storage.
+ALARM_METRIC_MONTH = 0.10
+KMS_KEY_MONTH = 1.00
+LOG_GB_MONTH = 0.03
+LOG_GB_INGESTED = 0.50
+
+# The stack's alarms and how many metrics each watches (infra/template.yaml).
+ALARM_METRICS = {
+    "DeadLettersAlarm": 1, "PipelineFailuresAlarm": 1, "FunctionErrorsAlarm": 7, "FunctionThrottlesAlarm": 7,
+    "Api5xxAlarm": 1, "Api4xxAlarm": 2, "PublisherIteratorAgeAlarm": 1, "DeliveryQueueAgeAlarm": 1,
+    "TableThrottlesAlarm": 2,
+}
+# Measured: a warm API invocation (one partition read or a conditional write) takes 17 ms at
+# full CPU locally (BENCHMARKS.md, cold request); Lambda bills by the millisecond. 256 MB.
+API_MS, MEMORY_GB = 20, 0.25
+REQUESTS, EVENTS, PUBLISHER_INVOCATIONS = 4, 4, 2
+# One access-log line and about three function log lines per request, ~250 bytes each.
+LOG_BYTES_PER_REQUEST = 4 * 250
+
+
+def measured_units() -> tuple[float, float]:
+    out = subprocess.run(
+        ["cargo", "test", "-q", "-p", "shopping-tests", "--bench", "capacity_units", "--", "--nocapture"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    for line in out.splitlines():
+        if line.startswith("| lifecycle"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            return float(cells[4]), float(cells[-1])
+    raise SystemExit("the capacity bench printed no lifecycle row")
+
+
+def main() -> None:
+    wcu, rcu = (float(sys.argv[1]), float(sys.argv[2])) if len(sys.argv) == 3 else measured_units()
+    n = 1000
+    dynamodb = n * (wcu * WRITE_UNIT + rcu * READ_UNIT)
+    api = n * REQUESTS * HTTP_API_REQUEST
+    invocations = REQUESTS + PUBLISHER_INVOCATIONS
+    lam = n * (invocations * LAMBDA_REQUEST + invocations * API_MS / 1000 * MEMORY_GB * LAMBDA_GB_SECOND)
+    bus = n * EVENTS * EVENT
+    sqs = n * EVENTS * 3 * SQS_REQUEST
+    logs = n * REQUESTS * LOG_BYTES_PER_REQUEST / 1e9 * LOG_GB_INGESTED
+    total = dynamodb + api + lam + bus + sqs + logs
+    per_sub = n * EVENTS * (3 * SQS_REQUEST + LAMBDA_REQUEST / 10 + API_MS / 1000 * MEMORY_GB * LAMBDA_GB_SECOND
+                            + 2 * WRITE_UNIT)
+    fixed_alarms = sum(ALARM_METRICS.values()) * ALARM_METRIC_MONTH
+    fixed = fixed_alarms + KMS_KEY_MONTH
+    print(f"prices of {PRICES_DATED} (us-east-1, on demand); one lifecycle = {wcu:g} WCU, {rcu:g} RCU")
+    print("| per 1,000 order lifecycles | USD |")
+    print("|---|---|")
+    for name, v in [("DynamoDB (measured units)", dynamodb), ("HTTP API requests", api),
+                    ("Lambda requests and GB-seconds", lam), ("EventBridge events", bus),
+                    ("SQS requests", sqs), ("CloudWatch Logs ingestion", logs), ("total", total),
+                    ("each webhook subscription adds", per_sub)]:
+        print(f"| {name} | {v:.4f} |")
+    print(f"fixed per month at idle: {fixed:.2f} USD ({sum(ALARM_METRICS.values())} alarm metrics "
+          f"{fixed_alarms:.2f}, KMS key {KMS_KEY_MONTH:.2f}); log storage {LOG_GB_MONTH} USD per GB-month kept; "
+          "DynamoDB storage 0.25 USD per GB-month; nothing else runs while idle")
+
+
+if __name__ == "__main__":
+    main()

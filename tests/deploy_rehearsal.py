@@ -1,0 +1,229 @@
+"""Deploy rehearsal: the SAM template, transformed offline the way CloudFormation's SAM
+transform does it (aws-sam-translator), deployed into the emulator's CloudFormation (moto),
+and the stack checked for what the emulator keeps: the table's keys, indexes and stream; the
+queues and their redrive; the bus, its rule and the rule's queue target; every function with
+its environment; both event source mappings; and each role's inline policy naming only what
+its function uses.
+
+Usage: deploy_rehearsal.py   (run with the test virtualenv's python: moto, boto3,
+aws-sam-translator and cfn-lint). Exits non-zero on the first thing that does not hold.
+"""
+
+import ast
+import io
+import json
+import os
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATE = os.path.join(ROOT, "infra", "template.yaml")
+REGION = "us-east-1"
+STACK = "shopping-rehearsal"
+FUNCTIONS = ["Drafts", "Orders", "Payments", "Views", "Hooks", "Publisher", "Deliverer"]
+
+# What each function may do: its inline policy's actions, exactly.
+ACTIONS = {
+    "Drafts": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
+               "dynamodb:ConditionCheckItem"},
+    "Orders": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"},
+    "Payments": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"},
+    "Views": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
+    "Hooks": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage"},
+    "Publisher": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "events:PutEvents",
+                  "sqs:SendMessage"},
+    "Deliverer": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage",
+                  "sqs:ChangeMessageVisibility"},
+}
+
+
+def fail(msg: str) -> None:
+    raise SystemExit(f"deploy rehearsal: {msg}")
+
+
+def check(cond: bool, msg: str) -> None:
+    if not cond:
+        fail(msg)
+
+
+def start_emulator():
+    """The emulator, in this process (every call stays on loopback-free in-memory state)."""
+    # The one shim moto 5.2 needs: its EventBus has no physical id, so a `Ref` to the bus
+    # resolves to the resource object instead of the bus's name (what CloudFormation returns).
+    from moto import mock_aws
+    from moto.events.models import EventBus
+
+    EventBus.physical_resource_id = property(lambda self: self.name)
+    mock = mock_aws()
+    mock.start()
+    return mock
+
+
+def transformed(bucket: str, key: str) -> dict:
+    from cfnlint.decode.cfn_yaml import load
+    from samtranslator.translator.transform import transform
+
+    template = load(TEMPLATE)
+    for name in FUNCTIONS:
+        template["Resources"][f"{name}Function"]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+
+    class Policies:
+        """The managed policies SAM attaches, by name (the transform asks for their ARNs)."""
+
+        def load(self):
+            names = ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSLambdaDynamoDBExecutionRole",
+                     "AWSLambdaSQSQueueExecutionRole", "AWSCodeDeployRoleForLambda"]
+            return {n: f"arn:aws:iam::aws:policy/service-role/{n}" for n in names}
+
+    params = {"JwtIssuer": "https://auth.example.com/", "JwtAudience": "shopping"}
+    body = json.loads(json.dumps(transform(template, params, Policies()), default=str))
+    return without_aliases(body)
+
+
+def without_aliases(body: dict) -> dict:
+    """The second shim: moto 5.2's CloudFormation has no `AWS::Lambda::Alias`, so whatever
+    names a function's `live` alias (its event source mappings, the API's integrations) is
+    pointed at the function itself, and the aliases and their gradual-deployment resources
+    (CodeDeploy, which moto lacks too) are left out. Checked before: every alias is the
+    `live` alias of one of our functions."""
+    aliases = {}
+    for name, r in list(body["Resources"].items()):
+        if r["Type"] == "AWS::Lambda::Alias":
+            check(r["Properties"]["Name"] == "live", f"{name} is not the live alias")
+            aliases[name] = r["Properties"]["FunctionName"]
+            del body["Resources"][name]
+    check(len(aliases) == len(FUNCTIONS), f"every function has its live alias: {sorted(aliases)}")
+    for name, r in list(body["Resources"].items()):
+        if r["Type"].startswith("AWS::CodeDeploy::"):
+            del body["Resources"][name]
+
+    def swap(node):
+        if isinstance(node, dict):
+            if set(node) == {"Ref"} and node["Ref"] in aliases:
+                return aliases[node["Ref"]]
+            return {k: swap(v) for k, v in node.items() if k != "UpdatePolicy"}
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        return node
+
+    return swap(body)
+
+
+def main() -> int:
+    import logging
+    import warnings
+
+    import boto3
+
+    # moto says, for each resource type it does not model, that it skipped it: expected here.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    logging.disable(logging.WARNING)
+
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION=REGION)
+    start_emulator()
+    aws = lambda service: boto3.client(service, region_name=REGION)  # noqa: E731
+
+    bucket, key = "rehearsal-code", "bootstrap.zip"
+    aws("s3").create_bucket(Bucket=bucket)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+    aws("s3").put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+
+    body = transformed(bucket, key)
+    kinds = sorted({r["Type"] for r in body["Resources"].values()})
+    print(f"transformed: {len(body['Resources'])} resources of {len(kinds)} kinds")
+    cfn = aws("cloudformation")
+    cfn.create_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps(body),
+        Parameters=[
+            {"ParameterKey": "JwtIssuer", "ParameterValue": "https://auth.example.com/"},
+            {"ParameterKey": "JwtAudience", "ParameterValue": "shopping"},
+        ],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    check(stack["StackStatus"] == "CREATE_COMPLETE", f"stack is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
+    print(f"deployed: {stack['StackStatus']}, {len(resources)} resources")
+    physical = lambda logical: resources[logical]["PhysicalResourceId"]  # noqa: E731
+
+    # The table: keys, both indexes with their keys and projection, the stream.
+    table = aws("dynamodb").describe_table(TableName=physical("Table"))["Table"]
+    keys = lambda schema: [(k["AttributeName"], k["KeyType"]) for k in schema]  # noqa: E731
+    check(keys(table["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")], f"table keys {table['KeySchema']}")
+    gsis = {g["IndexName"]: g for g in table.get("GlobalSecondaryIndexes", [])}
+    for n in ("gsi1", "gsi2"):
+        check(n in gsis, f"index {n} missing: {sorted(gsis)}")
+        check(keys(gsis[n]["KeySchema"]) == [(f"{n}pk", "HASH"), (f"{n}sk", "RANGE")], f"{n} keys")
+        check(set(gsis[n]["Projection"].get("NonKeyAttributes", [])) == {"sum", "ttl"}, f"{n} projection")
+    check(table.get("StreamSpecification", {}).get("StreamViewType") == "NEW_AND_OLD_IMAGES", "table stream")
+    check(table.get("BillingModeSummary", {}).get("BillingMode", "PAY_PER_REQUEST") == "PAY_PER_REQUEST", "billing")
+
+    # The queues and their redrive.
+    sqs = aws("sqs")
+    attrs = lambda q: sqs.get_queue_attributes(QueueUrl=physical(q), AttributeNames=["All"])["Attributes"]  # noqa: E731
+    delivery, dlq, failures = attrs("DeliveryQueue"), attrs("DeliveryDeadLetterQueue"), attrs("PipelineFailureQueue")
+    redrive = json.loads(delivery["RedrivePolicy"])
+    check(redrive["deadLetterTargetArn"] == dlq["QueueArn"], f"delivery queue redrive {redrive}")
+    check(int(redrive["maxReceiveCount"]) == 8, f"delivery queue receives {redrive}")
+    check(delivery["VisibilityTimeout"] == "360", "delivery queue visibility")
+    for q in (dlq, failures):
+        check(q["MessageRetentionPeriod"] == "1209600", "dead letters are kept 14 days")
+
+    # The bus, its rule and the rule's target.
+    events = aws("events")
+    bus = physical("EventBus")
+    check(any(b["Name"] == bus for b in events.list_event_buses()["EventBuses"]), f"bus {bus} missing")
+    rules = events.list_rules(EventBusName=bus)["Rules"]
+    check(len(rules) == 1, f"rules on the bus: {rules}")
+    pattern = json.loads(rules[0]["EventPattern"])
+    check(pattern == {"source": [{"prefix": "shopping."}], "detail-type": [{"prefix": "shopping_"}]}, f"{pattern}")
+    targets = events.list_targets_by_rule(Rule=rules[0]["Name"], EventBusName=bus)["Targets"]
+    check([t["Arn"] for t in targets] == [delivery["QueueArn"]], f"rule targets {targets}")
+
+    # Every function, with its environment and its role's inline policy.
+    lam, iam = aws("lambda"), aws("iam")
+    for name in FUNCTIONS:
+        fn = lam.get_function(FunctionName=physical(f"{name}Function"))["Configuration"]
+        env = fn.get("Environment", {}).get("Variables", {})
+        check(env.get("TABLE_NAME") == physical("Table"), f"{name}: TABLE_NAME {env}")
+        check(fn["Handler"] == "bootstrap" and fn["Runtime"] == "provided.al2023", f"{name}: runtime")
+        if name == "Publisher":
+            check(env.get("EVENT_BUS_NAME") == bus, f"{name}: EVENT_BUS_NAME {env}")
+        if name in ("Hooks", "Deliverer"):
+            check(env.get("DELIVERY_QUEUE_URL") == physical("DeliveryQueue"), f"{name}: DELIVERY_QUEUE_URL {env}")
+        role = fn["Role"].rsplit("/", 1)[-1]
+        actions, resources_named = set(), []
+        for pname in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            doc = iam.get_role_policy(RoleName=role, PolicyName=pname)["PolicyDocument"]
+            if isinstance(doc, str):
+                # moto keeps a policy given as an object in its Python form.
+                doc = json.loads(doc) if doc.startswith('{"') else ast.literal_eval(doc)
+            for st in doc["Statement"]:
+                acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                actions.update(acts)
+                res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                resources_named.extend(res)
+        check(actions == ACTIONS[name], f"{name}: inline policy allows {sorted(actions)}, expected {sorted(ACTIONS[name])}")
+        check("*" not in resources_named, f"{name}: an inline policy names every resource")
+
+    # Both event source mappings: the stream feeds the publisher, the queue the deliverer.
+    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    by_source = {m["EventSourceArn"]: m for m in mappings}
+    stream = table["LatestStreamArn"]
+    check(stream in by_source, f"no mapping from the stream: {list(by_source)}")
+    check(physical("PublisherFunction") in by_source[stream]["FunctionArn"], "the stream feeds the publisher")
+    check(delivery["QueueArn"] in by_source, f"no mapping from the delivery queue: {list(by_source)}")
+    check(physical("DelivererFunction") in by_source[delivery["QueueArn"]]["FunctionArn"], "the queue feeds the deliverer")
+
+    outputs = {o["OutputKey"] for o in stack.get("Outputs", [])}
+    for name in ("ApiUrl", "TableStreamArn", "EventBusArn", "PipelineFailureQueueUrl", "DeliveryDeadLetterQueueUrl"):
+        check(name in outputs, f"output {name} missing: {sorted(outputs)}")
+    print("deploy rehearsal: the stack holds what the template says")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
