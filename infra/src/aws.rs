@@ -1,7 +1,9 @@
 //! What every AWS SDK client of ours shares: region and credentials straight from the Lambda
 //! environment (no aws-config provider chain: profiles, SSO, STS and IMDS are never needed in
-//! a Lambda, and leaving them out keeps them out of the binary and of start-up), an HTTPS
-//! client built on first use, and the local emulator's fixed settings for tests.
+//! a Lambda, and leaving them out keeps them out of the binary and of start-up), the SDK's
+//! standard endpoint variables (`AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, unless
+//! `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), an HTTPS client built on first use, and the
+//! local emulator's fixed settings for tests.
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -16,8 +18,9 @@ pub struct SdkParts {
 
 impl SdkParts {
     /// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
-    /// `AWS_SESSION_TOKEN`, as Lambda sets them.
-    pub fn from_env() -> Result<Self, String> {
+    /// `AWS_SESSION_TOKEN`, as Lambda sets them, and the endpoint the standard variables name
+    /// for `service` (the SDK's environment name: `DYNAMODB`, `SQS`, `EVENTBRIDGE`).
+    pub fn from_env(service: &str) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
         let region = var("AWS_REGION").or_else(|_| var("AWS_DEFAULT_REGION"))?;
         let credentials = Credentials::new(
@@ -27,7 +30,8 @@ impl SdkParts {
             None,
             "lambda-environment",
         );
-        Ok(Self { region: Region::new(region), credentials, endpoint: None, http: lazy_https() })
+        let endpoint = configured_endpoint(service, |name| std::env::var(name).ok());
+        Ok(Self { region: Region::new(region), credentials, endpoint, http: lazy_https() })
     }
 
     /// A local emulator (moto) at `endpoint`: fixed region, dummy credentials.
@@ -39,6 +43,16 @@ impl SdkParts {
             http: lazy_https(),
         }
     }
+}
+
+/// The endpoint the SDK's standard variables name for `service`, as the AWS SDKs read them:
+/// the service's own variable first, then the general one; none when told to ignore them.
+pub fn configured_endpoint(service: &str, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    set(&format!("AWS_ENDPOINT_URL_{service}")).or_else(|| set("AWS_ENDPOINT_URL"))
 }
 
 /// A client of SDK crate `$sdk` from [`SdkParts`].
@@ -116,6 +130,23 @@ where
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn the_standard_endpoint_variables_are_honoured() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        };
+        assert_eq!(configured_endpoint("DYNAMODB", env(&[])), None);
+        let general = env(&[("AWS_ENDPOINT_URL", "https://all.example")]);
+        assert_eq!(configured_endpoint("SQS", general).as_deref(), Some("https://all.example"));
+        let both =
+            env(&[("AWS_ENDPOINT_URL", "https://all.example"), ("AWS_ENDPOINT_URL_DYNAMODB", "https://ddb.example")]);
+        assert_eq!(configured_endpoint("DYNAMODB", both).as_deref(), Some("https://ddb.example"));
+        assert_eq!(configured_endpoint("SQS", both).as_deref(), Some("https://all.example"));
+        let ignored =
+            env(&[("AWS_ENDPOINT_URL", "https://all.example"), ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")]);
+        assert_eq!(configured_endpoint("SQS", ignored), None);
+    }
 
     #[tokio::test]
     async fn only_failed_entries_are_sent_again_and_calls_hold_at_most_a_chunk() {

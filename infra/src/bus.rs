@@ -61,7 +61,7 @@ impl EventBus {
 
     /// The bus named `bus`, with a client from the Lambda environment.
     pub fn from_env(bus: &str) -> Result<Self, String> {
-        Ok(Self::new(crate::sdk_client!(aws_sdk_eventbridge, crate::aws::SdkParts::from_env()?), bus))
+        Ok(Self::new(crate::sdk_client!(aws_sdk_eventbridge, crate::aws::SdkParts::from_env("EVENTBRIDGE")?), bus))
     }
 
     /// The bus named `bus` on a local emulator.

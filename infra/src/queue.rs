@@ -76,7 +76,7 @@ impl SqsQueue {
 
     /// The queue at `url`, with a client from the Lambda environment.
     pub fn from_env(url: &str) -> Result<Self, String> {
-        Ok(Self::new(crate::sdk_client!(aws_sdk_sqs, crate::aws::SdkParts::from_env()?), url))
+        Ok(Self::new(crate::sdk_client!(aws_sdk_sqs, crate::aws::SdkParts::from_env("SQS")?), url))
     }
 
     /// The queue at `url` on a local emulator.

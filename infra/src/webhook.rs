@@ -148,20 +148,34 @@ pub struct Attempt {
 /// Posts signed webhook deliveries.
 #[derive(Clone)]
 pub struct WebhookClient {
-    http: reqwest::Client,
+    /// Built on the first delivery, not at start: building it reads and parses the system's
+    /// CA store (about 150 files), which would otherwise sit on every cold start's init.
+    http: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
+    resolver: Arc<dyn Resolver>,
     allow_loopback: bool,
 }
 
 impl WebhookClient {
     pub fn new(resolver: Arc<dyn Resolver>, allow_loopback: bool) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .dns_resolver(Arc::new(Guarded { inner: resolver, allow_loopback }))
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
-        Ok(Self { http, allow_loopback })
+        Ok(Self { http: Arc::default(), resolver, allow_loopback })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, &str> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(TIMEOUT)
+                    .dns_resolver(Arc::new(Guarded {
+                        inner: self.resolver.clone(),
+                        allow_loopback: self.allow_loopback,
+                    }))
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| format!("the webhook client could not be built: {e}"))
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     /// One attempt: POST `body` to `url` with `headers`.
@@ -178,7 +192,20 @@ impl WebhookClient {
                 blocked: true,
             };
         }
-        let mut req = self.http.post(url).body(body);
+        let http = match self.http() {
+            Ok(http) => http,
+            Err(why) => {
+                return Attempt {
+                    status: None,
+                    body_excerpt: String::new(),
+                    headers: Default::default(),
+                    duration_ms: 0,
+                    failure: Some(why.to_owned()),
+                    blocked: false,
+                }
+            }
+        };
+        let mut req = http.post(url).body(body);
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }

@@ -92,7 +92,11 @@ pub fn document() -> Document {
     Doc::openapi()
 }
 
-/// The document as the pretty JSON `/openapi.json` serves and the repository holds.
+/// The checked-in document, `functions/openapi.json`, which `shopping-local` serves: equal to
+/// [`json`] (a test holds them so; regenerate with `shopping-local openapi`).
+pub const CHECKED_IN: &str = include_str!("../../openapi.json");
+
+/// The document as the pretty JSON the repository holds, generated from the code.
 pub fn json() -> String {
     let mut text = document().to_pretty_json().unwrap_or_default();
     text.push('\n');
@@ -273,4 +277,15 @@ fn header(name: &str, pattern: &str, description: &str) -> utoipa::openapi::path
         .description(Some(description))
         .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern))))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_checked_in_document_is_the_generated_one() {
+        assert!(
+            super::json() == super::CHECKED_IN,
+            "functions/openapi.json is stale: `cargo run -p functions --bin shopping-local -- openapi > functions/openapi.json`"
+        );
+    }
 }

@@ -422,5 +422,5 @@ pub fn emulator_client(endpoint: &str) -> Client {
 
 /// A client from the Lambda environment (see [`crate::aws::SdkParts::from_env`]).
 pub fn client_from_env() -> Result<Client, String> {
-    Ok(crate::sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::from_env()?))
+    Ok(crate::sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::from_env("DYNAMODB")?))
 }
