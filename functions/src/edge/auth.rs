@@ -125,6 +125,11 @@ fn api_gateway_claims(parts: &Parts) -> Option<Claims> {
     })
 }
 
+/// A caller an earlier layer of this request verified (kept in the request's extensions,
+/// which no client can set).
+#[derive(Clone)]
+pub struct Verified(pub Caller);
+
 /// What verifying a caller needs: how, and the clock its expiry is checked against.
 pub struct Verifier {
     pub auth: std::sync::Arc<Auth>,
@@ -138,6 +143,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Verified once per request: the metering middleware leaves the caller it verified.
+        if let Some(Verified(caller)) = parts.extensions.get::<Verified>() {
+            return Ok(caller.clone());
+        }
         let Verifier { auth, clock } = Verifier::from_ref(state);
         let now = clock.epoch();
         match auth.as_ref() {
