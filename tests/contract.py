@@ -2,7 +2,7 @@
 
 Usage: contract.py <shopping-local binary> <schemathesis binary>
 
-Starts the server on a fresh data directory and a free loopback port, makes a token for the
+Starts the server (tests/local_server.py: a fresh data directory, a free loopback port), makes a token for the
 account every path uses, seeds one resource of each kind (a completed draft's order with a
 payment, an open draft, a session, a comment, a subscription) so the operations on one
 resource are exercised past 404, then runs every operation through every schemathesis phase
@@ -14,10 +14,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from local_server import serving
 
 AID = "T12345678"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,19 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main() -> int:
     binary, schemathesis = (os.path.abspath(p) for p in sys.argv[1:3])
-    data = tempfile.mkdtemp(prefix="shopping-contract-")
-    server = subprocess.Popen(
-        [binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", data, "--webhook-allow-loopback"],
-        stdout=subprocess.PIPE,
-        stderr=open(os.path.join(data, "server.log"), "w"),
-        text=True,
-    )
-    try:
-        line = server.stdout.readline()
-        base = line.strip().rsplit(" ", 1)[-1]
-        if not base.startswith("http://127.0.0.1:"):
-            print(f"shopping-local did not start: {line!r}", file=sys.stderr)
-            return 1
+    with serving(binary, "shopping-contract-") as (server, base, data):
         token = subprocess.run(
             [binary, "token", "--account", AID, "--scopes", "admin:shopping admin:hooks", "--data-dir", data],
             check=True,
@@ -66,9 +55,6 @@ def main() -> int:
             print("shopping-local exited during contract testing", file=sys.stderr)
             return 1
         return result.returncode
-    finally:
-        server.kill()
-        server.wait()
 
 
 def seed(base: str, token: str) -> dict:

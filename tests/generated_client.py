@@ -24,9 +24,10 @@ import os
 import pkgutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
+
+from local_server import serving
 
 AID = "T12345678"
 OPENAPI_TYPESCRIPT = "openapi-typescript@7"
@@ -262,18 +263,7 @@ def typescript(npx: str, doc_path: str, work: str) -> None:
 def main() -> int:
     binary, generator = (os.path.abspath(p) for p in sys.argv[1:3])
     npx = sys.argv[3] if len(sys.argv) > 3 else None
-    data = tempfile.mkdtemp(prefix="shopping-generated-")
-    server = subprocess.Popen(
-        [binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", data, "--webhook-allow-loopback"],
-        stdout=subprocess.PIPE,
-        stderr=open(os.path.join(data, "server.log"), "w"),
-        text=True,
-    )
-    try:
-        line = server.stdout.readline()
-        base = line.strip().rsplit(" ", 1)[-1]
-        if not base.startswith("http://127.0.0.1:"):
-            fail(f"shopping-local did not start: {line!r}")
+    with serving(binary, "shopping-generated-") as (_, base, data):
         with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as res:
             raw = res.read()
         doc_path = os.path.join(data, "openapi.json")
@@ -288,10 +278,6 @@ def main() -> int:
         if npx:
             typescript(npx, doc_path, data)
         return 0
-    finally:
-        server.kill()
-        server.wait()
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -166,6 +166,15 @@ pub struct Attempted {
     pub streak: Option<Vec<WriteOp>>,
 }
 
+impl Attempted {
+    /// The delivery, and its writes: the record first, then the streak when it changed.
+    fn into_writes(self) -> (Delivery, Vec<Vec<WriteOp>>) {
+        let mut writes = vec![self.record];
+        writes.extend(self.streak);
+        (self.delivery, writes)
+    }
+}
+
 /// Makes one attempt of `p` (its `attempts` so far counted) and answers it with the writes
 /// that record it; the caller writes them. `None` when the subscription is gone or disabled:
 /// nothing to deliver.
@@ -192,10 +201,9 @@ pub async fn deliver(
 /// Writes an attempt's record and streak; the record's failure is the answer (a lost streak
 /// update only delays a disable).
 async fn record(store: &dyn Store, a: Attempted) -> Result<Delivery, StoreError> {
-    let mut writes = vec![a.record];
-    writes.extend(a.streak);
+    let (delivery, writes) = a.into_writes();
     let mut results = store.write_each(writes).await.into_iter();
-    results.next().unwrap_or(Ok(())).map(|()| a.delivery)
+    results.next().unwrap_or(Ok(())).map(|()| delivery)
 }
 
 /// At most this many bookkeeping writes go into one commit of the local deliverer.
@@ -276,11 +284,7 @@ pub async fn process(
         _ => WriteOp::Delete { key: queued.key(), cond: held },
     };
     // The record first: when it fails, so does the job's change, and the job is tried again.
-    let mut writes = Vec::new();
-    if let Some(a) = attempted {
-        writes.push(a.record);
-        writes.extend(a.streak);
-    }
+    let mut writes = attempted.map(|a| a.into_writes().1).unwrap_or_default();
     let recorded = !writes.is_empty();
     writes.push(vec![next]);
     let results = books.write(writes).await;
