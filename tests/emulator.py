@@ -5,7 +5,11 @@ when a condition fails, restores the snapshot -- erasing any write another reque
 between. Real DynamoDB transactions are serialisable. Serving one request at a time gives the
 emulator the isolation DynamoDB guarantees, so concurrency tests test our code, not moto.
 
-Usage: python emulator.py PORT   (binds 127.0.0.1 only)
+Usage: python emulator.py PORT [CERT KEY]   (binds 127.0.0.1 only)
+
+With CERT (a chain file) and KEY it serves HTTPS and keeps connections open between requests
+(HTTP/1.1), as the AWS endpoints do: for the cold-request bench, which must pay a handshake
+only where a function would.
 """
 
 import signal
@@ -37,7 +41,14 @@ def main() -> None:
                     result.close()
         return [body]
 
-    run_simple("127.0.0.1", port, serialised, threaded=True, request_handler=MotoRequestHandler)
+    if len(sys.argv) == 4:
+        class KeepAlive(MotoRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+        run_simple("127.0.0.1", port, serialised, threaded=True, request_handler=KeepAlive,
+                   ssl_context=(sys.argv[2], sys.argv[3]))
+    else:
+        run_simple("127.0.0.1", port, serialised, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

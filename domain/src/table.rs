@@ -241,6 +241,11 @@ pub fn client_key(client_id: &str) -> Key {
     Key::new(format!("CLIENT#{client_id}"), "CLIENT")
 }
 
+/// The partition a Lambda queries during init to open its connection to the table before the
+/// first request needs it. **Exception to the account prefix**: nothing is ever written
+/// there (no account id starts with `#`), so the query reads no tenant's data and finds none.
+pub const CONNECTION_PROBE_PK: &str = "#connect";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +282,8 @@ mod tests {
         assert!(job.sk.starts_with(&format!("{aid}#")), "{}", job.sk);
         // Exception 2: a local API client is found by its id (its record names the account).
         assert!(client_key("cl_1").pk.starts_with("CLIENT#"));
+        // Exception 3: the connection probe's partition cannot be any account's.
+        assert!(!CONNECTION_PROBE_PK.starts_with("A#"));
         // Account ids are fixed-width, so one account's prefix never begins another's.
         assert!(!draft_pk("T1234567", "d").starts_with(&prefix));
     }

@@ -2,8 +2,8 @@
 //! environment (no aws-config provider chain: profiles, SSO, STS and IMDS are never needed in
 //! a Lambda, and leaving them out keeps them out of the binary and of start-up), the SDK's
 //! standard endpoint variables (`AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, unless
-//! `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), an HTTPS client built on first use, and the
-//! local emulator's fixed settings for tests.
+//! `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), one HTTPS client for all of them, built on
+//! first use, and the local emulator's fixed settings for tests.
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -72,14 +72,17 @@ macro_rules! sdk_client {
     }};
 }
 
+/// The process's one HTTPS client: every SDK client shares its TLS configuration (the trust
+/// store is read and parsed once, not once per service) and its connection pools.
 fn lazy_https() -> SharedHttpClient {
-    SharedHttpClient::new(LazyHttpsClient::default())
+    static SHARED: std::sync::OnceLock<SharedHttpClient> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| SharedHttpClient::new(LazyHttpsClient::default())).clone()
 }
 
 /// The SDK's HTTPS client, built on first use instead of when the SDK client is: the default
-/// one builds its TLS connector (reading and parsing the system's CA store, about 150 files)
-/// while the client is constructed, i.e. on every Lambda's init path, even for an invocation
-/// that never makes a call.
+/// one builds its TLS connector (reading and parsing the system's CA store) while the client
+/// is constructed, i.e. on every Lambda's init path, even for an invocation that never makes
+/// a call. TLS is rustls on ring (see the workspace manifest for why not aws-lc).
 #[derive(Debug, Default)]
 struct LazyHttpsClient {
     inner: std::sync::OnceLock<SharedHttpClient>,
@@ -94,7 +97,7 @@ impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttpsClient {
         use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
         self.inner
             .get_or_init(|| {
-                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https()
+                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
             })
             .http_connector(settings, components)
     }

@@ -163,6 +163,9 @@ impl WebhookClient {
     fn http(&self) -> Result<&reqwest::Client, &str> {
         self.http
             .get_or_init(|| {
+                // reqwest is built without a crypto provider of its own: the process's default
+                // is ring, as for the SDK clients (an already installed default is kept).
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(TIMEOUT)

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
     let queue = Arc::new(SqsQueue::from_env(&env("DELIVERY_QUEUE_URL")?)?);
-    let state = aws_state(&config, Jobs::None)?;
+    let state = aws_state(&config, Jobs::None).await?;
     // No loopback on AWS: every address a receiver resolves to is checked.
     let client = WebhookClient::new(Arc::new(SystemResolver), false)?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
+    /// Open the table's connection during init (`CONNECT_AT_INIT`, default true).
+    pub connect_at_init: bool,
 }
 
 impl Config {
@@ -22,7 +24,12 @@ impl Config {
         if table_name.trim().is_empty() {
             return Err("TABLE_NAME is empty".into());
         }
-        Ok(Self { table_name })
+        let connect_at_init = match std::env::var("CONNECT_AT_INIT").ok().as_deref().map(str::trim) {
+            None | Some("") | Some("true") => true,
+            Some("false") => false,
+            Some(other) => return Err(format!("CONNECT_AT_INIT must be true or false, not {other:?}")),
+        };
+        Ok(Self { table_name, connect_at_init })
     }
 }
 
@@ -51,12 +58,25 @@ pub enum Jobs {
     Queue,
 }
 
+/// How long init waits for the connection to the table (see [`aws_state`]).
+pub const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer,
 /// usage as EMF lines, and the delivery queue when the function queues jobs.
-pub fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
+///
+/// Unless `CONNECT_AT_INIT=false`, the connection to the table is opened here, during init,
+/// which Lambda runs at full CPU, instead of on the first request, which runs at the
+/// function's share (BENCHMARKS.md, "Cold request"). It is bounded by [`CONNECT_WITHIN`] and
+/// never fails the init: the first request then connects as it would have.
+pub async fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
     let clock = Arc::new(SystemClock::default());
     let client = infra::dynamo::client_from_env()?;
     let store = Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone()));
+    if config.connect_at_init {
+        if let Err(why) = store.connect(CONNECT_WITHIN).await {
+            tracing::warn!(%why, "the table's connection was not opened during init; the first request opens it");
+        }
+    }
     let jobs: Arc<dyn JobQueue> = match jobs {
         Jobs::None => Arc::new(NoQueue),
         Jobs::Queue => Arc::new(SqsQueue::from_env(&env("DELIVERY_QUEUE_URL")?)?),
@@ -68,7 +88,7 @@ pub fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
 pub async fn run(group: Router<AppState>, jobs: Jobs) -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
-    let state = aws_state(&config, jobs)?;
+    let state = aws_state(&config, jobs).await?;
     lambda_http::run(crate::finish(group, state)).await
 }
 
