@@ -289,11 +289,13 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
             try:
                 kind, t, cpu, body = wait_answer(run, p)
             except queue.Empty:
+                alive = p.poll() is None
                 p.kill()
-                err = p.stderr.read().decode(errors="replace")[-2000:]
-                sys.exit(f"{bootstrap}: no answer within 30 s\n{err}")
+                err = p.stderr.read().decode(errors="replace")[-500:]
+                why = "no answer within 30 s" if alive else f"exited with {p.returncode}"
+                return {"failed": f"{why} {err}".strip()}
             if kind != "response":
-                sys.exit(f"{bootstrap}: invocation error {body[:500]!r}")
+                return {"failed": f"invocation error {body[:300]!r}"}
             answers.append((t, cpu, body))
         throttled = cgroup.throttled()
     finally:
@@ -357,7 +359,12 @@ def attribute_json(value):
 
 def seed(bin_dir, env, aws):
     """Writes what the measured invocations read, through the functions themselves."""
-    run = lambda fn, events: [check(fn, b) for b in converse(os.path.join(bin_dir, fn), env, events)["bodies"]]
+    def run(fn, events):
+        done = converse(os.path.join(bin_dir, fn), env, events)
+        if "failed" in done:
+            sys.exit(f"seeding with {fn}: {done['failed']}")
+        return [check(fn, b) for b in done["bodies"]]
+
     open_draft, done = run("drafts", [apigw("drafts-create"), apigw("drafts-create")])
     order = run("drafts", [apigw("drafts-complete", draft_id=done["id"])])[0]
     order_id = order["orders"][0]["order_id"]
@@ -531,13 +538,18 @@ def main():
                 [(s, t) for s in sizes if s != "full" for t in (True, False)]
         rows = [("hello", "baseline", args.hello, {})] + \
                [(f, v, os.path.join(d, f), extra) for f in functions for (v, d, extra) in variants]
-        results = {}
+        results, failures = {}, {}
         for _ in range(args.runs):
             for size, throttle_init in modes:
                 for fn, variant, path, extra in rows:
                     extra = {k: v.replace("{run_root}", pki["root.pem"]) for k, v in extra.items()}
                     e = dict(env, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769" if size == "full" else size, **extra)
                     r = converse(path, e, [invocations[fn]] * (1 + args.warm), size, throttle_init)
+                    if "failed" in r:
+                        print(f"{fn} ({variant}, {size}, {'throttled' if throttle_init else 'full'} init): "
+                              f"{r['failed']}", file=sys.stderr)
+                        failures[(fn, variant, size, throttle_init)] = failures.get((fn, variant, size, throttle_init), 0) + 1
+                        continue
                     for b in r.pop("bodies"):
                         if fn != "hello":
                             check(fn, b)
@@ -550,17 +562,23 @@ def main():
     machine = f"{os.uname().machine}, {os.cpu_count()} cores"
     print(f"Cold request, {datetime.date.today()}, {machine}: medians of {args.runs} interleaved rounds "
           f"(ms; CPU = CPU time used in that phase)\n")
-    print("| function | variant | CPU | init | init CPU | 1st invocation | 1st CPU | **cold request** | warm | × hello cold |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| function | variant | CPU | init | init CPU | 1st invocation | 1st CPU | **cold request** | warm | × hello cold |"
+          + (" failed |" if failures else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if failures else ""))
     for size, throttle_init in modes:
         label = "full" if size == "full" else f"{size} MB, init {'throttled' if throttle_init else 'full CPU'}"
         hello = statistics.median(r["cold"] for r in results[("hello", "baseline", size, throttle_init)])
         for fn, variant, _, _ in rows:
-            rs = results[(fn, variant, size, throttle_init)]
+            rs = results.get((fn, variant, size, throttle_init), [])
+            failed = failures.get((fn, variant, size, throttle_init), 0)
+            if not rs:
+                print(f"| {fn} | {variant} | {label} | | | | | all failed | | | {failed} |")
+                continue
             col = lambda k: fmt([r[k] for r in rs])
             cold = statistics.median(r["cold"] for r in rs)
             print(f"| {fn} | {variant} | {label} | {col('init')} | {col('cpu_init')} | {col('first')} | "
-                  f"{col('cpu_first')} | **{cold:.1f}** | {col('warm')} | {cold / hello:.2f} |")
+                  f"{col('cpu_first')} | **{cold:.1f}** | {col('warm')} | {cold / hello:.2f} |"
+                  + (f" {failed} |" if failures else ""))
     json.dump({f"{k[0]}|{k[1]}|{k[2]}|{'throttled' if k[3] else 'full-init'}": v for k, v in results.items()},
               open(os.path.join(ROOT, "target", "cold-request.json"), "w"))
 

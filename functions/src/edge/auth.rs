@@ -4,6 +4,9 @@
 //! token's own `alg` header is never trusted). On AWS the HTTP API's JWT authorizer has
 //! already checked signature, issuer and audience, so the claims are read from the request
 //! context; expiry, account and scope are still checked here in both cases.
+//!
+//! jsonwebtoken is built without a crypto backend; its process-wide provider is [`HS256_ONLY`],
+//! HMAC-SHA256 on the `hmac` and `sha2` crates: every other algorithm is refused.
 
 use super::error::ApiError;
 use axum::extract::{FromRef, FromRequestParts};
@@ -36,7 +39,85 @@ pub struct Claims {
 
 /// Signs a token the local server accepts.
 pub fn sign(claims: &Claims, secret: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
+    install_provider();
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
+}
+
+/// jsonwebtoken's crypto: HS256 and nothing else.
+pub static HS256_ONLY: jsonwebtoken::crypto::CryptoProvider = jsonwebtoken::crypto::CryptoProvider {
+    signer_factory: hs256_signer,
+    verifier_factory: hs256_verifier,
+    jwk_utils: jsonwebtoken::crypto::JwkUtils::new_unimplemented(),
+};
+
+fn install_provider() {
+    // Installed once per process; a second call finds it installed, which is fine.
+    let _ = HS256_ONLY.install_default();
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// An HMAC-SHA256 key, as jsonwebtoken's signer and verifier.
+struct Hs256(HmacSha256);
+
+impl Hs256 {
+    fn new(secret: Result<&[u8], jsonwebtoken::errors::Error>) -> jsonwebtoken::errors::Result<Self> {
+        use hmac::KeyInit;
+        HmacSha256::new_from_slice(secret?)
+            .map(Self)
+            .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into())
+    }
+}
+
+fn hs256_signer(
+    alg: &Algorithm,
+    key: &EncodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn jsonwebtoken::crypto::JwtSigner>> {
+    match alg {
+        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret())?)),
+        _ => Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into()),
+    }
+}
+
+fn hs256_verifier(
+    alg: &Algorithm,
+    key: &DecodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn jsonwebtoken::crypto::JwtVerifier>> {
+    match alg {
+        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret())?)),
+        _ => Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into()),
+    }
+}
+
+impl signature::Signer<Vec<u8>> for Hs256 {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(msg);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
+}
+
+impl signature::Verifier<Vec<u8>> for Hs256 {
+    fn verify(&self, msg: &[u8], tag: &Vec<u8>) -> Result<(), signature::Error> {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(msg);
+        // Constant-time comparison.
+        mac.verify_slice(tag).map_err(|_| signature::Error::new())
+    }
+}
+
+impl jsonwebtoken::crypto::JwtSigner for Hs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HS256
+    }
+}
+
+impl jsonwebtoken::crypto::JwtVerifier for Hs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HS256
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +246,7 @@ where
                     header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(|| {
                         ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
                     })?;
+                install_provider();
                 let mut v = Validation::new(Algorithm::HS256);
                 // Expiry is checked below against the server's clock, with no leeway.
                 v.validate_exp = false;
@@ -173,6 +255,41 @@ where
                     .map_err(|_| ApiError::Unauthorized("the token is invalid".into()))?;
                 from_claims(data.claims, now)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"a-test-secret-of-enough-length!!";
+
+    fn decode(token: &str, key: &[u8]) -> jsonwebtoken::errors::Result<Claims> {
+        install_provider();
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key), &v).map(|d| d.claims)
+    }
+
+    #[test]
+    fn the_own_provider_signs_and_verifies_hs256() {
+        let claims = Claims { aid: "T12345678".into(), scope: "admin:shopping".into(), sub: "c".into(), exp: 1 };
+        let token = sign(&claims, KEY).expect("signed");
+        assert_eq!(decode(&token, KEY).expect("verified").aid, "T12345678");
+        // Another key, or a changed signature, is refused.
+        assert!(decode(&token, b"another-secret-of-enough-length!").is_err());
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(decode(&forged, KEY).is_err());
+    }
+
+    #[test]
+    fn every_other_algorithm_is_refused() {
+        for alg in [Algorithm::HS384, Algorithm::HS512, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+            assert!(hs256_verifier(&alg, &DecodingKey::from_secret(KEY)).is_err(), "{alg:?}");
+            assert!(hs256_signer(&alg, &EncodingKey::from_secret(KEY)).is_err(), "{alg:?}");
         }
     }
 }

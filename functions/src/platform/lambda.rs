@@ -19,12 +19,16 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, String> {
-        let table_name =
-            std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the DynamoDB table".to_owned())?;
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration from the variables `var` answers.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let table_name = var("TABLE_NAME").ok_or("TABLE_NAME must name the DynamoDB table")?;
         if table_name.trim().is_empty() {
             return Err("TABLE_NAME is empty".into());
         }
-        let connect_at_init = match std::env::var("CONNECT_AT_INIT").ok().as_deref().map(str::trim) {
+        let connect_at_init = match var("CONNECT_AT_INIT").as_deref().map(str::trim) {
             None | Some("") | Some("true") => true,
             Some("false") => false,
             Some(other) => return Err(format!("CONNECT_AT_INIT must be true or false, not {other:?}")),
@@ -95,4 +99,28 @@ pub async fn run(group: Router<AppState>, jobs: Jobs) -> Result<(), lambda_http:
 /// A required setting from the environment.
 pub fn env(name: &str) -> Result<String, String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| format!("{name} must be set"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_vars(|name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn the_connection_is_opened_at_init_unless_told_not_to() {
+        assert!(config(&[("TABLE_NAME", "t")]).is_ok_and(|c| c.connect_at_init));
+        assert!(config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "true")]).is_ok_and(|c| c.connect_at_init));
+        assert!(config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "false")]).is_ok_and(|c| !c.connect_at_init));
+        let wrong = config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "no")]);
+        assert!(wrong.is_err_and(|e| e.contains("CONNECT_AT_INIT must be true or false")));
+    }
+
+    #[test]
+    fn a_missing_or_empty_table_name_fails_the_start() {
+        assert!(config(&[]).is_err_and(|e| e.contains("TABLE_NAME")));
+        assert!(config(&[("TABLE_NAME", " ")]).is_err_and(|e| e.contains("TABLE_NAME is empty")));
+    }
 }
