@@ -261,7 +261,7 @@ def spawn(bootstrap, env, cgroup):
     return time.perf_counter(), p
 
 
-def wait_answer(run, p, limit=30):
+def wait_answer(run, p, limit=10):
     deadline = time.time() + limit
     while time.time() < deadline:
         try:
@@ -292,7 +292,8 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
                 alive = p.poll() is None
                 p.kill()
                 err = p.stderr.read().decode(errors="replace")[-500:]
-                why = "no answer within 30 s" if alive else f"exited with {p.returncode}"
+                why = (f"no answer within 10 s (after {len(run.polls)} polls, {len(answers)} answers)" if alive
+                       else f"exited with {p.returncode}")
                 return {"failed": f"{why} {err}".strip()}
             if kind != "response":
                 return {"failed": f"invocation error {body[:300]!r}"}
@@ -306,6 +307,7 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
         cgroup.remove()
     (poll1, cpu1), (t1, cpu_end1, _) = run.polls[0], answers[0]
     warm = [answers[i][0] - run.polls[i][0] for i in range(1, len(answers))]
+    warm_cpu = [answers[i][1] - run.polls[i][1] for i in range(1, len(answers))]
     return {
         "init": (poll1 - start) * 1000,
         "first": (t1 - poll1) * 1000,
@@ -313,6 +315,7 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
         "warm": statistics.median(warm) * 1000 if warm else float("nan"),
         "cpu_init": cpu1 / 1e6,
         "cpu_first": (cpu_end1 - cpu1) / 1e6,
+        "cpu_warm": statistics.median(warm_cpu) / 1e6 if warm_cpu else float("nan"),
         "throttled": throttled,
         "bodies": [a[2] for a in answers],
     }
@@ -504,6 +507,7 @@ def main():
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     ap.add_argument("--hello", default=os.path.join(ROOT, "target", "release", "hello_lambda"))
     ap.add_argument("--variant", action="append", default=[])
+    ap.add_argument("--compare", help="BASE,CHOSEN: also print CHOSEN's cold request as a share of BASE's")
     args = ap.parse_args()
     in_own_network()
     # Timestamps are taken by this process's threads: hand the interpreter lock over quickly
@@ -562,9 +566,9 @@ def main():
     machine = f"{os.uname().machine}, {os.cpu_count()} cores"
     print(f"Cold request, {datetime.date.today()}, {machine}: medians of {args.runs} interleaved rounds "
           f"(ms; CPU = CPU time used in that phase)\n")
-    print("| function | variant | CPU | init | init CPU | 1st invocation | 1st CPU | **cold request** | warm | × hello cold |"
+    print("| function | variant | CPU | init | init CPU | 1st invocation | 1st CPU | **cold request** | warm | warm CPU | × hello cold |"
           + (" failed |" if failures else ""))
-    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if failures else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if failures else ""))
     for size, throttle_init in modes:
         label = "full" if size == "full" else f"{size} MB, init {'throttled' if throttle_init else 'full CPU'}"
         hello = statistics.median(r["cold"] for r in results[("hello", "baseline", size, throttle_init)])
@@ -572,13 +576,27 @@ def main():
             rs = results.get((fn, variant, size, throttle_init), [])
             failed = failures.get((fn, variant, size, throttle_init), 0)
             if not rs:
-                print(f"| {fn} | {variant} | {label} | | | | | all failed | | | {failed} |")
+                print(f"| {fn} | {variant} | {label} | | | | | all failed | | | | {failed} |")
                 continue
             col = lambda k: fmt([r[k] for r in rs])
             cold = statistics.median(r["cold"] for r in rs)
             print(f"| {fn} | {variant} | {label} | {col('init')} | {col('cpu_init')} | {col('first')} | "
-                  f"{col('cpu_first')} | **{cold:.1f}** | {col('warm')} | {cold / hello:.2f} |"
+                  f"{col('cpu_first')} | **{cold:.1f}** | {col('warm')} | {col('cpu_warm')} | {cold / hello:.2f} |"
                   + (f" {failed} |" if failures else ""))
+    if args.compare:
+        base, chosen = args.compare.split(",")
+        print(f"\n{chosen}'s cold request as a share of {base}'s (budget at 256 MB: at most 1/3, both init modes)\n")
+        print("| function | " + " | ".join("full" if s == "full" else f"{s} MB, init {'throttled' if t else 'full CPU'}"
+                                         for s, t in modes) + " |")
+        print("|---|" + "---|" * len(modes))
+        for fn in functions:
+            cells = []
+            for size, throttle_init in modes:
+                a = results.get((fn, base, size, throttle_init))
+                b = results.get((fn, chosen, size, throttle_init))
+                cells.append(f"{statistics.median(r['cold'] for r in b) / statistics.median(r['cold'] for r in a):.2f}"
+                             if a and b else "–")
+            print(f"| {fn} | " + " | ".join(cells) + " |")
     json.dump({f"{k[0]}|{k[1]}|{k[2]}|{'throttled' if k[3] else 'full-init'}": v for k, v in results.items()},
               open(os.path.join(ROOT, "target", "cold-request.json"), "w"))
 

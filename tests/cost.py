@@ -44,8 +44,9 @@ ALARM_METRICS = {
     "TableThrottlesAlarm": 2,
 }
 # Measured: a warm API invocation (one partition read or a conditional write) takes 17 ms at
-# full CPU locally (BENCHMARKS.md, cold request); Lambda bills by the millisecond. 256 MB.
-API_MS, MEMORY_GB = 20, 0.25
+# full CPU locally (BENCHMARKS.md, cold request); Lambda bills by the millisecond. 256 MB, the
+# deliverer 128 MB (infra/template.yaml).
+API_MS, MEMORY_GB, DELIVERER_GB = 20, 0.25, 0.125
 REQUESTS, EVENTS, PUBLISHER_INVOCATIONS = 4, 4, 2
 # One access-log line and about three function log lines per request, ~250 bytes each.
 LOG_BYTES_PER_REQUEST = 4 * 250
@@ -74,7 +75,7 @@ def main() -> None:
     sqs = n * EVENTS * 3 * SQS_REQUEST
     logs = n * REQUESTS * LOG_BYTES_PER_REQUEST / 1e9 * LOG_GB_INGESTED
     total = dynamodb + api + lam + bus + sqs + logs
-    per_sub = n * EVENTS * (3 * SQS_REQUEST + LAMBDA_REQUEST / 10 + API_MS / 1000 * MEMORY_GB * LAMBDA_GB_SECOND
+    per_sub = n * EVENTS * (3 * SQS_REQUEST + LAMBDA_REQUEST / 10 + API_MS / 1000 * DELIVERER_GB * LAMBDA_GB_SECOND
                             + 2 * WRITE_UNIT)
     fixed_alarms = sum(ALARM_METRICS.values()) * ALARM_METRIC_MONTH
     fixed = fixed_alarms + KMS_KEY_MONTH

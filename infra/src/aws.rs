@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The settings a client is built from.
+#[derive(Clone)]
 pub struct SdkParts {
     pub region: Region,
     pub credentials: Credentials,
@@ -53,6 +54,44 @@ pub fn configured_endpoint(service: &str, var: impl Fn(&str) -> Option<String>) 
         return None;
     }
     set(&format!("AWS_ENDPOINT_URL_{service}")).or_else(|| set("AWS_ENDPOINT_URL"))
+}
+
+/// An SDK client built on first use. Building one is not free: the SDK's endpoint resolver
+/// parses the partition table (JSON, with regular expressions) when the client's config is
+/// built, measured at a fifth of a function's init (BENCHMARKS.md, "Lambda cold start"); a
+/// function that never calls a service never pays for it.
+pub enum LazyClient<C> {
+    /// Built already (tests hand one in).
+    Ready(C),
+    /// Built from `parts` by `make` when first needed.
+    Lazy { cell: std::sync::OnceLock<C>, parts: SdkParts, make: fn(SdkParts) -> C },
+}
+
+impl<C> LazyClient<C> {
+    /// A client `make` builds from `parts` when it is first needed.
+    pub fn new(parts: SdkParts, make: fn(SdkParts) -> C) -> Self {
+        Self::Lazy { cell: std::sync::OnceLock::new(), parts, make }
+    }
+
+    /// A client already built.
+    pub fn ready(client: C) -> Self {
+        Self::Ready(client)
+    }
+
+    pub fn get(&self) -> &C {
+        match self {
+            Self::Ready(client) => client,
+            Self::Lazy { cell, parts, make } => cell.get_or_init(|| make(parts.clone())),
+        }
+    }
+}
+
+/// A [`LazyClient`] of SDK crate `$sdk` from [`SdkParts`].
+#[macro_export]
+macro_rules! lazy_sdk_client {
+    ($sdk:ident, $parts:expr) => {
+        $crate::aws::LazyClient::new($parts, |parts| $crate::sdk_client!($sdk, parts))
+    };
 }
 
 /// A client of SDK crate `$sdk` from [`SdkParts`].
@@ -133,6 +172,21 @@ where
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn a_lazy_client_is_built_once_on_first_use() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static BUILT: AtomicUsize = AtomicUsize::new(0);
+        let lazy = LazyClient::new(SdkParts::emulator("http://127.0.0.1:1"), |parts| {
+            BUILT.fetch_add(1, Ordering::SeqCst);
+            parts.endpoint
+        });
+        assert_eq!(BUILT.load(Ordering::SeqCst), 0, "nothing is built before it is needed");
+        assert_eq!(lazy.get().as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(lazy.get().as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(BUILT.load(Ordering::SeqCst), 1);
+        assert_eq!(LazyClient::ready(7).get(), &7);
+    }
 
     #[test]
     fn the_standard_endpoint_variables_are_honoured() {

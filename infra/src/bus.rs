@@ -50,18 +50,25 @@ pub trait EventSink: Send + Sync {
 
 /// An EventBridge bus.
 pub struct EventBus {
-    client: aws_sdk_eventbridge::Client,
+    client: crate::aws::LazyClient<aws_sdk_eventbridge::Client>,
     bus: String,
 }
 
 impl EventBus {
     pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        Self::lazy(crate::aws::LazyClient::ready(client), bus)
+    }
+
+    fn lazy(client: crate::aws::LazyClient<aws_sdk_eventbridge::Client>, bus: impl Into<String>) -> Self {
         Self { client, bus: bus.into() }
     }
 
     /// The bus named `bus`, with a client from the Lambda environment.
     pub fn from_env(bus: &str) -> Result<Self, String> {
-        Ok(Self::new(crate::sdk_client!(aws_sdk_eventbridge, crate::aws::SdkParts::from_env("EVENTBRIDGE")?), bus))
+        Ok(Self::lazy(
+            crate::lazy_sdk_client!(aws_sdk_eventbridge, crate::aws::SdkParts::from_env("EVENTBRIDGE")?),
+            bus,
+        ))
     }
 
     /// The bus named `bus` on a local emulator.
@@ -70,7 +77,7 @@ impl EventBus {
     }
 
     pub fn client(&self) -> &aws_sdk_eventbridge::Client {
-        &self.client
+        self.client.get()
     }
 
     fn entry(&self, ev: &WebhookEvent) -> PutEventsRequestEntry {
@@ -86,7 +93,7 @@ impl EventBus {
     /// One `PutEvents` call; answers the failed ones among `ids`.
     async fn put(&self, events: &[WebhookEvent], ids: Vec<usize>) -> Vec<usize> {
         let entries = ids.iter().filter_map(|i| events.get(*i)).map(|ev| self.entry(ev)).collect();
-        match self.client.put_events().set_entries(Some(entries)).send().await {
+        match self.client.get().put_events().set_entries(Some(entries)).send().await {
             Ok(out) if out.failed_entry_count() == 0 => Vec::new(),
             Ok(out) => {
                 // Result entries are in request order; one with an error code failed.

@@ -65,18 +65,22 @@ impl JobQueue for NoQueue {
 
 /// The SQS delivery queue.
 pub struct SqsQueue {
-    client: aws_sdk_sqs::Client,
+    client: crate::aws::LazyClient<aws_sdk_sqs::Client>,
     url: String,
 }
 
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self::lazy(crate::aws::LazyClient::ready(client), url)
+    }
+
+    fn lazy(client: crate::aws::LazyClient<aws_sdk_sqs::Client>, url: impl Into<String>) -> Self {
         Self { client, url: url.into() }
     }
 
     /// The queue at `url`, with a client from the Lambda environment.
     pub fn from_env(url: &str) -> Result<Self, String> {
-        Ok(Self::new(crate::sdk_client!(aws_sdk_sqs, crate::aws::SdkParts::from_env("SQS")?), url))
+        Ok(Self::lazy(crate::lazy_sdk_client!(aws_sdk_sqs, crate::aws::SdkParts::from_env("SQS")?), url))
     }
 
     /// The queue at `url` on a local emulator.
@@ -85,7 +89,7 @@ impl SqsQueue {
     }
 
     pub fn client(&self) -> &aws_sdk_sqs::Client {
-        &self.client
+        self.client.get()
     }
 
     /// Keeps a received message invisible for `seconds` more: the back-off before its next
@@ -93,6 +97,7 @@ impl SqsQueue {
     /// the message to the dead-letter queue).
     pub async fn postpone(&self, receipt_handle: &str, seconds: i32) -> Result<(), QueueError> {
         self.client
+            .get()
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
@@ -110,7 +115,7 @@ impl SqsQueue {
             .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build())
             .collect();
         let Ok(entries) = entries else { return ids };
-        match self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+        match self.client.get().send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
             Ok(out) => out.failed().iter().filter_map(|f| f.id().parse().ok()).collect(),
             Err(e) => {
                 tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SendMessageBatch failed");

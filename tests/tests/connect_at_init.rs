@@ -1,6 +1,7 @@
 //! The table's connection opened during a Lambda's init (`DynamoStore::connect`): it opens on
 //! a reachable table and reads nothing there, and on a network that does not answer it gives
 //! up within its bound, so the init goes on (the first request then connects as it would have).
+//! And a store built from the Lambda environment, whose client is made on first use, works.
 
 mod common;
 
@@ -55,4 +56,26 @@ async fn a_refused_connection_is_reported_not_waited_for() {
     assert!(result.is_err(), "{result:?}");
     // The SDK's own retries (with backoff) still end well before the bound.
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_store_from_the_lambda_environment_builds_its_client_on_first_use() {
+    let endpoint = common::emulator_endpoint();
+    let table = format!("shopping-from-env-{}", std::process::id());
+    infra::dynamo::create_table(&infra::dynamo::emulator_client(&endpoint), &table).await.expect("table");
+    // This test binary's other tests do not read the environment.
+    for (k, v) in [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+    ] {
+        std::env::set_var(k, v);
+    }
+    let clock = Arc::new(ManualClock::at(common::T0));
+    let s = DynamoStore::from_env(table, clock).expect("configured");
+    let item = domain::table::Item::new(domain::table::Key::new("A#T12345678#x", "X"), 1, "{}".to_owned());
+    let put = domain::table::WriteOp::Put { item: item.clone(), cond: None };
+    infra::Store::write(&s, vec![put]).await.expect("written");
+    assert_eq!(infra::Store::get(&s, &item.key()).await.expect("read"), Some(item));
 }

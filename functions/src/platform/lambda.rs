@@ -13,7 +13,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
-    /// Open the table's connection during init (`CONNECT_AT_INIT`, default true).
+    /// Open the table's connection during init (`CONNECT_AT_INIT=true`; off by default).
     pub connect_at_init: bool,
 }
 
@@ -29,8 +29,8 @@ impl Config {
             return Err("TABLE_NAME is empty".into());
         }
         let connect_at_init = match var("CONNECT_AT_INIT").as_deref().map(str::trim) {
-            None | Some("") | Some("true") => true,
-            Some("false") => false,
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
             Some(other) => return Err(format!("CONNECT_AT_INIT must be true or false, not {other:?}")),
         };
         Ok(Self { table_name, connect_at_init })
@@ -68,14 +68,15 @@ pub const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_millis
 /// The state of a Lambda on AWS: DynamoDB store, wall clock, claims from the authorizer,
 /// usage as EMF lines, and the delivery queue when the function queues jobs.
 ///
-/// Unless `CONNECT_AT_INIT=false`, the connection to the table is opened here, during init,
-/// which Lambda runs at full CPU, instead of on the first request, which runs at the
-/// function's share (BENCHMARKS.md, "Cold request"). It is bounded by [`CONNECT_WITHIN`] and
-/// never fails the init: the first request then connects as it would have.
+/// With `CONNECT_AT_INIT=true` the connection to the table is opened here, during init, instead
+/// of by the first request; bounded by [`CONNECT_WITHIN`], it never fails the init (the first
+/// request then connects as it would have). Off by default: measured (BENCHMARKS.md, "Cold
+/// request"), the first request's TLS work is ~2.5 ms of CPU on ring, which fits in one CPU
+/// period's share even at 128 MB, so moving it saves nothing there, while init pays a round
+/// trip. It pays where round trips are long (a table in another region).
 pub async fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
     let clock = Arc::new(SystemClock::default());
-    let client = infra::dynamo::client_from_env()?;
-    let store = Arc::new(DynamoStore::new(client, config.table_name.clone(), clock.clone()));
+    let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock.clone())?);
     if config.connect_at_init {
         if let Err(why) = store.connect(CONNECT_WITHIN).await {
             tracing::warn!(%why, "the table's connection was not opened during init; the first request opens it");
@@ -110,8 +111,8 @@ mod tests {
     }
 
     #[test]
-    fn the_connection_is_opened_at_init_unless_told_not_to() {
-        assert!(config(&[("TABLE_NAME", "t")]).is_ok_and(|c| c.connect_at_init));
+    fn the_connection_is_opened_at_init_only_when_asked() {
+        assert!(config(&[("TABLE_NAME", "t")]).is_ok_and(|c| !c.connect_at_init));
         assert!(config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "true")]).is_ok_and(|c| c.connect_at_init));
         assert!(config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "false")]).is_ok_and(|c| !c.connect_at_init));
         let wrong = config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "no")]);

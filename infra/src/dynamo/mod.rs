@@ -26,7 +26,7 @@ const BATCH_GET_MAX: usize = 100;
 const BATCH_GET_ROUNDS: usize = 6;
 
 pub struct DynamoStore {
-    client: Client,
+    client: crate::aws::LazyClient<Client>,
     table: String,
     clock: Arc<dyn Clock>,
 }
@@ -133,7 +133,14 @@ macro_rules! conditioned {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
-        Self { client, table: table.into(), clock }
+        Self { client: crate::aws::LazyClient::ready(client), table: table.into(), clock }
+    }
+
+    /// A store on `table` whose client comes from the Lambda environment (see
+    /// [`crate::aws::SdkParts::from_env`]), built on the first call.
+    pub fn from_env(table: impl Into<String>, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let client = crate::lazy_sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::from_env("DYNAMODB")?);
+        Ok(Self { client, table: table.into(), clock })
     }
 
     fn transact_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, StoreError> {
@@ -159,7 +166,7 @@ impl DynamoStore {
         let attrs = to_attrs(item)?;
         // Retries of this call resend the same attributes, so the same write id.
         let wid = attrs.get("wid").cloned();
-        let put = self.client.put_item().table_name(&self.table).set_item(Some(attrs));
+        let put = self.client.get().put_item().table_name(&self.table).set_item(Some(attrs));
         let res = conditioned!(put, cond.map(|c| condition(c, now))).send().await;
         match res {
             Ok(_) => Ok(()),
@@ -189,6 +196,7 @@ impl Store for DynamoStore {
         let now = self.clock.epoch();
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key_attrs(key)))
@@ -216,8 +224,14 @@ impl Store for DynamoStore {
                 .map_err(invalid)?;
             let mut pause = std::time::Duration::from_millis(5);
             for round in 0.. {
-                let out =
-                    self.client.batch_get_item().request_items(&self.table, pending).send().await.map_err(classify)?;
+                let out = self
+                    .client
+                    .get()
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(classify)?;
                 for a in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                     found.push(from_attrs(a)?);
                 }
@@ -284,6 +298,7 @@ impl Store for DynamoStore {
             let want = q.limit.saturating_sub(items.len()).max(1);
             let out = self
                 .client
+                .get()
                 .query()
                 .table_name(&self.table)
                 .set_index_name(q.index.map(|i| i.name().to_owned()))
@@ -321,7 +336,7 @@ impl Store for DynamoStore {
             return self.put_one(item, *cond, now).await;
         }
         let items = ops.iter().map(|op| self.transact_item(op, now)).collect::<Result<Vec<_>, _>>()?;
-        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let res = self.client.get().transact_write_items().set_transact_items(Some(items)).send().await;
         match res {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => {
@@ -428,6 +443,7 @@ impl DynamoStore {
     pub async fn connect(&self, within: std::time::Duration) -> Result<(), String> {
         let probe = self
             .client
+            .get()
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
@@ -440,9 +456,4 @@ impl DynamoStore {
             Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
         }
     }
-}
-
-/// A client from the Lambda environment (see [`crate::aws::SdkParts::from_env`]).
-pub fn client_from_env() -> Result<Client, String> {
-    Ok(crate::sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::from_env("DYNAMODB")?))
 }
