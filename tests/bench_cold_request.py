@@ -74,6 +74,7 @@ class Run:
         self.on_first_poll = on_first_poll
         self.cpu_ns = cpu_ns
         self.polls = []  # (time, cpu ns)
+        self.polled = {}  # request id -> (time, cpu ns) of the poll that fetched it
         self.responses: "queue.Queue[tuple]" = queue.Queue()  # (kind, time, cpu ns, body)
 
 
@@ -87,15 +88,19 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
         run = CURRENT["run"]
         if run is None or not self.path.endswith("/runtime/invocation/next"):
             return self.answer(404, b"{}")
-        run.polls.append((time.perf_counter(), run.cpu_ns()))
+        polled = (time.perf_counter(), run.cpu_ns())
+        run.polls.append(polled)
         if len(run.polls) == 1 and run.on_first_poll:
             run.on_first_poll()
         try:
             body = run.invocations.get(timeout=120)
         except queue.Empty:
             return self.answer(500, b"{}")
+        request_id = str(uuid.uuid4())
+        # Each answer is paired with the poll that fetched its invocation, by request id.
+        run.polled[request_id] = polled
         self.answer(200, body, {
-            "Lambda-Runtime-Aws-Request-Id": str(uuid.uuid4()),
+            "Lambda-Runtime-Aws-Request-Id": request_id,
             "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 30_000),
             "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:bench",
             "Lambda-Runtime-Trace-Id": "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
@@ -106,8 +111,10 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
         run = CURRENT["run"]
         now, cpu = time.perf_counter(), (run.cpu_ns() if run else 0)
         kind = "response" if self.path.endswith("/response") else "error"
+        parts = self.path.split("/")
+        request_id = parts[-2] if len(parts) >= 2 else ""
         if run is not None:
-            run.responses.put((kind, now, cpu, body))
+            run.responses.put((kind, now, cpu, body, run.polled.get(request_id)))
         self.answer(202, b"{}")
 
     def answer(self, status, body, headers=None):
@@ -287,9 +294,14 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
         answers = []
         for _ in invocations:
             try:
-                kind, t, cpu, body = wait_answer(run, p)
+                kind, t, cpu, body, polled = wait_answer(run, p)
             except queue.Empty:
                 alive = p.poll() is None
+                if alive and len(answers) >= 2:
+                    # A warm invocation went missing between the stand-in and the runtime (rare:
+                    # the runtime polled again without answering it); the cold figures and the
+                    # other warm ones stand.
+                    break
                 p.kill()
                 err = p.stderr.read().decode(errors="replace")[-500:]
                 why = (f"no answer within 10 s (after {len(run.polls)} polls, {len(answers)} answers)" if alive
@@ -297,7 +309,9 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
                 return {"failed": f"{why} {err}".strip()}
             if kind != "response":
                 return {"failed": f"invocation error {body[:300]!r}"}
-            answers.append((t, cpu, body))
+            if polled is None:
+                return {"failed": "an answer for an invocation that was never handed out"}
+            answers.append((t, cpu, body, polled))
         throttled = cgroup.throttled()
     finally:
         if p is not None:
@@ -305,9 +319,12 @@ def converse(bootstrap, env, invocations, size="full", throttle_init=True):
             p.wait()
         CURRENT["run"] = None
         cgroup.remove()
-    (poll1, cpu1), (t1, cpu_end1, _) = run.polls[0], answers[0]
-    warm = [answers[i][0] - run.polls[i][0] for i in range(1, len(answers))]
-    warm_cpu = [answers[i][1] - run.polls[i][1] for i in range(1, len(answers))]
+    (t1, cpu_end1, _, first_poll) = answers[0]
+    if first_poll is not run.polls[0]:
+        return {"failed": "the first invocation went missing"}
+    poll1, cpu1 = first_poll
+    warm = [t - polled[0] for (t, _, _, polled) in answers[1:]]
+    warm_cpu = [cpu - polled[1] for (_, cpu, _, polled) in answers[1:]]
     return {
         "init": (poll1 - start) * 1000,
         "first": (t1 - poll1) * 1000,

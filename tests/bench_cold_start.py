@@ -59,7 +59,9 @@ def split(spec: str):
 
 def name(spec: str) -> str:
     path, extra = split(spec)
-    label = os.path.basename(os.path.dirname(path)) or path
+    # `.../drafts/bootstrap` (cargo-lambda's layout) or `.../release/drafts`.
+    base = os.path.basename(path)
+    label = (os.path.basename(os.path.dirname(path)) if base == "bootstrap" else base) or path
     return label + "".join(f" ({k}={v})" for k, v in extra.items())
 
 

@@ -71,7 +71,7 @@ pub const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_millis
 /// With `CONNECT_AT_INIT=true` the connection to the table is opened here, during init, instead
 /// of by the first request; bounded by [`CONNECT_WITHIN`], it never fails the init (the first
 /// request then connects as it would have). Off by default: measured (BENCHMARKS.md, "Cold
-/// request"), the first request's TLS work is ~2.5 ms of CPU on ring, which fits in one CPU
+/// request"), the first request's TLS work is ~3 ms of CPU on ring, which fits in one CPU
 /// period's share even at 128 MB, so moving it saves nothing there, while init pays a round
 /// trip. It pays where round trips are long (a table in another region).
 pub async fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
