@@ -17,19 +17,20 @@ and the run's bundle is this machine's bundle plus the run's root, named by `SSL
 
 CPU: unthrottled, and inside cgroup v1 cpu quotas emulating 128, 256 and 1,024 MB (Lambda gives
 1 vCPU at 1,769 MB: quota = 100 ms x MB / 1769 per 100 ms period). For each size, init either
-throttled too (the process enters the cgroup before exec: the conservative case) or at full
-CPU (moved at its first poll: Lambda's faster init). CPU time comes from a cpuacct cgroup.
+throttled too (the quota applies from exec: the conservative case) or at full CPU (the quota is
+set at its first poll: Lambda's faster init). CPU time comes from a cpuacct cgroup.
 
 The whole run is inside its own network namespace (loopback only), where the receiver's
 address, 203.0.113.10, is a loopback address: the deliverer's SSRF guard refuses 127.0.0.1 as
 it must on AWS, and nothing can leave the machine.
 
-Usage (as root, after `cargo build --release -p functions -p shopping-tests --bin hello_lambda`
-and `tests/run.sh` once for target/pyenv):
+Usage (as root, after `cargo build --release -p functions -p shopping-tests --bin hello_lambda
+--bins` and `tests/run.sh` once for target/pyenv; BENCHMARKS.md has the full command):
   target/pyenv/bin/python tests/bench_cold_request.py [--runs 7] [--warm 3]
       [--sizes full,128,256,1024] [--functions drafts,orders,...]
-      [--variant NAME[,dir=BIN_DIR][,VAR=VALUE...]]...
-A variant runs every function from BIN_DIR (default target/release) with the extra environment
+      [--variant NAME[,dir=BIN_DIR|,rev=COMMIT][,VAR=VALUE...]]... [--compare BASE,CHOSEN]
+A variant runs every function from BIN_DIR (default target/release; `rev=COMMIT` builds that
+commit's release bootstraps once, in a worktree under target/cold-variants) with the extra environment
 (`{run_root}` in a value is the run's root certificate alone: `SSL_CERT_FILE={run_root}` is a
 trust store of one certificate, the cost of compiled-in roots at most); without --variant, one
 variant "release". The hello baseline always runs from --hello. Results also go to
@@ -487,6 +488,17 @@ def start_receiver(pki):
     return server.server_address[1]
 
 
+def built_at(rev):
+    """The release bootstraps of commit `rev`, built once in a worktree under target/."""
+    src = os.path.join(ROOT, "target", "cold-variants", f"src-{rev}")
+    out = os.path.join(ROOT, "target", "cold-variants", f"build-{rev}")
+    if not os.path.isdir(src):
+        subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", src, rev], check=True)
+    subprocess.run(["cargo", "build", "--release", "-p", "functions", "--bins", "--target-dir", out],
+                   cwd=src, check=True)
+    return os.path.join(out, "release")
+
+
 def parse_variant(spec, default_dir):
     name, *rest = spec.split(",")
     folder, extra = default_dir, {}
@@ -494,6 +506,8 @@ def parse_variant(spec, default_dir):
         k, _, v = part.partition("=")
         if k == "dir":
             folder = v
+        elif k == "rev":
+            folder = built_at(v)
         else:
             extra[k] = v
     return name, folder, extra
@@ -526,6 +540,8 @@ def main():
     ap.add_argument("--variant", action="append", default=[])
     ap.add_argument("--compare", help="BASE,CHOSEN: also print CHOSEN's cold request as a share of BASE's")
     args = ap.parse_args()
+    # Before the network namespace: building a `rev=` variant may need the registry.
+    variants = [parse_variant(v, args.bin_dir) for v in args.variant] or [("release", args.bin_dir, {})]
     in_own_network()
     # Timestamps are taken by this process's threads: hand the interpreter lock over quickly
     # (the default 5 ms switch interval would be most of a hello world's init).
@@ -549,7 +565,6 @@ def main():
         "AWS_ENDPOINT_URL": aws["endpoint"], "SSL_CERT_FILE": pki["bundle.pem"],
         "DELIVERY_QUEUE_URL": aws["queue_url"], "EVENT_BUS_NAME": "bench",
     }
-    variants = [parse_variant(v, args.bin_dir) for v in args.variant] or [("release", args.bin_dir, {})]
     functions = [f for f in args.functions.split(",") if f]
     sizes = args.sizes.split(",")
     try:
