@@ -32,7 +32,7 @@ impl SdkParts {
             "lambda-environment",
         );
         let endpoint = configured_endpoint(service, |name| std::env::var(name).ok());
-        Ok(Self { region: Region::new(region), credentials, endpoint, http: lazy_https() })
+        Ok(Self { region: Region::new(region), credentials, endpoint, http: shared_https() })
     }
 
     /// A local emulator (moto) at `endpoint`: fixed region, dummy credentials.
@@ -41,7 +41,9 @@ impl SdkParts {
             region: Region::new("us-east-1"),
             credentials: Credentials::new("test", "test", None, None, "emulator"),
             endpoint: Some(endpoint.to_owned()),
-            http: lazy_https(),
+            // Its own: tests run many async runtimes in one process, and a pooled connection
+            // belongs to the runtime that opened it.
+            http: SharedHttpClient::new(LazyHttpsClient::default()),
         }
     }
 }
@@ -111,9 +113,10 @@ macro_rules! sdk_client {
     }};
 }
 
-/// The process's one HTTPS client: every SDK client shares its TLS configuration (the trust
-/// store is read and parsed once, not once per service) and its connection pools.
-fn lazy_https() -> SharedHttpClient {
+/// The process's one HTTPS client for the Lambda environment's clients: they share its TLS
+/// configuration (the trust store is read and parsed once, not once per service) and its
+/// connection pools.
+fn shared_https() -> SharedHttpClient {
     static SHARED: std::sync::OnceLock<SharedHttpClient> = std::sync::OnceLock::new();
     SHARED.get_or_init(|| SharedHttpClient::new(LazyHttpsClient::default())).clone()
 }
