@@ -105,6 +105,19 @@ pub fn item_size(i: &Item) -> usize {
     stored_size(i, pack(&payload(i)).as_deref())
 }
 
+/// Bounds on [`item_size`] without deflating anything: exact for a document stored as text,
+/// else from a deflated document of one byte up to the text (packing is kept only when
+/// smaller). Billing rounds to whole units, so the bounds often settle it without the cost
+/// of compressing.
+pub fn item_size_bounds(i: &Item) -> (usize, usize) {
+    let plain = stored_size(i, None);
+    if payload(i).len() < COMPRESS_FROM {
+        (plain, plain)
+    } else {
+        (stored_size(i, Some(&[0])).min(plain), plain)
+    }
+}
+
 /// The billed size of what an index holds of an item (keys, `ttl`, summary): what one index
 /// write of it costs, by the KB.
 pub fn projected_size(i: &Item) -> usize {

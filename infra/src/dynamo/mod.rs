@@ -60,7 +60,7 @@ pub use stored::item_from_image;
 use stored::{from_attrs, to_attrs};
 
 /// The billed size of an item as this engine stores it (see [`crate::limits`]).
-pub use crate::limits::item_size;
+pub use crate::limits::{item_size, item_size_bounds};
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(e.to_string())
