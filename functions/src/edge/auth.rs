@@ -61,8 +61,12 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 struct Hs256(HmacSha256);
 
 impl Hs256 {
-    fn new(secret: Result<&[u8], jsonwebtoken::errors::Error>) -> jsonwebtoken::errors::Result<Self> {
+    /// The key for `alg`, which must be HS256.
+    fn new(alg: &Algorithm, secret: Result<&[u8], jsonwebtoken::errors::Error>) -> jsonwebtoken::errors::Result<Self> {
         use hmac::KeyInit;
+        if *alg != Algorithm::HS256 {
+            return Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into());
+        }
         HmacSha256::new_from_slice(secret?)
             .map(Self)
             .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into())
@@ -73,20 +77,14 @@ fn hs256_signer(
     alg: &Algorithm,
     key: &EncodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn jsonwebtoken::crypto::JwtSigner>> {
-    match alg {
-        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret())?)),
-        _ => Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into()),
-    }
+    Ok(Box::new(Hs256::new(alg, key.try_get_hmac_secret())?))
 }
 
 fn hs256_verifier(
     alg: &Algorithm,
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn jsonwebtoken::crypto::JwtVerifier>> {
-    match alg {
-        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret())?)),
-        _ => Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into()),
-    }
+    Ok(Box::new(Hs256::new(alg, key.try_get_hmac_secret())?))
 }
 
 impl signature::Signer<Vec<u8>> for Hs256 {

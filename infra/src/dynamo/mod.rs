@@ -143,6 +143,27 @@ impl DynamoStore {
         Ok(Self { client, table: table.into(), clock })
     }
 
+    /// Opens the connection to the table (TCP, TLS, the SDK's first request) by querying a
+    /// partition that is never written ([`domain::table::CONNECTION_PROBE_PK`]), so that the
+    /// first invocation finds it open. Gives up after `within`: a slow network must not hold
+    /// up or fail the init, it only leaves the work to the first request.
+    pub async fn connect(&self, within: std::time::Duration) -> Result<(), String> {
+        let probe = self
+            .client
+            .get()
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(domain::table::CONNECTION_PROBE_PK.to_owned()))
+            .limit(1)
+            .send();
+        match tokio::time::timeout(within, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
+        }
+    }
+
     fn transact_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, StoreError> {
         let b = TransactWriteItem::builder();
         Ok(match op {
@@ -433,27 +454,4 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 /// A client for a local emulator (moto): fixed region and dummy credentials.
 pub fn emulator_client(endpoint: &str) -> Client {
     crate::sdk_client!(aws_sdk_dynamodb, crate::aws::SdkParts::emulator(endpoint))
-}
-
-impl DynamoStore {
-    /// Opens the connection to the table (TCP, TLS, the SDK's first request) by querying a
-    /// partition that is never written ([`domain::table::CONNECTION_PROBE_PK`]), so that the
-    /// first invocation finds it open. Gives up after `within`: a slow network must not hold
-    /// up or fail the init, it only leaves the work to the first request.
-    pub async fn connect(&self, within: std::time::Duration) -> Result<(), String> {
-        let probe = self
-            .client
-            .get()
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(domain::table::CONNECTION_PROBE_PK.to_owned()))
-            .limit(1)
-            .send();
-        match tokio::time::timeout(within, probe).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
-            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
-        }
-    }
 }
