@@ -7,6 +7,7 @@ pub mod aws;
 pub mod bus;
 pub mod clock;
 pub mod dynamo;
+pub mod kms;
 pub mod limits;
 pub mod port;
 pub mod queue;

@@ -1,10 +1,13 @@
-//! The token endpoint of `shopping-local`, compatible with the upstream auth API's client
-//! credentials grant: `POST /v1/accounts/{aid}/auth/token` with the client's id and secret
-//! (HTTP Basic, a JSON body or a form body) answers a bearer token the server accepts, so a
-//! client written for the upstream API authenticates unchanged. Clients are made with
-//! `shopping-local client create`; their secrets are stored only as a keyed SHA-256 (HMAC with
-//! the data dir's signing secret), compared in constant time.
+//! The token endpoint, compatible with the upstream auth API's client credentials grant:
+//! `POST /v1/accounts/{aid}/auth/token` with the client's id and secret (HTTP Basic, a JSON
+//! body or a form body) answers a bearer token, so a client written for the upstream API
+//! authenticates unchanged. One implementation for both hosts; only the signer differs:
+//! `shopping-local` signs HS256 with its data dir's secret (and verifies tokens itself), the
+//! stack's token function has KMS sign ES256 with the stack's own key (API Gateway's JWT
+//! authorizer verifies them against the keys [`super::keys`] publishes). Clients and their
+//! secrets are [`crate::app::clients`]'.
 
+use crate::app::clients::{Clients, HashKey};
 use crate::edge::auth::{sign, Claims};
 use crate::edge::error::ApiError;
 use axum::extract::{Path, State};
@@ -13,74 +16,73 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
-use domain::table::{Item, Key, WriteOp};
-use hmac::{Hmac, KeyInit, Mac};
-use infra::{Clock, Store, StoreError};
+use infra::kms::KmsKeys;
+use infra::{Clock, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// How long an issued token lives.
 pub const TOKEN_SECONDS: i64 = 3600;
 
-/// A client as stored: never its secret, only the secret's keyed hash.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClientRecord {
-    pub client_id: String,
-    pub account_id: String,
-    pub scopes: String,
-    /// Hex HMAC-SHA256 of the secret, keyed by the signing secret.
-    pub secret_hash: String,
-    pub created_at: String,
+/// Makes a signed token of the claims.
+#[async_trait::async_trait]
+pub trait TokenSigner: Send + Sync {
+    async fn token(&self, claims: &Claims, now: i64) -> Result<String, ApiError>;
 }
 
-fn client_key(client_id: &str) -> Key {
-    Key::new(format!("CLIENT#{client_id}"), "CLIENT")
+/// HS256 with a secret the verifier shares (`shopping-local`).
+pub struct SharedSecret(pub Vec<u8>);
+
+#[async_trait::async_trait]
+impl TokenSigner for SharedSecret {
+    async fn token(&self, claims: &Claims, _now: i64) -> Result<String, ApiError> {
+        sign(claims, &self.0).map_err(ApiError::internal)
+    }
 }
 
-fn mac(key: &[u8]) -> Option<Hmac<sha2::Sha256>> {
-    Hmac::<sha2::Sha256>::new_from_slice(key).ok()
+/// ES256 by a KMS key: the private key never leaves KMS, and the API functions may not use
+/// it (only the token function's role may `kms:Sign`).
+pub struct KmsSigner {
+    pub keys: Arc<KmsKeys>,
+    /// The KMS key id; also the token's `kid`, under which [`super::keys`] publishes it.
+    pub key_id: String,
+    /// `iss`: exactly the issuer the HTTP API's authorizer is configured with.
+    pub issuer: String,
+    /// `aud`: one of the authorizer's audiences.
+    pub audience: String,
 }
 
-fn hash(key: &[u8], secret: &str) -> String {
-    let Some(mut m) = mac(key) else { return String::new() };
-    m.update(secret.as_bytes());
-    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+/// RFC 7515's unpadded base64url.
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn random_hex(bytes: usize) -> Result<String, StoreError> {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+#[async_trait::async_trait]
+impl TokenSigner for KmsSigner {
+    async fn token(&self, claims: &Claims, now: i64) -> Result<String, ApiError> {
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": self.key_id});
+        let payload = serde_json::json!({
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": claims.sub,
+            "aid": claims.aid,
+            "scope": claims.scope,
+            "iat": now,
+            "exp": claims.exp,
+        });
+        let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(payload.to_string().as_bytes()));
+        let signature = self.keys.sign_es256(&self.key_id, input.as_bytes()).await?;
+        Ok(format!("{input}.{}", b64url(&signature)))
+    }
 }
 
-/// Creates a client of `account` with `scopes`; answers its id and its secret (shown once).
-pub async fn create_client(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    key: &[u8],
-    account: &str,
-    scopes: &str,
-) -> Result<(String, String), StoreError> {
-    let client_id = format!("cl_{}", random_hex(12)?);
-    let secret = random_hex(32)?;
-    let rec = ClientRecord {
-        client_id: client_id.clone(),
-        account_id: account.to_owned(),
-        scopes: scopes.to_owned(),
-        secret_hash: hash(key, &secret),
-        created_at: domain::ids::timestamp(clock.now()),
-    };
-    let doc = serde_json::to_string(&rec).map_err(|e| StoreError::Corrupt(e.into()))?;
-    let cond = Some(domain::table::Condition::NotExists);
-    store.write(vec![WriteOp::Put { item: Item::new(client_key(&client_id), 0, doc), cond }]).await?;
-    Ok((client_id, secret))
-}
-
-/// What the endpoint needs: the store, the clock and the signing secret.
+/// What the endpoint needs: the clients, the clock and the signer (none when the stack takes
+/// its tokens from an outside identity provider: then the endpoint says so).
 pub struct Issuer {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub key: Vec<u8>,
+    pub hash_key: HashKey,
+    pub signer: Option<Arc<dyn TokenSigner>>,
 }
 
 /// The request body, JSON or form: the grant type, and the credentials unless sent as Basic.
@@ -91,6 +93,10 @@ pub(crate) struct TokenRequest {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// Accepted for upstream clients, which send the API's URL; tokens carry this stack's own
+    /// audience.
+    #[allow(dead_code)]
+    audience: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -139,6 +145,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, ApiError
                 "grant_type" => r.grant_type = Some(v.into_owned()),
                 "client_id" => r.client_id = Some(v.into_owned()),
                 "client_secret" => r.client_secret = Some(v.into_owned()),
+                "audience" => r.audience = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -189,25 +196,17 @@ pub(crate) async fn issue(
         (None, Some(id), Some(secret)) => (id, secret),
         _ => return Err(refused()),
     };
-    let item = issuer.store.get(&client_key(&id)).await?;
-    let rec: Option<ClientRecord> = item.and_then(|i| serde_json::from_str(&i.doc).ok());
-    // The hash is checked even for an unknown client, so timing tells nothing either.
-    let stored = rec.as_ref().map_or_else(|| "0".repeat(64), |r| r.secret_hash.clone());
-    let expected: Vec<u8> = (0..stored.len() / 2)
-        .filter_map(|i| stored.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    let matches = mac(&issuer.key).is_some_and(|mut m| {
-        m.update(secret.as_bytes());
-        m.verify_slice(&expected).is_ok()
-    });
-    let Some(rec) = rec.filter(|r| matches && r.account_id == aid) else { return Err(refused()) };
-    let claims = Claims {
-        aid: rec.account_id,
-        scope: rec.scopes,
-        sub: rec.client_id,
-        exp: issuer.clock.epoch().saturating_add(TOKEN_SECONDS),
+    let Some(signer) = issuer.signer.as_ref() else {
+        return Err(ApiError::NotFound(
+            "the token endpoint (this API takes its tokens from its identity provider, JwtIssuer)".into(),
+        ));
     };
-    let access_token = sign(&claims, &issuer.key).map_err(ApiError::internal)?;
+    let clients = Clients { store: issuer.store.as_ref(), clock: issuer.clock.as_ref(), key: &issuer.hash_key };
+    let Some(rec) = clients.verify(&aid, &id, &secret).await? else { return Err(refused()) };
+    let now = issuer.clock.epoch();
+    let claims =
+        Claims { aid: rec.account_id, scope: rec.scopes, sub: rec.client_id, exp: now.saturating_add(TOKEN_SECONDS) };
+    let access_token = signer.token(&claims, now).await?;
     let mut res = Json(TokenResponse { access_token, token_type: "Bearer", expires_in: TOKEN_SECONDS }).into_response();
     res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(res)

@@ -45,6 +45,39 @@ enum Command {
     },
 }
 
+/// Where API clients live: a data dir's embedded store, or a deployed stack's table.
+#[derive(clap::Args)]
+struct Where {
+    /// The local server's data dir (the default: ./.shopping).
+    #[arg(long, conflicts_with = "table")]
+    data_dir: Option<PathBuf>,
+    /// A deployed stack's DynamoDB table (its TableName output), reached with the AWS
+    /// credentials and region in the environment.
+    #[arg(long)]
+    table: Option<String>,
+    /// Who makes the change, for the audit trail (default: the login name).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+impl Where {
+    fn target(&self) -> functions::platform::operator::Target {
+        use functions::platform::operator::Target;
+        match (&self.table, &self.data_dir) {
+            (Some(table), _) => Target::Table(table.clone()),
+            (None, dir) => Target::DataDir(dir.clone().unwrap_or_else(|| PathBuf::from("./.shopping"))),
+        }
+    }
+
+    fn by(&self) -> String {
+        self.by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Create a client; prints its id and secret (the secret is shown only this once).
@@ -53,8 +86,30 @@ enum ClientCommand {
         account: String,
         #[arg(long, default_value = "admin:shopping")]
         scopes: String,
-        #[arg(long, default_value = "./.shopping")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// List the clients (revoked ones included): id, account, status, scopes, dates.
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Give a client a new secret (printed once); the old one stops working at once.
+    Rotate {
+        client_id: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Revoke a client: the token endpoint refuses it from now on.
+    Revoke {
+        client_id: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Print the audit trail of every change to clients.
+    Audit {
+        #[command(flatten)]
+        at: Where,
     },
 }
 
@@ -77,15 +132,33 @@ async fn main() -> ExitCode {
             print!("{}", functions::api::openapi::json());
             return ExitCode::SUCCESS;
         }
-        Command::Client { command: ClientCommand::Create { account, scopes, data_dir } } => {
-            if !domain::validate::is_account_id(&account) {
-                eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
-                return ExitCode::from(2);
+        Command::Client { command } => {
+            use functions::platform::operator::{run, Action};
+            let (action, at) = match command {
+                ClientCommand::Create { account, scopes, at } => {
+                    if !domain::validate::is_account_id(&account) {
+                        eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
+                        return ExitCode::from(2);
+                    }
+                    (Action::Create { account, scopes }, at)
+                }
+                ClientCommand::List { at } => (Action::List, at),
+                ClientCommand::Rotate { client_id, at } => (Action::Rotate { client_id }, at),
+                ClientCommand::Revoke { client_id, at } => (Action::Revoke { client_id }, at),
+                ClientCommand::Audit { at } => (Action::Audit, at),
+            };
+            match run(&at.target(), action, &at.by()).await {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    return ExitCode::SUCCESS;
+                }
+                Err(e) => {
+                    eprintln!("shopping-local: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-            functions::platform::local::create_client(&data_dir, &account, &scopes).await.map(|(id, secret)| {
-                println!("client_id={id}");
-                println!("client_secret={secret}");
-            })
         }
         Command::Token { account, scopes, expires_in, data_dir } => {
             if !domain::validate::is_account_id(&account) {

@@ -148,6 +148,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<infra::kms::KeyError> for ApiError {
+    fn from(e: infra::kms::KeyError) -> Self {
+        match e {
+            e @ infra::kms::KeyError::Unavailable(_) => Self::Unavailable(e.into()),
+            e @ infra::kms::KeyError::Malformed(_) => Self::Internal(e.into()),
+        }
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {

@@ -97,6 +97,77 @@ pub async fn run(group: Router<AppState>, jobs: Jobs) -> Result<(), lambda_http:
     lambda_http::run(crate::finish(group, state)).await
 }
 
+/// The token function's settings: with `SIGNING_KEY_ID` (a KMS key id) the stack is its own
+/// issuer, and `TOKEN_ISSUER` and `TOKEN_AUDIENCE` must say what its tokens carry; without it
+/// the stack's tokens come from an outside identity provider and the token endpoint says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    pub table_name: String,
+    /// (key id, issuer, audience) when the stack is its own issuer.
+    pub own_issuer: Option<(String, String, String)>,
+}
+
+impl TokenConfig {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let table_name = Config::from_vars(&var)?.table_name;
+        let set = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let Some(key_id) = set("SIGNING_KEY_ID") else { return Ok(Self { table_name, own_issuer: None }) };
+        let issuer = set("TOKEN_ISSUER").ok_or("TOKEN_ISSUER must be set with SIGNING_KEY_ID")?;
+        if !issuer.starts_with("https://") {
+            return Err(format!("TOKEN_ISSUER must be an https URL, not {issuer:?}"));
+        }
+        let audience = set("TOKEN_AUDIENCE").ok_or("TOKEN_AUDIENCE must be set with SIGNING_KEY_ID")?;
+        Ok(Self { table_name, own_issuer: Some((key_id, issuer, audience)) })
+    }
+}
+
+/// The token function's router: the token endpoint and the reference, no authorizer.
+pub fn token_app(config: &TokenConfig, store: Arc<dyn infra::Store>, kms: Arc<infra::kms::KmsKeys>) -> Router {
+    use crate::api::tokens::{Issuer, KmsSigner, TokenSigner};
+    let clock: Arc<dyn infra::Clock> = Arc::new(SystemClock::default());
+    let signer = config.own_issuer.as_ref().map(|(key_id, issuer, audience)| {
+        Arc::new(KmsSigner { keys: kms, key_id: key_id.clone(), issuer: issuer.clone(), audience: audience.clone() })
+            as Arc<dyn TokenSigner>
+    });
+    let issuer = Issuer { store, clock, hash_key: crate::app::clients::HashKey::stored(), signer };
+    crate::api::tokens::router(Arc::new(issuer))
+        .merge(crate::api::reference::router())
+        .fallback(crate::edge::http::not_found)
+        .method_not_allowed_fallback(crate::edge::http::method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::edge::http::log_request))
+}
+
+/// Serves the token endpoint and the reference as the token function.
+pub async fn run_token() -> Result<(), lambda_http::Error> {
+    init_logs();
+    let config = TokenConfig::from_vars(|name| std::env::var(name).ok())?;
+    let clock = Arc::new(SystemClock::default());
+    let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock)?);
+    let kms = Arc::new(infra::kms::KmsKeys::from_env()?);
+    lambda_http::run(token_app(&config, store, kms)).await
+}
+
+/// The keys function's settings: `SIGNING_KEY_ID`, and `RETIRING_KEY_ID` during a rotation.
+pub fn published_key_ids(var: impl Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+    let set = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let signing = set("SIGNING_KEY_ID").ok_or("SIGNING_KEY_ID must name the signing key")?;
+    Ok(std::iter::once(signing).chain(set("RETIRING_KEY_ID")).collect())
+}
+
+/// The keys function's router: the issuer's discovery document and JWKS.
+pub fn keys_app(key_ids: Vec<String>, kms: Arc<infra::kms::KmsKeys>) -> Router {
+    let published = Arc::new(crate::api::keys::Published::new(kms, key_ids));
+    crate::api::keys::router(published).layer(axum::middleware::from_fn(crate::edge::http::log_request))
+}
+
+/// Serves the issuer's keys as the keys function (behind its function URL).
+pub async fn run_keys() -> Result<(), lambda_http::Error> {
+    init_logs();
+    let key_ids = published_key_ids(|name| std::env::var(name).ok())?;
+    let kms = Arc::new(infra::kms::KmsKeys::from_env()?);
+    lambda_http::run(keys_app(key_ids, kms)).await
+}
+
 /// A required setting from the environment.
 pub fn env(name: &str) -> Result<String, String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| format!("{name} must be set"))
@@ -117,6 +188,36 @@ mod tests {
         assert!(config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "false")]).is_ok_and(|c| !c.connect_at_init));
         let wrong = config(&[("TABLE_NAME", "t"), ("CONNECT_AT_INIT", "no")]);
         assert!(wrong.is_err_and(|e| e.contains("CONNECT_AT_INIT must be true or false")));
+    }
+
+    #[test]
+    fn the_token_function_is_its_own_issuer_only_with_a_key() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        };
+        let outside = TokenConfig::from_vars(vars(&[("TABLE_NAME", "t"), ("SIGNING_KEY_ID", "")]));
+        assert_eq!(outside.map(|c| c.own_issuer), Ok(None));
+        let own = TokenConfig::from_vars(vars(&[
+            ("TABLE_NAME", "t"),
+            ("SIGNING_KEY_ID", "k"),
+            ("TOKEN_ISSUER", "https://x/"),
+            ("TOKEN_AUDIENCE", "a"),
+        ]));
+        assert_eq!(own.map(|c| c.own_issuer), Ok(Some(("k".into(), "https://x/".into(), "a".into()))));
+        let no_issuer = TokenConfig::from_vars(vars(&[("TABLE_NAME", "t"), ("SIGNING_KEY_ID", "k")]));
+        assert!(no_issuer.is_err_and(|e| e.contains("TOKEN_ISSUER")));
+        let http = TokenConfig::from_vars(vars(&[
+            ("TABLE_NAME", "t"),
+            ("SIGNING_KEY_ID", "k"),
+            ("TOKEN_ISSUER", "http://x/"),
+            ("TOKEN_AUDIENCE", "a"),
+        ]));
+        assert!(http.is_err_and(|e| e.contains("https")));
+        assert!(published_key_ids(vars(&[])).is_err());
+        assert_eq!(
+            published_key_ids(vars(&[("SIGNING_KEY_ID", "new"), ("RETIRING_KEY_ID", "old")])),
+            Ok(vec!["new".to_owned(), "old".to_owned()])
+        );
     }
 
     #[test]

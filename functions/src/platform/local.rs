@@ -101,7 +101,12 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`
 /// and `/docs`.
 pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
-    let issuer = Arc::new(crate::api::tokens::Issuer { store: state.store.clone(), clock: state.clock.clone(), key });
+    let issuer = Arc::new(crate::api::tokens::Issuer {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        hash_key: crate::app::clients::HashKey::Fixed(key.clone()),
+        signer: Some(Arc::new(crate::api::tokens::SharedSecret(key))),
+    });
     let usage = state.usage.clone();
     let metrics = axum::Router::new().route(
         "/metrics",
@@ -116,53 +121,15 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
             }
         }),
     );
-    crate::app(state).merge(crate::api::tokens::router(issuer)).merge(metrics).merge(docs())
+    crate::app(state).merge(crate::api::tokens::router(issuer)).merge(metrics).merge(crate::api::reference::router())
 }
 
-/// The renderer the docs page uses, vendored (see `functions/assets/redoc/LICENSE`) so the
-/// page works offline: nothing is fetched from elsewhere at build or run time.
-const REDOC_JS: &str = include_str!("../../assets/redoc/redoc.standalone.js");
-
-const DOCS_HTML: &str = r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Shopping API reference</title>
-<style>body { margin: 0; padding: 0; }</style>
-</head>
-<body>
-<div id="reference"></div>
-<script src="/docs/redoc.standalone.js"></script>
-<script>Redoc.init("/openapi.json", { hideDownloadButton: false, expandResponses: "200" }, document.getElementById("reference"));</script>
-</body>
-</html>
-"#;
-
-/// `/openapi.json` (the checked-in document, which a test keeps equal to the one the code
-/// generates) and `/docs` (it, rendered). Serving the checked-in bytes keeps the ~40 MiB that
-/// building the document allocates out of the server's memory.
-fn docs() -> axum::Router {
-    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-    use axum::routing::get;
-    let document = crate::api::openapi::CHECKED_IN;
-    axum::Router::new()
-        .route("/openapi.json", get(move || async move { ([(CONTENT_TYPE, "application/json")], document) }))
-        .route("/docs", get(|| async { ([(CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML) }))
-        .route(
-            "/docs/redoc.standalone.js",
-            get(|| async {
-                ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "max-age=86400")], REDOC_JS)
-            }),
-        )
-}
-
-/// Creates an API client of `account` (see [`crate::tokens`]); answers its id and secret.
-pub async fn create_client(data_dir: &Path, account: &str, scopes: &str) -> Result<(String, String), LocalError> {
+/// The embedded store of `data_dir` and the key its client secrets are hashed with.
+pub fn client_store(data_dir: &Path) -> Result<(Arc<dyn infra::Store>, crate::app::clients::HashKey), LocalError> {
     let key = secret(data_dir)?;
     let clock = Arc::new(clock_from_env()?);
-    let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?;
-    Ok(crate::api::tokens::create_client(&store, clock.as_ref(), &key, account, scopes).await?)
+    let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock)?;
+    Ok((Arc::new(store), crate::app::clients::HashKey::Fixed(key)))
 }
 
 /// How often the embedded store's expired items are removed.

@@ -1,6 +1,8 @@
 //! The hosts: how the same code runs as a Lambda (configuration from the environment, clients
 //! built once, `lambda_http::run`) and as `shopping-local` (embedded store, background
-//! workers, the token endpoint, `/metrics`, the document).
+//! workers, the token endpoint, `/metrics`, the document), and the operator command for API
+//! clients on either.
 
 pub mod lambda;
 pub mod local;
+pub mod operator;

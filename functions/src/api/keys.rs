@@ -1,0 +1,96 @@
+//! The stack's own issuer, as API Gateway's JWT authorizer reads it: the OpenID discovery
+//! document (`/.well-known/openid-configuration`) and the signing keys as a JWKS
+//! (`/.well-known/jwks.json`), served publicly by the keys function's URL, which is the issuer.
+//!
+//! The issuer is the URL the request came in on (`https://{host}/`): the function cannot be
+//! told its own URL, which is made after it (a cycle). The keys are the current signing key
+//! and, during a rotation, the retiring one, so that tokens it signed still verify until they
+//! expire. Public keys come from KMS once per process.
+
+use crate::edge::error::ApiError;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use infra::kms::KmsKeys;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What the keys function publishes.
+pub struct Published {
+    pub kms: Arc<KmsKeys>,
+    /// KMS key ids, each its JWK's `kid`: the signing key first, then any retiring one.
+    pub key_ids: Vec<String>,
+    jwks: tokio::sync::OnceCell<Value>,
+}
+
+impl Published {
+    pub fn new(kms: Arc<KmsKeys>, key_ids: Vec<String>) -> Self {
+        Self { kms, key_ids, jwks: tokio::sync::OnceCell::new() }
+    }
+
+    async fn jwks(&self) -> Result<&Value, ApiError> {
+        self.jwks
+            .get_or_try_init(|| async {
+                let mut keys = Vec::with_capacity(self.key_ids.len());
+                for kid in &self.key_ids {
+                    let public = self.kms.public_p256(kid).await?;
+                    keys.push(json!({
+                        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                        "x": super::tokens::b64url(&public.x), "y": super::tokens::b64url(&public.y),
+                    }));
+                }
+                Ok::<_, ApiError>(json!({ "keys": keys }))
+            })
+            .await
+    }
+}
+
+/// Paths as the authorizer asks for them: an issuer with a trailing slash may be joined to
+/// `/.well-known/…` with a double slash.
+pub const DISCOVERY: &str = ".well-known/openid-configuration";
+pub const JWKS: &str = ".well-known/jwks.json";
+
+pub fn router(published: Arc<Published>) -> Router {
+    Router::new().fallback(serve).with_state(published)
+}
+
+/// `https://{host}/`, the URL this request was made to.
+fn issuer(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.host())?;
+    let valid = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+    valid.then(|| format!("https://{host}/"))
+}
+
+async fn serve(
+    State(published): State<Arc<Published>>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let body = match uri.path().trim_start_matches('/') {
+        DISCOVERY => {
+            let iss = issuer(&headers, &uri).ok_or_else(|| ApiError::bad("Host", "must name this issuer's host"))?;
+            json!({
+                "issuer": iss,
+                "jwks_uri": format!("{iss}{JWKS}"),
+                "id_token_signing_alg_values_supported": ["ES256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "grant_types_supported": ["client_credentials"],
+                "response_types_supported": ["token"],
+                "subject_types_supported": ["public"],
+                "claims_supported": ["iss", "aud", "sub", "aid", "scope", "iat", "exp"],
+            })
+        }
+        JWKS => published.jwks().await?.clone(),
+        _ => return Err(ApiError::NotFound(uri.path().to_owned())),
+    };
+    let mut res = Json(body).into_response();
+    // The authorizer and verifiers cache it; a rotation publishes the new key an hour before
+    // it signs anything (README, "Rotating the signing key"), far longer than this.
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    Ok(res)
+}

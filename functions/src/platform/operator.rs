@@ -1,0 +1,89 @@
+//! The operator's command for API clients (`shopping-local client …`), on either host's
+//! store: the embedded store of a data dir, or a deployed stack's DynamoDB table (`--table`,
+//! with the operator's AWS credentials from the environment, as the AWS CLI exports them).
+
+use crate::app::clients::{ClientError, Clients, HashKey};
+use infra::dynamo::DynamoStore;
+use infra::{Store, SystemClock};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the clients live.
+pub enum Target {
+    /// `shopping-local`'s data dir.
+    DataDir(PathBuf),
+    /// A stack's table.
+    Table(String),
+}
+
+/// What to do.
+pub enum Action {
+    Create { account: String, scopes: String },
+    List,
+    Rotate { client_id: String },
+    Revoke { client_id: String },
+    Audit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Local(#[from] super::local::LocalError),
+    #[error(
+        "--table needs AWS credentials and a region in the environment ({0}); for example \
+         eval \"$(aws configure export-credentials --format env)\" and AWS_REGION=…"
+    )]
+    Credentials(String),
+    #[error(transparent)]
+    Clients(#[from] ClientError),
+}
+
+fn store(target: &Target) -> Result<(Arc<dyn Store>, HashKey), OperatorError> {
+    match target {
+        Target::DataDir(dir) => Ok(super::local::client_store(dir)?),
+        Target::Table(table) => {
+            let clock = Arc::new(SystemClock::default());
+            let store = DynamoStore::from_env(table.clone(), clock).map_err(OperatorError::Credentials)?;
+            Ok((Arc::new(store), HashKey::stored()))
+        }
+    }
+}
+
+/// Runs `action` on `target` as `by`; answers the lines to print.
+pub async fn run(target: &Target, action: Action, by: &str) -> Result<Vec<String>, OperatorError> {
+    let (store, key) = store(target)?;
+    let clock = super::local::clock_from_env()?;
+    let clients = Clients { store: store.as_ref(), clock: &clock, key: &key };
+    Ok(match action {
+        Action::Create { account, scopes } => {
+            let (id, secret) = clients.create(&account, &scopes, by).await?;
+            vec![format!("client_id={id}"), format!("client_secret={secret}")]
+        }
+        Action::Rotate { client_id } => {
+            let secret = clients.rotate(&client_id, by).await?;
+            vec![format!("client_id={client_id}"), format!("client_secret={secret}")]
+        }
+        Action::Revoke { client_id } => {
+            clients.revoke(&client_id, by).await?;
+            vec![format!("revoked client_id={client_id}")]
+        }
+        Action::List => {
+            let mut lines = vec!["client_id\taccount_id\tstatus\tscopes\tcreated_at\tchanged_at".to_owned()];
+            for c in clients.list().await? {
+                let changed = c.changed_at.unwrap_or_else(|| "-".into());
+                lines.push(format!(
+                    "{}\t{}\t{}\t{}\t{}\t{changed}",
+                    c.client_id, c.account_id, c.status, c.scopes, c.created_at
+                ));
+            }
+            lines
+        }
+        Action::Audit => {
+            let mut lines = vec!["at\taction\tclient_id\taccount_id\tby".to_owned()];
+            for e in clients.audit_trail().await? {
+                lines.push(format!("{}\t{}\t{}\t{}\t{}", e.at, e.action, e.client_id, e.account_id, e.by));
+            }
+            lines
+        }
+    })
+}
