@@ -20,7 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = os.path.join(ROOT, "infra", "template.yaml")
 REGION = "us-east-1"
 STACK = "shopping-rehearsal"
-FUNCTIONS = ["Drafts", "Orders", "Payments", "Views", "Hooks", "Publisher", "Deliverer"]
+FUNCTIONS = ["Drafts", "Orders", "Payments", "Views", "Hooks", "Publisher", "Deliverer", "Token", "Keys"]
+# The keys function exists only when the stack is its own issuer (JwtIssuer empty).
+OWN_ISSUER_ONLY = {"Keys"}
 
 # What each function may do: its inline policy's actions, exactly.
 ACTIONS = {
@@ -34,6 +36,9 @@ ACTIONS = {
                   "sqs:SendMessage"},
     "Deliverer": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage",
                   "sqs:ChangeMessageVisibility"},
+    # Only the token function may sign, only the keys function read the public keys.
+    "Token": {"dynamodb:GetItem", "kms:Sign"},
+    "Keys": {"kms:GetPublicKey"},
 }
 
 
@@ -54,18 +59,70 @@ def start_emulator():
     from moto.events.models import EventBus
 
     EventBus.physical_resource_id = property(lambda self: self.name)
+    function_urls()
     mock = mock_aws()
     mock.start()
     return mock
 
 
-def transformed(bucket: str, key: str) -> dict:
+def function_urls() -> None:
+    """The third shim: moto 5.2's CloudFormation has no `AWS::Lambda::Url` (its Lambda API has
+    function URL configs), so this model makes one through that API and answers its
+    `FunctionUrl`. Defined before the first stack: moto reads its models once."""
+    from moto.awslambda.models import lambda_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class FunctionUrl(CloudFormationModel):
+        # moto's model metaclass finds a model's service by its module name.
+        __module__ = "moto.awslambda.function_url_shim"
+
+        def __init__(self, config):
+            self.config = config
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Lambda::Url"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            props = cloudformation_json["Properties"]
+            backend = lambda_backends[account_id][region_name]
+            config = backend.create_function_url_config(props["TargetFunctionArn"], {"AuthType": props["AuthType"]})
+            return cls(config)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("FunctionUrl", "FunctionArn")
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            # CloudFormation's FunctionUrl ends with a slash; moto's config URL does not.
+            return {"FunctionUrl": self.config.url + "/", "FunctionArn": self.config.function.function_arn}[attribute_name]
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.config.function.function_arn
+
+
+def key_policies_as_text() -> None:
+    """The fourth shim: moto 5.2's CloudFormation keeps a KMS key's policy as the object the
+    template gives, where its KMS API expects the JSON text CloudFormation would send."""
+    from moto.kms.models import kms_backends
+
+    for account in kms_backends.values():
+        for backend in account.values():
+            for key in backend.keys.values():
+                if isinstance(key.policy, dict):
+                    key.policy = json.dumps(key.policy)
+
+
+def transformed(bucket: str, key: str, params: dict) -> dict:
     from cfnlint.decode.cfn_yaml import load
     from samtranslator.translator.transform import transform
 
     template = load(TEMPLATE)
-    for name in FUNCTIONS:
-        template["Resources"][f"{name}Function"]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+    for r in template["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
 
     class Policies:
         """The managed policies SAM attaches, by name (the transform asks for their ARNs)."""
@@ -75,7 +132,6 @@ def transformed(bucket: str, key: str) -> dict:
                      "AWSLambdaSQSQueueExecutionRole", "AWSCodeDeployRoleForLambda"]
             return {n: f"arn:aws:iam::aws:policy/service-role/{n}" for n in names}
 
-    params = {"JwtIssuer": "https://auth.example.com/", "JwtAudience": "shopping"}
     body = json.loads(json.dumps(transform(template, params, Policies()), default=str))
     return without_aliases(body)
 
@@ -109,40 +165,15 @@ def without_aliases(body: dict) -> dict:
     return swap(body)
 
 
-def main() -> int:
-    import logging
-    import warnings
-
-    import boto3
-
-    # moto says, for each resource type it does not model, that it skipped it: expected here.
-    warnings.filterwarnings("ignore", category=UserWarning)
-    logging.disable(logging.WARNING)
-
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION=REGION)
-    start_emulator()
-    aws = lambda service: boto3.client(service, region_name=REGION)  # noqa: E731
-
-    bucket, key = "rehearsal-code", "bootstrap.zip"
-    aws("s3").create_bucket(Bucket=bucket)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("bootstrap", "#!/bin/sh\n")
-    aws("s3").put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
-
-    body = transformed(bucket, key)
+def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: list, actions=None):
+    """Transforms the template with `params`, deploys it as stack `STACK` and checks what every
+    stack holds; answers the stack, its resources and a logical → physical id lookup."""
+    body = transformed(bucket, key, {p["ParameterKey"]: p["ParameterValue"] for p in params})
     kinds = sorted({r["Type"] for r in body["Resources"].values()})
     print(f"transformed: {len(body['Resources'])} resources of {len(kinds)} kinds")
     cfn = aws("cloudformation")
-    cfn.create_stack(
-        StackName=STACK,
-        TemplateBody=json.dumps(body),
-        Parameters=[
-            {"ParameterKey": "JwtIssuer", "ParameterValue": "https://auth.example.com/"},
-            {"ParameterKey": "JwtAudience", "ParameterValue": "shopping"},
-        ],
-        Capabilities=["CAPABILITY_IAM"],
-    )
+    cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(body), Parameters=params, Capabilities=["CAPABILITY_IAM"])
+    key_policies_as_text()
     stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
     check(stack["StackStatus"] == "CREATE_COMPLETE", f"stack is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
     resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
@@ -185,7 +216,7 @@ def main() -> int:
 
     # Every function, with its environment and its role's inline policy.
     lam, iam = aws("lambda"), aws("iam")
-    for name in FUNCTIONS:
+    for name in functions:
         fn = lam.get_function(FunctionName=physical(f"{name}Function"))["Configuration"]
         env = fn.get("Environment", {}).get("Variables", {})
         check(env.get("TABLE_NAME") == physical("Table"), f"{name}: TABLE_NAME {env}")
@@ -195,18 +226,20 @@ def main() -> int:
         if name in ("Hooks", "Deliverer"):
             check(env.get("DELIVERY_QUEUE_URL") == physical("DeliveryQueue"), f"{name}: DELIVERY_QUEUE_URL {env}")
         role = fn["Role"].rsplit("/", 1)[-1]
-        actions, resources_named = set(), []
+        allowed, resources_named = set(), []
         for pname in iam.list_role_policies(RoleName=role)["PolicyNames"]:
             doc = iam.get_role_policy(RoleName=role, PolicyName=pname)["PolicyDocument"]
             if isinstance(doc, str):
                 # moto keeps a policy given as an object in its Python form.
                 doc = json.loads(doc) if doc.startswith('{"') else ast.literal_eval(doc)
-            for st in doc["Statement"]:
+            # moto leaves an `AWS::NoValue` in a list as null where CloudFormation drops it.
+            for st in filter(None, doc["Statement"]):
                 acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-                actions.update(acts)
+                allowed.update(acts)
                 res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
                 resources_named.extend(res)
-        check(actions == ACTIONS[name], f"{name}: inline policy allows {sorted(actions)}, expected {sorted(ACTIONS[name])}")
+        expected = (actions or ACTIONS)[name]
+        check(allowed == expected, f"{name}: inline policy allows {sorted(allowed)}, expected {sorted(expected)}")
         check("*" not in resources_named, f"{name}: an inline policy names every resource")
 
     # Both event source mappings: the stream feeds the publisher, the queue the deliverer.
@@ -221,8 +254,81 @@ def main() -> int:
     outputs = {o["OutputKey"] for o in stack.get("Outputs", [])}
     for name in ("ApiUrl", "TableStreamArn", "EventBusArn", "PipelineFailureQueueUrl", "DeliveryDeadLetterQueueUrl"):
         check(name in outputs, f"output {name} missing: {sorted(outputs)}")
-    print("deploy rehearsal: the stack holds what the template says")
+    return stack, resources, physical, body
+
+
+
+
+def main() -> int:
+    import logging
+    import warnings
+
+    import boto3
+
+    # moto says, for each resource type it does not model, that it skipped it: expected here.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    logging.disable(logging.WARNING)
+
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION=REGION)
+    start_emulator()
+    aws = lambda service: boto3.client(service, region_name=REGION)  # noqa: E731
+
+    bucket, key = "rehearsal-code", "bootstrap.zip"
+    aws("s3").create_bucket(Bucket=bucket)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+    aws("s3").put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    lam = aws("lambda")
+
+    def env_of(physical, name):
+        fn = lam.get_function(FunctionName=physical(f"{name}Function"))["Configuration"]
+        return fn.get("Environment", {}).get("Variables", {})
+
+    # The default: the stack is its own issuer. Its key signs ES256 in KMS; the keys function's
+    # public URL is the issuer the authorizer and the token function name.
+    own = [{"ParameterKey": "JwtAudience", "ParameterValue": "shopping"}]
+    stack, resources, physical, body = rehearse(aws, bucket, key, STACK, own, FUNCTIONS)
+    kms = aws("kms")
+    check("SigningKeyB" not in resources, "one key slot at rest")
+    # moto's CloudFormation makes every key symmetric, so the key's spec is read from what
+    # CloudFormation is given; that KMS signs with such a key is the token test's part.
+    check(kms.describe_key(KeyId=physical("SigningKeyA"))["KeyMetadata"]["Enabled"], "signing key enabled")
+    spec = body["Resources"]["SigningKeyA"]["Properties"]
+    check(spec.get("KeySpec") == "ECC_NIST_P256" and spec.get("KeyUsage") == "SIGN_VERIFY", f"signing key {spec}")
+    url = lam.get_function_url_config(FunctionName=physical("KeysFunction"))
+    check(url["AuthType"] == "NONE", f"the issuer's URL is public: {url}")
+    token_env, keys_env = env_of(physical, "Token"), env_of(physical, "Keys")
+    check(token_env.get("SIGNING_KEY_ID") == physical("SigningKeyA"), f"token signs with slot A: {token_env}")
+    check(token_env.get("TOKEN_ISSUER") == url["FunctionUrl"] + "/", f"token's issuer is the keys URL: {token_env}")
+    check(token_env.get("TOKEN_AUDIENCE") == "shopping", f"token's audience: {token_env}")
+    check(keys_env.get("SIGNING_KEY_ID") == physical("SigningKeyA") and not keys_env.get("RETIRING_KEY_ID"),
+          f"keys publishes slot A alone: {keys_env}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    check(outputs.get("IssuerUrl") == url["FunctionUrl"] + "/", f"IssuerUrl output {outputs.get('IssuerUrl')}")
+    check("TokenUrl" in outputs and "SigningKeyId" in outputs, f"token outputs: {sorted(outputs)}")
+
+    # A rotation: slot B signs, slot A is still published.
+    rotating = own + [{"ParameterKey": "SigningKeySlot", "ParameterValue": "B"},
+                      {"ParameterKey": "RetiringKeySlot", "ParameterValue": "A"}]
+    stack, resources, physical, body = rehearse(aws, bucket, key, STACK + "-rotating", rotating, FUNCTIONS)
+    token_env, keys_env = env_of(physical, "Token"), env_of(physical, "Keys")
+    check(token_env.get("SIGNING_KEY_ID") == physical("SigningKeyB"), f"token signs with slot B: {token_env}")
+    check(keys_env.get("SIGNING_KEY_ID") == physical("SigningKeyB")
+          and keys_env.get("RETIRING_KEY_ID") == physical("SigningKeyA"), f"keys publishes B then A: {keys_env}")
+
+    # An outside identity provider: no key, no keys function; the token function only serves
+    # the reference (its token route answers that tokens come from the provider).
+    outside = [{"ParameterKey": "JwtIssuer", "ParameterValue": "https://auth.example.com/"},
+               {"ParameterKey": "JwtAudience", "ParameterValue": "shopping"}]
+    stack, resources, physical, body = rehearse(aws, bucket, key, STACK + "-outside", outside,
+                                                [f for f in FUNCTIONS if f not in OWN_ISSUER_ONLY],
+                                                {**ACTIONS, "Token": {"dynamodb:GetItem"}})
+    check(not {"SigningKeyA", "SigningKeyB", "KeysFunction"} & set(resources), f"no own issuer: {sorted(resources)}")
+    check(not env_of(physical, "Token").get("SIGNING_KEY_ID"), "no signing key with an outside issuer")
+    print("deploy rehearsal: the stacks hold what the template says")
     return 0
+
 
 
 if __name__ == "__main__":
