@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only Rust, Python 3 and gcc:
 #   - installs the local AWS emulator (moto), cfn-lint, schemathesis, openapi-spec-validator,
-#     openapi-python-client, standardwebhooks and aws-sam-translator into target/pyenv (once), and Debian's
+#     openapi-python-client, standardwebhooks, aws-sam-translator and PyJWT (which checks the stack's
+#     own tokens in functions/tests/issuer.rs) into target/pyenv (once), and Debian's
 #     chromium for the docs-page test when it can,
 #   - starts the emulator (tests/emulator.py: moto, one request at a time) on a free loopback
 #     port and waits until it answers,
@@ -18,10 +19,11 @@ cd "$(dirname "$0")/.."
 
 VENV=target/pyenv
 PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1"
-             "openapi-python-client>=0.26,<1" "standardwebhooks>=1.0,<2" "aws-sam-translator>=1.90,<2")
+             "openapi-python-client>=0.26,<1" "standardwebhooks>=1.0,<2" "aws-sam-translator>=1.90,<2"
+             "PyJWT[crypto]>=2.8,<3")
 if ! { [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/schemathesis" ] \
        && [ -x "$VENV/bin/openapi-spec-validator" ] && [ -x "$VENV/bin/openapi-python-client" ] \
-       && "$VENV/bin/python" -c "import standardwebhooks, samtranslator" 2>/dev/null; }; then
+       && "$VENV/bin/python" -c "import standardwebhooks, samtranslator, jwt, cryptography" 2>/dev/null; }; then
   echo "==> installing the local AWS emulator, cfn-lint, schemathesis, openapi-spec-validator,"
   echo "    openapi-python-client, standardwebhooks and aws-sam-translator into $VENV"
   python3 -m venv "$VENV"
@@ -67,6 +69,7 @@ if [ "${ready:-0}" != 1 ]; then
   exit 1
 fi
 export SHOPPING_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+export SHOPPING_TEST_PYTHON="$PWD/$VENV/bin/python"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,0 +1,281 @@
+//! The stack as its own issuer, as AWS runs it: the token function and the keys function
+//! driven through API Gateway v2 events (`lambda_http`'s adapter), with KMS (real ES256 keys)
+//! and DynamoDB on the local emulator, clients made by the operator command against the
+//! table, and every token checked by PyJWT (a standard JWT library, not our code) against the
+//! JWKS the keys function serves, as API Gateway's authorizer checks it: signature, `iss`,
+//! `aud`, `exp`, and the `aid` and `scope` the functions read.
+
+mod common;
+
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use base64::Engine as _;
+use functions::platform::lambda::{keys_app, token_app, TokenConfig};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context, LambdaEvent, Service};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::Arc;
+
+const AID: &str = "T12345678";
+const ISSUER: &str = "https://keys-abc.lambda-url.us-east-1.on.aws/";
+const AUDIENCE: &str = "shopping-api";
+
+fn endpoint() -> String {
+    std::env::var("SHOPPING_TEST_DYNAMODB_ENDPOINT").expect(
+        "SHOPPING_TEST_DYNAMODB_ENDPOINT is not set: run the suite with ./tests/run.sh, which starts the local AWS emulator",
+    )
+}
+
+fn python() -> String {
+    std::env::var("SHOPPING_TEST_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../target/pyenv/bin/python", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// An API Gateway HTTP API v2 event (payload format 2.0), without an authorizer.
+fn event(method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: Option<&str>) -> LambdaRequest {
+    let mut h = json!({"host": host, "user-agent": "upstream-client/1.0"});
+    for (k, v) in headers {
+        h[*k] = json!(v);
+    }
+    let e = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": h,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abcdef1234", "domainName": host,
+            "domainPrefix": "abcdef1234",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
+                     "userAgent": "upstream-client/1.0"},
+            "requestId": "req-issuer", "routeKey": format!("{method} {path}"), "stage": "$default",
+            "time": "04/Dec/2026:12:00:00 +0000", "timeEpoch": 1796385600000_i64
+        },
+        "isBase64Encoded": false,
+        "body": body,
+    });
+    serde_json::from_value(e).expect("an API Gateway v2 event")
+}
+
+async fn invoke(router: &axum::Router, request: LambdaRequest) -> (u16, Value, Value) {
+    let mut adapter = Adapter::from(router.clone());
+    let response = adapter.call(LambdaEvent::new(request, Context::default())).await.expect("infallible");
+    let response = serde_json::to_value(&response).expect("serialisable response");
+    let status = response["statusCode"].as_u64().expect("statusCode") as u16;
+    let body = response["body"].as_str().map_or(Value::Null, |b| serde_json::from_str(b).expect("JSON body"));
+    (status, body, response["headers"].clone())
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+const TOKEN_PATH: &str = "/v1/accounts/T12345678/auth/token";
+
+/// The upstream token request: Basic credentials, a JSON body with the grant and audience.
+async fn token_request(token: &axum::Router, id: &str, secret: &str) -> (u16, Value, Value) {
+    let auth = basic(id, secret);
+    let body = r#"{"grant_type":"client_credentials","audience":"https://api.example.com/v1/accounts/T12345678"}"#;
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    invoke(token, event("POST", TOKEN_PATH, "api.example.com", &headers, Some(body))).await
+}
+
+/// PyJWT's verdict on `token` against `jwks`: the claims, or its error.
+fn pyjwt(token: &str, jwks: &Value) -> Result<Value, String> {
+    let script = r#"
+import json, sys, jwt
+token, jwks, issuer, audience = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(jwks).keys}
+kid = jwt.get_unverified_header(token)["kid"]
+claims = jwt.decode(token, keys[kid].key, algorithms=["ES256"], audience=audience, issuer=issuer,
+                    options={"require": ["exp", "iss", "aud", "sub"]})
+print(json.dumps({"claims": claims, "kid": kid}))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, token, &jwks.to_string(), ISSUER, AUDIENCE])
+        .output()
+        .expect("run the test virtualenv's python (tests/run.sh installs PyJWT there)");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The operator command against the table, with credentials as the AWS CLI exports them.
+fn operator(table: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new(common::BIN)
+        .arg("client")
+        .args(args)
+        .args(["--table", table, "--by", "ops@example.com"])
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("run shopping-local client");
+    assert!(out.status.success(), "client {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_owned).collect()
+}
+
+fn value<'a>(lines: &'a [String], name: &str) -> &'a str {
+    lines.iter().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+}
+
+async fn signing_key(kms: &aws_sdk_kms::Client) -> String {
+    let out = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("create a signing key on the emulator");
+    out.key_metadata().expect("metadata").key_id().to_owned()
+}
+
+fn config(table: &str, key_id: Option<&str>) -> TokenConfig {
+    TokenConfig::from_vars(|name| match name {
+        "TABLE_NAME" => Some(table.to_owned()),
+        "SIGNING_KEY_ID" => key_id.map(str::to_owned),
+        "TOKEN_ISSUER" => Some(ISSUER.to_owned()),
+        "TOKEN_AUDIENCE" => Some(AUDIENCE.to_owned()),
+        _ => None,
+    })
+    .expect("config")
+}
+
+async fn jwks(keys: &axum::Router) -> Value {
+    let host = "keys-abc.lambda-url.us-east-1.on.aws";
+    // API Gateway joins the issuer (with its trailing slash) and the well-known path.
+    let (status, discovery, _) =
+        invoke(keys, event("GET", "//.well-known/openid-configuration", host, &[], None)).await;
+    assert_eq!(status, 200, "{discovery}");
+    assert_eq!(discovery["issuer"], ISSUER, "the discovery document names the issuer the tokens carry");
+    let jwks_uri = discovery["jwks_uri"].as_str().expect("jwks_uri");
+    let path = jwks_uri.strip_prefix(ISSUER).map(|p| format!("/{p}")).expect("the keys are under the issuer");
+    let (status, jwks, headers) = invoke(keys, event("GET", &path, host, &[], None)).await;
+    assert_eq!(status, 200, "{jwks}");
+    assert!(headers["cache-control"].as_str().is_some_and(|c| c.contains("max-age")), "{headers}");
+    jwks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key() {
+    let endpoint = endpoint();
+    let table = format!("issuer-{}", uuid::Uuid::new_v4().simple());
+    let ddb = infra::dynamo::emulator_client(&endpoint);
+    infra::dynamo::create_table(&ddb, &table).await.expect("table");
+    let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
+    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock));
+    let kms_client = infra::kms::emulator_client(&endpoint);
+    let kms = Arc::new(infra::kms::KmsKeys::new(kms_client.clone()));
+    let (old_key, new_key) = (signing_key(&kms_client).await, signing_key(&kms_client).await);
+
+    // The operator makes two clients on the table.
+    let made = operator(&table, &["create", "--account", AID, "--scopes", "admin:shopping read:hooks"]);
+    let (id, secret) = (value(&made, "client_id").to_owned(), value(&made, "client_secret").to_owned());
+    let other = operator(&table, &["create", "--account", "T87654321"]);
+    let (other_id, other_secret) = (value(&other, "client_id").to_owned(), value(&other, "client_secret").to_owned());
+
+    let token_fn = token_app(&config(&table, Some(&old_key)), store.clone(), kms.clone());
+    let keys_fn = keys_app(vec![old_key.clone()], kms.clone());
+
+    // An upstream-shaped request answers an upstream-shaped token.
+    let (status, body, headers) = token_request(&token_fn, &id, &secret).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(headers["cache-control"], "no-store");
+    let old_token = body["access_token"].as_str().expect("access_token").to_owned();
+
+    let before_rotation = jwks(&keys_fn).await;
+    let verified = pyjwt(&old_token, &before_rotation).expect("PyJWT verifies the token");
+    let claims = &verified["claims"];
+    assert_eq!(verified["kid"], old_key.as_str());
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(claims["aid"], AID);
+    assert_eq!(claims["scope"], "admin:shopping read:hooks");
+    assert_eq!(claims["sub"], id.as_str());
+    let exp = claims["exp"].as_i64().expect("exp");
+    let now = chrono::Utc::now().timestamp();
+    assert!((now + 3590..=now + 3610).contains(&exp), "exp {exp} is an hour from now ({now})");
+
+    // The same credentials in a form body, as RFC 6749 clients send them.
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let (status, body, _) =
+        invoke(&token_fn, event("POST", TOKEN_PATH, "api.example.com", &headers, Some(&form))).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Every wrong part gets the same 401; a wrong grant a 400.
+    let refused = token_request(&token_fn, &id, "0".repeat(64).as_str()).await;
+    assert_eq!(refused.0, 401, "{}", refused.1);
+    for (who, pass) in [("cl_unknown", secret.as_str()), (other_id.as_str(), other_secret.as_str())] {
+        let (status, body, _) = token_request(&token_fn, who, pass).await;
+        assert_eq!((status, &body), (401, &refused.1), "{who}: the same refusal");
+    }
+    let password = r#"{"grant_type":"password"}"#;
+    let auth = basic(&id, &secret);
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let (status, body, _) =
+        invoke(&token_fn, event("POST", TOKEN_PATH, "api.example.com", &headers, Some(password))).await;
+    assert_eq!(status, 400, "{body}");
+
+    // A rotation: the new key signs, both are published; the old key's tokens still verify.
+    let token_fn = token_app(&config(&table, Some(&new_key)), store.clone(), kms.clone());
+    let keys_fn = keys_app(vec![new_key.clone(), old_key.clone()], kms.clone());
+    let during = jwks(&keys_fn).await;
+    assert_eq!(during["keys"].as_array().map(Vec::len), Some(2), "{during}");
+    let (status, body, _) = token_request(&token_fn, &id, &secret).await;
+    assert_eq!(status, 200, "{body}");
+    let new_token = body["access_token"].as_str().expect("access_token");
+    let verified = pyjwt(new_token, &during).expect("the new key's token verifies");
+    assert_eq!(verified["kid"], new_key.as_str(), "the new key signs");
+    let verified = pyjwt(&old_token, &during).expect("the old key's token still verifies");
+    assert_eq!(verified["kid"], old_key.as_str());
+    // Once the old key is retired, its tokens no longer verify.
+    let after = jwks(&keys_app(vec![new_key.clone()], kms.clone())).await;
+    assert!(pyjwt(&old_token, &after).is_err(), "a retired key's token is refused");
+    // A token signed by another key under a published kid is refused.
+    let forged = format!(
+        "{}.{}",
+        &old_token[..old_token.rfind('.').expect("jws")],
+        &new_token[new_token.rfind('.').expect("jws") + 1..]
+    );
+    assert!(pyjwt(&forged, &during).is_err(), "a signature by another key is refused");
+
+    // Rotating a client's secret: the old one is refused at once, the new one works.
+    let rotated = operator(&table, &["rotate", &id]);
+    let new_secret = value(&rotated, "client_secret").to_owned();
+    assert_eq!(token_request(&token_fn, &id, &secret).await.0, 401, "the old secret is refused");
+    assert_eq!(token_request(&token_fn, &id, &new_secret).await.0, 200, "the new secret works");
+
+    // Revoking: the client is refused at once.
+    let revoked = operator(&table, &["revoke", &id]);
+    assert_eq!(revoked, vec![format!("revoked client_id={id}")]);
+    let (status, body, _) = token_request(&token_fn, &id, &new_secret).await;
+    assert_eq!((status, &body), (401, &refused.1), "a revoked client is refused");
+
+    // The register and the audit trail.
+    let list = operator(&table, &["list"]);
+    assert_eq!(list.len(), 3, "{list:?}");
+    let row = list.iter().find(|l| l.starts_with(&id)).expect("the revoked client is listed");
+    assert!(row.contains(&format!("\t{AID}\trevoked\t")), "{row}");
+    let row = list.iter().find(|l| l.starts_with(&other_id)).expect("the other client is listed");
+    assert!(row.contains("\tT87654321\tactive\tadmin:shopping\t"), "{row}");
+    let audit = operator(&table, &["audit"]);
+    let actions: Vec<&str> =
+        audit.iter().skip(1).filter(|l| l.contains(&id)).filter_map(|l| l.split('\t').nth(1)).collect();
+    assert_eq!(actions, ["create", "rotate", "revoke"], "{audit:?}");
+    assert!(audit.iter().skip(1).all(|l| l.ends_with("\tops@example.com")), "{audit:?}");
+    // The secret is nowhere in the table: only its keyed hash.
+    let all = store.query(&infra::Query::partition(format!("CLIENT#{other_id}"))).await.expect("query");
+    assert!(all.items.iter().all(|i| !i.doc.contains(&other_secret)));
+
+    // With an outside identity provider the token endpoint says tokens come from it.
+    let outside = token_app(&config(&table, None), store.clone(), kms.clone());
+    let (status, body, _) = token_request(&outside, &other_id, &other_secret).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("JwtIssuer")), "{body}");
+}
