@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY=0 SAM_CLI_DISABLE_UPDATE_CHECK=1
 echo "==> sam build (every function in infra/template.yaml, with cargo-lambda)"
 sam build --config-env default
 
-FUNCTIONS=(Drafts Orders Payments Views Hooks Publisher Deliverer)
+FUNCTIONS=(Drafts Orders Payments Views Hooks Publisher Deliverer Token Keys)
 # Budget (BENCHMARKS.md): each stripped arm64 bootstrap at most 6 MB.
 BUDGET=6000000
 printf '%-10s %14s %14s  %s\n' function bootstrap zip "vs budget (${BUDGET} B)"

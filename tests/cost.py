@@ -13,6 +13,11 @@ one EventBridge event and, on the delivery queue, one send, one receive and one 
 publisher takes them in at most 2 invocations. Webhook deliveries are priced per subscription
 on top: per event and subscription one job message (send, receive, delete), one deliverer
 share of an invocation and one delivery record write.
+
+The stack's own issuer (the default) adds its KMS key (fixed) and, per token a client fetches
+(about one an hour per client that caches its token, 720 a month), one HTTP API request, one
+token function invocation, one read of the client and one KMS Sign. X-Ray is off by default
+(TracingMode); with it on, every request and publisher invocation below one a second is traced.
 """
 
 import re
@@ -34,15 +39,24 @@ SQS_REQUEST = 0.40 / 1e6
 # Fixed: a standard CloudWatch alarm per metric it watches, a KMS key, log storage.
 ALARM_METRIC_MONTH = 0.10
 KMS_KEY_MONTH = 1.00
+# KMS requests on an asymmetric key (Sign, GetPublicKey): not in the free tier.
+KMS_ASYMMETRIC_REQUEST = 0.15 / 1e4
+# X-Ray, per trace recorded past the free 100,000 a month.
+XRAY_TRACE = 5.00 / 1e6
 LOG_GB_MONTH = 0.03
 LOG_GB_INGESTED = 0.50
 
-# The stack's alarms and how many metrics each watches (infra/template.yaml).
+# The stack's alarms and how many metrics each watches, per AlarmProfile (infra/template.yaml).
+ESSENTIAL_ALARMS = {"Api5xxAlarm": 1, "PipelineFailuresAlarm": 1}
 ALARM_METRICS = {
-    "DeadLettersAlarm": 1, "PipelineFailuresAlarm": 1, "FunctionErrorsAlarm": 7, "FunctionThrottlesAlarm": 7,
-    "Api5xxAlarm": 1, "Api4xxAlarm": 2, "PublisherIteratorAgeAlarm": 1, "DeliveryQueueAgeAlarm": 1,
-    "TableThrottlesAlarm": 2,
+    "essential": ESSENTIAL_ALARMS,
+    "full": {**ESSENTIAL_ALARMS, "DeadLettersAlarm": 1, "FunctionErrorsAlarm": 8, "FunctionThrottlesAlarm": 8,
+             "Api4xxAlarm": 2, "PublisherIteratorAgeAlarm": 1, "DeliveryQueueAgeAlarm": 1, "TableThrottlesAlarm": 2},
 }
+# Tokens a tenant's client fetches in a month (one an hour, cached in between).
+TOKENS_PER_MONTH = 720
+# The budgets (issue 26): idle with a non-exportable key, and a tenant at 10,000 lifecycles.
+IDLE_BUDGET, TENANT_BUDGET, TENANT_LIFECYCLES = 1.50, 1.50, 10_000
 # Measured: a warm API invocation (one partition read or a conditional write) takes 17 ms at
 # full CPU locally (BENCHMARKS.md, cold request); Lambda bills by the millisecond. 256 MB, the
 # deliverer 128 MB (infra/template.yaml).
@@ -77,20 +91,35 @@ def main() -> None:
     total = dynamodb + api + lam + bus + sqs + logs
     per_sub = n * EVENTS * (3 * SQS_REQUEST + LAMBDA_REQUEST / 10 + API_MS / 1000 * DELIVERER_GB * LAMBDA_GB_SECOND
                             + 2 * WRITE_UNIT)
-    fixed_alarms = sum(ALARM_METRICS.values()) * ALARM_METRIC_MONTH
-    fixed = fixed_alarms + KMS_KEY_MONTH
+    xray = n * (REQUESTS + PUBLISHER_INVOCATIONS) * XRAY_TRACE
+    tokens = TOKENS_PER_MONTH * (HTTP_API_REQUEST + LAMBDA_REQUEST + API_MS / 1000 * MEMORY_GB * LAMBDA_GB_SECOND
+                                 + READ_UNIT + KMS_ASYMMETRIC_REQUEST)
     print(f"prices of {PRICES_DATED} (us-east-1, on demand); one lifecycle = {wcu:g} WCU, {rcu:g} RCU")
     print("| per 1,000 order lifecycles | USD |")
     print("|---|---|")
     for name, v in [("DynamoDB (measured units)", dynamodb), ("HTTP API requests", api),
                     ("Lambda requests and GB-seconds", lam), ("EventBridge events", bus),
                     ("SQS requests", sqs), ("CloudWatch Logs ingestion", logs), ("total", total),
-                    ("each webhook subscription adds", per_sub)]:
+                    ("each webhook subscription adds", per_sub),
+                    ("X-Ray, if TracingMode=Active (past the free tier)", xray)]:
         print(f"| {name} | {v:.4f} |")
-    print(f"fixed per month at idle: {fixed:.2f} USD ({sum(ALARM_METRICS.values())} alarm metrics "
-          f"{fixed_alarms:.2f}, KMS key {KMS_KEY_MONTH:.2f}); log storage {LOG_GB_MONTH} USD per GB-month kept; "
-          "DynamoDB storage 0.25 USD per GB-month; nothing else runs while idle")
-
+    print(f"tokens: {TOKENS_PER_MONTH} a month (one client, hourly) cost {tokens:.4f} USD "
+          f"(request, invocation, client read, KMS Sign at {KMS_ASYMMETRIC_REQUEST * 1e4:.2f} USD per 10,000)")
+    print("| fixed per month at idle | alarm metrics | USD |")
+    print("|---|---|---|")
+    idle = {}
+    for profile, alarms in ALARM_METRICS.items():
+        metrics = sum(alarms.values())
+        idle[profile] = metrics * ALARM_METRIC_MONTH + KMS_KEY_MONTH
+        print(f"| AlarmProfile={profile}, own issuer (KMS key {KMS_KEY_MONTH:.2f}) | {metrics} | {idle[profile]:.2f} |")
+    tenant = idle["essential"] + TENANT_LIFECYCLES / n * total + tokens
+    print(f"idle (defaults): {idle['essential']:.2f} USD a month (budget {IDLE_BUDGET:.2f}); "
+          f"a tenant at {TENANT_LIFECYCLES:,} order lifecycles: {tenant:.2f} USD a month all-in "
+          f"(budget {TENANT_BUDGET:.2f}; {idle['essential'] / tenant:.0%} fixed)")
+    print(f"log storage {LOG_GB_MONTH} USD per GB-month kept; DynamoDB storage 0.25 USD per GB-month; "
+          "nothing else runs while idle (the keys function answers API Gateway a few times an hour)")
+    if idle["essential"] > IDLE_BUDGET or tenant > TENANT_BUDGET:
+        raise SystemExit("over budget")
 
 if __name__ == "__main__":
     main()
