@@ -8,8 +8,9 @@ doing its real work, then a few more (the warm figure):
   publisher one stream record (history write on DynamoDB, PutEvents on EventBridge)
   deliverer one queue message whose webhook goes to a receiver over TLS (subscription read,
             delivery record written)
+  token     the upstream token request (client read on DynamoDB, ES256 signature by KMS Sign)
   hello     the bare `lambda_http` hello world, as the baseline
-DynamoDB, EventBridge and SQS are moto serving HTTPS with a CA made for the run. The functions
+DynamoDB, EventBridge, SQS and KMS are moto serving HTTPS with a CA made for the run. The functions
 find it through the SDK's standard `AWS_ENDPOINT_URL` and trust it the way they trust
 certificates on Lambda: Lambda's provided.al2023 has one system bundle file of about 140 roots,
 and the run's bundle is this machine's bundle plus the run's root, named by `SSL_CERT_FILE`
@@ -57,7 +58,7 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECEIVER_IP = "203.0.113.10"
-FUNCTIONS = ["drafts", "orders", "payments", "views", "hooks", "publisher", "deliverer"]
+FUNCTIONS = ["drafts", "orders", "payments", "views", "hooks", "publisher", "deliverer", "token"]
 PERIOD_US = 100_000
 
 
@@ -420,7 +421,15 @@ def seed(bin_dir, env, aws):
                            "NewImage": {k: attribute_json(v) for k, v in image.items()},
                            "SequenceNumber": "100000000000000000001", "SizeBytes": 512,
                            "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+    # An API client on the table, made by the operator command as on a stack.
+    made = subprocess.run([os.path.join(bin_dir, "shopping-local"), "client", "create", "--table", "bench",
+                           "--account", "T12345678", "--by", "bench"], env=env, capture_output=True, text=True)
+    if made.returncode != 0:
+        sys.exit(f"client create: {made.stderr}")
+    creds = dict(line.split("=", 1) for line in made.stdout.split())
+    basic = base64.b64encode(f"{creds['client_id']}:{creds['client_secret']}".encode()).decode()
     return {
+        "token": apigw("auth-token", basic=basic),
         "drafts": apigw("drafts-get", draft_id=open_draft["id"]),
         "orders": apigw("orders-get", order_id=order_id),
         "payments": apigw("payments-authorizations-list", order_id=order_id),
@@ -475,7 +484,9 @@ def start_aws(pki):
                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     events.create_event_bus(Name="bench")
     queue_url = sqs.create_queue(QueueName="bench-deliveries")["QueueUrl"]
-    return proc, {"endpoint": endpoint, "ddb": ddb, "sqs": sqs, "queue_url": queue_url}
+    key = boto3.client("kms", **kw).create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    return proc, {"endpoint": endpoint, "ddb": ddb, "sqs": sqs, "queue_url": queue_url,
+                  "signing_key": key["KeyMetadata"]["KeyId"]}
 
 
 def start_receiver(pki):
@@ -564,6 +575,9 @@ def main():
         "AWS_SESSION_TOKEN": "bench", "TABLE_NAME": "bench", "RUST_LOG": "warn",
         "AWS_ENDPOINT_URL": aws["endpoint"], "SSL_CERT_FILE": pki["bundle.pem"],
         "DELIVERY_QUEUE_URL": aws["queue_url"], "EVENT_BUS_NAME": "bench",
+        # The token function's: the stack's own issuer.
+        "SIGNING_KEY_ID": aws["signing_key"], "TOKEN_ISSUER": "https://keys.bench.on.aws/",
+        "TOKEN_AUDIENCE": "shopping-api",
     }
     functions = [f for f in args.functions.split(",") if f]
     sizes = args.sizes.split(",")
