@@ -117,3 +117,39 @@ fn a_created_client_gets_a_token_and_usage_is_counted_per_account() {
     assert!(value("shopping_events_total") >= 1.0, "the draft's shopping_draft_add");
     assert!(!metrics.contains("T87654321"), "{metrics}");
 }
+
+fn client(dir: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let out = Command::new(BIN).arg("client").args(args).arg("--data-dir").arg(dir).output().expect("client");
+    assert!(out.status.success(), "client {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8").lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn an_operator_lists_rotates_and_revokes_local_clients_and_each_change_is_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (id, secret) = client_create(dir.path(), AID, "admin:shopping");
+    let (mut server, port) = start(dir.path());
+    let path = format!("/v1/accounts/{AID}/auth/token");
+    let grant = r#"{"grant_type":"client_credentials"}"#;
+    let token = |secret: &str| post_with(port, &path, &[&basic(&id, secret)], "application/json", grant).0;
+    assert_eq!(token(&secret), 200);
+
+    let rotated = client(dir.path(), &["rotate", &id]);
+    let new_secret = rotated.iter().find_map(|l| l.strip_prefix("client_secret=")).expect("a new secret").to_owned();
+    assert_eq!(token(&secret), 401, "the old secret stops working at once");
+    assert_eq!(token(&new_secret), 200);
+
+    assert_eq!(client(dir.path(), &["revoke", &id]), vec![format!("revoked client_id={id}")]);
+    assert_eq!(token(&new_secret), 401, "a revoked client is refused at once");
+    let list = client(dir.path(), &["list"]);
+    assert!(list.iter().any(|l| l.starts_with(&id) && l.contains("\trevoked\t")), "{list:?}");
+    let audit = client(dir.path(), &["audit"]);
+    let actions: Vec<&str> = audit.iter().skip(1).filter_map(|l| l.split('\t').nth(1)).collect();
+    assert_eq!(actions, ["create", "rotate", "revoke"], "{audit:?}");
+    // An unknown client is a clear failure, not a silent success.
+    let out =
+        Command::new(BIN).args(["client", "revoke", "cl_nobody", "--data-dir"]).arg(dir.path()).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no client cl_nobody"));
+    server.kill().ok();
+}

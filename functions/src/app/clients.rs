@@ -8,7 +8,8 @@
 //!   hash (HMAC-SHA256), never the secret; revoking deletes it, so the token endpoint refuses
 //!   the client from the next request on;
 //! - the register, `AUTH#CLIENTS` / `{id}`: what `client list` shows (status included);
-//! - the audit trail, `AUTH#AUDIT` / `{at}#{id}#{action}#{nonce}`: every change, when and by whom.
+//! - the audit trail, `AUTH#AUDIT` / `{at, in ns}#{id}#{action}#{nonce}`: every change, when and
+//!   by whom.
 //!
 //! The hashing key: `shopping-local` keys hashes with its data dir's signing secret, as
 //! before; the stack keeps a random key in the table (`AUTH#KEYS` / `CLIENT_HASH`), made by
@@ -171,7 +172,10 @@ impl Clients<'_> {
             account_id: account_id.to_owned(),
             by: by.to_owned(),
         };
-        let sk = format!("{at}#{client_id}#{action}#{}", random_hex(4)?);
+        // Nanoseconds in the key, so the trail sorts in the order the changes were made even
+        // within one millisecond of the shown time.
+        let precise = self.clock.now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
+        let sk = format!("{precise}#{client_id}#{action}#{}", random_hex(4)?);
         Ok(WriteOp::Put {
             item: Item::new(Key::new(AUDIT_PK, sk), 0, to_doc(&entry)?),
             cond: Some(Condition::NotExists),
