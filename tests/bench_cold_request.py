@@ -578,6 +578,9 @@ def main():
         # The token function's: the stack's own issuer.
         "SIGNING_KEY_ID": aws["signing_key"], "TOKEN_ISSUER": "https://keys.bench.on.aws/",
         "TOKEN_AUDIENCE": "shopping-api",
+        # KMS under another name of the same emulator: a connection and a TLS handshake of its
+        # own, as KMS is another host than DynamoDB on AWS.
+        "AWS_ENDPOINT_URL_KMS": aws["endpoint"].replace("127.0.0.1", "localhost"),
     }
     functions = [f for f in args.functions.split(",") if f]
     sizes = args.sizes.split(",")

@@ -273,6 +273,31 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     let all = store.query(&infra::Query::partition(format!("CLIENT#{other_id}"))).await.expect("query");
     assert!(all.items.iter().all(|i| !i.doc.contains(&other_secret)));
 
+    // The reference, public on the token function: the same bytes as shopping-local serves.
+    let local = functions::platform::local::app(
+        functions::edge::state::AppState::local(
+            store.clone(),
+            Arc::new(infra::SystemClock::default()),
+            functions::edge::auth::Auth::hs256(b"k"),
+        ),
+        b"k".to_vec(),
+    );
+    for path in ["/openapi.json", "/docs", "/docs/redoc.standalone.js"] {
+        let mut adapter = Adapter::from(token_fn.clone());
+        let response =
+            adapter.call(LambdaEvent::new(event("GET", path, "api.example.com", &[], None), Context::default()));
+        let response = serde_json::to_value(response.await.expect("infallible")).expect("serialisable");
+        assert_eq!(response["statusCode"], 200, "{path}");
+        let req = axum::http::Request::builder().uri(path).body(axum::body::Body::empty()).expect("request");
+        let there = tower::ServiceExt::oneshot(local.clone(), req).await.expect("infallible");
+        let bytes = axum::body::to_bytes(there.into_body(), usize::MAX).await.expect("body");
+        assert_eq!(
+            response["body"].as_str().map(str::as_bytes),
+            Some(&bytes[..]),
+            "{path}: the same bytes on both hosts"
+        );
+    }
+
     // With an outside identity provider the token endpoint says tokens come from it.
     let outside = token_app(&config(&table, None), store.clone(), kms.clone());
     let (status, body, _) = token_request(&outside, &other_id, &other_secret).await;
