@@ -37,7 +37,7 @@ ACTIONS = {
     "Deliverer": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage",
                   "sqs:ChangeMessageVisibility"},
     # Only the token function may sign, only the keys function read the public keys.
-    "Token": {"dynamodb:GetItem", "kms:Sign"},
+    "Token": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "kms:Sign"},
     "Keys": {"kms:GetPublicKey"},
 }
 
@@ -323,7 +323,7 @@ def main() -> int:
                {"ParameterKey": "JwtAudience", "ParameterValue": "shopping"}]
     stack, resources, physical, body = rehearse(aws, bucket, key, STACK + "-outside", outside,
                                                 [f for f in FUNCTIONS if f not in OWN_ISSUER_ONLY],
-                                                {**ACTIONS, "Token": {"dynamodb:GetItem"}})
+                                                {**ACTIONS, "Token": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}})
     check(not {"SigningKeyA", "SigningKeyB", "KeysFunction"} & set(resources), f"no own issuer: {sorted(resources)}")
     check(not env_of(physical, "Token").get("SIGNING_KEY_ID"), "no signing key with an outside issuer")
     print("deploy rehearsal: the stacks hold what the template says")

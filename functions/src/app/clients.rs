@@ -97,12 +97,28 @@ pub enum HashKey {
     /// A key the host holds (`shopping-local`: the data dir's signing secret).
     Fixed(Vec<u8>),
     /// The random key kept in the table, read once per process.
-    Stored(tokio::sync::OnceCell<Vec<u8>>),
+    Stored(std::sync::OnceLock<Vec<u8>>),
 }
 
 impl HashKey {
     pub fn stored() -> Self {
-        Self::Stored(tokio::sync::OnceCell::new())
+        Self::Stored(std::sync::OnceLock::new())
+    }
+
+    /// The key when it needs no read: the host's, or the table's once read.
+    fn known(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Fixed(key) => Some(key.clone()),
+            Self::Stored(cell) => cell.get().cloned(),
+        }
+    }
+
+    /// Keeps the table's key once read.
+    fn remember(&self, key: Vec<u8>) -> Vec<u8> {
+        match self {
+            Self::Fixed(fixed) => fixed.clone(),
+            Self::Stored(cell) => cell.get_or_init(|| key).clone(),
+        }
     }
 
     /// The key; `None` when the table has none yet (no client was ever created there), unless
@@ -135,7 +151,7 @@ impl HashKey {
             }
             None => return Ok(None),
         };
-        Ok(Some(cell.get_or_init(|| async { key }).await.clone()))
+        Ok(Some(self.remember(key)))
     }
 }
 
@@ -296,9 +312,24 @@ impl Clients<'_> {
     /// mismatch (unknown, revoked, another account's, a wrong secret), checked in constant
     /// time whichever part is wrong.
     pub async fn verify(&self, aid: &str, client_id: &str, secret: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let item = self.store.get(&credential_key(client_id)).await?;
+        let credential = credential_key(client_id);
+        // A process's first check reads the credential and the table's key in one request.
+        let (item, key) = match self.key.known() {
+            Some(key) => (self.store.get(&credential).await?, Some(key)),
+            None => {
+                let found = self.store.get_many(&[credential.clone(), hash_key_item()]).await?;
+                let (mut item, mut key) = (None, None);
+                for i in found {
+                    if i.key() == credential {
+                        item = Some(i);
+                    } else if i.key() == hash_key_item() {
+                        key = Some(self.key.remember(i.doc.into_bytes()));
+                    }
+                }
+                (item, key)
+            }
+        };
         let rec: Option<ClientRecord> = item.and_then(|i| serde_json::from_str(&i.doc).ok());
-        let key = self.key.get(self.store, false).await?;
         // The hash is checked even for an unknown client, so timing tells nothing either.
         let stored = rec.as_ref().map_or_else(|| "0".repeat(64), |r| r.secret_hash.clone());
         let expected: Vec<u8> = (0..stored.len() / 2)
