@@ -226,7 +226,7 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
         if name in ("Hooks", "Deliverer"):
             check(env.get("DELIVERY_QUEUE_URL") == physical("DeliveryQueue"), f"{name}: DELIVERY_QUEUE_URL {env}")
         role = fn["Role"].rsplit("/", 1)[-1]
-        allowed, resources_named = set(), []
+        allowed, resources_named, denied = set(), [], []
         for pname in iam.list_role_policies(RoleName=role)["PolicyNames"]:
             doc = iam.get_role_policy(RoleName=role, PolicyName=pname)["PolicyDocument"]
             if isinstance(doc, str):
@@ -235,9 +235,17 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
             # moto leaves an `AWS::NoValue` in a list as null where CloudFormation drops it.
             for st in filter(None, doc["Statement"]):
                 acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                if st["Effect"] == "Deny":
+                    denied.append(st)
+                    continue
                 allowed.update(acts)
                 res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
                 resources_named.extend(res)
+        # Every function but the token and keys functions is denied the API clients' items.
+        if name not in ("Token", "Keys"):
+            leading = [st.get("Condition", {}).get("ForAnyValue:StringLike", {}).get("dynamodb:LeadingKeys")
+                       for st in denied]
+            check(["CLIENT#*", "AUTH#*"] in leading, f"{name}: the API clients' items are not denied: {denied}")
         expected = (actions or ACTIONS)[name]
         check(allowed == expected, f"{name}: inline policy allows {sorted(allowed)}, expected {sorted(expected)}")
         check("*" not in resources_named, f"{name}: an inline policy names every resource")
