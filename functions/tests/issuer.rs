@@ -189,6 +189,10 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     let old_token = body["access_token"].as_str().expect("access_token").to_owned();
 
     let before_rotation = jwks(&keys_fn).await;
+    // Anything else on the issuer's URL is a clear 404 or 405.
+    let host = "keys-abc.lambda-url.us-east-1.on.aws";
+    assert_eq!(invoke(&keys_fn, event("GET", "/.well-known/other", host, &[], None)).await.0, 404);
+    assert_eq!(invoke(&keys_fn, event("POST", "/.well-known/jwks.json", host, &[], None)).await.0, 405);
     let verified = pyjwt(&old_token, &before_rotation).expect("PyJWT verifies the token");
     let claims = &verified["claims"];
     assert_eq!(verified["kid"], old_key.as_str());
