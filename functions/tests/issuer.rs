@@ -166,7 +166,7 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     let ddb = infra::dynamo::emulator_client(&endpoint);
     infra::dynamo::create_table(&ddb, &table).await.expect("table");
     let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
-    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock));
+    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock.clone()));
     let kms_client = infra::kms::emulator_client(&endpoint);
     let kms = Arc::new(infra::kms::KmsKeys::new(kms_client.clone()));
     let (old_key, new_key) = (signing_key(&kms_client).await, signing_key(&kms_client).await);
@@ -177,7 +177,7 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     let other = operator(&table, &["create", "--account", "T87654321"]);
     let (other_id, other_secret) = (value(&other, "client_id").to_owned(), value(&other, "client_secret").to_owned());
 
-    let token_fn = token_app(&config(&table, Some(&old_key)), store.clone(), kms.clone());
+    let token_fn = token_app(&config(&table, Some(&old_key)), store.clone(), clock.clone(), kms.clone());
     let keys_fn = keys_app(vec![old_key.clone()], kms.clone());
 
     // An upstream-shaped request answers an upstream-shaped token.
@@ -227,7 +227,7 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     assert_eq!(status, 400, "{body}");
 
     // A rotation: the new key signs, both are published; the old key's tokens still verify.
-    let token_fn = token_app(&config(&table, Some(&new_key)), store.clone(), kms.clone());
+    let token_fn = token_app(&config(&table, Some(&new_key)), store.clone(), clock.clone(), kms.clone());
     let keys_fn = keys_app(vec![new_key.clone(), old_key.clone()], kms.clone());
     let during = jwks(&keys_fn).await;
     assert_eq!(during["keys"].as_array().map(Vec::len), Some(2), "{during}");
@@ -303,7 +303,7 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     }
 
     // With an outside identity provider the token endpoint says tokens come from it.
-    let outside = token_app(&config(&table, None), store.clone(), kms.clone());
+    let outside = token_app(&config(&table, None), store.clone(), clock.clone(), kms.clone());
     let (status, body, _) = token_request(&outside, &other_id, &other_secret).await;
     assert_eq!(status, 404, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("JwtIssuer")), "{body}");

@@ -31,7 +31,7 @@ fn template_routes() -> Vec<(String, String, String, bool)> {
 }
 
 /// The token function's router (its store and KMS are never reached by these requests).
-fn token_router(store: Arc<dyn infra::Store>) -> axum::Router {
+fn token_router(store: Arc<dyn infra::Store>, clock: Arc<dyn infra::Clock>) -> axum::Router {
     let config = functions::platform::lambda::TokenConfig::from_vars(|name| {
         Some(match name {
             "TABLE_NAME" => "t".to_owned(),
@@ -43,7 +43,7 @@ fn token_router(store: Arc<dyn infra::Store>) -> axum::Router {
     })
     .unwrap();
     let kms = Arc::new(infra::kms::KmsKeys::emulator("http://127.0.0.1:9"));
-    functions::platform::lambda::token_app(&config, store, kms)
+    functions::platform::lambda::token_app(&config, store, clock, kms)
 }
 
 fn router_of(function: &str) -> axum::Router<functions::edge::state::AppState> {
@@ -77,7 +77,7 @@ async fn every_template_route_is_served_by_its_function_and_every_operation_is_r
     assert_eq!(public, expected_public, "the routes without the authorizer");
     for (function, method, path, public) in &routes {
         if *public {
-            let app = token_router(state.store.clone());
+            let app = token_router(state.store.clone(), state.clock.clone());
             let concrete = path.replace("{aid}", "T12345678");
             let req = axum::http::Request::builder()
                 .method(method.as_str())

@@ -121,19 +121,14 @@ impl HashKey {
         }
     }
 
-    /// The key; `None` when the table has none yet (no client was ever created there), unless
-    /// `create` makes one.
-    async fn get(&self, store: &dyn Store, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
-        let cell = match self {
-            Self::Fixed(key) => return Ok(Some(key.clone())),
-            Self::Stored(cell) => cell,
-        };
-        if let Some(key) = cell.get() {
-            return Ok(Some(key.clone()));
+    /// The key, made (random, kept in the table) by the first client's creation.
+    async fn get_or_create(&self, store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+        if let Some(key) = self.known() {
+            return Ok(key);
         }
         let key = match store.get(&hash_key_item()).await? {
             Some(item) => item.doc.into_bytes(),
-            None if create => {
+            None => {
                 let fresh = random_hex(32)?;
                 let put = WriteOp::Put {
                     item: Item::new(hash_key_item(), 0, fresh.clone()),
@@ -149,9 +144,8 @@ impl HashKey {
                     Err(e) => return Err(e),
                 }
             }
-            None => return Ok(None),
         };
-        Ok(Some(self.remember(key)))
+        Ok(self.remember(key))
     }
 }
 
@@ -198,14 +192,14 @@ impl Clients<'_> {
         })
     }
 
-    fn register(&self, summary: &ClientSummary, version: u64) -> Result<WriteOp, StoreError> {
-        let item = Item::new(Key::new(REGISTER_PK, summary.client_id.clone()), version, to_doc(summary)?);
+    fn register(&self, summary: &ClientSummary) -> Result<WriteOp, StoreError> {
+        let item = Item::new(Key::new(REGISTER_PK, summary.client_id.clone()), 0, to_doc(summary)?);
         Ok(WriteOp::Put { item, cond: None })
     }
 
     /// Creates a client of `account` with `scopes`; answers its id and its secret (shown once).
     pub async fn create(&self, account: &str, scopes: &str, by: &str) -> Result<(String, String), ClientError> {
-        let key = self.key.get(self.store, true).await?.unwrap_or_default();
+        let key = self.key.get_or_create(self.store).await?;
         let client_id = format!("cl_{}", random_hex(12)?);
         let secret = random_hex(32)?;
         let now = domain::ids::timestamp(self.clock.now());
@@ -216,19 +210,12 @@ impl Clients<'_> {
             secret_hash: hash(&key, &secret),
             created_at: now.clone(),
         };
-        let summary = ClientSummary {
-            client_id: client_id.clone(),
-            account_id: account.to_owned(),
-            scopes: scopes.to_owned(),
-            status: "active".into(),
-            created_at: now.clone(),
-            changed_at: None,
-        };
+        let summary = Self::summary(&rec, "active", None);
         let credential = Item::new(credential_key(&client_id), 0, to_doc(&rec)?);
         self.store
             .write(vec![
                 WriteOp::Put { item: credential, cond: Some(Condition::NotExists) },
-                self.register(&summary, 0)?,
+                self.register(&summary)?,
                 self.audit(&now, "create", &client_id, account, by)?,
             ])
             .await?;
@@ -256,14 +243,14 @@ impl Clients<'_> {
         Ok((item, rec))
     }
 
-    fn summary(rec: &ClientRecord, status: &str, at: &str) -> ClientSummary {
+    fn summary(rec: &ClientRecord, status: &str, changed_at: Option<&str>) -> ClientSummary {
         ClientSummary {
             client_id: rec.client_id.clone(),
             account_id: rec.account_id.clone(),
             scopes: rec.scopes.clone(),
             status: status.to_owned(),
             created_at: rec.created_at.clone(),
-            changed_at: Some(at.to_owned()),
+            changed_at: changed_at.map(str::to_owned),
         }
     }
 
@@ -277,7 +264,7 @@ impl Clients<'_> {
     /// Gives the client a new secret (answered once); the old one stops working at once.
     pub async fn rotate(&self, client_id: &str, by: &str) -> Result<String, ClientError> {
         let (item, mut rec) = self.load(client_id).await?;
-        let key = self.key.get(self.store, true).await?.unwrap_or_default();
+        let key = self.key.get_or_create(self.store).await?;
         let secret = random_hex(32)?;
         rec.secret_hash = hash(&key, &secret);
         let now = domain::ids::timestamp(self.clock.now());
@@ -285,7 +272,7 @@ impl Clients<'_> {
         self.store
             .write(vec![
                 WriteOp::Put { item: next, cond: Some(Condition::VersionIs(item.version)) },
-                self.register(&Self::summary(&rec, "active", &now), 0)?,
+                self.register(&Self::summary(&rec, "active", Some(&now)))?,
                 self.audit(&now, "rotate", client_id, &rec.account_id, by)?,
             ])
             .await
@@ -300,7 +287,7 @@ impl Clients<'_> {
         self.store
             .write(vec![
                 WriteOp::Delete { key: credential_key(client_id), cond: Some(Condition::VersionIs(item.version)) },
-                self.register(&Self::summary(&rec, "revoked", &now), 0)?,
+                self.register(&Self::summary(&rec, "revoked", Some(&now)))?,
                 self.audit(&now, "revoke", client_id, &rec.account_id, by)?,
             ])
             .await

@@ -122,9 +122,13 @@ impl TokenConfig {
 }
 
 /// The token function's router: the token endpoint and the reference, no authorizer.
-pub fn token_app(config: &TokenConfig, store: Arc<dyn infra::Store>, kms: Arc<infra::kms::KmsKeys>) -> Router {
+pub fn token_app(
+    config: &TokenConfig,
+    store: Arc<dyn infra::Store>,
+    clock: Arc<dyn infra::Clock>,
+    kms: Arc<infra::kms::KmsKeys>,
+) -> Router {
     use crate::api::tokens::{Issuer, KmsSigner, TokenSigner};
-    let clock: Arc<dyn infra::Clock> = Arc::new(SystemClock::default());
     let signer = config.own_issuer.as_ref().map(|(key_id, issuer, audience)| {
         Arc::new(KmsSigner { keys: kms, key_id: key_id.clone(), issuer: issuer.clone(), audience: audience.clone() })
             as Arc<dyn TokenSigner>
@@ -142,9 +146,9 @@ pub async fn run_token() -> Result<(), lambda_http::Error> {
     init_logs();
     let config = TokenConfig::from_vars(|name| std::env::var(name).ok())?;
     let clock = Arc::new(SystemClock::default());
-    let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock)?);
+    let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock.clone())?);
     let kms = Arc::new(infra::kms::KmsKeys::from_env()?);
-    lambda_http::run(token_app(&config, store, kms)).await
+    lambda_http::run(token_app(&config, store, clock, kms)).await
 }
 
 /// The keys function's settings: `SIGNING_KEY_ID`, and `RETIRING_KEY_ID` during a rotation.

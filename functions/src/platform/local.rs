@@ -125,9 +125,11 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
 }
 
 /// The embedded store of `data_dir` and the key its client secrets are hashed with.
-pub fn client_store(data_dir: &Path) -> Result<(Arc<dyn infra::Store>, crate::app::clients::HashKey), LocalError> {
+pub fn client_store(
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<dyn infra::Store>, crate::app::clients::HashKey), LocalError> {
     let key = secret(data_dir)?;
-    let clock = Arc::new(clock_from_env()?);
     let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock)?;
     Ok((Arc::new(store), crate::app::clients::HashKey::Fixed(key)))
 }

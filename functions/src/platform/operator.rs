@@ -38,11 +38,10 @@ pub enum OperatorError {
     Clients(#[from] ClientError),
 }
 
-fn store(target: &Target) -> Result<(Arc<dyn Store>, HashKey), OperatorError> {
+fn store(target: &Target, clock: Arc<SystemClock>) -> Result<(Arc<dyn Store>, HashKey), OperatorError> {
     match target {
-        Target::DataDir(dir) => Ok(super::local::client_store(dir)?),
+        Target::DataDir(dir) => Ok(super::local::client_store(dir, clock)?),
         Target::Table(table) => {
-            let clock = Arc::new(SystemClock::default());
             let store = DynamoStore::from_env(table.clone(), clock).map_err(OperatorError::Credentials)?;
             Ok((Arc::new(store), HashKey::stored()))
         }
@@ -51,9 +50,9 @@ fn store(target: &Target) -> Result<(Arc<dyn Store>, HashKey), OperatorError> {
 
 /// Runs `action` on `target` as `by`; answers the lines to print.
 pub async fn run(target: &Target, action: Action, by: &str) -> Result<Vec<String>, OperatorError> {
-    let (store, key) = store(target)?;
-    let clock = super::local::clock_from_env()?;
-    let clients = Clients { store: store.as_ref(), clock: &clock, key: &key };
+    let clock = Arc::new(super::local::clock_from_env()?);
+    let (store, key) = store(target, clock.clone())?;
+    let clients = Clients { store: store.as_ref(), clock: clock.as_ref(), key: &key };
     Ok(match action {
         Action::Create { account, scopes } => {
             let (id, secret) = clients.create(&account, &scopes, by).await?;
