@@ -51,15 +51,24 @@ def check(cond: bool, msg: str) -> None:
         fail(msg)
 
 
-def start_emulator():
-    """The emulator, in this process (every call stays on loopback-free in-memory state)."""
-    # The one shim moto 5.2 needs: its EventBus has no physical id, so a `Ref` to the bus
-    # resolves to the resource object instead of the bus's name (what CloudFormation returns).
-    from moto import mock_aws
+def install_shims() -> None:
+    """What moto 5.2's CloudFormation needs to deploy the template as AWS does (each shim says
+    why); called once, before the first stack, in the process that runs the emulator (this one,
+    or `tests/stack.py`'s)."""
+    # Its EventBus has no physical id, so a `Ref` to the bus resolves to the resource object
+    # instead of the bus's name (what CloudFormation returns).
     from moto.events.models import EventBus
 
     EventBus.physical_resource_id = property(lambda self: self.name)
     function_urls()
+    key_specs()
+
+
+def start_emulator():
+    """The emulator, in this process (every call stays on loopback-free in-memory state)."""
+    from moto import mock_aws
+
+    install_shims()
     mock = mock_aws()
     mock.start()
     return mock
@@ -103,16 +112,28 @@ def function_urls() -> None:
             return self.config.function.function_arn
 
 
-def key_policies_as_text() -> None:
-    """The fourth shim: moto 5.2's CloudFormation keeps a KMS key's policy as the object the
-    template gives, where its KMS API expects the JSON text CloudFormation would send."""
-    from moto.kms.models import kms_backends
+def key_specs() -> None:
+    """The fourth shim: moto 5.2's CloudFormation makes every `AWS::KMS::Key` a symmetric
+    encryption key and keeps its policy as the template's object, where CloudFormation creates
+    the key the template specifies (`KeySpec`, `KeyUsage`) with its policy as JSON text. This
+    model does what CloudFormation does, through moto's KMS API."""
+    from moto.kms.models import Key, kms_backends
 
-    for account in kms_backends.values():
-        for backend in account.values():
-            for key in backend.keys.values():
-                if isinstance(key.policy, dict):
-                    key.policy = json.dumps(key.policy)
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        policy = props.get("KeyPolicy")
+        key = kms_backends[account_id][region_name].create_key(
+            policy=json.dumps(policy) if isinstance(policy, dict) else policy,
+            key_usage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            key_spec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            description=props.get("Description"),
+            tags=props.get("Tags", []),
+        )
+        key.key_rotation_status = props.get("EnableKeyRotation", False)
+        key.enabled = props.get("Enabled", True)
+        return key
+
+    Key.create_from_cloudformation_json = classmethod(create)
 
 
 def transformed(bucket: str, key: str, params: dict) -> dict:
@@ -173,7 +194,6 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
     print(f"transformed: {len(body['Resources'])} resources of {len(kinds)} kinds")
     cfn = aws("cloudformation")
     cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(body), Parameters=params, Capabilities=["CAPABILITY_IAM"])
-    key_policies_as_text()
     stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
     check(stack["StackStatus"] == "CREATE_COMPLETE", f"stack is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
     resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
@@ -306,11 +326,9 @@ def main() -> int:
     stack, resources, physical, body = rehearse(aws, bucket, key, STACK, own, FUNCTIONS)
     kms = aws("kms")
     check("SigningKeyB" not in resources, "one key slot at rest")
-    # moto's CloudFormation makes every key symmetric, so the key's spec is read from what
-    # CloudFormation is given; that KMS signs with such a key is the token test's part.
-    check(kms.describe_key(KeyId=physical("SigningKeyA"))["KeyMetadata"]["Enabled"], "signing key enabled")
-    spec = body["Resources"]["SigningKeyA"]["Properties"]
-    check(spec.get("KeySpec") == "ECC_NIST_P256" and spec.get("KeyUsage") == "SIGN_VERIFY", f"signing key {spec}")
+    meta = kms.describe_key(KeyId=physical("SigningKeyA"))["KeyMetadata"]
+    check(meta["Enabled"] and meta["KeySpec"] == "ECC_NIST_P256" and meta["KeyUsage"] == "SIGN_VERIFY",
+          f"signing key {meta}")
     url = lam.get_function_url_config(FunctionName=physical("KeysFunction"))
     check(url["AuthType"] == "NONE", f"the issuer's URL is public: {url}")
     token_env, keys_env = env_of(physical, "Token"), env_of(physical, "Keys")

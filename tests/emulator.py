@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from werkzeug.serving import run_simple
 
@@ -26,21 +27,32 @@ from moto.moto_server.werkzeug_app import (
 )
 
 
-def main() -> None:
-    port = int(sys.argv[1])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def serialised_app(busy=None):
+    """moto's WSGI app, one request at a time. `busy`, when given, is called with the seconds
+    each request held the emulator (for `tests/stack.py`'s account of the emulator's latency)."""
     moto_app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
 
     def serialised(environ, start_response):
         with lock:
+            started = time.perf_counter()
             result = moto_app(environ, start_response)
             try:
                 body = b"".join(result)
             finally:
                 if hasattr(result, "close"):
                     result.close()
+            if busy is not None:
+                busy(time.perf_counter() - started)
         return [body]
+
+    return serialised
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serialised = serialised_app()
 
     if len(sys.argv) == 4:
         class KeepAlive(MotoRequestHandler):

@@ -17,18 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=target/pyenv
-PY_PACKAGES=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1"
-             "openapi-python-client>=0.26,<1" "standardwebhooks>=1.0,<2" "aws-sam-translator>=1.90,<2"
-             "PyJWT[crypto]>=2.8,<3")
-if ! { [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/schemathesis" ] \
-       && [ -x "$VENV/bin/openapi-spec-validator" ] && [ -x "$VENV/bin/openapi-python-client" ] \
-       && "$VENV/bin/python" -c "import standardwebhooks, samtranslator, jwt, cryptography" 2>/dev/null; }; then
-  echo "==> installing the local AWS emulator, cfn-lint, schemathesis, openapi-spec-validator,"
-  echo "    openapi-python-client, standardwebhooks and aws-sam-translator into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
-fi
+source tests/pyenv.sh
 
 # The docs-page test drives a headless Chromium. Install Debian's when there is none and we
 # may (root or passwordless sudo); otherwise that one test says it is skipped.

@@ -75,7 +75,7 @@ pub const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_millis
 /// period's share even at 128 MB, so moving it saves nothing there, while init pays a round
 /// trip. It pays where round trips are long (a table in another region).
 pub async fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> {
-    let clock = Arc::new(SystemClock::default());
+    let clock = Arc::new(clock_from_env()?);
     let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock.clone())?);
     if config.connect_at_init {
         if let Err(why) = store.connect(CONNECT_WITHIN).await {
@@ -86,7 +86,28 @@ pub async fn aws_state(config: &Config, jobs: Jobs) -> Result<AppState, String> 
         Jobs::None => Arc::new(NoQueue),
         Jobs::Queue => Arc::new(SqsQueue::from_env(&env("DELIVERY_QUEUE_URL")?)?),
     };
-    Ok(AppState::new(store, clock, Auth::ApiGateway, jobs, Sink::Emf))
+    Ok(AppState::new(store, clock, Auth::ApiGateway, jobs, Sink::Emf).allow_loopback(webhook_loopback()?))
+}
+
+/// The function's clock: the wall clock, shifted by `SHOPPING_CLOCK_OFFSET_SECONDS` when that
+/// is set (a testing aid of `tests/stack`, as of `shopping-local`; the template never sets it).
+pub fn clock_from_env() -> Result<SystemClock, String> {
+    super::local::clock_from_env().map_err(|e| e.to_string())
+}
+
+/// Whether webhooks may go to loopback receivers: only with `SHOPPING_WEBHOOK_ALLOW_LOOPBACK=true`
+/// (set by `tests/stack up --webhook-allow-loopback`, never by the template), so that on AWS
+/// the SSRF guard refuses every loopback, private and link-local address.
+pub fn webhook_loopback() -> Result<bool, String> {
+    loopback_from(std::env::var("SHOPPING_WEBHOOK_ALLOW_LOOPBACK").ok())
+}
+
+fn loopback_from(value: Option<String>) -> Result<bool, String> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("SHOPPING_WEBHOOK_ALLOW_LOOPBACK must be true or false, not {other:?}")),
+    }
 }
 
 /// Serves one resource group's router as this Lambda.
@@ -145,7 +166,7 @@ pub fn token_app(
 pub async fn run_token() -> Result<(), lambda_http::Error> {
     init_logs();
     let config = TokenConfig::from_vars(|name| std::env::var(name).ok())?;
-    let clock = Arc::new(SystemClock::default());
+    let clock = Arc::new(clock_from_env()?);
     let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock.clone())?);
     let kms = Arc::new(infra::kms::KmsKeys::from_env()?);
     lambda_http::run(token_app(&config, store, clock, kms)).await
@@ -183,6 +204,14 @@ mod tests {
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
         Config::from_vars(|name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn loopback_webhooks_are_refused_unless_explicitly_allowed() {
+        assert_eq!(loopback_from(None), Ok(false));
+        assert_eq!(loopback_from(Some("false".into())), Ok(false));
+        assert_eq!(loopback_from(Some("true".into())), Ok(true));
+        assert!(loopback_from(Some("yes".into())).is_err_and(|e| e.contains("must be true or false")));
     }
 
     #[test]
