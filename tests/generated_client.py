@@ -1,10 +1,10 @@
 """Generated clients: what a merchant gets by feeding our OpenAPI document to the usual client
 generators, driven against the local server.
 
-Usage: generated_client.py <shopping-local binary> <openapi-python-client binary> [npx]
+Usage: generated_client.py (--local BINARY | --stack DIR) --generator OPENAPI_PYTHON_CLIENT [--npx NPX]
 
-Starts shopping-local on a fresh data directory and a free loopback port, fetches the document
-it serves, and:
+Against either host (hosts.py: shopping-local started on a fresh data directory, or a running
+`tests/stack up --webhook-allow-loopback`), fetches the document it serves, and:
   - refuses tuple schemas (`prefixItems`), which most generators cannot map;
   - generates a Python client with openapi-python-client (the most used generator on PyPI) and
     imports every module it wrote;
@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.request
 
-from local_server import serving
+import hosts
 
 AID = "T12345678"
 OPENAPI_TYPESCRIPT = "openapi-typescript@7"
@@ -83,7 +83,7 @@ def import_all(work: str):
     return pkg
 
 
-def lifecycle(base: str, binary: str, data: str, receiver_url: str) -> None:
+def lifecycle(host, receiver_url: str) -> None:
     from shopping_client import AuthenticatedClient, Client
     from shopping_client.api.auth import get_token
     from shopping_client.api.drafts import add_draft_item, complete_draft_order, create_draft_order
@@ -98,16 +98,11 @@ def lifecycle(base: str, binary: str, data: str, receiver_url: str) -> None:
             fail(f"{step}: {res.status_code.value} parsed as {type(res.parsed).__name__}: {res.content[:800]!r}")
         return res.parsed
 
-    creds = subprocess.run(
-        [binary, "client", "create", "--account", AID, "--scopes", "admin:shopping admin:hooks", "--data-dir", data],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    values = dict(line.split("=", 1) for line in creds)
+    base = host.base
+    client_id, client_secret = host.credentials(AID, "admin:shopping admin:hooks")
     anonymous = Client(base_url=base)
     body = models.TokenRequest.from_dict(
-        {"grant_type": "client_credentials", "client_id": values["client_id"], "client_secret": values["client_secret"]}
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
     )
     # The token endpoint needs no bearer token; the generated function asks for a client type
     # that carries one, which any value satisfies at run time.
@@ -261,23 +256,37 @@ def typescript(npx: str, doc_path: str, work: str) -> None:
 
 
 def main() -> int:
-    binary, generator = (os.path.abspath(p) for p in sys.argv[1:3])
-    npx = sys.argv[3] if len(sys.argv) > 3 else None
-    with serving(binary, "shopping-generated-") as (_, base, data):
-        with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as res:
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser()
+    hosts.add_arguments(parser)
+    parser.add_argument("--generator", required=True, help="the openapi-python-client binary")
+    parser.add_argument("--npx", help="npx, to generate TypeScript types too")
+    args = parser.parse_args()
+    generator = os.path.abspath(args.generator)
+    with hosts.host_from(args, "shopping-generated-") as host:
+        with urllib.request.urlopen(f"{host.base}/openapi.json", timeout=10) as res:
             raw = res.read()
-        doc_path = os.path.join(data, "openapi.json")
+        work = tempfile.mkdtemp(prefix="shopping-generated-client-")
+        doc_path = os.path.join(work, "openapi.json")
         with open(doc_path, "wb") as f:
             f.write(raw)
         tuples = list(tuple_schemas(json.loads(raw)))
         if tuples:
             fail("tuple schemas (prefixItems) in the document: " + ", ".join(tuples))
-        work = generate_python(generator, doc_path, data)
+        generate_python(generator, doc_path, work)
         import_all(work)
-        lifecycle(base, binary, data, receiver())
-        if npx:
-            typescript(npx, doc_path, data)
+        emulator = getattr(host, "emulator_seconds", lambda: 0.0)
+        busy_before, started = emulator(), time.perf_counter()
+        lifecycle(host, receiver())
+        elapsed, busy = time.perf_counter() - started, emulator() - busy_before
+        busy = f"; the emulator was busy {busy:.2f} s of it" if args.stack else ""
+        print(f"lifecycle against {host.name}: {elapsed:.2f} s{busy}")
+        if args.npx:
+            typescript(args.npx, doc_path, work)
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

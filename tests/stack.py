@@ -67,7 +67,7 @@ LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
 # API Gateway's: a request body of at most 10 MB, an integration answers within 30 s.
 API_PAYLOAD_MAX = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT = 30.0
-TTL_SWEEP_EVERY = 1.0
+TTL_SWEEP_EVERY = 2.0
 
 LOG_LOCK = threading.Lock()
 LOG_FILE = None
@@ -913,8 +913,7 @@ class Harness:
                 threading.Thread(target=self.stream_loop, args=(props, fn), daemon=True, name=logical).start()
             elif ":sqs:" in arn:
                 workers = int(props.get("ScalingConfig", {}).get("MaximumConcurrency") or min(fn.concurrency, 5))
-                for n in range(workers):
-                    threading.Thread(target=self.queue_loop, args=(props, fn), daemon=True, name=f"{logical}-{n}").start()
+                threading.Thread(target=self.queue_loop, args=(props, fn, workers), daemon=True, name=logical).start()
             else:
                 raise SystemExit(f"mapping {logical}: source {arn} is not emulated")
 
@@ -1023,37 +1022,51 @@ class Harness:
 
     # ---- the delivery queue into the deliverer
 
-    def queue_loop(self, props, fn):
+    def queue_loop(self, props, fn, workers):
+        """One poller (the emulator cannot long-poll without holding every other request up),
+        handing each batch to one of at most `workers` concurrent invocations: the mapping's
+        maximum concurrency."""
         arn = props["EventSourceArn"]
         batch_size = min(int(props.get("BatchSize", 10)), 10)
-        partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
         sqs = self.aws("sqs")
         url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        slots = threading.BoundedSemaphore(workers)
         while not self.stopping.is_set():
+            if not slots.acquire(timeout=1):
+                continue
             try:
                 got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=0,
                                           AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - the poller outlives a failed poll
                 log(f"queue poll failed: {e}")
+                got = []
                 time.sleep(1)
-                continue
             if not got:
+                slots.release()
                 time.sleep(0.1)
                 continue
-            records = [sqs_record(m, arn) for m in got]
+            threading.Thread(target=self.queue_batch, args=(props, fn, sqs, url, got, slots), daemon=True).start()
+
+    def queue_batch(self, props, fn, sqs, url, got, slots):
+        """One batch: the messages the function did not report failed are deleted; on a
+        function error none is, and all come back after the queue's visibility timeout."""
+        try:
+            partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+            records = [sqs_record(m, props["EventSourceArn"]) for m in got]
             try:
                 out = fn.invoke(json.dumps({"Records": records}).encode(), f"{len(records)} queue messages")
-            except InvocationError:
-                # The whole batch comes back after the queue's visibility timeout.
-                continue
-            try:
-                failed = {f.get("itemIdentifier") for f in (json.loads(out or b"{}") or {}).get("batchItemFailures") or []} if partial else set()
-            except (ValueError, AttributeError):
-                continue
+                doc = json.loads(out or b"{}") or {}
+                failed = {f.get("itemIdentifier") for f in doc.get("batchItemFailures") or []} if partial else set()
+            except (InvocationError, ValueError, AttributeError):
+                return
             done = [m for m in got if m["MessageId"] not in failed]
             for chunk in range(0, len(done), 10):
                 entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[chunk:chunk + 10])]
                 sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        except Exception as e:  # noqa: BLE001
+            log(f"queue batch failed: {e}")
+        finally:
+            slots.release()
 
     # ---- TTL
 

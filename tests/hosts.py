@@ -1,0 +1,138 @@
+"""The two hosts the client-facing suites run against, behind one interface: `shopping-local`
+on the embedded engine, and the stack as AWS runs it (`tests/stack up`).
+
+A suite is given `--local BINARY` (it starts shopping-local on a fresh data directory, loopback
+webhooks allowed) or `--stack DIR` (a running `tests/stack up --data-dir DIR
+--webhook-allow-loopback`), and uses:
+  host.base                       the API's base URL
+  host.credentials(aid, scopes)   a new API client's (client_id, client_secret)
+  host.credentials_command(aid)   the shell command that prints `client_id=…`/`client_secret=…`
+  host.move_clock(seconds)        the host's clock moved forward to `seconds` from now (local:
+                                  restarted with SHOPPING_CLOCK_OFFSET_SECONDS, its data kept;
+                                  the stack: `tests/stack clock`, its functions restarted)
+"""
+
+import argparse
+import contextlib
+import os
+import shlex
+import subprocess
+import tempfile
+import json
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STACK = os.path.join(ROOT, "tests", "stack")
+
+
+def parse_values(text: str) -> dict:
+    return dict(line.split("=", 1) for line in text.split() if "=" in line)
+
+
+class LocalHost:
+    name = "shopping-local"
+
+    def __init__(self, binary: str, prefix: str = "shopping-suite-"):
+        self.binary = os.path.abspath(binary)
+        self.data = tempfile.mkdtemp(prefix=prefix)
+        self.server = None
+        self.offset = 0
+        self.addr = "127.0.0.1:0"
+        self.start()
+
+    def start(self):
+        env = dict(os.environ, SHOPPING_CLOCK_OFFSET_SECONDS=str(self.offset))
+        self.server = subprocess.Popen(
+            [self.binary, "serve", "--addr", self.addr, "--data-dir", self.data, "--webhook-allow-loopback"],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(self.data, "server.log"), "a"), text=True, env=env)
+        line = self.server.stdout.readline()
+        base = line.strip().rsplit(" ", 1)[-1]
+        if not base.startswith("http://127.0.0.1:"):
+            raise SystemExit(f"shopping-local did not start: {line!r}")
+        self.base = base
+        # A restart keeps the address, as a redeployed stack keeps its URL.
+        self.addr = base[len("http://"):]
+
+    def stop(self):
+        if self.server is not None:
+            self.server.kill()
+            self.server.wait()
+            self.server = None
+
+    def credentials_command(self, aid: str, scopes: str = None) -> str:
+        cmd = [self.binary, "client", "create", "--account", aid, "--data-dir", self.data]
+        if scopes is not None:
+            cmd += ["--scopes", scopes]
+        return shlex.join(cmd)
+
+    def credentials(self, aid: str, scopes: str = None):
+        out = subprocess.run(self.credentials_command(aid, scopes), shell=True, check=True, capture_output=True,
+                             text=True, env=dict(os.environ, SHOPPING_CLOCK_OFFSET_SECONDS=str(self.offset))).stdout
+        values = parse_values(out)
+        return values["client_id"], values["client_secret"]
+
+    def move_clock(self, seconds: int):
+        self.stop()
+        self.offset = seconds
+        self.start()
+
+
+class StackHost:
+    name = "tests/stack"
+
+    def __init__(self, data_dir: str):
+        self.data = os.path.abspath(data_dir)
+        with open(os.path.join(self.data, "stack.json")) as f:
+            self.state = json.load(f)
+        self.base = self.state["api"]
+
+    def stop(self):
+        pass  # the stack belongs to whoever started it
+
+    def credentials_command(self, aid: str, scopes: str = None) -> str:
+        cmd = [STACK, "client", "create", "--data-dir", self.data, "--account", aid]
+        if scopes is not None:
+            cmd += ["--scopes", scopes]
+        return shlex.join(cmd)
+
+    def credentials(self, aid: str, scopes: str = None):
+        out = subprocess.run(self.credentials_command(aid, scopes), shell=True, check=True, capture_output=True,
+                             text=True).stdout
+        values = parse_values(out)
+        return values["client_id"], values["client_secret"]
+
+    def move_clock(self, seconds: int):
+        subprocess.run([STACK, "clock", "--data-dir", self.data, "--offset-seconds", str(seconds)], check=True,
+                       capture_output=True)
+
+    def emulator_seconds(self) -> float:
+        with urllib.request.urlopen(self.state["control"] + "/stats", timeout=10) as res:
+            return json.loads(res.read())["emulator_seconds"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--local", metavar="BINARY", help="start shopping-local (this binary) for the suite")
+    which.add_argument("--stack", metavar="DIR", help="a running `tests/stack up --data-dir DIR --webhook-allow-loopback`")
+
+
+@contextlib.contextmanager
+def host_from(args, prefix: str = "shopping-suite-"):
+    host = LocalHost(args.local, prefix) if args.local else StackHost(args.stack)
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def token(host, aid: str, scopes: str = None) -> str:
+    """A token from the host's token endpoint for a new client, as an upstream client gets one."""
+    import base64
+
+    cid, secret = host.credentials(aid, scopes)
+    req = urllib.request.Request(
+        f"{host.base}/v1/accounts/{aid}/auth/token", method="POST", data=b'{"grant_type":"client_credentials"}',
+        headers={"Content-Type": "application/json",
+                 "Authorization": "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode()})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())["access_token"]
