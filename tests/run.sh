@@ -12,6 +12,9 @@
 #   - runs every test (embedded engine and DynamoDB on the emulator),
 #   - runs schemathesis against shopping-local (tests/contract.py),
 #   - generates clients from the served document and drives one (tests/generated_client.py),
+#   - runs the client-facing suites (tests/suites.py) against shopping-local,
+#   - starts the stack as AWS runs it (tests/stack up) and runs the walk-through, the route
+#     table, the generated client and the retention case against it,
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -75,5 +78,34 @@ cargo test --workspace --locked
 echo "==> contract testing: schemathesis against shopping-local"
 python3 tests/contract.py target/debug/shopping-local "$VENV/bin/schemathesis"
 echo "==> generated clients: openapi-python-client (driven through a lifecycle) and openapi-typescript"
-"$VENV/bin/python" tests/generated_client.py target/debug/shopping-local "$VENV/bin/openapi-python-client" npx
+"$VENV/bin/python" tests/generated_client.py --local target/debug/shopping-local \
+  --generator "$VENV/bin/openapi-python-client" --npx npx
+echo "==> client-facing suites against shopping-local: the README walk-through, the route table, retention"
+"$VENV/bin/python" tests/suites.py --local target/debug/shopping-local
+
+echo "==> the stack as AWS runs it (tests/stack up), with the bootstraps cargo test built"
+stack_dir=$(mktemp -d)
+stack_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+SHOPPING_STACK_BIN_DIR="$PWD/target/debug" tests/stack up --port "$stack_port" --data-dir "$stack_dir" \
+  --webhook-allow-loopback >target/stack.log 2>&1 &
+stack_pid=$!
+trap 'kill "$stack_pid" "$moto_pid" 2>/dev/null || true; wait "$stack_pid" "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  if grep -aq "^stack listening on http://127.0.0.1:$stack_port$" target/stack.log; then up=1; break; fi
+  if ! kill -0 "$stack_pid" 2>/dev/null; then break; fi
+  sleep 1
+done
+if [ "${up:-0}" != 1 ]; then
+  echo "ERROR: tests/stack up did not start; its log follows" >&2
+  cat target/stack.log >&2
+  exit 1
+fi
+grep -a "^ready in" target/stack.log
+echo "==> client-facing suites against the stack: walk-through, route table, generated client, retention"
+"$VENV/bin/python" tests/suites.py --stack "$stack_dir" walkthrough routes
+"$VENV/bin/python" tests/generated_client.py --stack "$stack_dir" --generator "$VENV/bin/openapi-python-client"
+# Last: it moves the stack's clock two days on.
+"$VENV/bin/python" tests/suites.py --stack "$stack_dir" retention
+kill -TERM "$stack_pid"
+wait "$stack_pid" || { echo "ERROR: tests/stack did not stop cleanly" >&2; exit 1; }
 echo "==> all tests passed"

@@ -226,8 +226,8 @@ class Instance:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.server.shutdown()
-        self.server.server_close()
+        # Its Runtime API stops in the background: shutdown waits out a poll interval.
+        threading.Thread(target=lambda: (self.server.shutdown(), self.server.server_close()), daemon=True).start()
 
 
 class Function:
@@ -586,6 +586,13 @@ def serve_http(port, handle):
                     if len(body) > API_PAYLOAD_MAX:
                         return self.reply(*gateway_answer(413, "Request Entity Too Large"), close=True)
             elif length and int(length) > API_PAYLOAD_MAX:
+                # Read (and drop) what the client sends, so that it reads the answer.
+                left = int(length)
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
                 return self.reply(*gateway_answer(413, "Request Entity Too Large"), close=True)
             else:
                 body = self.rfile.read(int(length or 0))
@@ -1201,8 +1208,11 @@ class Harness:
         self.stopping.set()
         for fn in self.functions.values():
             fn.stop()
-        for s in self.servers:
-            s.shutdown()
+        stoppers = [threading.Thread(target=s.shutdown) for s in self.servers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
         try:
             os.remove(os.path.join(self.data_dir, "stack.json"))
         except OSError:

@@ -3,7 +3,8 @@
   walkthrough  the README walk-through, run by bash as a reader would paste it (its `BASE` and
                client line pointed at the host), every curl failing on an HTTP error
   routes       every route of the template answers something other than the host's answer
-               to no route (API Gateway's `{"message":"Not Found"}` on the stack)
+               to no route (API Gateway's `{"message":"Not Found"}` on the stack); on the
+               stack, the authorizer's 401s and the gateway's payload limit too
   retention    an order with `time_to_live`: two days later it has left the reads (emptied,
                in no list) and its `shopping_order_delete` has reached a subscriber
 
@@ -110,6 +111,18 @@ def routes(host) -> None:
         if status >= 500:
             fail(f"{method} {path}: {status} {raw[:300]!r}")
         checked += 1
+    if isinstance(host, hosts.StackHost):
+        # API Gateway's own answers, before any function runs.
+        if as_json(no_route[1]) != {"message": "Not Found"}:
+            fail(f"the stack's answer to no route is not API Gateway's: {no_route}")
+        orders = f"{host.base}/v1/accounts/{AID}/shopping/orders"
+        for bearer in (None, "not-a-token", token[:-4] + "AAAA"):
+            status, raw = call("GET", orders, bearer)
+            if (status, as_json(raw)) != (401, {"message": "Unauthorized"}):
+                fail(f"the authorizer let {bearer!r} through: {status} {raw[:200]!r}")
+        status, raw = call("POST", f"{orders}/x1/comments", token, {"body": "x" * (10 * 1024 * 1024)})
+        if (status, as_json(raw)) != (413, {"message": "Request Entity Too Large"}):
+            fail(f"a body over API Gateway's 10 MB: {status} {raw[:200]!r}")
     print(f"routes: every one of the template's {checked} routes answers on {host.name}")
 
 
