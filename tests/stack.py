@@ -106,9 +106,17 @@ def clock_offset(value) -> int:
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
-    """A peer that goes away mid-answer (a process killed, a client gone) is not an error."""
+    """A peer that goes away mid-answer (a process killed, a client gone) is not an error.
+    Answers go out at once (TCP_NODELAY): the stdlib writes a response's head and body
+    separately, and on a kept-alive connection Nagle's algorithm would hold the body until
+    the client's delayed acknowledgement, ~40 ms a request."""
 
     daemon_threads = True
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
@@ -688,8 +696,14 @@ class Harness:
             self.emulator_busy[0] += seconds
             self.emulator_busy[1] += 1
 
+        class NoDelay(MotoRequestHandler):
+            def setup(self):
+                super().setup()
+                # As QuietServer's: each answer at once, not after a delayed acknowledgement.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         port = free_port()
-        server = make_server("127.0.0.1", port, serialised_app(busy), threaded=True, request_handler=MotoRequestHandler)
+        server = make_server("127.0.0.1", port, serialised_app(busy), threaded=True, request_handler=NoDelay)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.servers.append(server)
         self.endpoint = f"http://127.0.0.1:{port}"
