@@ -83,6 +83,8 @@ echo "==> generated clients: openapi-python-client (driven through a lifecycle) 
 echo "==> client-facing suites against shopping-local: the README walk-through, the route table, retention"
 "$VENV/bin/python" tests/suites.py --local target/debug/shopping-local
 
+echo "==> the stack harness's event source mappings (filters, bisection, retries, partial failures)"
+(cd tests && "../$VENV/bin/python" stack_mappings_test.py)
 echo "==> the stack as AWS runs it (tests/stack up), with the bootstraps cargo test built"
 stack_dir=$(mktemp -d)
 stack_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -1006,8 +1006,9 @@ class Harness:
             except InvocationError as e:
                 error = str(e)[:300]
                 if bisect and len(records) > 1:
+                    # A split is not a retry: each half still has the retries its records had.
                     half = len(records) // 2
-                    work[:0] = [(records[:half], attempts + 1), (records[half:], attempts + 1)]
+                    work[:0] = [(records[:half], attempts), (records[half:], attempts)]
                     continue
             attempts += 1
             oldest = min(float(r["dynamodb"].get("ApproximateCreationDateTime", time.time())) for r in records)
