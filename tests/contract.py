@@ -2,7 +2,7 @@
 
 Usage: contract.py <shopping-local binary> <schemathesis binary>
 
-Starts the server (tests/local_server.py: a fresh data directory, a free loopback port), makes a token for the
+Starts the server (tests/hosts.py's LocalHost: a fresh data directory, a free loopback port), makes a token for the
 account every path uses, seeds one resource of each kind (a completed draft's order with a
 payment, an open draft, a session, a comment, a subscription) so the operations on one
 resource are exercised past 404, then runs every operation through every schemathesis phase
@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
-from local_server import serving
+import hosts
 
 AID = "T12345678"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main() -> int:
     binary, schemathesis = (os.path.abspath(p) for p in sys.argv[1:3])
-    with serving(binary, "shopping-contract-") as (server, base, data):
+    local = hosts.LocalHost(binary, "shopping-contract-")
+    server, base, data = local.server, local.base, local.data
+    try:
         token = subprocess.run(
             [binary, "token", "--account", AID, "--scopes", "admin:shopping admin:hooks", "--data-dir", data],
             check=True,
@@ -55,6 +57,8 @@ def main() -> int:
             print("shopping-local exited during contract testing", file=sys.stderr)
             return 1
         return result.returncode
+    finally:
+        local.stop()
 
 
 def seed(base: str, token: str) -> dict:

@@ -134,6 +134,7 @@ class Instance:
 
     def __init__(self, fn: "Function"):
         self.fn = fn
+        self.generation = fn.generation
         self.pending: "queue.Queue[tuple]" = queue.Queue()
         self.results: "queue.Queue[tuple]" = queue.Queue()
         self.initialised = threading.Event()
@@ -253,6 +254,7 @@ class Function:
         self.concurrency = concurrency
         self.stopping = False
         self.instances_started = 0
+        self.generation = 0
         self.idle: list = []
         self.busy = 0
         self.cv = threading.Condition()
@@ -301,7 +303,9 @@ class Function:
             elapsed = (time.perf_counter() - started) * 1000
             with self.cv:
                 self.busy -= 1
-                if inst is not None and inst.alive() and not self.stopping and not getattr(inst, "retired", False):
+                # An instance started before the last restart (a moved clock) ends with its
+                # invocation, as the idle ones did at the restart.
+                if inst is not None and inst.alive() and not self.stopping and inst.generation == self.generation:
                     self.idle.append(inst)
                 elif inst is not None:
                     inst.kill()
@@ -311,6 +315,7 @@ class Function:
     def recycle(self):
         """Ends every instance (a configuration change: the next invocations start cold)."""
         with self.cv:
+            self.generation += 1
             idle, self.idle = self.idle, []
         for inst in idle:
             inst.kill()

@@ -1,6 +1,6 @@
 //! The deliverer Lambda: webhook deliveries from the SQS queue (see `functions::workers::deliverer`).
 
-use functions::platform::lambda::{aws_state, env, init_logs, webhook_loopback, Config, Jobs};
+use functions::platform::lambda::{aws_state, env, init_logs, Config, Jobs};
 use infra::queue::SqsQueue;
 use infra::webhook::{SystemResolver, WebhookClient};
 use lambda_http::aws_lambda_events::event::sqs::SqsEvent;
@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let queue = Arc::new(SqsQueue::from_env(&env("DELIVERY_QUEUE_URL")?)?);
     let state = aws_state(&config, Jobs::None).await?;
     // Every address a receiver resolves to is checked; loopback only under `tests/stack`.
-    let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback()?)?;
+    let client = WebhookClient::new(Arc::new(SystemResolver), state.webhook_loopback)?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (state, client, queue) = (state.clone(), client.clone(), queue.clone());
         async move {

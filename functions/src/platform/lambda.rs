@@ -28,11 +28,7 @@ impl Config {
         if table_name.trim().is_empty() {
             return Err("TABLE_NAME is empty".into());
         }
-        let connect_at_init = match var("CONNECT_AT_INIT").as_deref().map(str::trim) {
-            None | Some("") | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(format!("CONNECT_AT_INIT must be true or false, not {other:?}")),
-        };
+        let connect_at_init = flag("CONNECT_AT_INIT", var("CONNECT_AT_INIT"))?;
         Ok(Self { table_name, connect_at_init })
     }
 }
@@ -99,14 +95,15 @@ pub fn clock_from_env() -> Result<SystemClock, String> {
 /// (set by `tests/stack up --webhook-allow-loopback`, never by the template), so that on AWS
 /// the SSRF guard refuses every loopback, private and link-local address.
 pub fn webhook_loopback() -> Result<bool, String> {
-    loopback_from(std::env::var("SHOPPING_WEBHOOK_ALLOW_LOOPBACK").ok())
+    flag("SHOPPING_WEBHOOK_ALLOW_LOOPBACK", std::env::var("SHOPPING_WEBHOOK_ALLOW_LOOPBACK").ok())
 }
 
-fn loopback_from(value: Option<String>) -> Result<bool, String> {
+/// A `true`/`false` setting, off when unset or empty; anything else fails the start.
+fn flag(name: &str, value: Option<String>) -> Result<bool, String> {
     match value.as_deref().map(str::trim) {
         None | Some("") | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(other) => Err(format!("SHOPPING_WEBHOOK_ALLOW_LOOPBACK must be true or false, not {other:?}")),
+        Some(other) => Err(format!("{name} must be true or false, not {other:?}")),
     }
 }
 
@@ -208,10 +205,11 @@ mod tests {
 
     #[test]
     fn loopback_webhooks_are_refused_unless_explicitly_allowed() {
-        assert_eq!(loopback_from(None), Ok(false));
-        assert_eq!(loopback_from(Some("false".into())), Ok(false));
-        assert_eq!(loopback_from(Some("true".into())), Ok(true));
-        assert!(loopback_from(Some("yes".into())).is_err_and(|e| e.contains("must be true or false")));
+        let loopback = |v: Option<&str>| flag("SHOPPING_WEBHOOK_ALLOW_LOOPBACK", v.map(str::to_owned));
+        assert_eq!(loopback(None), Ok(false));
+        assert_eq!(loopback(Some("false")), Ok(false));
+        assert_eq!(loopback(Some("true")), Ok(true));
+        assert!(loopback(Some("yes")).is_err_and(|e| e.contains("must be true or false")));
     }
 
     #[test]
