@@ -159,6 +159,11 @@ pub const STUB_SK: &str = "STUB";
 pub const ORDER_ID_SK: &str = "ID";
 pub const EVENT_PREFIX: &str = "EVENT#";
 
+/// The account a key of this table belongs to (`A#{aid}#…`).
+pub fn account_of(pk: &str) -> Option<&str> {
+    pk.strip_prefix("A#")?.split_once('#').map(|(aid, _)| aid)
+}
+
 pub fn draft_pk(aid: &str, id: &str) -> String {
     format!("A#{aid}#D#{id}")
 }

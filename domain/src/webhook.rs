@@ -92,12 +92,58 @@ pub fn event_id(event_id: &str, event_type: &str) -> String {
     format!("evt_{}_{}", event_id.replace('-', ""), event_type.trim_start_matches("shopping_"))
 }
 
-/// The webhook events one outbox record produces, from the image its change wrote.
-pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, ContractError> {
+/// What an event shows besides the item its change wrote, read by the publisher (see
+/// [`needs`]): an order's payment operations (items of their own, so not in its image), and
+/// the orders a completion created.
+#[derive(Debug, Clone, Default)]
+pub struct Related {
+    /// The order's operation items as of the image's version (see [`operations_as_of`]).
+    pub operations: Vec<Item>,
+    /// On `shopping_draft_complete`: the orders the completion created, in `order_ids` order.
+    pub orders: Vec<Order>,
+}
+
+/// What [`events_of`] needs read for one record: whether the order's operations (an order
+/// header whose summary says it has some), and which orders (a completion's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Needs {
+    pub operations: bool,
+    pub orders: Vec<String>,
+}
+
+pub fn needs(image: &Item, rec: &EventRecord) -> Needs {
+    let operations = image.sk == table::ORDER_SK
+        && image
+            .summary
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<crate::list::Summary>(s).ok())
+            .is_some_and(|s| s.ops);
+    let orders = if image.sk == table::DRAFT_SK && rec.webhooks.iter().any(|w| w == DRAFT_COMPLETE) {
+        serde_json::from_str::<DraftRecord>(&image.doc).map(|d| d.order_ids).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Needs { operations, orders }
+}
+
+/// The operation items of an order's partition that existed at `version` of the order: each
+/// was written with the order's version of its transaction.
+pub fn operations_as_of(items: Vec<Item>, version: u64) -> Vec<Item> {
+    items.into_iter().filter(|i| i.sk.starts_with(table::OP_PREFIX) && i.version <= version).collect()
+}
+
+/// The webhook events one outbox record produces, from the image its change wrote and what
+/// [`needs`] asked to be read.
+pub fn events_of(image: &Item, rec: &EventRecord, related: &Related) -> Result<Vec<WebhookEvent>, ContractError> {
     let (aid, _) = owner(&image.pk).ok_or_else(|| ContractError::NotAResource(image.pk.clone()))?;
     let version = rec.version();
     let created_at = rec.event.created_at.clone().unwrap_or_default();
     let source_id = rec.event.id.clone().unwrap_or_default();
+    let order = || -> Result<Order, ContractError> {
+        let mut order: Order = serde_json::from_str(&image.doc)?;
+        crate::payment::attach_operations(&mut order, &related.operations)?;
+        Ok(order)
+    };
     let mut out = Vec::new();
     for kind in &rec.webhooks {
         let data = match (image.sk.as_str(), kind.as_str()) {
@@ -106,19 +152,13 @@ pub fn events_of(image: &Item, rec: &EventRecord) -> Result<Vec<WebhookEvent>, C
                 let order_ids = stored.order_ids.clone();
                 let draft = Draft { events: None, ..stored.draft };
                 if kind == DRAFT_COMPLETE {
-                    json!({ "draft": draft, "order_ids": order_ids })
+                    json!({ "draft": draft, "order_ids": order_ids, "orders": related.orders })
                 } else {
                     json!({ "draft": draft })
                 }
             }
-            (table::ORDER_SK, ORDER_EVENT_ADD) => {
-                let order: Order = serde_json::from_str(&image.doc)?;
-                json!({ "order": order, "order_event": rec.event })
-            }
-            (table::ORDER_SK, _) => {
-                let order: Order = serde_json::from_str(&image.doc)?;
-                json!({ "order": order })
-            }
+            (table::ORDER_SK, ORDER_EVENT_ADD) => json!({ "order": order()?, "order_event": rec.event }),
+            (table::ORDER_SK, _) => json!({ "order": order()? }),
             _ => return Err(ContractError::NotAResource(format!("{}/{}", image.pk, image.sk))),
         };
         out.push(WebhookEvent {
@@ -194,7 +234,7 @@ mod tests {
             Event { id: Some("e-1".into()), version: Some(3), created_at: Some("t".into()), ..Default::default() },
             &[ORDER_UPDATE, ORDER_EVENT_ADD],
         );
-        let evs = events_of(&image, &rec).unwrap();
+        let evs = events_of(&image, &rec, &Related::default()).unwrap();
         assert_eq!(evs.len(), 2);
         assert_eq!((evs[0].account_id.as_str(), evs[0].version), ("T12345678", 3));
         assert_eq!(evs[0].resource["order"]["id"], "o-1");

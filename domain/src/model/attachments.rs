@@ -21,9 +21,17 @@ pub struct Attachment {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PassengerReservation {
     pub booking_id: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub line_ids: Option<Vec<i64>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub passengers: Option<Vec<Passenger>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub itinerary: Option<Vec<ReservationLeg>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub insurance: Option<Vec<Insurance>>,
 }
 
@@ -52,6 +60,8 @@ pub struct ReservationLeg {
     pub zone: Option<String>,
     pub expires_at: Option<String>,
     pub activates_at: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub passenger_id: Option<Vec<String>>,
 }
 
@@ -68,9 +78,17 @@ pub struct Insurance {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarReservation {
     pub booking_id: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub line_ids: Option<Vec<i64>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub itinerary: Option<Vec<CarRental>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub drivers: Option<Vec<String>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub insurance: Option<Vec<Insurance>>,
 }
 
@@ -79,6 +97,8 @@ pub struct CarReservation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarRental {
     pub rental_company: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub drivers_id: Option<Vec<String>>,
     pub pick_up_address: Option<Address>,
     pub pick_up_at: Option<String>,

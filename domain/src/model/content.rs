@@ -27,8 +27,14 @@ pub struct OrderObject {
     pub pre_order: Option<bool>,
     #[cfg_attr(feature = "openapi", schema(minimum = 86_400, maximum = 3_155_760_000.0))]
     pub time_to_live: Option<i64>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub itinerary: Option<Vec<Itinerary>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub external_ids: Option<Vec<ExternalId>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub items: Option<Vec<OrderItem>>,
     pub version: Option<u64>,
     #[serde(rename = "type")]
@@ -41,10 +47,18 @@ pub struct OrderObject {
     pub order_id: Option<String>,
     pub time_to_live_expires_at: Option<String>,
     pub multiple_authorizations: Option<bool>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub discounts: Option<Vec<Discount>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub stores: Option<Vec<OrderStore>>,
     pub store: Option<OrderStore>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub external_links: Option<Vec<ExternalLink>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub attachments: Option<Vec<Attachment>>,
 }
 
@@ -55,18 +69,27 @@ pub struct OrderItem {
     pub id: Option<String>,
     pub status: Option<String>,
     pub metadata: Option<Object>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub groups: Option<Vec<Group>>,
     #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub line_id: Option<i64>,
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(default, with = "super::wire::number")]
     pub quantity: Option<f64>,
     pub description: Option<String>,
     pub description_alias: Option<String>,
     pub eligible_for_discount: Option<bool>,
     pub dimension: Option<Dimension>,
     #[cfg_attr(feature = "openapi", schema(required = true, min_items = 1))]
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub tax_lines: Option<Vec<TaxLine>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub discount_lines: Option<Vec<DiscountLine>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub additions: Option<Vec<Addition>>,
     pub store: Option<ItemStore>,
     pub external_id: Option<String>,
@@ -119,6 +142,7 @@ pub struct TaxLine {
     pub exempt: Option<bool>,
     pub included_in_price: Option<bool>,
     #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0, maximum = 100))]
+    #[serde(default, with = "super::wire::number")]
     pub percentage: Option<f64>,
     pub tax_basis: Option<i64>,
     pub tax_basis_dwh: Option<String>,
@@ -145,6 +169,7 @@ pub enum DiscountType {
 pub struct DiscountLine {
     #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]
     pub amount: Option<i64>,
+    #[serde(default, with = "super::wire::number")]
     pub percentage: Option<f64>,
     pub discount_type: Option<DiscountType>,
     pub discount_subtype: Option<String>,
@@ -161,6 +186,8 @@ pub struct Addition {
     pub description: Option<String>,
     pub quantity: Option<i64>,
     pub gross_amount: Option<i64>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub groups: Option<Vec<Group>>,
 }
 
@@ -185,6 +212,8 @@ pub struct OrderStore {
     pub organization_number: Option<String>,
     pub name: Option<String>,
     pub business_name: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub comments: Option<Vec<String>>,
 }
 
@@ -225,6 +254,8 @@ pub struct ItemPayout {
     pub rule_type: Option<String>,
     pub rule_id: Option<String>,
     pub rule_version: Option<i64>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
 }
@@ -234,6 +265,8 @@ pub struct ItemPayout {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Discount {
     pub id: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub refs: Option<Vec<DiscountRef>>,
 }
 
@@ -246,6 +279,8 @@ pub struct DiscountRef {
     pub statistics: Option<Value>,
     pub stamp: Option<Value>,
     pub usages: Option<Value>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub items: Option<Vec<DiscountRefItem>>,
 }
 

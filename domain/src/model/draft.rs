@@ -79,6 +79,8 @@ pub struct DraftOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutOptions {
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub rules: Option<Vec<PayoutRule>>,
     pub resolve_rule_id: Option<String>,
     pub resolve_rule_type: Option<String>,
@@ -92,6 +94,8 @@ pub struct PayoutRule {
     pub rule_type: Option<String>,
     pub rule_id: Option<String>,
     pub rule_version: Option<i64>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
 }
@@ -106,6 +110,7 @@ pub struct PayoutDestination {
     pub kind: Option<String>,
     pub value: Option<Value>,
     pub destination: Option<String>,
+    /// Absent on a leaf, as in the upstream samples.
     #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub amount: Option<i64>,

@@ -34,8 +34,14 @@ pub struct Itinerary {
     pub summary: Option<String>,
     pub distance: Option<Measure>,
     pub duration: Option<Measure>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub tickets: Option<Vec<Ticket>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub line_ids: Option<Vec<i64>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub waypoints: Option<Vec<Waypoint>>,
 }
 
@@ -49,9 +55,13 @@ pub struct ItineraryAddress {
     pub address_line_2: Option<String>,
     pub postal_code: Option<String>,
     pub postal_place: Option<String>,
+    #[serde(default, with = "super::wire::number")]
     pub latitude: Option<f64>,
+    #[serde(default, with = "super::wire::number")]
     pub longitude: Option<f64>,
     pub country: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub external_ids: Option<Vec<ExternalId>>,
 }
 
@@ -59,6 +69,7 @@ pub struct ItineraryAddress {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Measure {
+    #[serde(default, with = "super::wire::number")]
     pub value: Option<f64>,
 }
 
@@ -70,6 +81,8 @@ pub struct Ticket {
     pub line: Option<String>,
     pub seat: Option<String>,
     pub zone: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub passenger_id: Option<Vec<String>>,
 }
 
@@ -78,7 +91,9 @@ pub struct Ticket {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Waypoint {
     pub display_name: Option<String>,
+    #[serde(default, with = "super::wire::number")]
     pub latitude: Option<f64>,
+    #[serde(default, with = "super::wire::number")]
     pub longitude: Option<f64>,
     pub arrival_schedule_at: Option<String>,
     pub departure_schedule_at: Option<String>,

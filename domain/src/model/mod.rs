@@ -33,6 +33,7 @@ mod itinerary;
 mod order;
 mod payments;
 mod people;
+mod wire;
 
 pub use attachments::*;
 pub use content::*;

@@ -43,13 +43,27 @@ pub struct Order {
     pub status: Option<OrderStatus>,
     pub payment_status: Option<PaymentStatus>,
     pub payment_details: Option<PaymentDetails>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub sessions: Option<Vec<OrderSession>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub authorizations: Option<Vec<PaymentOperation>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub captures: Option<Vec<PaymentOperation>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub refunds: Option<Vec<PaymentOperation>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub cancellations: Option<Vec<PaymentOperation>>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub comments: Option<Vec<Comment>>,
     #[serde(rename = "_links")]
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub links: Option<Vec<Link>>,
     pub state: Option<String>,
     pub events: Option<Vec<Event>>,

@@ -21,6 +21,8 @@ pub struct PaymentOperation {
     pub created_at: Option<String>,
     pub created_by: Option<String>,
     pub amount: Option<i64>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub items: Option<Vec<OperationItem>>,
     pub processed_at: Option<String>,
     pub processed_by: Option<String>,
@@ -29,6 +31,8 @@ pub struct PaymentOperation {
     pub success: Option<bool>,
     pub authorization_id: Option<String>,
     #[serde(rename = "_links")]
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub links: Option<Vec<Link>>,
 }
 
@@ -54,6 +58,8 @@ pub struct OperationItem {
 pub struct OperationPayout {
     pub rule_id: Option<String>,
     pub rule_type: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub destinations: Option<Vec<PayoutDestination>>,
 }
 
@@ -87,11 +93,15 @@ pub struct OrderSession {
     pub created_at: Option<String>,
     pub created_by: Option<String>,
     pub amount: Option<i64>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub items: Option<Vec<SessionItem>>,
     pub processed_at: Option<String>,
     pub metadata: Option<Object>,
     pub success: Option<bool>,
     #[serde(rename = "_links")]
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub links: Option<Vec<Link>>,
 }
 

@@ -13,6 +13,8 @@ pub struct Customer {
     pub email: Option<String>,
     pub metadata: Option<Object>,
     pub phone_number: Option<String>,
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::list")]
     pub addresses: Option<Vec<CustomerAddress>>,
     pub pays_tax: Option<bool>,
     pub date_of_birth: Option<String>,
@@ -79,7 +81,9 @@ pub struct CustomerAddress {
     pub address_line_2: Option<String>,
     pub postal_code: Option<String>,
     pub postal_place: Option<String>,
+    #[serde(default, with = "super::wire::number")]
     pub latitude: Option<f64>,
+    #[serde(default, with = "super::wire::number")]
     pub longitude: Option<f64>,
     pub country: Option<String>,
     #[serde(rename = "type")]
@@ -96,7 +100,9 @@ pub struct ContactObject {
     pub address_line_2: Option<String>,
     pub postal_code: Option<String>,
     pub postal_place: Option<String>,
+    #[serde(default, with = "super::wire::number")]
     pub latitude: Option<f64>,
+    #[serde(default, with = "super::wire::number")]
     pub longitude: Option<f64>,
     pub country: Option<String>,
     pub first_name: Option<String>,
@@ -112,7 +118,9 @@ pub struct Address {
     pub address_line_2: Option<String>,
     pub postal_code: Option<String>,
     pub postal_place: Option<String>,
+    #[serde(default, with = "super::wire::number")]
     pub latitude: Option<f64>,
+    #[serde(default, with = "super::wire::number")]
     pub longitude: Option<f64>,
     pub country: Option<String>,
 }

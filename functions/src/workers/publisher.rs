@@ -12,7 +12,7 @@
 
 use domain::outbox;
 use domain::table::{self, Item, WriteOp};
-use domain::webhook::WebhookEvent;
+use domain::webhook::{Needs, Related, WebhookEvent};
 use infra::bus::EventSink;
 use infra::sqlite::SqliteStore;
 use infra::{query_all, Query, SkCond, Store, StoreError};
@@ -29,17 +29,39 @@ pub async fn record_history(store: &dyn Store, image: &Item) -> Result<usize, St
     Ok(fresh.len())
 }
 
-/// The webhook events of the records `image`'s write produced (see `domain::webhook`).
-pub fn webhook_events(image: &Item) -> Vec<WebhookEvent> {
-    let Ok(fresh) = outbox::fresh(image) else { return Vec::new() };
+/// The webhook events of an image's riding records, with what each shows besides the image
+/// read from `store` (an order's operations as of the image's version; a completion's orders).
+/// An event that cannot be built is logged and skipped: it would fail the same way forever.
+pub async fn webhook_events(store: &dyn Store, image: &Item) -> Result<Vec<WebhookEvent>, StoreError> {
+    let Ok(fresh) = outbox::fresh(image) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for rec in &fresh {
-        match domain::webhook::events_of(image, rec) {
+        let related = related(store, image, &domain::webhook::needs(image, rec)).await?;
+        match domain::webhook::events_of(image, rec, &related) {
             Ok(evs) => out.extend(evs),
             Err(e) => tracing::error!(error = %e, "an event that cannot be built is skipped"),
         }
     }
-    out
+    Ok(out)
+}
+
+async fn related(store: &dyn Store, image: &Item, needs: &Needs) -> Result<Related, StoreError> {
+    let mut related = Related::default();
+    if needs.operations {
+        let q = Query { sk: SkCond::BeginsWith(table::OP_PREFIX.to_owned()), ..Query::partition(image.pk.clone()) };
+        related.operations = domain::webhook::operations_as_of(query_all(store, q).await?, image.version);
+    }
+    let aid = table::account_of(&image.pk).unwrap_or_default();
+    for id in &needs.orders {
+        match crate::app::aggregate::read_order_view(store, aid, id, &None).await {
+            Ok((_, order)) => related.orders.push(order),
+            Err(crate::app::AppError::Store(e)) => return Err(e),
+            // Gone already (its retention cannot end this soon, but a lost order must not
+            // hold every later event back): the event still names it in `order_ids`.
+            Err(e) => tracing::error!(error = %e, order = %id, "a completed order cannot be read"),
+        }
+    }
+    Ok(related)
 }
 
 /// At most this many deletes go in one write of the cleanup.
@@ -99,7 +121,10 @@ pub async fn handle_stream(store: &dyn Store, bus: &dyn EventSink, event: Stream
         let made = if removed {
             on_removed(store, &image).await
         } else if image.events.is_some() {
-            record_history(store, &image).await.map(|_| webhook_events(&image))
+            match record_history(store, &image).await {
+                Ok(_) => webhook_events(store, &image).await,
+                Err(e) => Err(e),
+            }
         } else {
             Ok(Vec::new())
         };
@@ -138,7 +163,7 @@ pub async fn drain_local(store: &SqliteStore, clock: &dyn infra::Clock, batch: u
             on_removed(store, &e.item).await?
         } else {
             record_history(store, &e.item).await?;
-            webhook_events(&e.item)
+            webhook_events(store, &e.item).await?
         };
         crate::workers::deliverer::enqueue(store, &events, crate::workers::deliverer::now_ms(clock)).await?;
     }
