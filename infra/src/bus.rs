@@ -33,6 +33,9 @@ pub fn detail(ev: &WebhookEvent) -> String {
     for (k, v) in &ev.resource {
         if let Some(id) = v.get("id") {
             resource.insert(k.clone(), serde_json::json!({ "id": id }));
+        } else if v.as_array().is_some_and(|ids| ids.iter().all(serde_json::Value::is_string)) {
+            // `order_ids`: small, and what a subscriber reads the orders by.
+            resource.insert(k.clone(), v.clone());
         }
     }
     resource.insert("truncated".into(), serde_json::Value::Bool(true));

@@ -31,6 +31,8 @@ fn complete_into(
     let mut new_items = draft_order.items.clone().unwrap_or_default();
     for it in &mut new_items {
         it.version = Some(version);
+        // New to the order: unchanged in it so far.
+        it.is_changed = Some(false);
     }
     if replace {
         if has_payments(&order) {
@@ -187,6 +189,10 @@ pub fn complete(
         }
         normalize_order(&mut content, 0, ctx.now, ttl)?;
         crate::payment::payout::resolve_items(&options, content.items.iter_mut().flatten());
+        // A new order's lines are unchanged in it so far.
+        for it in content.items.iter_mut().flatten() {
+            it.is_changed = Some(false);
+        }
         content.stores = None;
         let event = api_event(ctx, ids, 0, &rec.draft.id);
         let order = Order {

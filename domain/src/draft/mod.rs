@@ -89,6 +89,8 @@ fn normalize_order(order: &mut OrderObject, version: u64, now: Moment, ttl: Opti
         if item.version.is_none() {
             item.version = Some(version);
         }
+        // Read-only: set by the commands that change a line (DECISIONS.md, "is_changed").
+        item.is_changed = Some(item.is_changed.unwrap_or(false));
     }
     totals::apply(order, "order")?;
     let mut stores: Vec<OrderStore> = Vec::new();
@@ -163,6 +165,13 @@ fn commit(
     let ttl = rec.draft.order.as_ref().and_then(|o| ttl_seconds(rec.draft.options.as_ref(), o));
     if let Some(order) = rec.draft.order.as_mut() {
         normalize_order(order, version, ctx.now, ttl)?;
+        // Draft items show their payout as the order's will (a sent one is not kept).
+        for item in order.items.iter_mut().flatten() {
+            item.payout = None;
+        }
+        if let Some(options) = rec.draft.options.as_ref() {
+            crate::payment::payout::resolve_items(options, order.items.iter_mut().flatten());
+        }
     }
     let ttl_epoch = expires_at(ctx.now, ttl)?.map(|t| t.timestamp());
     let event = api_event(ctx, ids, version, &rec.draft.id);
@@ -179,10 +188,12 @@ fn commit(
 
 /// POST /draft_orders
 pub fn create(ctx: &Ctx, ids: &mut dyn Ids, body: DraftBody) -> Result<Outcome<Draft>> {
-    let options = body.options.unwrap_or_default();
+    let mut options = body.options.unwrap_or_default();
     validate::draft_body(&options, &body.order)?;
     let id = ids.uuid();
     let now = ctx.now_str();
+    let mut body_order = body.order;
+    server_set(&mut body_order, &mut options, None, ctx);
     let mut rec = DraftRecord {
         draft: Draft {
             id: id.clone(),
@@ -196,7 +207,7 @@ pub fn create(ctx: &Ctx, ids: &mut dyn Ids, body: DraftBody) -> Result<Outcome<D
             version: None,
             events: None,
             options: Some(options),
-            order: Some(body.order),
+            order: Some(body_order),
             orders: None,
         },
         order_ids: Vec::new(),
@@ -206,6 +217,19 @@ pub fn create(ctx: &Ctx, ids: &mut dyn Ids, body: DraftBody) -> Result<Outcome<D
     let mut ops = Vec::new();
     reserve_if_needed(ctx, ids, &mut rec, &mut ops);
     commit(ctx, ids, None, rec, "shopping_draft_add", ops)
+}
+
+/// What a create or replace sets that a client cannot: rule stamps, consent stamps, and
+/// `is_changed` (a replace gives new lines).
+fn server_set(order: &mut OrderObject, options: &mut DraftOptions, before: Option<&Draft>, ctx: &Ctx) {
+    crate::payment::payout::stamp_rules(options, before.and_then(|d| d.options.as_ref()), &ctx.aid);
+    let old_customer = before.and_then(|d| d.order.as_ref()).and_then(|o| o.customer.as_ref());
+    if let Some(c) = order.customer.as_mut() {
+        c.stamp_consents(old_customer, &ctx.now_str());
+    }
+    for item in order.items.iter_mut().flatten() {
+        item.is_changed = None;
+    }
 }
 
 /// Rules that depend on what the draft already holds, not only on the request: a reserved
@@ -224,12 +248,14 @@ fn check_against_stored(rec: &DraftRecord, options: &DraftOptions) -> Result<()>
 /// PUT /draft_orders/{id}: replaces options and order; the reserved order_id stays.
 pub fn replace(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, body: DraftBody) -> Result<Outcome<Draft>> {
     ensure_open(&rec)?;
-    let options = body.options.unwrap_or_default();
+    let mut options = body.options.unwrap_or_default();
     validate::draft_body(&options, &body.order)?;
     check_against_stored(&rec, &options)?;
     let prev = rec.version();
+    let mut order = body.order;
+    server_set(&mut order, &mut options, Some(&rec.draft), ctx);
     rec.draft.options = Some(options);
-    rec.draft.order = Some(body.order);
+    rec.draft.order = Some(order);
     let mut ops = Vec::new();
     reserve_if_needed(ctx, ids, &mut rec, &mut ops);
     commit(ctx, ids, Some(prev), rec, "shopping_draft_update", ops)
@@ -252,6 +278,7 @@ pub fn add_item(ctx: &Ctx, ids: &mut dyn Ids, mut rec: DraftRecord, item: OrderI
         item.line_id = Some(money::next_line_id(items.iter().filter_map(|i| i.line_id), "line_id").map_err(invalid)?);
     }
     item.version = Some(money::next_version(prev));
+    item.is_changed = Some(false);
     items.push(item);
     commit(ctx, ids, Some(prev), rec, "shopping_draft_update", Vec::new())
 }
@@ -282,6 +309,7 @@ pub fn update_item(
     let prev = rec.version();
     item.line_id = Some(line_id);
     item.version = Some(money::next_version(prev));
+    item.is_changed = Some(true);
     if let Some(slot) = rec.draft.order.as_mut().and_then(|o| o.items.as_mut()).and_then(|items| items.get_mut(at)) {
         *slot = item;
     }

@@ -146,8 +146,9 @@ pub struct DeliverySummary {
     pub id: String,
     pub event_delivery: String,
     pub created_at: String,
-    /// The receiver's HTTP status; null when it gave none (unreachable, timed out, blocked).
-    pub status: Option<u16>,
+    /// The receiver's HTTP status; 0 when it gave none (unreachable, timed out, blocked:
+    /// `details.reason` says which).
+    pub status: u16,
     pub event: String,
     pub attempt: u32,
     pub outcome: Outcome,
@@ -192,8 +193,8 @@ pub struct DeliveryDetail {
     pub summary: DeliverySummary,
     pub url: String,
     pub request: RequestShown,
-    /// Null when the receiver gave no answer.
-    pub response: Option<ResponseShown>,
+    /// Empty headers and body when the receiver gave no answer (`status` 0).
+    pub response: ResponseShown,
     pub details: DeliveryDetails,
 }
 
@@ -203,7 +204,7 @@ impl Delivery {
             id: self.id.clone(),
             event_delivery: self.event_delivery.clone(),
             created_at: self.created_at.clone(),
-            status: self.response.as_ref().map(|r| r.status),
+            status: self.response.as_ref().map_or(0, |r| r.status),
             event: self.event.clone(),
             attempt: self.attempt,
             outcome: self.outcome,
@@ -218,10 +219,10 @@ impl Delivery {
                 headers: self.request.headers.clone(),
                 body: serde_json::from_str(&self.request.body).unwrap_or(Value::Null),
             },
-            response: self
-                .response
-                .as_ref()
-                .map(|r| ResponseShown { headers: r.headers.clone(), body: r.body.clone() }),
+            response: self.response.as_ref().map_or_else(
+                || ResponseShown { headers: Default::default(), body: String::new() },
+                |r| ResponseShown { headers: r.headers.clone(), body: r.body.clone() },
+            ),
             details: DeliveryDetails {
                 delivery_at: self.created_at.clone(),
                 delivery_duration: self.duration_ms,

@@ -28,6 +28,9 @@ pub struct Event {
 pub struct EventRequest {
     pub path: Option<String>,
     pub method: Option<String>,
+    /// The request's body as sent; `""` for a request without one (as upstream shows it).
+    #[serialize_always]
+    #[serde(serialize_with = "super::wire::text")]
     pub body: Option<String>,
 }
 

@@ -56,11 +56,15 @@ pub struct OperationItem {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationPayout {
+    /// The account the rule belongs to.
+    pub account_id: Option<String>,
     pub rule_id: Option<String>,
     pub rule_type: Option<String>,
+    pub rule_version: Option<i64>,
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
     pub destinations: Option<Vec<PayoutDestination>>,
+    pub metadata: Option<Object>,
 }
 
 #[skip_serializing_none]

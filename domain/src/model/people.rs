@@ -63,7 +63,24 @@ pub struct MarketingConsent {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consent {
     pub consent: Option<bool>,
+    /// Set by the server: when `consent` last changed.
     pub updated_at: Option<String>,
+}
+
+impl Customer {
+    /// Sets each marketing consent's `updated_at` (read-only): kept from `before` while the
+    /// consent is the same, `now` when it is new or changed. A sent `updated_at` is not kept.
+    pub fn stamp_consents(&mut self, before: Option<&Customer>, now: &str) {
+        let Some(mc) = self.marketing_consent.as_mut() else { return };
+        let old = before.and_then(|c| c.marketing_consent.as_ref());
+        for (consent, was) in [(&mut mc.sms, old.and_then(|o| o.sms.as_ref())), (&mut mc.email, old.and_then(|o| o.email.as_ref()))] {
+            let Some(c) = consent.as_mut() else { continue };
+            c.updated_at = match was {
+                Some(w) if w.consent == c.consent && w.updated_at.is_some() => w.updated_at.clone(),
+                _ => Some(now.to_owned()),
+            };
+        }
+    }
 }
 
 #[skip_serializing_none]

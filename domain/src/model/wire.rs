@@ -90,6 +90,11 @@ pub(super) mod number {
     }
 }
 
+/// A text the upstream always shows: `""` when there is none.
+pub(super) fn text<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_deref().unwrap_or_default())
+}
+
 /// An array of the resource: `[]` when there is none, never absent.
 pub(super) fn list<T: serde::Serialize, S: Serializer>(v: &Option<Vec<T>>, s: S) -> Result<S::Ok, S::Error> {
     match v {

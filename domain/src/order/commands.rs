@@ -196,6 +196,7 @@ pub fn update(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, u: OrderUpdate
                     item.status = change.status.clone();
                 }
                 item.version = Some(next);
+                item.is_changed = Some(true);
             }
             None => unknown.push(FieldError::new(
                 format!("items[{i}].line_id"),
@@ -216,6 +217,7 @@ pub fn update(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, u: OrderUpdate
         ));
     }
     let c = &mut order.content;
+    let customer_before = c.customer.clone();
     macro_rules! set {
         ($($f:ident),*) => { $( if u.$f.is_some() { c.$f = u.$f.clone(); } )* };
     }
@@ -238,6 +240,9 @@ pub fn update(ctx: &Ctx, ids: &mut dyn Ids, mut rec: OrderRecord, u: OrderUpdate
         external_links,
         multiple_authorizations
     );
+    if let Some(customer) = c.customer.as_mut() {
+        customer.stamp_consents(customer_before.as_ref(), &ctx.now_str());
+    }
     commit(ctx, rec, api_event(ctx, ids), &[ORDER_UPDATE, ORDER_EVENT_ADD])
 }
 

@@ -272,8 +272,9 @@ fn same_request(stored: &PaymentOperation, r: &OperationRequest) -> bool {
         && stored.processed_by == r.processed_by
         && stored.payment_details == r.payment_details
         && stored.metadata == r.metadata
-        && stored.success == r.success
-        && stored.authorization_id == r.authorization_id
+        && stored.success.unwrap_or(true) == r.success.unwrap_or(true)
+        // An authorization's own id is its `authorization_id`; a sent one is not kept.
+        && (stored.authorization_id == r.authorization_id || stored.authorization_id == stored.id)
 }
 
 /// `POST /orders/{order_id}/<kind>`: records an operation if the ledger allows it.
@@ -370,9 +371,12 @@ pub fn create(
             let rule =
                 o.content.items.iter().flatten().find(|x| x.line_id == it.line_id).and_then(|x| x.payout.as_ref());
             it.payout = rule.map(|p| OperationPayout {
+                account_id: p.account_id.clone(),
                 rule_id: p.rule_id.clone(),
                 rule_type: p.rule_type.clone(),
+                rule_version: p.rule_version,
                 destinations: Some(payout::split(it.amount.unwrap_or(0), &payout::rule_destinations(p))),
+                metadata: Some(p.metadata.clone().unwrap_or_default()),
             });
             it
         })
@@ -388,8 +392,11 @@ pub fn create(
         processed_by: r.processed_by,
         payment_details: r.payment_details,
         metadata: r.metadata,
-        success: r.success,
-        authorization_id: r.authorization_id,
+        success: Some(r.success.unwrap_or(true)),
+        authorization_id: match kind {
+            Kind::Authorization => Some(id.clone()),
+            _ => r.authorization_id,
+        },
         links: Some(vec![
             Link::new("self", format!("{order_href}/{}/{id}", kind.plural())),
             Link::new("order", order_href),
@@ -414,7 +421,13 @@ pub fn attach_operations(order: &mut Order, items: &[Item]) -> std::result::Resu
     let mut made: Vec<(u64, Kind, PaymentOperation)> = Vec::new();
     for item in items {
         let Some(kind) = Kind::of_sk(&item.sk) else { continue };
-        made.push((item.version, kind, serde_json::from_str(&item.doc)?));
+        let mut op: PaymentOperation = serde_json::from_str(&item.doc)?;
+        // Operations stored before these were always set read as they would be made now.
+        op.success = Some(op.success.unwrap_or(true));
+        if kind == Kind::Authorization {
+            op.authorization_id = op.id.clone();
+        }
+        made.push((item.version, kind, op));
     }
     made.sort_by_key(|(version, _, _)| *version);
     for (_, kind, op) in made {

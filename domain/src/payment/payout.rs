@@ -111,6 +111,24 @@ pub fn rule_for<'a>(options: &'a DraftOptions, item: &OrderItem) -> Option<&'a P
     rules.iter().find(|r| r.rule_id.as_deref() == Some(key.as_str()))
 }
 
+/// Sets what a payout rule shows but a client does not send: `account_id`, the account whose
+/// draft holds the rule, and `rule_version`, 1 for a new rule, kept while the rule (its
+/// destinations and metadata) stays the same, one more when a replace changes it. Rules are
+/// matched by `rule_type` and `rule_id`.
+pub fn stamp_rules(options: &mut DraftOptions, before: Option<&DraftOptions>, aid: &str) {
+    let old = before.and_then(|o| o.payout.as_ref()).and_then(|p| p.rules.as_deref()).unwrap_or_default();
+    let Some(rules) = options.payout.as_mut().and_then(|p| p.rules.as_mut()) else { return };
+    for r in rules {
+        r.account_id = Some(aid.to_owned());
+        let prev = old.iter().find(|o| o.rule_type == r.rule_type && o.rule_id == r.rule_id);
+        r.rule_version = match prev {
+            Some(p) if p.destinations == r.destinations && p.metadata == r.metadata => Some(p.rule_version.unwrap_or(1)),
+            Some(p) => Some(p.rule_version.unwrap_or(1).saturating_add(1)),
+            None => Some(1),
+        };
+    }
+}
+
 /// Gives each item with a payout rule its `payout`: the rule, split over the item's net.
 pub fn resolve_items<'a>(options: &DraftOptions, items: impl IntoIterator<Item = &'a mut OrderItem>) {
     for item in items {
@@ -123,7 +141,7 @@ pub fn resolve_items<'a>(options: &DraftOptions, items: impl IntoIterator<Item =
             rule_id: rule.rule_id.clone(),
             rule_version: rule.rule_version,
             destinations: Some(split(net, destinations)),
-            metadata: rule.metadata.clone(),
+            metadata: Some(rule.metadata.clone().unwrap_or_default()),
         });
     }
 }

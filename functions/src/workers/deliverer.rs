@@ -64,11 +64,15 @@ pub async fn enqueue(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) ->
     Ok(queued)
 }
 
+/// Names the sender and its version to receivers (and their firewalls and logs).
+pub const USER_AGENT: &str = concat!("Shopping-Webhooks/", env!("CARGO_PKG_VERSION"));
+
 /// The headers of one attempt (without secrets).
 pub fn headers(p: &Pending, secret: Option<&str>) -> Vec<(String, String)> {
     let body = p.body.as_bytes();
     let mut h = vec![
         ("content-type".to_owned(), hooks::CONTENT_TYPE.to_owned()),
+        ("user-agent".to_owned(), USER_AGENT.to_owned()),
         ("event".to_owned(), p.event.clone()),
         ("event-delivery".to_owned(), p.event_delivery.clone()),
         ("webhook-id".to_owned(), p.event_id.clone()),
