@@ -32,6 +32,13 @@ pub fn decode<T: DeserializeOwned>(
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(DomainError::Validation(vec![FieldError::new("body", "REQUIRED", "a JSON object is required")]));
     }
+    // The usual case, a body that decodes: straight from its text, so that free-form values
+    // keep every number as written (through a value tree, `-0` would come back as `0`).
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if let Ok(t) = serde_json::from_slice::<T>(raw) {
+            return Ok(t);
+        }
+    }
     let mut value: Value = serde_json::from_slice(raw).map_err(|e| {
         DomainError::Validation(vec![FieldError::new("body", "INVALID_JSON", format!("is not valid JSON: {e}"))])
     })?;

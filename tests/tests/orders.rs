@@ -423,7 +423,8 @@ async fn order_retention(api: &Api) {
     let mut keys: Vec<&str> = body.iter().filter(|(_, v)| *v != &json!([])).map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["created_at", "deleted_at", "external_ids", "id", "order_id", "order_number", "updated_at"]);
-    for key in ["items", "comments", "sessions", "authorizations", "captures", "refunds", "cancellations", "discounts"] {
+    for key in ["items", "comments", "sessions", "authorizations", "captures", "refunds", "cancellations", "discounts"]
+    {
         assert_eq!(body.get(key), Some(&json!([])), "{key}: an emptied order's arrays are empty, still there");
     }
     assert_eq!(api.call("GET", &draft, None).await.status, 404);

@@ -231,7 +231,9 @@ impl OrderFilter {
 }
 
 fn has_operations(o: &Order) -> bool {
-    [&o.authorizations, &o.captures, &o.refunds, &o.cancellations].iter().any(|l| l.is_some())
+    [&o.authorizations, &o.captures, &o.refunds, &o.cancellations]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
 }
 
 /// An itinerary address matches when any of its texts contains the (lower-case) needle.

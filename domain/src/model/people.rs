@@ -73,7 +73,9 @@ impl Customer {
     pub fn stamp_consents(&mut self, before: Option<&Customer>, now: &str) {
         let Some(mc) = self.marketing_consent.as_mut() else { return };
         let old = before.and_then(|c| c.marketing_consent.as_ref());
-        for (consent, was) in [(&mut mc.sms, old.and_then(|o| o.sms.as_ref())), (&mut mc.email, old.and_then(|o| o.email.as_ref()))] {
+        for (consent, was) in
+            [(&mut mc.sms, old.and_then(|o| o.sms.as_ref())), (&mut mc.email, old.and_then(|o| o.email.as_ref()))]
+        {
             let Some(c) = consent.as_mut() else { continue };
             c.updated_at = match was {
                 Some(w) if w.consent == c.consent && w.updated_at.is_some() => w.updated_at.clone(),

@@ -84,7 +84,8 @@ pub(super) mod number {
             Ok(v as f64)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<f64, A::Error> {
-            let n: serde_json::Number = serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(&mut map))?;
+            let n: serde_json::Number =
+                serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(&mut map))?;
             n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| de::Error::custom("expected a number"))
         }
     }

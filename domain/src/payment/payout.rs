@@ -122,7 +122,9 @@ pub fn stamp_rules(options: &mut DraftOptions, before: Option<&DraftOptions>, ai
         r.account_id = Some(aid.to_owned());
         let prev = old.iter().find(|o| o.rule_type == r.rule_type && o.rule_id == r.rule_id);
         r.rule_version = match prev {
-            Some(p) if p.destinations == r.destinations && p.metadata == r.metadata => Some(p.rule_version.unwrap_or(1)),
+            Some(p) if p.destinations == r.destinations && p.metadata == r.metadata => {
+                Some(p.rule_version.unwrap_or(1))
+            }
             Some(p) => Some(p.rule_version.unwrap_or(1).saturating_add(1)),
             None => Some(1),
         };
