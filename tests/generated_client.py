@@ -8,11 +8,16 @@ Against either host (hosts.py: shopping-local started on a fresh data directory,
   - refuses tuple schemas (`prefixItems`), which most generators cannot map;
   - generates a Python client with openapi-python-client (the most used generator on PyPI) and
     imports every module it wrote;
+  - generates pydantic models of the same document with datamodel-code-generator, for a client
+    as strict as a typed language's: each answer is also validated by them in strict mode
+    (an `integer` refuses `2.0`, a required array its absence, a `boolean` a missing value);
   - drives a whole lifecycle through that client only, every answer parsed by its generated
-    models: a client's token, draft -> item -> complete, authorize -> capture -> refund, a
-    session, the order list and both views, a subscription, its deliveries and one delivery;
+    models and the strict ones: a client's token, a subscription to every event, draft ->
+    item -> complete, authorize -> capture -> refund, a session, the order list and both views,
+    the deliveries and one delivery;
   - verifies what the subscription's receiver got: `event-signature` (HMAC-SHA1) by hand and
-    the Standard Webhooks signature with the `standardwebhooks` library;
+    the Standard Webhooks signature with the `standardwebhooks` library, and every webhook's
+    resources (`draft`, `order`, the completion's `orders`, `order_event`) strictly;
   - when `npx` is given, generates TypeScript types with openapi-typescript (npm), which must
     succeed.
 Exits non-zero on the first thing that fails.
@@ -83,6 +88,42 @@ def import_all(work: str):
     return pkg
 
 
+def generate_strict(doc_path: str, work: str) -> None:
+    """pydantic models of every component, imported as `strict_models`."""
+    codegen = os.path.join(os.path.dirname(sys.executable), "datamodel-codegen")
+    out = os.path.join(work, "strict_models.py")
+    run = subprocess.run(
+        [codegen, "--input", doc_path, "--input-file-type", "openapi", "--output", out,
+         "--output-model-type", "pydantic_v2.BaseModel", "--target-python-version", "3.11"],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        fail(f"datamodel-codegen failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    sys.path.insert(0, work)
+    importlib.import_module("strict_models")
+
+
+def strict(step: str, raw, name: str) -> None:
+    """Validates JSON text (or an already parsed value) as the component `name`, in strict mode."""
+    import pydantic
+    import strict_models
+
+    text = raw if isinstance(raw, (bytes, str)) else json.dumps(raw)
+    model = getattr(strict_models, name)
+    try:
+        if isinstance(json.loads(text), list):
+            pydantic.TypeAdapter(list[model]).validate_json(text, strict=True)
+        else:
+            model.model_validate_json(text, strict=True)
+    except pydantic.ValidationError as e:
+        fail(f"{step}: a strict {name} refuses the answer:\n{e}\n{text[:1500]!r}")
+    STRICT.append(step)
+
+
+STRICT = []
+
+
 def lifecycle(host, receiver_url: str) -> None:
     from shopping_client import AuthenticatedClient, Client
     from shopping_client.api.auth import get_token
@@ -96,6 +137,7 @@ def lifecycle(host, receiver_url: str) -> None:
     def parsed(step: str, res, model):
         if res.status_code.value >= 300 or not isinstance(res.parsed, model):
             fail(f"{step}: {res.status_code.value} parsed as {type(res.parsed).__name__}: {res.content[:800]!r}")
+        strict(step, res.content, model.__name__)
         return res.parsed
 
     base = host.base
@@ -109,6 +151,21 @@ def lifecycle(host, receiver_url: str) -> None:
     token = parsed("token", get_token.sync_detailed(AID, client=anonymous, body=body), models.TokenResponse)
     c = AuthenticatedClient(base_url=base, token=token.access_token)
 
+    # Subscribed first, to every event: each webhook of the lifecycle is parsed strictly.
+    sub_body = {
+        "events": list(EVENTS),
+        "config": {
+            "url": receiver_url,
+            "content_type": "application/json",
+            "insecure_ssl": 0,
+            "secret": {"type": "HMAC-SHA1", "value": SECRET},
+        },
+    }
+    sub = parsed(
+        "subscribe",
+        create_subscription.sync_detailed(AID, client=c, body=models.SubscriptionBody.from_dict(sub_body)),
+        models.Subscription,
+    )
     item = {
         "id": "sku-1",
         "line_id": 1,
@@ -157,20 +214,6 @@ def lifecycle(host, receiver_url: str) -> None:
     parsed("customer view", list_customer_orders.sync_detailed(AID, "cust-1", client=c), models.OrderList)
     parsed("store view", get_store_order.sync_detailed(AID, "store-1", oid, client=c), models.Order)
 
-    sub_body = {
-        "events": ["shopping_order_update"],
-        "config": {
-            "url": receiver_url,
-            "content_type": "application/json",
-            "insecure_ssl": 0,
-            "secret": {"type": "HMAC-SHA1", "value": SECRET},
-        },
-    }
-    sub = parsed(
-        "subscribe",
-        create_subscription.sync_detailed(AID, client=c, body=models.SubscriptionBody.from_dict(sub_body)),
-        models.Subscription,
-    )
     update = models.OrderUpdate.from_dict({"courier_id": "courier-7"})
     parsed("update order", update_order.sync_detailed(AID, oid, client=c, body=update), models.Order)
     # The ping sent on creation and the update show up in the deliveries.
@@ -181,7 +224,9 @@ def lifecycle(host, receiver_url: str) -> None:
         if res.status_code.value != 200 or not isinstance(res.parsed, list):
             fail(f"deliveries: {res.status_code.value} {res.content[:800]!r}")
         deliveries = res.parsed
-        if len(deliveries) >= 2 and any(courier(body) == "courier-7" for _, body in RECEIVED):
+        strict("deliveries", res.content, "DeliverySummary")
+        got = {h.get("event", "") for h, _ in RECEIVED}
+        if "shopping_draft_complete" in got and any(courier(body) == "courier-7" for _, body in RECEIVED):
             break
         time.sleep(0.1)
     WEBHOOK_WAIT.append(time.perf_counter() - waiting)
@@ -209,8 +254,8 @@ def verify_signatures() -> None:
     # Changes made just before subscribing may still reach it (events fan out when the outbox
     # consumer publishes them), so the update may not be the only one.
     events = {h.get("event", "") for h, _ in RECEIVED}
-    if events != {"ping", "shopping_order_update"}:
-        fail(f"the receiver got {sorted(events)}, not the ping and order updates")
+    if not {"ping", "shopping_draft_add", "shopping_draft_complete", "shopping_order_update"} <= events:
+        fail(f"the receiver got {sorted(events)}, not the ping, the draft's events and order updates")
     if not any(courier(body) == "courier-7" for _, body in RECEIVED):
         fail("no delivery carries the updated order at the top level")
     for headers, body in RECEIVED:
@@ -222,10 +267,21 @@ def verify_signatures() -> None:
             fail(f"the verified envelope lacks the upstream keys: {payload}")
         if payload["event"] == "shopping_order_update" and payload.get("order", {}).get("id") is None:
             fail(f"an order update does not carry the order at the top level: {payload}")
+        step = f"webhook {payload['event']}"
+        for key, name in [("draft", "Draft"), ("order", "Order"), ("order_event", "Event")]:
+            if key in payload:
+                strict(step, payload[key], name)
+        if payload["event"] == "shopping_draft_complete":
+            if len(payload.get("orders", [])) != len(payload.get("order_ids", [])) or not payload["orders"]:
+                fail(f"the completion does not carry its orders: {payload}")
+            strict(step, payload["orders"], "Order")
     print(f"{len(RECEIVED)} deliveries verified: HMAC-SHA1 event-signature and standardwebhooks")
+    print(f"{len(STRICT)} answers and webhook resources parsed by strict pydantic models")
 
 
 SECRET = "generated-client-secret"
+EVENTS = ("shopping_draft_add", "shopping_draft_update", "shopping_draft_complete", "shopping_order_update",
+          "shopping_order_event_add", "shopping_order_delete")
 # How long the lifecycle waited for its webhooks to arrive (the event pipeline's latency).
 WEBHOOK_WAIT = []
 
@@ -286,6 +342,7 @@ def main() -> int:
             fail("tuple schemas (prefixItems) in the document: " + ", ".join(tuples))
         generate_python(generator, doc_path, work)
         import_all(work)
+        generate_strict(doc_path, work)
         emulator = getattr(host, "emulator_seconds", lambda: 0.0)
         busy_before, started = emulator(), time.perf_counter()
         lifecycle(host, receiver())

@@ -211,10 +211,11 @@ mod tests {
             {"gross_amount":1,"tax_lines":[{"percentage":"x"}],"quantity":true}]}}"#;
         assert_eq!(
             paths(decode(raw, rules)),
+            // Type errors in the order of the body, then the rules' errors.
             [
                 "order.items[0].gross_amount",
-                "order.items[2].quantity",
                 "order.items[2].tax_lines[0].percentage",
+                "order.items[2].quantity",
                 "order.items[1].tax_lines",
             ]
         );

@@ -256,6 +256,7 @@ pub struct ItemPayout {
     pub rule_version: Option<i64>,
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PayoutDestination>))]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
 }

@@ -23,6 +23,7 @@ pub struct PaymentOperation {
     pub amount: Option<i64>,
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<OperationItem>))]
     pub items: Option<Vec<OperationItem>>,
     pub processed_at: Option<String>,
     pub processed_by: Option<String>,
@@ -33,6 +34,7 @@ pub struct PaymentOperation {
     #[serde(rename = "_links")]
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<Link>))]
     pub links: Option<Vec<Link>>,
 }
 
@@ -63,6 +65,7 @@ pub struct OperationPayout {
     pub rule_version: Option<i64>,
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PayoutDestination>))]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
 }
@@ -99,6 +102,7 @@ pub struct OrderSession {
     pub amount: Option<i64>,
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<SessionItem>))]
     pub items: Option<Vec<SessionItem>>,
     pub processed_at: Option<String>,
     pub metadata: Option<Object>,
@@ -106,6 +110,7 @@ pub struct OrderSession {
     #[serde(rename = "_links")]
     #[serialize_always]
     #[serde(serialize_with = "super::wire::list")]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<Link>))]
     pub links: Option<Vec<Link>>,
 }
 
