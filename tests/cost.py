@@ -10,7 +10,8 @@ GET the order with its events — 4 API requests. The figures around the units a
 the code: each of the 4 requests is one HTTP API request and one Lambda invocation; the writes
 put 4 webhook events on the bus (draft add, draft update, draft complete, order update), each
 one EventBridge event and, on the delivery queue, one send, one receive and one delete; the
-publisher takes them in at most 2 invocations. Webhook deliveries are priced per subscription
+publisher takes them in at most 2 invocations and reads the completed order once (the
+completion's webhook carries it). Webhook deliveries are priced per subscription
 on top: per event and subscription one job message (send, receive, delete), one deliverer
 share of an invocation and one delivery record write.
 
@@ -62,6 +63,10 @@ IDLE_BUDGET, TENANT_BUDGET, TENANT_LIFECYCLES = 1.50, 1.50, 10_000
 # deliverer 128 MB (infra/template.yaml).
 API_MS, MEMORY_GB, DELIVERER_GB = 20, 0.25, 0.125
 REQUESTS, EVENTS, PUBLISHER_INVOCATIONS = 4, 4, 2
+# The publisher reads what the events carry besides the written item: the completion's order
+# (one strongly consistent query of its partition, under 4 KB: 1 RCU). Order events read the
+# order's payment operations only when it has some (none in this lifecycle).
+PUBLISHER_RCU = 1
 # One access-log line and about three function log lines per request, ~250 bytes each.
 LOG_BYTES_PER_REQUEST = 4 * 250
 
@@ -81,7 +86,7 @@ def measured_units() -> tuple[float, float]:
 def main() -> None:
     wcu, rcu = (float(sys.argv[1]), float(sys.argv[2])) if len(sys.argv) == 3 else measured_units()
     n = 1000
-    dynamodb = n * (wcu * WRITE_UNIT + rcu * READ_UNIT)
+    dynamodb = n * (wcu * WRITE_UNIT + (rcu + PUBLISHER_RCU) * READ_UNIT)
     api = n * REQUESTS * HTTP_API_REQUEST
     invocations = REQUESTS + PUBLISHER_INVOCATIONS
     lam = n * (invocations * LAMBDA_REQUEST + invocations * API_MS / 1000 * MEMORY_GB * LAMBDA_GB_SECOND)
@@ -97,7 +102,7 @@ def main() -> None:
     print(f"prices of {PRICES_DATED} (us-east-1, on demand); one lifecycle = {wcu:g} WCU, {rcu:g} RCU")
     print("| per 1,000 order lifecycles | USD |")
     print("|---|---|")
-    for name, v in [("DynamoDB (measured units)", dynamodb), ("HTTP API requests", api),
+    for name, v in [("DynamoDB (measured units + the publisher's read)", dynamodb), ("HTTP API requests", api),
                     ("Lambda requests and GB-seconds", lam), ("EventBridge events", bus),
                     ("SQS requests", sqs), ("CloudWatch Logs ingestion", logs), ("total", total),
                     ("each webhook subscription adds", per_sub),

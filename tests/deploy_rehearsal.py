@@ -32,7 +32,7 @@ ACTIONS = {
     "Payments": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"},
     "Views": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
     "Hooks": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage"},
-    "Publisher": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "events:PutEvents",
+    "Publisher": {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "events:PutEvents",
                   "sqs:SendMessage"},
     "Deliverer": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage",
                   "sqs:ChangeMessageVisibility"},
