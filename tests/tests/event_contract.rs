@@ -45,6 +45,7 @@ async fn every_produced_event_matches_its_schema() {
         domain::webhook::TYPES.iter().map(|t| (*t, schema(t))).collect();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut ids = std::collections::HashSet::new();
+    let mut carried: Vec<(String, u64, Value)> = Vec::new();
     for entry in store.outbox_read(1000).await.expect("outbox") {
         for ev in functions::workers::publisher::webhook_events(store.as_ref(), &entry.item).await.expect("events") {
             let value: Value = serde_json::to_value(&ev).expect("JSON");
@@ -53,6 +54,7 @@ async fn every_produced_event_matches_its_schema() {
                 v.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
             assert!(errors.is_empty(), "{}: {errors:?}\n{value:#}", ev.event);
             assert!(ids.insert(ev.id.clone()), "event ids are unique");
+            carried.push((ev.event.clone(), ev.version, value));
             *seen.entry(ev.event).or_default() += 1;
         }
     }
@@ -68,6 +70,19 @@ async fn every_produced_event_matches_its_schema() {
         ],
         "every type but shopping_order_delete, which retention alone sends"
     );
+    // The completion carries the orders it created, as the complete endpoint answered them.
+    let (_, _, complete) = carried.iter().find(|(t, _, _)| t == "shopping_draft_complete").expect("a completion");
+    assert_eq!(complete["orders"].as_array().map(Vec::len), Some(1));
+    assert_eq!(complete["orders"][0]["id"], complete["order_ids"][0]);
+    assert_eq!(complete["orders"][0]["items"], done.body["orders"][0]["items"]);
+    // Order events carry the payment operations the order had at their version: the capture
+    // (the last change) in its own events, none in the earlier ones.
+    let updates: Vec<&(String, u64, Value)> = carried.iter().filter(|(t, _, _)| t == "shopping_order_update").collect();
+    let last = updates.iter().map(|(_, v, _)| *v).max().expect("order updates");
+    for (_, version, ev) in &updates {
+        let captures = ev["order"]["captures"].as_array().map(Vec::len);
+        assert_eq!(captures, Some(usize::from(*version == last)), "captures at version {version}");
+    }
     // an order's expiry (its header removed by the TTL) publishes a valid update
     let order_id = done.body["orders"][0]["id"].as_str().unwrap();
     let header = store
