@@ -59,9 +59,10 @@ impl<T> Outcome<T> {
     }
 }
 
+/// A document as stored (see [`crate::model::to_stored`]).
 pub(crate) fn to_doc<T: Serialize>(v: &T) -> String {
     // Serialising plain data structs to JSON cannot fail.
-    serde_json::to_string(v).unwrap_or_default()
+    crate::model::to_stored(v).unwrap_or_default()
 }
 
 /// When a retention of `ttl` seconds from `now` ends. Validation bounds `time_to_live`, so

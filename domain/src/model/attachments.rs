@@ -21,17 +21,13 @@ pub struct Attachment {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PassengerReservation {
     pub booking_id: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub line_ids: Option<Vec<i64>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub passengers: Option<Vec<Passenger>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub itinerary: Option<Vec<ReservationLeg>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub insurance: Option<Vec<Insurance>>,
 }
 
@@ -60,8 +56,7 @@ pub struct ReservationLeg {
     pub zone: Option<String>,
     pub expires_at: Option<String>,
     pub activates_at: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub passenger_id: Option<Vec<String>>,
 }
 
@@ -78,17 +73,13 @@ pub struct Insurance {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarReservation {
     pub booking_id: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub line_ids: Option<Vec<i64>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub itinerary: Option<Vec<CarRental>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub drivers: Option<Vec<String>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub insurance: Option<Vec<Insurance>>,
 }
 
@@ -97,8 +88,7 @@ pub struct CarReservation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarRental {
     pub rental_company: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub drivers_id: Option<Vec<String>>,
     pub pick_up_address: Option<Address>,
     pub pick_up_at: Option<String>,

@@ -27,14 +27,11 @@ pub struct OrderObject {
     pub pre_order: Option<bool>,
     #[cfg_attr(feature = "openapi", schema(minimum = 86_400, maximum = 3_155_760_000.0))]
     pub time_to_live: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub itinerary: Option<Vec<Itinerary>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub external_ids: Option<Vec<ExternalId>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub items: Option<Vec<OrderItem>>,
     pub version: Option<u64>,
     #[serde(rename = "type")]
@@ -47,18 +44,14 @@ pub struct OrderObject {
     pub order_id: Option<String>,
     pub time_to_live_expires_at: Option<String>,
     pub multiple_authorizations: Option<bool>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub discounts: Option<Vec<Discount>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub stores: Option<Vec<OrderStore>>,
     pub store: Option<OrderStore>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub external_links: Option<Vec<ExternalLink>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub attachments: Option<Vec<Attachment>>,
 }
 
@@ -69,8 +62,7 @@ pub struct OrderItem {
     pub id: Option<String>,
     pub status: Option<String>,
     pub metadata: Option<Object>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub groups: Option<Vec<Group>>,
     #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub line_id: Option<i64>,
@@ -82,14 +74,11 @@ pub struct OrderItem {
     pub eligible_for_discount: Option<bool>,
     pub dimension: Option<Dimension>,
     #[cfg_attr(feature = "openapi", schema(required = true, min_items = 1))]
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub tax_lines: Option<Vec<TaxLine>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub discount_lines: Option<Vec<DiscountLine>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub additions: Option<Vec<Addition>>,
     pub store: Option<ItemStore>,
     pub external_id: Option<String>,
@@ -186,8 +175,7 @@ pub struct Addition {
     pub description: Option<String>,
     pub quantity: Option<i64>,
     pub gross_amount: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub groups: Option<Vec<Group>>,
 }
 
@@ -212,8 +200,7 @@ pub struct OrderStore {
     pub organization_number: Option<String>,
     pub name: Option<String>,
     pub business_name: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub comments: Option<Vec<String>>,
 }
 
@@ -254,8 +241,7 @@ pub struct ItemPayout {
     pub rule_type: Option<String>,
     pub rule_id: Option<String>,
     pub rule_version: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PayoutDestination>))]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
@@ -266,8 +252,7 @@ pub struct ItemPayout {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Discount {
     pub id: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub refs: Option<Vec<DiscountRef>>,
 }
 
@@ -280,8 +265,7 @@ pub struct DiscountRef {
     pub statistics: Option<Value>,
     pub stamp: Option<Value>,
     pub usages: Option<Value>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub items: Option<Vec<DiscountRefItem>>,
 }
 

@@ -79,8 +79,7 @@ pub struct DraftOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutOptions {
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub rules: Option<Vec<PayoutRule>>,
     pub resolve_rule_id: Option<String>,
     pub resolve_rule_type: Option<String>,
@@ -94,8 +93,7 @@ pub struct PayoutRule {
     pub rule_type: Option<String>,
     pub rule_id: Option<String>,
     pub rule_version: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
 }

@@ -34,14 +34,11 @@ pub struct Itinerary {
     pub summary: Option<String>,
     pub distance: Option<Measure>,
     pub duration: Option<Measure>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub tickets: Option<Vec<Ticket>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub line_ids: Option<Vec<i64>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub waypoints: Option<Vec<Waypoint>>,
 }
 
@@ -60,8 +57,7 @@ pub struct ItineraryAddress {
     #[serde(default, with = "super::wire::number")]
     pub longitude: Option<f64>,
     pub country: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub external_ids: Option<Vec<ExternalId>>,
 }
 
@@ -81,8 +77,7 @@ pub struct Ticket {
     pub line: Option<String>,
     pub seat: Option<String>,
     pub zone: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub passenger_id: Option<Vec<String>>,
 }
 

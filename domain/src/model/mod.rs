@@ -34,6 +34,7 @@ mod order;
 mod payments;
 mod people;
 mod wire;
+pub use wire::to_stored;
 
 pub use attachments::*;
 pub use content::*;

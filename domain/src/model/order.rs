@@ -43,33 +43,26 @@ pub struct Order {
     pub status: Option<OrderStatus>,
     pub payment_status: Option<PaymentStatus>,
     pub payment_details: Option<PaymentDetails>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<OrderSession>))]
     pub sessions: Option<Vec<OrderSession>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PaymentOperation>))]
     pub authorizations: Option<Vec<PaymentOperation>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PaymentOperation>))]
     pub captures: Option<Vec<PaymentOperation>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PaymentOperation>))]
     pub refunds: Option<Vec<PaymentOperation>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PaymentOperation>))]
     pub cancellations: Option<Vec<PaymentOperation>>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<Comment>))]
     pub comments: Option<Vec<Comment>>,
     #[serde(rename = "_links")]
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<Link>))]
     pub links: Option<Vec<Link>>,
     pub state: Option<String>,

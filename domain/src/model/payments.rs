@@ -21,8 +21,7 @@ pub struct PaymentOperation {
     pub created_at: Option<String>,
     pub created_by: Option<String>,
     pub amount: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<OperationItem>))]
     pub items: Option<Vec<OperationItem>>,
     pub processed_at: Option<String>,
@@ -32,8 +31,7 @@ pub struct PaymentOperation {
     pub success: Option<bool>,
     pub authorization_id: Option<String>,
     #[serde(rename = "_links")]
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<Link>))]
     pub links: Option<Vec<Link>>,
 }
@@ -63,8 +61,7 @@ pub struct OperationPayout {
     pub rule_id: Option<String>,
     pub rule_type: Option<String>,
     pub rule_version: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<PayoutDestination>))]
     pub destinations: Option<Vec<PayoutDestination>>,
     pub metadata: Option<Object>,
@@ -100,16 +97,14 @@ pub struct OrderSession {
     pub created_at: Option<String>,
     pub created_by: Option<String>,
     pub amount: Option<i64>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<SessionItem>))]
     pub items: Option<Vec<SessionItem>>,
     pub processed_at: Option<String>,
     pub metadata: Option<Object>,
     pub success: Option<bool>,
     #[serde(rename = "_links")]
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<Link>))]
     pub links: Option<Vec<Link>>,
 }

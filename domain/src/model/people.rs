@@ -13,8 +13,7 @@ pub struct Customer {
     pub email: Option<String>,
     pub metadata: Option<Object>,
     pub phone_number: Option<String>,
-    #[serialize_always]
-    #[serde(serialize_with = "super::wire::list")]
+    #[serde(serialize_with = "super::wire::list", skip_serializing_if = "super::wire::unstored")]
     pub addresses: Option<Vec<CustomerAddress>>,
     pub pays_tax: Option<bool>,
     pub date_of_birth: Option<String>,

@@ -3,6 +3,32 @@
 //! wire" and "Arrays are always there").
 
 use serde::Serializer;
+use std::cell::Cell;
+
+thread_local! {
+    /// Set while [`to_stored`] serialises on this thread.
+    static STORING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A document as the store keeps it: like the wire, but without the arrays that are empty
+/// (they read back as none and are written `[]` again): every write unit is the tenant's.
+/// Serialisation is synchronous, so the mode cannot leak into another document's.
+pub fn to_stored<T: serde::Serialize>(v: &T) -> serde_json::Result<String> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            STORING.with(|s| s.set(false));
+        }
+    }
+    STORING.with(|s| s.set(true));
+    let _reset = Reset;
+    serde_json::to_string(v)
+}
+
+/// `skip_serializing_if` of the arrays [`list`] writes: only an empty one, only when stored.
+pub(super) fn unstored<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_none_or(Vec::is_empty) && STORING.with(Cell::get)
+}
 
 /// A quantity, percentage, coordinate or measure (`#[serde(with)]`): written as the
 /// upstream writes it, read from any JSON number.
@@ -145,5 +171,10 @@ mod tests {
             assert!(text.contains(&format!(r#""{key}":[]"#)), "{key} in {text}");
         }
         assert_eq!(serde_json::to_string(&TaxLine::default()).unwrap(), "{}");
+        // As stored: without them, and reading back the same.
+        let stored = super::to_stored(&OrderItem { groups: Some(Vec::new()), ..Default::default() }).unwrap();
+        assert!(!stored.contains("[]"), "{stored}");
+        assert_eq!(serde_json::from_str::<OrderItem>(&stored).unwrap().groups, None);
+        assert_eq!(serde_json::to_string(&OrderItem::default()).unwrap(), text, "the wire again after storing");
     }
 }

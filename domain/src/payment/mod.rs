@@ -407,7 +407,7 @@ pub fn create(
     let order_id = rec.order.id.clone();
     let mut changed = order::commit(ctx, rec, event, &[ORDER_UPDATE, ORDER_EVENT_ADD])?;
     let mut ops = std::mem::take(&mut changed.ops);
-    let doc = serde_json::to_string(&op).unwrap_or_default();
+    let doc = crate::change::to_doc(&op);
     // The item's version is the order's at creation: it orders operations made the same instant.
     let item = Item::new(op_key(&ctx.aid, &order_id, kind, &id), changed.version, doc);
     ops.push(WriteOp::Put { item, cond: Some(Condition::NotExists) });
