@@ -406,6 +406,33 @@ async fn redirects_are_failures_and_never_followed() {
     assert_eq!(seen.lock().unwrap().len(), 1, "the Location was not followed");
 }
 
+/// A receiver that gives no answer (nothing listens on its port) is recorded as a typed client
+/// can read it: `status` 0 and an empty `response`, with the reason; what was sent names the
+/// sender in `User-Agent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_delivery_shows_status_0_and_an_empty_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::start(dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hid = local.subscribe(port, "/gone", &["shopping_draft_add"]).await;
+    let mut list = Value::Null;
+    let start = Instant::now();
+    while list.as_array().is_none_or(Vec::is_empty) {
+        assert!(start.elapsed() < Duration::from_secs(10), "no delivery recorded");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        list = local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries", subs()), None).await;
+    }
+    assert_eq!((list[0]["outcome"].as_str(), list[0]["status"].as_u64()), (Some("failed"), Some(0)), "{list}");
+    let detail = local
+        .call(&local.hooks, "GET", &format!("{}/{hid}/deliveries/{}", subs(), list[0]["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(detail["status"], 0);
+    assert_eq!(detail["response"], json!({"headers": {}, "body": ""}));
+    assert!(detail["details"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{detail}");
+    let agent = detail["request"]["headers"]["user-agent"].as_str().unwrap_or_default();
+    assert_eq!(agent, concat!("Shopping-Webhooks/", env!("CARGO_PKG_VERSION")));
+}
+
 /// An order removed by its `time_to_live` publishes its expiry (the emptied order, one
 /// version on) to subscribers, and its remaining items are cleaned up; the stub that keeps it
 /// readable stays.
