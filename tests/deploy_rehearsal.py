@@ -62,6 +62,103 @@ def install_shims() -> None:
     EventBus.physical_resource_id = property(lambda self: self.name)
     function_urls()
     key_specs()
+    event_schemas()
+    bus_policies()
+
+
+# The schema registry as the shim keeps it (moto has no EventBridge Schemas service):
+# registry name -> {schema name -> (type, content)}.
+REGISTRIES: dict = {}
+
+
+def event_schemas() -> None:
+    """The fifth shim: moto 5.2 has no EventBridge schema registry (`AWS::EventSchemas::Registry`
+    and `::Schema`; its CloudFormation skips both, so `!GetAtt …RegistryName` fails). These
+    models keep the registry and its schemas in `REGISTRIES`, which the rehearsal and the
+    subscriber test read as a client would read `DescribeSchema`."""
+    from moto.core.common_models import CloudFormationModel
+
+    class Registry(CloudFormationModel):
+        __module__ = "moto.events.schema_registry_shim"
+
+        def __init__(self, name):
+            self.name = name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::EventSchemas::Registry"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            name = cloudformation_json["Properties"].get("RegistryName") or resource_name
+            REGISTRIES.setdefault(name, {})
+            return cls(name)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("RegistryName", "RegistryArn")
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.name if attribute_name == "RegistryName" else f"arn:aws:schemas:{REGION}:123456789012:registry/{self.name}"
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+    class Schema(CloudFormationModel):
+        __module__ = "moto.events.schema_shim"
+
+        def __init__(self, registry, name):
+            self.registry, self.name = registry, name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::EventSchemas::Schema"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            props = cloudformation_json["Properties"]
+            registry = REGISTRIES.setdefault(props["RegistryName"], {})
+            registry[props["SchemaName"]] = (props["Type"], props["Content"])
+            return cls(props["RegistryName"], props["SchemaName"])
+
+        @property
+        def physical_resource_id(self) -> str:
+            return f"{self.registry}/{self.name}"
+
+
+def bus_policies() -> None:
+    """The sixth shim: moto 5.2's CloudFormation has no `AWS::Events::EventBusPolicy`. This
+    model adds its statement to the bus's policy through moto's EventBridge API
+    (`PutPermission` with a policy), as CloudFormation does."""
+    from moto.core.common_models import CloudFormationModel
+    from moto.events.models import events_backends
+
+    class EventBusPolicy(CloudFormationModel):
+        __module__ = "moto.events.bus_policy_shim"
+
+        def __init__(self, bus, sid):
+            self.bus, self.sid = bus, sid
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Events::EventBusPolicy"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            props = cloudformation_json["Properties"]
+            bus, sid = props.get("EventBusName", "default"), props["StatementId"]
+            statement = dict(props["Statement"], Sid=sid)
+            backend = events_backends[account_id][region_name]
+            current = backend.describe_event_bus(bus).policy
+            policy = json.loads(current) if current else {"Version": "2012-10-17", "Statement": []}
+            policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != sid] + [statement]
+            backend.put_permission(bus, None, None, None, None, json.dumps(policy))
+            return cls(bus, sid)
+
+        @property
+        def physical_resource_id(self) -> str:
+            return f"{self.bus}|{self.sid}"
 
 
 def start_emulator():
@@ -186,6 +283,53 @@ def without_aliases(body: dict) -> dict:
     return swap(body)
 
 
+def subscribers(events, bus: str, body: dict, stack: dict, resources: dict, given: dict) -> None:
+    """What EventBridge subscribers get: the schema registry (every type, as
+    tests/event_registry.py generates it), the archive, the bus policy for other accounts."""
+    import event_registry
+
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    registry = REGISTRIES.get(outputs.get("EventSchemaRegistryName"), {})
+    check(sorted(registry) == sorted(event_registry.TYPES), f"registered schemas {sorted(registry)}")
+    for t, (kind, content) in registry.items():
+        check(kind == "JSONSchemaDraft4" and json.loads(content) == event_registry.registered(t),
+              f"the registered {t} is not events/schemas/{t}.json as an EventBridge event")
+    days = int(given.get("EventArchiveRetentionDays", "30"))
+    if days:
+        check("EventArchive" in resources, f"no archive: {sorted(resources)}")
+        arn = outputs.get("EventArchiveArn", "")
+        archive = events.describe_archive(ArchiveName=arn.rsplit("/", 1)[-1])
+        # (moto answers the template's text; AWS an integer.)
+        check(int(archive["RetentionDays"]) == days and archive["EventSourceArn"].endswith(f"event-bus/{bus}"),
+              f"archive {archive}")
+        check(arn == archive["ArchiveArn"], f"EventArchiveArn {arn}")
+    else:
+        check("EventArchive" not in resources and not outputs.get("EventArchiveArn"),
+              f"no archive with 0 days: {outputs.get('EventArchiveArn')} {resources.get('EventArchive')}")
+    policy = events.describe_event_bus(Name=bus).get("Policy")
+    accounts = [a for a in given.get("SubscriberAccountIds", "").split(",") if a]
+    org = given.get("SubscriberOrganizationId", "")
+    if not accounts and not org:
+        check(policy is None, f"a bus without subscribers grants nothing: {policy}")
+        return
+    statements = {st["Sid"]: st for st in json.loads(policy)["Statement"]}
+    rules = f"arn:aws:events:{REGION}:123456789012:rule/{bus}/*"
+    for sid, on in (("subscriber-accounts-own-rules", bool(accounts)), ("subscriber-organization-own-rules", bool(org))):
+        check((sid in statements) == on, f"bus policy statements {sorted(statements)}")
+        if on:
+            st = statements[sid]
+            check(st["Effect"] == "Allow" and st["Resource"] == rules, f"{sid}: {st}")
+            check("events:PutEvents" not in st["Action"] and "events:PutRule" in st["Action"], f"{sid} actions {st['Action']}")
+            own = st["Condition"]["StringEqualsIfExists"]["events:creatorAccount"]
+            check(own == "${aws:PrincipalAccount}", f"{sid}: rules of the caller's own only: {st['Condition']}")
+    if accounts:
+        principal = statements["subscriber-accounts-own-rules"]["Principal"]["AWS"]
+        check(sorted(principal if isinstance(principal, list) else [principal]) == sorted(accounts), f"principals {principal}")
+    if org:
+        cond = statements["subscriber-organization-own-rules"]["Condition"]["StringEquals"]
+        check(cond == {"aws:PrincipalOrgID": org}, f"organization condition {cond}")
+
+
 def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: list, actions=None):
     """Transforms the template with `params`, deploys it as stack `STACK` and checks what every
     stack holds; answers the stack, its resources and a logical → physical id lookup."""
@@ -227,12 +371,18 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
     events = aws("events")
     bus = physical("EventBus")
     check(any(b["Name"] == bus for b in events.list_event_buses()["EventBuses"]), f"bus {bus} missing")
-    rules = events.list_rules(EventBusName=bus)["Rules"]
+    # (moto puts an archive's own rule on the bus, `Events-Archive-…`; AWS keeps it hidden.)
+    rules = [r for r in events.list_rules(EventBusName=bus)["Rules"] if not r["Name"].startswith("Events-Archive-")]
     check(len(rules) == 1, f"rules on the bus: {rules}")
     pattern = json.loads(rules[0]["EventPattern"])
-    check(pattern == {"source": [{"prefix": "shopping."}], "detail-type": [{"prefix": "shopping_"}]}, f"{pattern}")
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in params}
+    ours = {"source": [{"prefix": "shopping."}], "detail-type": [{"prefix": "shopping_"}]}
+    if given.get("WebhooksForReplays") != "true":
+        ours["replay-name"] = [{"exists": False}]
+    check(pattern == ours, f"the webhook rule's pattern {pattern}")
     targets = events.list_targets_by_rule(Rule=rules[0]["Name"], EventBusName=bus)["Targets"]
     check([t["Arn"] for t in targets] == [delivery["QueueArn"]], f"rule targets {targets}")
+    subscribers(events, bus, body, stack, resources, given)
 
     # Every function, with its environment and its role's inline policy.
     lam, iam = aws("lambda"), aws("iam")
@@ -279,7 +429,8 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
     check(physical("DelivererFunction") in by_source[delivery["QueueArn"]]["FunctionArn"], "the queue feeds the deliverer")
 
     outputs = {o["OutputKey"] for o in stack.get("Outputs", [])}
-    for name in ("ApiUrl", "TableStreamArn", "EventBusArn", "PipelineFailureQueueUrl", "DeliveryDeadLetterQueueUrl"):
+    for name in ("ApiUrl", "TableStreamArn", "EventBusArn", "PipelineFailureQueueUrl", "DeliveryDeadLetterQueueUrl",
+                 "EventSchemaRegistryName", "EventSourcePrefix"):
         check(name in outputs, f"output {name} missing: {sorted(outputs)}")
     # The policy that denies the API clients' items, as deployed.
     policy = iam.get_policy(PolicyArn=physical("ClientItemsDenied"))["Policy"]
@@ -359,6 +510,13 @@ def main() -> int:
                                                 {**ACTIONS, "Token": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}})
     check(not {"SigningKeyA", "SigningKeyB", "KeysFunction"} & set(resources), f"no own issuer: {sorted(resources)}")
     check(not env_of(physical, "Token").get("SIGNING_KEY_ID"), "no signing key with an outside issuer")
+
+    # Subscribers in other accounts and an organization, no archive, replays to webhooks.
+    open_bus = own + [{"ParameterKey": "SubscriberAccountIds", "ParameterValue": "111111111111,222222222222"},
+                      {"ParameterKey": "SubscriberOrganizationId", "ParameterValue": "o-abcdefghij"},
+                      {"ParameterKey": "EventArchiveRetentionDays", "ParameterValue": "0"},
+                      {"ParameterKey": "WebhooksForReplays", "ParameterValue": "true"}]
+    rehearse(aws, bucket, key, STACK + "-subscribers", open_bus, FUNCTIONS)
     print("deploy rehearsal: the stacks hold what the template says")
     return 0
 

@@ -14,7 +14,8 @@
 #   - generates clients from the served document and drives one (tests/generated_client.py),
 #   - runs the client-facing suites (tests/suites.py) against shopping-local,
 #   - starts the stack as AWS runs it (tests/stack up) and runs the walk-through, the route
-#     table, the generated client and the retention case against it,
+#     table, the generated client, an EventBridge subscriber (tests/subscriber_test.py) and the
+#     retention case against it,
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -69,6 +70,8 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
+echo "==> the template's event schema registry is events/schemas/ (tests/event_registry.py)"
+"$VENV/bin/python" tests/event_registry.py --check
 echo "==> deploy rehearsal: the SAM template transformed offline and deployed into the emulator's CloudFormation"
 "$VENV/bin/python" tests/deploy_rehearsal.py
 echo "==> openapi-spec-validator functions/openapi.json"
@@ -106,6 +109,8 @@ grep -a "^ready in" target/stack.log
 echo "==> client-facing suites against the stack: walk-through, route table, generated client, retention"
 "$VENV/bin/python" tests/suites.py --stack "$stack_dir" walkthrough routes
 "$VENV/bin/python" tests/generated_client.py --stack "$stack_dir" --generator "$VENV/bin/openapi-python-client"
+echo "==> an EventBridge subscriber on the stack, from README's commands: its rule, the registered schema, a replay"
+"$VENV/bin/python" tests/subscriber_test.py --stack "$stack_dir"
 # Last: it moves the stack's clock two days on.
 "$VENV/bin/python" tests/suites.py --stack "$stack_dir" retention
 kill -TERM "$stack_pid"

@@ -1201,6 +1201,8 @@ class Harness:
         # The emulator skips the HTTP API, so outputs naming its URL are given the local one.
         outputs = {k: v.replace("https://${HttpApi}.execute-api.us-east-1.amazonaws.com", f"http://127.0.0.1:{port}")
                    for k, v in self.outputs.items()}
+        import deploy_rehearsal
+
         doc = {
             "api": f"http://127.0.0.1:{port}",
             "control": f"http://127.0.0.1:{ctl.server_address[1]}",
@@ -1210,6 +1212,11 @@ class Harness:
             "credentials": {"aws_access_key_id": "test", "aws_secret_access_key": "test"},
             "stack": STACK,
             "outputs": outputs,
+            # The shimmed schema registry's content (moto has none: deploy_rehearsal.py),
+            # as `aws schemas describe-schema` would answer it.
+            "schemas": {name: {"type": kind, "content": content}
+                        for name, (kind, content) in deploy_rehearsal.REGISTRIES.get(
+                            outputs.get("EventSchemaRegistryName"), {}).items()},
             "resources": self.physical_ids,
             "functions": {fn.short: {"name": fn.name, "log": os.path.join(self.log_dir, f"{fn.short}.log")}
                           for fn in self.functions.values()},

@@ -29,7 +29,17 @@ pub const TYPES: [&str; 6] = [DRAFT_ADD, DRAFT_UPDATE, DRAFT_COMPLETE, ORDER_UPD
 
 /// The keys of the envelope itself; every other top-level key is the resource, which a
 /// subscription's field masks may trim.
-pub const ENVELOPE_KEYS: [&str; 6] = ["id", "event", "account_id", "event_delivery", "created_at", "version"];
+pub const ENVELOPE_KEYS: [&str; 7] =
+    ["id", "event", "account_id", "event_delivery", "created_at", "version", "schema_version"];
+
+/// The version of the envelope and resource shapes every event carries (`schema_version`):
+/// one more on a change that could break a receiver (a field removed, renamed or retyped);
+/// additions keep it (DECISIONS.md, "Webhooks").
+pub const SCHEMA_VERSION: &str = "1";
+
+fn schema_version() -> String {
+    SCHEMA_VERSION.to_owned()
+}
 
 /// One event as subscribers receive it: the upstream Hooks API envelope (`account_id`,
 /// `event`, `event_delivery` and the resource at the top level, under `order` or `draft`),
@@ -49,6 +59,9 @@ pub struct WebhookEvent {
     pub created_at: String,
     /// The resource's version after the change (0 for a ping).
     pub version: u64,
+    /// [`SCHEMA_VERSION`] (an event published before it existed reads as version 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: String,
     /// The resource at the top level: `{"draft": …}` (with `order_ids` on completion),
     /// `{"order": …}`, `{"order": …, "order_event": …}` for an appended event, `{"hook": …}`
     /// for a ping.
@@ -168,6 +181,7 @@ pub fn events_of(image: &Item, rec: &EventRecord, related: &Related) -> Result<V
             event_delivery: None,
             created_at: created_at.clone(),
             version,
+            schema_version: schema_version(),
             resource: resource(data),
         });
     }
@@ -195,6 +209,7 @@ pub fn expired(image: &Item) -> Result<Vec<WebhookEvent>, ContractError> {
         event_delivery: None,
         created_at: emptied.updated_at.clone(),
         version,
+        schema_version: schema_version(),
         resource: resource(json!({ "order": emptied })),
     };
     Ok(vec![event(ORDER_UPDATE), event(ORDER_DELETE)])
@@ -209,6 +224,7 @@ pub fn ping(aid: &str, id: String, created_at: String, subscription_id: &str) ->
         event_delivery: None,
         created_at,
         version: 0,
+        schema_version: schema_version(),
         resource: resource(json!({ "hook": { "id": subscription_id } })),
     }
 }

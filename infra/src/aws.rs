@@ -145,16 +145,24 @@ impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttpsClient {
     }
 }
 
-/// Sends `n` entries in calls of at most `chunk`, re-sending only the entries a call reports
-/// failed (a call that fails as a whole fails all of its entries), for at most `rounds`
-/// rounds with a growing pause. `send` takes the indices of one call's entries and answers
-/// the failed ones among them. Answers the indices that failed every round.
-pub async fn resend_failed<F, Fut>(n: usize, chunk: usize, rounds: u32, mut send: F) -> Vec<usize>
+/// How many entries, and how many bytes of them, one call may carry (a service's limits).
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimit {
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+/// Sends `sizes.len()` entries in calls within `limit` (an entry larger than `limit.bytes`
+/// goes alone, for the service to refuse it by itself), re-sending only the entries a call
+/// reports failed (a call that fails as a whole fails all of its entries), for at most
+/// `rounds` rounds with a growing pause. `send` takes the indices of one call's entries and
+/// answers the failed ones among them. Answers the indices that failed every round.
+pub async fn resend_failed<F, Fut>(sizes: &[usize], limit: CallLimit, rounds: u32, mut send: F) -> Vec<usize>
 where
     F: FnMut(Vec<usize>) -> Fut,
     Fut: std::future::Future<Output = Vec<usize>>,
 {
-    let mut pending: Vec<usize> = (0..n).collect();
+    let mut pending: Vec<usize> = (0..sizes.len()).collect();
     for round in 0..rounds {
         if pending.is_empty() {
             break;
@@ -163,12 +171,32 @@ where
             tokio::time::sleep(std::time::Duration::from_millis(50u64 << round.min(6))).await;
         }
         let mut failed = Vec::new();
-        for call in pending.chunks(chunk.max(1)) {
-            failed.extend(send(call.to_vec()).await);
+        for call in calls(&pending, sizes, limit) {
+            failed.extend(send(call).await);
         }
         pending = failed;
     }
     pending
+}
+
+/// `pending` in order, cut into calls within `limit`.
+fn calls(pending: &[usize], sizes: &[usize], limit: CallLimit) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0usize;
+    for &i in pending {
+        let size = sizes.get(i).copied().unwrap_or(0);
+        match out.last_mut() {
+            Some(call) if call.len() < limit.entries.max(1) && bytes.saturating_add(size) <= limit.bytes => {
+                call.push(i);
+                bytes = bytes.saturating_add(size);
+            }
+            _ => {
+                out.push(vec![i]);
+                bytes = size;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -212,7 +240,7 @@ mod tests {
     async fn only_failed_entries_are_sent_again_and_calls_hold_at_most_a_chunk() {
         let calls: Mutex<Vec<Vec<usize>>> = Mutex::default();
         let flaky = Mutex::new(vec![3usize, 11, 12]);
-        let left = resend_failed(23, 10, 4, |ids| {
+        let left = resend_failed(&[1; 23], CallLimit { entries: 10, bytes: 1 << 20 }, 4, |ids| {
             calls.lock().unwrap().push(ids.clone());
             // 3, 11 and 12 fail once; 20 fails always.
             let mut f = flaky.lock().unwrap();
@@ -227,5 +255,12 @@ mod tests {
         assert_eq!(calls[..3].concat(), (0..23).collect::<Vec<_>>());
         assert_eq!(calls[3], vec![3, 11, 12, 20], "the second round re-sends only what failed");
         assert_eq!(&calls[4..], &[vec![20], vec![20]]);
+    }
+
+    #[test]
+    fn calls_hold_at_most_their_bytes_and_a_large_entry_goes_alone() {
+        let limit = CallLimit { entries: 10, bytes: 100 };
+        let sizes = [40, 40, 40, 500, 10, 10];
+        assert_eq!(calls(&[0, 1, 2, 3, 4, 5], &sizes, limit), vec![vec![0, 1], vec![2], vec![3], vec![4, 5]]);
     }
 }

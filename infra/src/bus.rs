@@ -9,10 +9,18 @@ use domain::webhook::WebhookEvent;
 
 /// At most this many entries go in one `PutEvents` call (the service's limit).
 pub const PUT_EVENTS_MAX: usize = 10;
+/// And at most this many bytes of entries (the request's limit, 1 MB like an entry's).
+const PUT_EVENTS_LIMIT: crate::aws::CallLimit = crate::aws::CallLimit { entries: PUT_EVENTS_MAX, bytes: 1_000_000 };
 /// Rounds of re-sending the entries that failed before the caller hears of them.
 const ROUNDS: u32 = 4;
-/// EventBridge refuses an entry over 256 KiB (source, detail-type, detail and resources).
-const ENTRY_MAX_BYTES: usize = 256 * 1024;
+/// The largest entry (source, detail-type, detail and resources) this publisher puts whole.
+/// EventBridge takes entries up to 1 MB since January 2026 (256 KiB before; AWS Compute
+/// Blog, "serverless services now support payloads up to 1 MB"); the rule hands each event
+/// whole to the SQS delivery queue (1 MiB) with about 0.5 KB of envelope, and the deliverer
+/// wraps the body as an escaped JSON string in each job message, so 900 KiB leaves room for
+/// both. EventBridge bills each started 64 KB of an entry as one event: a 900 KiB order event
+/// costs 15 (DECISIONS.md, "Webhooks").
+const ENTRY_MAX_BYTES: usize = 900 * 1024;
 
 /// The `source` of an account's events.
 pub fn source(account_id: &str) -> String {
@@ -41,6 +49,12 @@ pub fn detail(ev: &WebhookEvent) -> String {
     resource.insert("truncated".into(), serde_json::Value::Bool(true));
     let slim = WebhookEvent { resource, ..ev.clone() };
     serde_json::to_string(&slim).unwrap_or_default()
+}
+
+/// An entry's size as EventBridge counts it: source, detail-type, detail and resources.
+fn entry_size(ev: &WebhookEvent) -> usize {
+    let resource = "shopping:account/".len() + ev.account_id.len();
+    source(&ev.account_id).len() + ev.event.len() + detail(ev).len() + resource
 }
 
 /// Where the publisher sends events.
@@ -118,7 +132,9 @@ impl EventBus {
 #[async_trait]
 impl EventSink for EventBus {
     async fn publish(&self, events: &[WebhookEvent]) -> Vec<usize> {
-        resend_failed(events.len(), PUT_EVENTS_MAX, ROUNDS, |ids| self.put(events, ids)).await
+        // Entries are built again per call; their sizes once, for the calls' byte limit.
+        let sizes: Vec<usize> = events.iter().map(entry_size).collect();
+        resend_failed(&sizes, PUT_EVENTS_LIMIT, ROUNDS, |ids| self.put(events, ids)).await
     }
 }
 
@@ -135,7 +151,8 @@ mod tests {
             event_delivery: None,
             created_at: "t".into(),
             version: 2,
-            resource: serde_json::json!({ "order": { "id": "o-1", "note": "x".repeat(300 * 1024) } })
+            schema_version: domain::webhook::SCHEMA_VERSION.into(),
+            resource: serde_json::json!({ "order": { "id": "o-1", "note": "x".repeat(ENTRY_MAX_BYTES) } })
                 .as_object()
                 .cloned()
                 .unwrap(),

@@ -11,8 +11,9 @@ use domain::hooks::Pending;
 use domain::table::WriteOp;
 use std::sync::Arc;
 
-/// At most this many messages go in one `SendMessageBatch` call (the service's limit).
-const BATCH_MAX: usize = 10;
+/// At most 10 messages and 1 MiB of them go in one `SendMessageBatch` call (the service's
+/// limits; a message alone may be 1 MiB too since 2025).
+const BATCH_LIMIT: crate::aws::CallLimit = crate::aws::CallLimit { entries: 10, bytes: 1 << 20 };
 const ROUNDS: u32 = 4;
 
 /// Why jobs could not be queued (or a received one not postponed).
@@ -129,7 +130,8 @@ impl SqsQueue {
 impl JobQueue for SqsQueue {
     async fn submit(&self, jobs: &[Pending]) -> Result<(), QueueError> {
         let bodies: Vec<String> = jobs.iter().map(|p| serde_json::to_string(p).unwrap_or_default()).collect();
-        let failed = resend_failed(bodies.len(), BATCH_MAX, ROUNDS, |ids| self.send(&bodies, ids)).await;
+        let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
+        let failed = resend_failed(&sizes, BATCH_LIMIT, ROUNDS, |ids| self.send(&bodies, ids)).await;
         if failed.is_empty() {
             Ok(())
         } else {

@@ -48,6 +48,7 @@ fn event(n: usize, now: &str) -> WebhookEvent {
         event_delivery: None,
         created_at: now.into(),
         version: 1,
+        schema_version: domain::webhook::SCHEMA_VERSION.into(),
         resource: [("draft".to_owned(), draft)].into_iter().collect(),
     }
 }
