@@ -15,6 +15,10 @@ completion's webhook carries it). Webhook deliveries are priced per subscription
 on top: per event and subscription one job message (send, receive, delete), one deliverer
 share of an invocation and one delivery record write.
 
+The bus's archive (on by default, 30 days) costs its processing and storage per GB of events
+(priced at EVENT_BYTES an event); a subscriber's rule in another account costs one more event
+per event it delivers across accounts (priced for a rule on order updates, 1 of the 4).
+
 The stack's own issuer (the default) adds its KMS key (fixed) and, per token a client fetches
 (about one an hour per client that caches its token, 720 a month), one HTTP API request, one
 token function invocation, one read of the client and one KMS Sign. X-Ray is off by default
@@ -34,8 +38,19 @@ HTTP_API_REQUEST = 1.00 / 1e6
 # Lambda on arm64: per request and per GB-second.
 LAMBDA_REQUEST = 0.20 / 1e6
 LAMBDA_GB_SECOND = 0.0000133334
-# EventBridge custom events, per event; SQS standard, per request.
+# EventBridge custom events, per event (each started 64 KB of an entry counts as one); SQS
+# standard, per request.
 EVENT = 1.00 / 1e6
+# EventBridge archives: per GB of events archived, per GB-month kept. A replayed event and an
+# event a rule delivers to a target in another account each cost one more custom event.
+ARCHIVE_GB_PROCESSED = 0.10
+ARCHIVE_GB_MONTH = 0.023
+CROSS_ACCOUNT_EVENT = 1.00 / 1e6
+# An event's size on the bus: ~2.5 KB measured for a one-item order's update (the detail in
+# tests/subscriber_test.py), more per line; 3 KB here.
+EVENT_BYTES = 3000
+# The archive's default retention (EventArchiveRetentionDays): it holds that many days of events.
+ARCHIVE_DAYS = 30
 SQS_REQUEST = 0.40 / 1e6
 # Fixed: a standard CloudWatch alarm per metric it watches, a KMS key, log storage.
 ALARM_METRIC_MONTH = 0.10
@@ -93,10 +108,15 @@ def main() -> None:
     bus = n * EVENTS * EVENT
     sqs = n * EVENTS * 3 * SQS_REQUEST
     logs = n * REQUESTS * LOG_BYTES_PER_REQUEST / 1e9 * LOG_GB_INGESTED
-    total = dynamodb + api + lam + bus + sqs + logs
+    archived_gb = n * EVENTS * EVENT_BYTES / 1e9
+    # Processing once, and (in a steady month) ARCHIVE_DAYS / 30 of a month's events kept.
+    archive = archived_gb * (ARCHIVE_GB_PROCESSED + ARCHIVE_GB_MONTH * ARCHIVE_DAYS / 30)
+    total = dynamodb + api + lam + bus + sqs + logs + archive
     per_sub = n * EVENTS * (3 * SQS_REQUEST + LAMBDA_REQUEST / 10 + API_MS / 1000 * DELIVERER_GB * LAMBDA_GB_SECOND
                             + 2 * WRITE_UNIT)
     xray = n * (REQUESTS + PUBLISHER_INVOCATIONS) * XRAY_TRACE
+    # A subscriber in another account with a rule for order updates (1 of the 4 events).
+    cross_account = n * 1 * CROSS_ACCOUNT_EVENT
     tokens = TOKENS_PER_MONTH * (HTTP_API_REQUEST + LAMBDA_REQUEST + API_MS / 1000 * MEMORY_GB * LAMBDA_GB_SECOND
                                  + READ_UNIT + KMS_ASYMMETRIC_REQUEST)
     print(f"prices of {PRICES_DATED} (us-east-1, on demand); one lifecycle = {wcu:g} WCU, {rcu:g} RCU")
@@ -104,8 +124,11 @@ def main() -> None:
     print("|---|---|")
     for name, v in [("DynamoDB (measured units + the publisher's read)", dynamodb), ("HTTP API requests", api),
                     ("Lambda requests and GB-seconds", lam), ("EventBridge events", bus),
-                    ("SQS requests", sqs), ("CloudWatch Logs ingestion", logs), ("total", total),
+                    ("SQS requests", sqs), ("CloudWatch Logs ingestion", logs),
+                    (f"the bus's archive ({ARCHIVE_DAYS} days, the default; EventArchiveRetentionDays=0: none)", archive),
+                    ("total", total),
                     ("each webhook subscription adds", per_sub),
+                    ("each cross-account subscriber rule on order updates adds", cross_account),
                     ("X-Ray, if TracingMode=Active (past the free tier)", xray)]:
         print(f"| {name} | {v:.4f} |")
     print(f"tokens: {TOKENS_PER_MONTH} a month (one client, hourly) cost {tokens:.4f} USD "
