@@ -12,6 +12,8 @@ Usage: subscriber_test.py --stack DIR   (a running `tests/stack up --webhook-all
 3. Replays the archive (README's `start-replay`) into the bus: the replayed events reach the
    subscriber's rule carrying `replay-name`; the stack's webhook rule does not queue them, so
    the webhook receiver gets nothing more.
+4. Deploys README's CloudFormation rule (with two queues) into the emulator: it is on the bus
+   with its pattern, retry policy and dead-letter queue.
 """
 
 import argparse
@@ -41,6 +43,42 @@ def readme_blocks() -> list[str]:
     section = text[text.index("## Subscribing to events"):]
     section = section[:section.index("\n## ", 1)]
     return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def readme_yaml() -> str:
+    """The ```yaml block of README's "Subscribing to events" section (the subscriber's rule)."""
+    text = open(README).read()
+    section = text[text.index("## Subscribing to events"):]
+    section = section[:section.index("\n## ", 1)]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    return block
+
+
+def cloudformation_subscriber(state: dict, bus_arn: str) -> None:
+    """README's CloudFormation rule, deployed into the emulator in a stack of its own with the
+    two queues it names: the rule is on the shopping bus with its retry policy and DLQ."""
+    import boto3
+    from cfnlint.decode.cfn_yaml import loads
+
+    example = "arn:aws:events:eu-west-1:111111111111:event-bus/shopping-prod-shopping"
+    resources = json.loads(json.dumps(loads(readme_yaml().replace(example, bus_arn))))
+    resources.update(WarehouseQueue={"Type": "AWS::SQS::Queue"}, WarehouseDeadLetters={"Type": "AWS::SQS::Queue"})
+    aws = lambda s: boto3.client(s, endpoint_url=state["endpoint"], region_name=state["region"],  # noqa: E731
+                                 aws_access_key_id="test", aws_secret_access_key="test")
+    cfn = aws("cloudformation")
+    cfn.create_stack(StackName="warehouse-subscriber", TemplateBody=json.dumps({"Resources": resources}))
+    status = cfn.describe_stacks(StackName="warehouse-subscriber")["Stacks"][0]["StackStatus"]
+    if status != "CREATE_COMPLETE":
+        fail(f"README's CloudFormation rule: {status}")
+    bus = bus_arn.rsplit("/", 1)[-1]
+    rules = {r["Name"]: r for r in aws("events").list_rules(EventBusName=bus)["Rules"]}
+    rule = next((r for n, r in rules.items() if "OrderUpdates" in n), None)
+    if rule is None or json.loads(rule["EventPattern"]) != {"source": ["shopping.T12345678"], "detail-type": ["shopping_order_update"]}:
+        fail(f"README's CloudFormation rule is not on the bus: {sorted(rules)}")
+    (t,) = aws("events").list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    if t.get("RetryPolicy", {}).get("MaximumRetryAttempts") != 185 or "DeadLetterConfig" not in t:
+        fail(f"README's CloudFormation target: {t}")
+    print("subscriber: README's CloudFormation rule deploys onto the bus with its retry policy and DLQ")
 
 
 def run_bash(script: str, env: dict) -> str:
@@ -178,6 +216,9 @@ def main() -> int:
     check(after == webhooks, f"the replay reached the webhooks: {after - webhooks} more deliveries")
     call(base, token, "DELETE", f"/hooks/subscriptions/{hook['id']}")
     print("subscriber: the archive's replay reached the subscriber's rule with replay-name, and no webhook")
+
+    # 4. README's CloudFormation form of the same rule.
+    cloudformation_subscriber(state, bus_arn)
     return 0
 
 

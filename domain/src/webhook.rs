@@ -253,6 +253,11 @@ mod tests {
         let evs = events_of(&image, &rec, &Related::default()).unwrap();
         assert_eq!(evs.len(), 2);
         assert_eq!((evs[0].account_id.as_str(), evs[0].version), ("T12345678", 3));
+        assert_eq!(evs[0].schema_version, SCHEMA_VERSION);
+        let wire = serde_json::to_string(&evs[0]).unwrap();
+        assert!(wire.contains(r#""version":3,"schema_version":"1","#), "next to the version: {wire}");
+        let before: WebhookEvent = serde_json::from_str(&wire.replace(r#""schema_version":"1","#, "")).unwrap();
+        assert_eq!(before.schema_version, "1", "an event published before it existed reads as version 1");
         assert_eq!(evs[0].resource["order"]["id"], "o-1");
         assert_eq!(evs[0].resource_id(), Some("o-1"));
         assert_eq!(evs[1].resource["order_event"]["id"], "e-1");
