@@ -294,26 +294,6 @@ def courier(body: bytes):
 RECEIVED = []
 
 
-def receiver():
-    """A loopback webhook receiver answering 200 and keeping what it got; answers its URL."""
-    import http.server
-    import threading
-
-    class Ok(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the stdlib's name
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            RECEIVED.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/hook"
-
-
 def typescript(npx: str, doc_path: str, work: str) -> None:
     out = os.path.join(work, "shopping.d.ts")
     run = subprocess.run([npx, "--yes", OPENAPI_TYPESCRIPT, doc_path, "-o", out], capture_output=True, text=True)
@@ -347,7 +327,7 @@ def main() -> int:
         generate_strict(doc_path, work)
         emulator = getattr(host, "emulator_seconds", lambda: 0.0)
         busy_before, started = emulator(), time.perf_counter()
-        lifecycle(host, receiver())
+        lifecycle(host, hosts.webhook_receiver(RECEIVED))
         elapsed, busy = time.perf_counter() - started, emulator() - busy_before
         busy = f"; the emulator was busy {busy:.2f} s of it" if args.stack else ""
         print(f"lifecycle against {host.name}: {elapsed:.2f} s{busy}; {WEBHOOK_WAIT[-1]:.2f} s of it waiting for webhooks")

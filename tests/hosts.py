@@ -136,3 +136,24 @@ def token(host, aid: str, scopes: str = None) -> str:
                  "Authorization": "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode()})
     with urllib.request.urlopen(req, timeout=30) as res:
         return json.loads(res.read())["access_token"]
+
+
+def webhook_receiver(received: list) -> str:
+    """A loopback webhook receiver answering 200, appending each request's (headers with
+    lower-case names, body bytes) to `received`; answers its URL."""
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook"

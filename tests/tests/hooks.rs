@@ -229,6 +229,19 @@ impl Local {
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 
+    /// The subscription's deliveries list once it holds a delivery (within 10 s).
+    async fn first_deliveries(&self, hid: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let list = self.call(&self.hooks, "GET", &format!("{}/{hid}/deliveries", subs()), None).await;
+            if list.as_array().is_some_and(|l| !l.is_empty()) {
+                return list;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no delivery recorded");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     async fn subscribe(&self, port: u16, path: &str, events: &[&str]) -> String {
         let body = json!({"events": events, "config": {"url": format!("http://127.0.0.1:{port}{path}"), "secret": "whsec-local"}});
         self.call(&self.hooks, "POST", &subs(), Some(body)).await["id"].as_str().unwrap().to_owned()
@@ -390,13 +403,7 @@ async fn redirects_are_failures_and_never_followed() {
     let local = Local::start(dir.path()).await;
     let (port, seen) = receiver().await;
     let hid = local.subscribe(port, "/redirect", &["shopping_draft_add"]).await;
-    let mut list = Value::Null;
-    let start = Instant::now();
-    while list.as_array().is_none_or(Vec::is_empty) {
-        assert!(start.elapsed() < Duration::from_secs(10), "no delivery recorded");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        list = local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries", subs()), None).await;
-    }
+    let list = local.first_deliveries(&hid).await;
     let first = &list[0];
     assert_eq!(first["outcome"], "failed");
     let detail = local
@@ -415,13 +422,7 @@ async fn an_unanswered_delivery_shows_status_0_and_an_empty_response() {
     let local = Local::start(dir.path()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let hid = local.subscribe(port, "/gone", &["shopping_draft_add"]).await;
-    let mut list = Value::Null;
-    let start = Instant::now();
-    while list.as_array().is_none_or(Vec::is_empty) {
-        assert!(start.elapsed() < Duration::from_secs(10), "no delivery recorded");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        list = local.call(&local.hooks, "GET", &format!("{}/{hid}/deliveries", subs()), None).await;
-    }
+    let list = local.first_deliveries(&hid).await;
     assert_eq!((list[0]["outcome"].as_str(), list[0]["status"].as_u64()), (Some("failed"), Some(0)), "{list}");
     let detail = local
         .call(&local.hooks, "GET", &format!("{}/{hid}/deliveries/{}", subs(), list[0]["id"].as_str().unwrap()), None)
