@@ -35,21 +35,12 @@ def fail(msg: str) -> None:
     raise SystemExit(f"subscriber: {msg}")
 
 
-def readme_blocks() -> list[str]:
-    """The ```sh blocks of README's "Subscribing to events" section, in order."""
+def readme_blocks(language: str) -> list[str]:
+    """The ```{language} blocks of README's "Subscribing to events" section, in order."""
     text = open(README).read()
     section = text[text.index("## Subscribing to events"):]
     section = section[:section.index("\n## ", 1)]
-    return re.findall(r"```sh\n(.*?)```", section, re.S)
-
-
-def readme_yaml() -> str:
-    """The ```yaml block of README's "Subscribing to events" section (the subscriber's rule)."""
-    text = open(README).read()
-    section = text[text.index("## Subscribing to events"):]
-    section = section[:section.index("\n## ", 1)]
-    (block,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    return block
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
 
 
 def cloudformation_subscriber(state: dict, bus_arn: str) -> None:
@@ -59,7 +50,7 @@ def cloudformation_subscriber(state: dict, bus_arn: str) -> None:
     from cfnlint.decode.cfn_yaml import loads
 
     example = "arn:aws:events:eu-west-1:111111111111:event-bus/shopping-prod-shopping"
-    resources = json.loads(json.dumps(loads(readme_yaml().replace(example, bus_arn))))
+    resources = json.loads(json.dumps(loads(readme_blocks("yaml")[0].replace(example, bus_arn))))
     resources.update(WarehouseQueue={"Type": "AWS::SQS::Queue"}, WarehouseDeadLetters={"Type": "AWS::SQS::Queue"})
     aws = lambda s: boto3.client(s, endpoint_url=state["endpoint"], region_name=state["region"],  # noqa: E731
                                  aws_access_key_id="test", aws_secret_access_key="test")
@@ -124,7 +115,7 @@ def main() -> int:
                AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_PAGER="")
 
     # 1. README's subscription, on this stack's bus; its last line (receive) runs in step 2.
-    setup, replay = readme_blocks()
+    setup, replay = readme_blocks("sh")
     lines = setup.rstrip("\n").split("\n")
     receive = lines[-1]
     check = lambda cond, msg: cond or fail(msg)  # noqa: E731

@@ -51,10 +51,14 @@ pub fn detail(ev: &WebhookEvent) -> String {
     serde_json::to_string(&slim).unwrap_or_default()
 }
 
+/// The entry's one resource: the account.
+fn resource(account_id: &str) -> String {
+    format!("shopping:account/{account_id}")
+}
+
 /// An entry's size as EventBridge counts it: source, detail-type, detail and resources.
-fn entry_size(ev: &WebhookEvent) -> usize {
-    let resource = "shopping:account/".len() + ev.account_id.len();
-    source(&ev.account_id).len() + ev.event.len() + detail(ev).len() + resource
+fn entry_size(ev: &WebhookEvent, detail: &str) -> usize {
+    source(&ev.account_id).len() + ev.event.len() + detail.len() + resource(&ev.account_id).len()
 }
 
 /// Where the publisher sends events.
@@ -97,19 +101,19 @@ impl EventBus {
         self.client.get()
     }
 
-    fn entry(&self, ev: &WebhookEvent) -> PutEventsRequestEntry {
+    fn entry(&self, ev: &WebhookEvent, detail: &str) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(source(&ev.account_id))
             .detail_type(&ev.event)
-            .detail(detail(ev))
-            .resources(format!("shopping:account/{}", ev.account_id))
+            .detail(detail)
+            .resources(resource(&ev.account_id))
             .build()
     }
 
-    /// One `PutEvents` call; answers the failed ones among `ids`.
-    async fn put(&self, events: &[WebhookEvent], ids: Vec<usize>) -> Vec<usize> {
-        let entries = ids.iter().filter_map(|i| events.get(*i)).map(|ev| self.entry(ev)).collect();
+    /// One `PutEvents` call of `events` with their `details`; answers the failed ones among `ids`.
+    async fn put(&self, events: &[WebhookEvent], details: &[String], ids: Vec<usize>) -> Vec<usize> {
+        let entries = ids.iter().filter_map(|i| Some(self.entry(events.get(*i)?, details.get(*i)?))).collect();
         match self.client.get().put_events().set_entries(Some(entries)).send().await {
             Ok(out) if out.failed_entry_count() == 0 => Vec::new(),
             Ok(out) => {
@@ -132,9 +136,10 @@ impl EventBus {
 #[async_trait]
 impl EventSink for EventBus {
     async fn publish(&self, events: &[WebhookEvent]) -> Vec<usize> {
-        // Entries are built again per call; their sizes once, for the calls' byte limit.
-        let sizes: Vec<usize> = events.iter().map(entry_size).collect();
-        resend_failed(&sizes, PUT_EVENTS_LIMIT, ROUNDS, |ids| self.put(events, ids)).await
+        // Each detail once: its size cuts the calls, and every (re)sent entry carries it.
+        let details: Vec<String> = events.iter().map(detail).collect();
+        let sizes: Vec<usize> = events.iter().zip(&details).map(|(ev, d)| entry_size(ev, d)).collect();
+        resend_failed(&sizes, PUT_EVENTS_LIMIT, ROUNDS, |ids| self.put(events, &details, ids)).await
     }
 }
 

@@ -10,8 +10,8 @@ use domain::model::Order;
 use domain::order::{OrderIdRecord, OrderRecord, OrderStub};
 use domain::outbox::Timeline;
 use domain::payment::OP_PREFIX;
-use domain::table::{self, Key};
-use infra::{query_all, Query, SkCond, Store};
+use domain::table::{self, Item, Key};
+use infra::{query_all, Query, SkCond, Store, StoreError};
 use std::future::Future;
 
 /// An aggregate as read: the record a command changes, its events, and its partition.
@@ -188,6 +188,11 @@ pub async fn read_order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Ki
     Ok((order.content.version.unwrap_or(0), order))
 }
 
+/// The payment operation items of the order partition `pk` (see `domain::payment`).
+pub async fn operation_items(store: &dyn Store, pk: &str) -> std::result::Result<Vec<Item>, StoreError> {
+    query_all(store, Query { sk: SkCond::BeginsWith(OP_PREFIX.to_owned()), ..Query::partition(pk.to_owned()) }).await
+}
+
 /// A live order. One whose retention expired takes no change: its content is gone.
 pub struct OrderAgg;
 
@@ -207,8 +212,7 @@ impl Aggregate for OrderAgg {
     async fn reload(store: &dyn Store, _: &str, pk: String, t: Timeline) -> Result<Loaded<OrderRecord>> {
         let mut part = partition::refresh(store, pk.clone(), table::ORDER_SK, t).await?;
         // The payment operations too: a new one may have come with the race lost.
-        let ops = Query { sk: SkCond::BeginsWith(OP_PREFIX.to_owned()), ..Query::partition(pk.clone()) };
-        part.others.extend(query_all(store, ops).await?);
+        part.others.extend(operation_items(store, &pk).await?);
         live(order_of(part, pk)?)
     }
 

@@ -10,6 +10,7 @@
 //! Delivery is at least once: a repeated image rewrites identical history and publishes
 //! events with the same ids, which receivers de-duplicate.
 
+use domain::model::Order;
 use domain::outbox;
 use domain::table::{self, Item, WriteOp};
 use domain::webhook::{Needs, Related, WebhookEvent};
@@ -34,9 +35,16 @@ pub async fn record_history(store: &dyn Store, image: &Item) -> Result<usize, St
 /// An event that cannot be built is logged and skipped: it would fail the same way forever.
 pub async fn webhook_events(store: &dyn Store, image: &Item) -> Result<Vec<WebhookEvent>, StoreError> {
     let Ok(fresh) = outbox::fresh(image) else { return Ok(Vec::new()) };
+    let needs: Vec<Needs> = fresh.iter().map(|rec| domain::webhook::needs(image, rec)).collect();
+    // The operations are the order's at the image's version, the same for each record: read once.
+    let mut related = Related::default();
+    if needs.iter().any(|n| n.operations) {
+        let items = crate::app::aggregate::operation_items(store, &image.pk).await?;
+        related.operations = domain::webhook::operations_as_of(items, image.version);
+    }
     let mut out = Vec::new();
-    for rec in &fresh {
-        let related = related(store, image, &domain::webhook::needs(image, rec)).await?;
+    for (rec, need) in fresh.iter().zip(&needs) {
+        related.orders = completed_orders(store, image, &need.orders).await?;
         match domain::webhook::events_of(image, rec, &related) {
             Ok(evs) => out.extend(evs),
             Err(e) => tracing::error!(error = %e, "an event that cannot be built is skipped"),
@@ -45,23 +53,26 @@ pub async fn webhook_events(store: &dyn Store, image: &Item) -> Result<Vec<Webho
     Ok(out)
 }
 
-async fn related(store: &dyn Store, image: &Item, needs: &Needs) -> Result<Related, StoreError> {
-    let mut related = Related::default();
-    if needs.operations {
-        let q = Query { sk: SkCond::BeginsWith(table::OP_PREFIX.to_owned()), ..Query::partition(image.pk.clone()) };
-        related.operations = domain::webhook::operations_as_of(query_all(store, q).await?, image.version);
-    }
+/// The orders a completion created, as the complete endpoint answered them.
+async fn completed_orders(store: &dyn Store, image: &Item, ids: &[String]) -> Result<Vec<Order>, StoreError> {
     let aid = table::account_of(&image.pk).unwrap_or_default();
-    for id in &needs.orders {
+    let mut orders = Vec::new();
+    for id in ids {
         match crate::app::aggregate::read_order_view(store, aid, id, &None).await {
-            Ok((_, order)) => related.orders.push(order),
+            Ok((_, order)) => orders.push(order),
             Err(crate::app::AppError::Store(e)) => return Err(e),
             // Gone already (its retention cannot end this soon, but a lost order must not
             // hold every later event back): the event still names it in `order_ids`.
             Err(e) => tracing::error!(error = %e, order = %id, "a completed order cannot be read"),
         }
     }
-    Ok(related)
+    Ok(orders)
+}
+
+/// What an image with riding events makes: its history items written, then its webhook events.
+async fn image_events(store: &dyn Store, image: &Item) -> Result<Vec<WebhookEvent>, StoreError> {
+    record_history(store, image).await?;
+    webhook_events(store, image).await
 }
 
 /// At most this many deletes go in one write of the cleanup.
@@ -121,10 +132,7 @@ pub async fn handle_stream(store: &dyn Store, bus: &dyn EventSink, event: Stream
         let made = if removed {
             on_removed(store, &image).await
         } else if image.events.is_some() {
-            match record_history(store, &image).await {
-                Ok(_) => webhook_events(store, &image).await,
-                Err(e) => Err(e),
-            }
+            image_events(store, &image).await
         } else {
             Ok(Vec::new())
         };
@@ -159,12 +167,7 @@ pub async fn handle_stream(store: &dyn Store, bus: &dyn EventSink, event: Stream
 pub async fn drain_local(store: &SqliteStore, clock: &dyn infra::Clock, batch: usize) -> Result<usize, StoreError> {
     let entries = store.outbox_read(batch).await?;
     for e in &entries {
-        let events = if e.removed {
-            on_removed(store, &e.item).await?
-        } else {
-            record_history(store, &e.item).await?;
-            webhook_events(store, &e.item).await?
-        };
+        let events = if e.removed { on_removed(store, &e.item).await? } else { image_events(store, &e.item).await? };
         crate::workers::deliverer::enqueue(store, &events, crate::workers::deliverer::now_ms(clock)).await?;
     }
     if let Some(last) = entries.last() {
