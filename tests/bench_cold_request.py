@@ -8,7 +8,7 @@ doing its real work, then a few more (the warm figure):
   publisher one stream record (history write on DynamoDB, PutEvents on EventBridge)
   deliverer one queue message whose webhook goes to a receiver over TLS (subscription read,
             delivery record written)
-  token     the upstream token request (client read on DynamoDB, ES256 signature by KMS Sign)
+  token     the upstream token request (client read on DynamoDB, RS256 signature by KMS Sign)
   hello     the bare `lambda_http` hello world, as the baseline
 DynamoDB, EventBridge, SQS and KMS are moto serving HTTPS with a CA made for the run. The functions
 find it through the SDK's standard `AWS_ENDPOINT_URL` and trust it the way they trust
@@ -484,7 +484,7 @@ def start_aws(pki):
                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     events.create_event_bus(Name="bench")
     queue_url = sqs.create_queue(QueueName="bench-deliveries")["QueueUrl"]
-    key = boto3.client("kms", **kw).create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    key = boto3.client("kms", **kw).create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
     return proc, {"endpoint": endpoint, "ddb": ddb, "sqs": sqs, "queue_url": queue_url,
                   "signing_key": key["KeyMetadata"]["KeyId"]}
 

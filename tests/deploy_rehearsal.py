@@ -36,10 +36,21 @@ ACTIONS = {
                   "sqs:SendMessage"},
     "Deliverer": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "sqs:SendMessage",
                   "sqs:ChangeMessageVisibility"},
-    # Only the token function may sign, only the keys function read the public keys.
-    "Token": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "kms:Sign"},
-    "Keys": {"kms:GetPublicKey"},
+    # The token function reads and rehashes credentials (held to their items: TOKEN_LEADING_KEYS);
+    # signing and reading the public keys are granted by the keys' own policies, not by IAM.
+    "Token": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    "Keys": set(),
 }
+# The partitions each of the token function's table actions is held to.
+TOKEN_LEADING_KEYS = {"dynamodb:GetItem": ["CLIENT#*", "AUTH#KEYS"], "dynamodb:PutItem": ["CLIENT#*"]}
+# No function may read the whole table: Scan, PartiQL and exports ignore dynamodb:LeadingKeys
+# ("The list of actions does not include permissions for Scan because Scan returns all items
+# regardless of the leading keys", DynamoDB developer guide, "Using IAM policy conditions for
+# fine-grained access control").
+WHOLE_TABLE = {"dynamodb:*", "dynamodb:Scan", "dynamodb:PartiQLSelect", "dynamodb:PartiQLInsert",
+               "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:ExecuteStatement",
+               "dynamodb:BatchExecuteStatement", "dynamodb:ExecuteTransaction", "dynamodb:ExportTableToPointInTime",
+               "dynamodb:RestoreTableToPointInTime", "dynamodb:CreateBackup", "dynamodb:GetRecords"}
 
 
 def fail(msg: str) -> None:
@@ -405,7 +416,13 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
             # moto leaves an `AWS::NoValue` in a list as null where CloudFormation drops it.
             for st in filter(None, doc["Statement"]):
                 check(st["Effect"] == "Allow", f"{name}: an inline policy denies {st}")
-                allowed.update(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+                acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                allowed.update(acts)
+                if name == "Token":
+                    leading = st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+                    for act in acts:
+                        check(leading == TOKEN_LEADING_KEYS.get(act),
+                              f"Token: {act} must be held to {TOKEN_LEADING_KEYS.get(act)}, is held to {leading}")
                 res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
                 resources_named.extend(res)
         # Every function but the token and keys functions has the policy denying the API
@@ -417,6 +434,8 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
         check(denies == (name not in ("Token", "Keys")), f"{name}: ClientItemsDenied attached: {denies}")
         expected = (actions or ACTIONS)[name]
         check(allowed == expected, f"{name}: inline policy allows {sorted(allowed)}, expected {sorted(expected)}")
+        # (The publisher's stream reads come from its event source mapping's managed policy.)
+        check(not (allowed & WHOLE_TABLE), f"{name}: may read the whole table: {sorted(allowed & WHOLE_TABLE)}")
         check("*" not in resources_named, f"{name}: an inline policy names every resource")
 
     # Both event source mappings: the stream feeds the publisher, the queue the deliverer.
@@ -440,7 +459,45 @@ def rehearse(aws, bucket: str, key: str, STACK: str, params: list, functions: li
     (st,) = doc["Statement"]
     leading = st.get("Condition", {}).get("ForAnyValue:StringLike", {}).get("dynamodb:LeadingKeys")
     check(st["Effect"] == "Deny" and leading == ["CLIENT#*", "AUTH#*"], f"ClientItemsDenied: {st}")
+    # The token route is throttled on its own, below the API's default.
+    stage = next(r for r in body["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage")
+    route = stage["Properties"].get("RouteSettings", {}).get("POST /v1/accounts/{aid}/auth/token", {})
+    check(set(route) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}, f"the token route's own throttle: {stage}")
     return stack, resources, physical, body
+
+
+def check_key_policy(aws, physical, slot: str) -> None:
+    """Only the token function's role may sign with the key, only the keys function's read its
+    public part; the account administers it but can neither sign nor grant (an IAM policy
+    allowing kms:Sign on "*" gives nothing, since the key policy gives the account no kms:Sign)."""
+    kms, iam = aws("kms"), aws("iam")
+    key_id = physical(f"SigningKey{slot}")
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    check(meta["Enabled"] and meta["KeySpec"] == "RSA_2048" and meta["KeyUsage"] == "SIGN_VERIFY",
+          f"signing key {slot}: {meta}")
+    check("RSASSA_PKCS1_V1_5_SHA_256" in meta.get("SigningAlgorithms", []), f"signing key {slot} signs RS256: {meta}")
+    policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    role = lambda logical: iam.get_role(RoleName=physical(logical))["Role"]["Arn"]  # noqa: E731
+    token, keys = role("TokenFunctionRole"), role("KeysFunctionRole")
+    arn = lambda v: v if isinstance(v, str) else next(iter(v.values()))  # noqa: E731
+
+    def principals(st):
+        p = st.get("Principal", {})
+        p = p.get("AWS", p) if isinstance(p, dict) else p
+        return [arn(x) for x in (p if isinstance(p, list) else [p])]
+
+    def allowed_to(action):
+        return sorted(pr for st in policy["Statement"] if st["Effect"] == "Allow"
+                      for pr in principals(st)
+                      for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+                      if a in (action, "kms:*") or (a.endswith("*") and action.startswith(a[:-1])))
+    check(allowed_to("kms:Sign") == [token], f"key {slot}: kms:Sign allowed to {allowed_to('kms:Sign')}, not the token role alone")
+    check(allowed_to("kms:CreateGrant") == [], f"key {slot}: grants allowed to {allowed_to('kms:CreateGrant')}")
+    check(keys in allowed_to("kms:GetPublicKey"), f"key {slot}: the keys function cannot read the public key")
+    check(any(pr.endswith(":root") for pr in allowed_to("kms:PutKeyPolicy")), f"key {slot}: nobody administers it")
+    denies = [st for st in policy["Statement"] if st["Effect"] == "Deny"]
+    check(any("kms:Sign" in st["Action"] and token in json.dumps(st.get("Condition")) for st in denies),
+          f"key {slot}: no deny of kms:Sign to every other principal: {denies}")
 
 
 
@@ -471,35 +528,39 @@ def main() -> int:
         fn = lam.get_function(FunctionName=physical(f"{name}Function"))["Configuration"]
         return fn.get("Environment", {}).get("Variables", {})
 
-    # The default: the stack is its own issuer. Its key signs ES256 in KMS; the keys function's
+    # The default: the stack is its own issuer. Its key signs RS256 in KMS; the keys function's
     # public URL is the issuer the authorizer and the token function name.
     own = [{"ParameterKey": "JwtAudience", "ParameterValue": "shopping"}]
     stack, resources, physical, body = rehearse(aws, bucket, key, STACK, own, FUNCTIONS)
-    kms = aws("kms")
     check("SigningKeyB" not in resources, "one key slot at rest")
-    meta = kms.describe_key(KeyId=physical("SigningKeyA"))["KeyMetadata"]
-    check(meta["Enabled"] and meta["KeySpec"] == "ECC_NIST_P256" and meta["KeyUsage"] == "SIGN_VERIFY",
-          f"signing key {meta}")
+    check_key_policy(aws, physical, "A")
     url = lam.get_function_url_config(FunctionName=physical("KeysFunction"))
     check(url["AuthType"] == "NONE", f"the issuer's URL is public: {url}")
     token_env, keys_env = env_of(physical, "Token"), env_of(physical, "Keys")
     check(token_env.get("SIGNING_KEY_ID") == physical("SigningKeyA"), f"token signs with slot A: {token_env}")
     check(token_env.get("TOKEN_ISSUER") == url["FunctionUrl"] + "/", f"token's issuer is the keys URL: {token_env}")
     check(token_env.get("TOKEN_AUDIENCE") == "shopping", f"token's audience: {token_env}")
-    check(keys_env.get("SIGNING_KEY_ID") == physical("SigningKeyA") and not keys_env.get("RETIRING_KEY_ID"),
+    check(keys_env.get("SIGNING_KEY_ID") == physical("SigningKeyA") and not keys_env.get("STANDBY_KEY_ID"),
           f"keys publishes slot A alone: {keys_env}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     check(outputs.get("IssuerUrl") == url["FunctionUrl"] + "/", f"IssuerUrl output {outputs.get('IssuerUrl')}")
     check("TokenUrl" in outputs and "SigningKeyId" in outputs, f"token outputs: {sorted(outputs)}")
 
-    # A rotation: slot B signs, slot A is still published.
-    rotating = own + [{"ParameterKey": "SigningKeySlot", "ParameterValue": "B"},
-                      {"ParameterKey": "RetiringKeySlot", "ParameterValue": "A"}]
-    stack, resources, physical, body = rehearse(aws, bucket, key, STACK + "-rotating", rotating, FUNCTIONS)
-    token_env, keys_env = env_of(physical, "Token"), env_of(physical, "Keys")
-    check(token_env.get("SIGNING_KEY_ID") == physical("SigningKeyB"), f"token signs with slot B: {token_env}")
-    check(keys_env.get("SIGNING_KEY_ID") == physical("SigningKeyB")
-          and keys_env.get("RETIRING_KEY_ID") == physical("SigningKeyA"), f"keys publishes B then A: {keys_env}")
+    # A rotation's first step: slot B is published while slot A signs; its second: B signs, A
+    # is still published.
+    for signing, standby in (("A", "B"), ("B", "A")):
+        params = own + [{"ParameterKey": "SigningKeySlot", "ParameterValue": signing},
+                        {"ParameterKey": "StandbyKeySlot", "ParameterValue": standby}]
+        name = f"{STACK}-signs-{signing}-publishes-{standby}"
+        stack, resources, physical, body = rehearse(aws, bucket, key, name, params, FUNCTIONS)
+        token_env, keys_env = env_of(physical, "Token"), env_of(physical, "Keys")
+        check(token_env.get("SIGNING_KEY_ID") == physical(f"SigningKey{signing}"),
+              f"token signs with slot {signing}: {token_env}")
+        check(keys_env.get("SIGNING_KEY_ID") == physical(f"SigningKey{signing}")
+              and keys_env.get("STANDBY_KEY_ID") == physical(f"SigningKey{standby}"),
+              f"keys publishes {signing} then {standby}: {keys_env}")
+        for slot in (signing, standby):
+            check_key_policy(aws, physical, slot)
 
     # An outside identity provider: no key, no keys function; the token function only serves
     # the reference (its token route answers that tokens come from the provider).
@@ -507,7 +568,7 @@ def main() -> int:
                {"ParameterKey": "JwtAudience", "ParameterValue": "shopping"}]
     stack, resources, physical, body = rehearse(aws, bucket, key, STACK + "-outside", outside,
                                                 [f for f in FUNCTIONS if f not in OWN_ISSUER_ONLY],
-                                                {**ACTIONS, "Token": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}})
+                                                ACTIONS)
     check(not {"SigningKeyA", "SigningKeyB", "KeysFunction"} & set(resources), f"no own issuer: {sorted(resources)}")
     check(not env_of(physical, "Token").get("SIGNING_KEY_ID"), "no signing key with an outside issuer")
 

@@ -19,7 +19,10 @@
 //! | hook subscription          | `A#{aid}#HOOKS`               | `HOOK#{hook_id}`         | —                                         | —                                       | — |
 //! | delivery attempt           | `A#{aid}#HOOK#{hook_id}`      | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
 //! | local delivery job         | `WEBHOOK_QUEUE`               | `{aid}#{hook_id}#{event_id}` | —                                     | —                                       | — |
-//! | local API client           | `CLIENT#{client_id}`          | `CLIENT`                 | —                                         | —                                       | — |
+//! | API client credential      | `CLIENT#{client_id}`          | `CLIENT`                 | —                                         | —                                       | — |
+//! | API client register        | `AUTH#CLIENTS`                | `{client_id}`            | —                                         | —                                       | — |
+//! | API client audit trail     | `AUTH#AUDIT`                  | `{at, ns}#{client_id}#{action}#{nonce}` | —                          | —                                       | — |
+//! | legacy hashing key (read, never written) | `AUTH#KEYS`     | `CLIENT_HASH`            | —                                         | —                                       | — |
 //!
 //! Access patterns: get a draft with its events = one query of its partition; list drafts or
 //! orders newest first = gsi1 backwards from a cursor; orders of a customer = gsi2; an order by
@@ -239,11 +242,24 @@ pub fn queue_key(aid: &str, hook_id: &str, event_id: &str) -> Key {
     Key::new(QUEUE_PK, format!("{aid}#{hook_id}#{event_id}"))
 }
 
-/// An API client of the local token endpoint. **Exception to the account prefix**: the
-/// client is looked up by the id the caller presents; its record names its account, which
-/// must be the account in the path.
+/// An API client's credential, read by the token endpoint. **Exception to the account
+/// prefix**: the client is looked up by the id the caller presents; its record names its
+/// account, which must be the account in the path. Only the token function may read the
+/// `CLIENT#` and `AUTH#` partitions (the template's `ClientItemsDenied`).
 pub fn client_key(client_id: &str) -> Key {
-    Key::new(format!("CLIENT#{client_id}"), "CLIENT")
+    Key::new(format!("{CLIENT_PK_PREFIX}{client_id}"), "CLIENT")
+}
+/// The prefix of every credential's partition (the token role's `dynamodb:LeadingKeys`).
+pub const CLIENT_PK_PREFIX: &str = "CLIENT#";
+/// The register of API clients (`client list`): one item per client, sort key its id.
+pub const CLIENT_REGISTER_PK: &str = "AUTH#CLIENTS";
+/// The audit trail of changes to API clients (`client audit`).
+pub const CLIENT_AUDIT_PK: &str = "AUTH#AUDIT";
+/// Where stacks made before the unkeyed hash kept their secret-hashing key: read to check a
+/// client whose secret was hashed with it (once; it is rehashed then), removed by
+/// `client migrate`, never written (`domain/DECISIONS.md`, "API client secrets").
+pub fn legacy_hash_key() -> Key {
+    Key::new("AUTH#KEYS", "CLIENT_HASH")
 }
 
 /// The partition a Lambda queries during init to open its connection to the table before the
@@ -285,8 +301,12 @@ mod tests {
         let job = queue_key(aid, "h", "e");
         assert_eq!(job.pk, QUEUE_PK);
         assert!(job.sk.starts_with(&format!("{aid}#")), "{}", job.sk);
-        // Exception 2: a local API client is found by its id (its record names the account).
-        assert!(client_key("cl_1").pk.starts_with("CLIENT#"));
+        // Exception 2: an API client is found by its id (its record names the account); the
+        // operator's items about clients are under `AUTH#`.
+        assert!(client_key("cl_1").pk.starts_with(CLIENT_PK_PREFIX));
+        for pk in [CLIENT_REGISTER_PK, CLIENT_AUDIT_PK, &legacy_hash_key().pk] {
+            assert!(pk.starts_with("AUTH#"), "{pk}");
+        }
         // Exception 3: the connection probe's partition cannot be any account's.
         assert!(!CONNECTION_PROBE_PK.starts_with("A#"));
         // Account ids are fixed-width, so one account's prefix never begins another's.

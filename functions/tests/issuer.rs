@@ -1,9 +1,10 @@
 //! The stack as its own issuer, as AWS runs it: the token function and the keys function
-//! driven through API Gateway v2 events (`lambda_http`'s adapter), with KMS (real ES256 keys)
+//! driven through API Gateway v2 events (`lambda_http`'s adapter), with KMS (real RSA keys)
 //! and DynamoDB on the local emulator, clients made by the operator command against the
 //! table, and every token checked by PyJWT (a standard JWT library, not our code) against the
-//! JWKS the keys function serves, as API Gateway's authorizer checks it: signature, `iss`,
-//! `aud`, `exp`, and the `aid` and `scope` the functions read.
+//! JWKS the keys function serves, with RSA algorithms only, as API Gateway's HTTP API
+//! authorizer checks it: signature, `iss`, `aud`, `exp`, and the `aid` and `scope` the
+//! functions read.
 
 mod common;
 
@@ -87,7 +88,7 @@ import json, sys, jwt
 token, jwks, issuer, audience = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(jwks).keys}
 kid = jwt.get_unverified_header(token)["kid"]
-claims = jwt.decode(token, keys[kid].key, algorithms=["ES256"], audience=audience, issuer=issuer,
+claims = jwt.decode(token, keys[kid].key, algorithms=["RS256", "RS384", "RS512"], audience=audience, issuer=issuer,
                     options={"require": ["exp", "iss", "aud", "sub"]})
 print(json.dumps({"claims": claims, "kid": kid}))
 "#;
@@ -125,7 +126,7 @@ fn value<'a>(lines: &'a [String], name: &str) -> &'a str {
 async fn signing_key(kms: &aws_sdk_kms::Client) -> String {
     let out = kms
         .create_key()
-        .key_spec(KeySpec::EccNistP256)
+        .key_spec(KeySpec::Rsa2048)
         .key_usage(KeyUsageType::SignVerify)
         .send()
         .await
@@ -307,4 +308,143 @@ async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key
     let (status, body, _) = token_request(&outside, &other_id, &other_secret).await;
     assert_eq!(status, 404, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("JwtIssuer")), "{body}");
+}
+
+/// The claims of `token`, unverified (the payload's base64url JSON).
+fn payload(token: &str) -> Value {
+    let middle = token.split('.').nth(1).expect("a JWS");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(middle).expect("base64url");
+    serde_json::from_slice(&raw).expect("JSON claims")
+}
+
+/// Whether PyJWT, allowed RSA algorithms only (as API Gateway's HTTP API authorizer), refuses
+/// the classic forgery of `token`: re-signed HS256 with the published public key as the secret.
+fn forgery_refused(token: &str, jwks: &Value) -> bool {
+    let script = r#"
+import base64, hashlib, hmac, json, sys, jwt
+from cryptography.hazmat.primitives import serialization
+token, jwks = sys.argv[1], json.loads(sys.argv[2])
+keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(jwks).keys}
+head = jwt.get_unverified_header(token)
+pem = keys[head["kid"]].key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": head["kid"]}).encode())
+body = token.split(".")[1]
+forged = f"{header}.{body}." + b64(hmac.new(pem, f"{header}.{body}".encode(), hashlib.sha256).digest())
+try:
+    jwt.decode(forged, keys[head["kid"]].key, algorithms=["RS256", "RS384", "RS512"], options={"verify_aud": False})
+    print("accepted")
+except jwt.InvalidTokenError as e:
+    print("refused", type(e).__name__)
+"#;
+    let out = Command::new(python()).args(["-c", script, token, &jwks.to_string()]).output().expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).starts_with("refused")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_client_meets_rfc_6749_and_clients_hashed_with_the_old_key_keep_working() {
+    use domain::table::{client_key, legacy_hash_key, Item, WriteOp};
+    use hmac::{KeyInit, Mac};
+    let endpoint = endpoint();
+    let table = format!("issuer-{}", uuid::Uuid::new_v4().simple());
+    let ddb = infra::dynamo::emulator_client(&endpoint);
+    infra::dynamo::create_table(&ddb, &table).await.expect("table");
+    let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
+    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock.clone()));
+    let kms_client = infra::kms::emulator_client(&endpoint);
+    let kms = Arc::new(infra::kms::KmsKeys::new(kms_client.clone()));
+    let key = signing_key(&kms_client).await;
+    let token_fn = token_app(&config(&table, Some(&key)), store.clone(), clock.clone(), kms.clone());
+    let keys_fn = keys_app(vec![key.clone()], kms.clone());
+
+    let made = operator(&table, &["create", "--account", AID, "--scopes", "admin:shopping read:hooks"]);
+    let (id, secret) = (value(&made, "client_id").to_owned(), value(&made, "client_secret").to_owned());
+    // No hashing key is made: the secret's hash is unkeyed, and nothing else is in the table.
+    assert!(store.get(&legacy_hash_key()).await.expect("get").is_none(), "no key material in the table");
+    let auth = basic(&id, &secret);
+    let post = |body: String| {
+        let auth = auth.clone();
+        let token_fn = token_fn.clone();
+        async move {
+            let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+            invoke(&token_fn, event("POST", TOKEN_PATH, "api.example.com", &headers, Some(&body))).await
+        }
+    };
+
+    // `scope` narrows the token; a scope the client lacks is invalid_scope.
+    let (status, body, _) = post(r#"{"grant_type":"client_credentials","scope":"read:shopping"}"#.into()).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(payload(&token)["scope"], "read:shopping");
+    let jwks = jwks(&keys_fn).await;
+    assert_eq!(jwks["keys"][0]["kty"], "RSA", "{jwks}");
+    assert_eq!(jwks["keys"][0]["alg"], "RS256", "{jwks}");
+    assert_eq!(pyjwt(&token, &jwks).expect("verifies")["claims"]["scope"], "read:shopping");
+    assert!(forgery_refused(&token, &jwks), "an HS256 token keyed with the public key is refused");
+    let (status, body, _) = post(r#"{"grant_type":"client_credentials","scope":"admin:hooks"}"#.into()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["errors"][0]["code"], "invalid_scope", "{body}");
+    assert_eq!(body["error"]["errors"][0]["path"], "scope", "{body}");
+    // One authentication method per request: a secret in the body beside Basic is refused.
+    let both = format!(r#"{{"grant_type":"client_credentials","client_id":"{id}","client_secret":"{secret}"}}"#);
+    let (status, body, _) = post(both).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["errors"][0]["code"], "invalid_request", "{body}");
+    // The discovery document names no flow and no algorithm the issuer does not have.
+    let host = "keys-abc.lambda-url.us-east-1.on.aws";
+    let (_, discovery, _) = invoke(&keys_fn, event("GET", "/.well-known/openid-configuration", host, &[], None)).await;
+    assert_eq!(discovery["grant_types_supported"], json!(["client_credentials"]), "{discovery}");
+    assert_eq!(discovery["response_types_supported"], json!([]), "{discovery}");
+    assert!(discovery.get("id_token_signing_alg_values_supported").is_none(), "{discovery}");
+
+    // A client hashed with the legacy key (the table's AUTH#KEYS item, as stacks made it before)
+    // still authenticates; its first token rehashes it, and `client migrate` then removes the key.
+    let legacy_key = "ab".repeat(32);
+    let legacy_secret = "cd".repeat(32);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(legacy_key.as_bytes()).expect("key");
+    mac.update(legacy_secret.as_bytes());
+    let legacy_hash: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let legacy_id = "cl_0123456789abcdef01234567";
+    let record = json!({"client_id": legacy_id, "account_id": AID, "scopes": "admin:shopping",
+                        "secret_hash": legacy_hash, "created_at": "2026-11-01T00:00:00Z"});
+    let register = json!({"client_id": legacy_id, "account_id": AID, "scopes": "admin:shopping",
+                          "status": "active", "created_at": "2026-11-01T00:00:00Z"});
+    store
+        .write(vec![
+            WriteOp::Put { item: Item::new(legacy_hash_key(), 0, legacy_key.clone()), cond: None },
+            WriteOp::Put { item: Item::new(client_key(legacy_id), 0, record.to_string()), cond: None },
+            WriteOp::Put {
+                item: Item::new(
+                    domain::table::Key::new(domain::table::CLIENT_REGISTER_PK, legacy_id),
+                    0,
+                    register.to_string(),
+                ),
+                cond: None,
+            },
+        ])
+        .await
+        .expect("a legacy client");
+    assert_eq!(
+        operator(&table, &["migrate"])[..2],
+        [
+            "legacy_clients=1".to_owned(),
+            "legacy hashing key kept: these clients rehash on their next token (or rotate them)".to_owned()
+        ]
+    );
+    let fresh = token_app(&config(&table, Some(&key)), store.clone(), clock.clone(), kms.clone());
+    assert_eq!(
+        token_request(&fresh, legacy_id, "0".repeat(64).as_str()).await.0,
+        401,
+        "a wrong secret is still refused"
+    );
+    assert_eq!(token_request(&fresh, legacy_id, &legacy_secret).await.0, 200, "the legacy client keeps working");
+    let stored: Value =
+        serde_json::from_str(&store.get(&client_key(legacy_id)).await.expect("get").expect("kept").doc).expect("JSON");
+    assert!(stored.get("secret_hash").is_none() && stored["secret_sha256"].is_string(), "rehashed: {stored}");
+    let again = token_app(&config(&table, Some(&key)), store.clone(), clock.clone(), kms.clone());
+    assert_eq!(token_request(&again, legacy_id, &legacy_secret).await.0, 200, "and keeps working rehashed");
+    assert_eq!(operator(&table, &["migrate"]), ["legacy_clients=0", "legacy hashing key removed"]);
+    assert!(store.get(&legacy_hash_key()).await.expect("get").is_none(), "the legacy key is gone");
+    assert_eq!(token_request(&again, legacy_id, &legacy_secret).await.0, 200, "the client needs it no more");
 }

@@ -1,10 +1,18 @@
-//! The token issuer's signing keys in AWS KMS: ES256 signatures made by KMS `Sign` on an
-//! `ECC_NIST_P256` key (its private part never leaves KMS) and the public keys the issuer
-//! publishes as a JWKS. KMS speaks DER (X.509 SubjectPublicKeyInfo, ASN.1 ECDSA-Sig-Value);
-//! JOSE wants the raw curve point and `r || s` (RFC 7518 §3.4), so both are converted here.
+//! The token issuer's signing keys in AWS KMS: RS256 signatures made by KMS `Sign` on an RSA
+//! key (`RSA_2048` or larger, `RSASSA_PKCS1_V1_5_SHA_256`; its private part never leaves KMS)
+//! and the public keys the issuer publishes as a JWKS.
+//!
+//! RSA because API Gateway's HTTP API JWT authorizer verifies nothing else ("Control access to
+//! HTTP APIs with JWT authorizers in API Gateway", step 3: "Check the token's algorithm and
+//! signature by using the public key that is fetched from the issuer's jwks_uri. Currently,
+//! only RSA-based algorithms are supported."). The caller hashes the signing input and KMS
+//! signs the digest (`MessageType: DIGEST`): KMS takes at most 4,096 bytes of `Message`, a
+//! digest is always 32, so no token is ever too long to sign. KMS gives the public key as DER
+//! (X.509 SubjectPublicKeyInfo); JOSE wants the modulus and exponent (RFC 7518 §6.3.1).
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use spki::der::Decode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -14,14 +22,18 @@ pub enum KeyError {
     Malformed(&'static str),
 }
 
-/// A P-256 public key as JOSE writes it: the point's coordinates, big-endian.
+/// An RSA public key as JOSE writes it: modulus and public exponent, big-endian, unsigned,
+/// without leading zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct P256Public {
-    pub x: [u8; 32],
-    pub y: [u8; 32],
+pub struct RsaPublic {
+    pub n: Vec<u8>,
+    pub e: Vec<u8>,
 }
 
-/// KMS, for ES256 signing and public keys.
+/// The smallest modulus the issuer accepts from KMS (`RSA_2048`).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// KMS, for RS256 signing and public keys.
 pub struct KmsKeys {
     client: crate::aws::LazyClient<aws_sdk_kms::Client>,
 }
@@ -42,25 +54,29 @@ impl KmsKeys {
         Self::new(emulator_client(endpoint))
     }
 
-    /// The ES256 signature of `message` by key `key_id`, as JOSE's 64 bytes `r || s`.
-    pub async fn sign_es256(&self, key_id: &str, message: &[u8]) -> Result<[u8; 64], KeyError> {
+    /// The RSASSA-PKCS1-v1_5 signature (RS256) by key `key_id` of a message whose SHA-256 is
+    /// `digest`.
+    pub async fn sign_rs256(&self, key_id: &str, digest: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
         let out = self
             .client
             .get()
             .sign()
             .key_id(key_id)
-            .message(Blob::new(message))
-            .message_type(MessageType::Raw)
-            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .message(Blob::new(digest.as_slice()))
+            .message_type(MessageType::Digest)
+            .signing_algorithm(SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
             .send()
             .await
             .map_err(|e| KeyError::Unavailable(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
-        let der = out.signature.ok_or(KeyError::Malformed("no signature"))?;
-        der_signature_to_jose(der.as_ref()).ok_or(KeyError::Malformed("not a DER ECDSA P-256 signature"))
+        let signature = out.signature.ok_or(KeyError::Malformed("no signature"))?;
+        if signature.as_ref().len() * 8 < MIN_RSA_BITS {
+            return Err(KeyError::Malformed("an RSA signature shorter than 2048 bits"));
+        }
+        Ok(signature.into_inner())
     }
 
-    /// The public part of P-256 key `key_id`.
-    pub async fn public_p256(&self, key_id: &str) -> Result<P256Public, KeyError> {
+    /// The public part of RSA key `key_id`.
+    pub async fn public_rsa(&self, key_id: &str) -> Result<RsaPublic, KeyError> {
         let out = self
             .client
             .get()
@@ -70,7 +86,7 @@ impl KmsKeys {
             .await
             .map_err(|e| KeyError::Unavailable(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
         let spki = out.public_key.ok_or(KeyError::Malformed("no public key"))?;
-        p256_from_spki(spki.as_ref()).ok_or(KeyError::Malformed("not an uncompressed P-256 public key"))
+        rsa_from_spki(spki.as_ref()).ok_or(KeyError::Malformed("not an RSA public key of 2048 bits or more"))
     }
 }
 
@@ -79,95 +95,66 @@ pub fn emulator_client(endpoint: &str) -> aws_sdk_kms::Client {
     crate::sdk_client!(aws_sdk_kms, crate::aws::SdkParts::emulator(endpoint))
 }
 
-/// The DER header of an uncompressed P-256 SubjectPublicKeyInfo: SEQUENCE { SEQUENCE {
-/// id-ecPublicKey, prime256v1 }, BIT STRING (no unused bits) 0x04 ... }; 65 bytes follow.
-const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
-];
+/// `rsaEncryption` (RFC 8017 A.1), the algorithm of every RSA SubjectPublicKeyInfo KMS gives.
+const RSA_ENCRYPTION: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
-/// The point of a P-256 SubjectPublicKeyInfo (the only encoding KMS gives for the curve).
-pub fn p256_from_spki(der: &[u8]) -> Option<P256Public> {
-    let point = der.strip_prefix(&P256_SPKI_PREFIX[..])?;
-    if point.len() != 64 {
+/// The modulus and exponent of an RSA SubjectPublicKeyInfo of at least [`MIN_RSA_BITS`].
+pub fn rsa_from_spki(der: &[u8]) -> Option<RsaPublic> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(der).ok()?;
+    if info.algorithm.oid != RSA_ENCRYPTION {
         return None;
     }
-    let (x, y) = point.split_at(32);
-    Some(P256Public { x: x.try_into().ok()?, y: y.try_into().ok()? })
-}
-
-/// `SEQUENCE { INTEGER r, INTEGER s }` → `r || s`, each left-padded to 32 bytes.
-pub fn der_signature_to_jose(der: &[u8]) -> Option<[u8; 64]> {
-    let (tag, body, rest) = der_element(der)?;
-    if tag != 0x30 || !rest.is_empty() {
-        return None;
-    }
-    let (rt, r, body) = der_element(body)?;
-    let (st, s, body) = der_element(body)?;
-    if rt != 0x02 || st != 0x02 || !body.is_empty() {
-        return None;
-    }
-    let mut out = [0u8; 64];
-    for (half, int) in out.chunks_exact_mut(32).zip([r, s]) {
-        // A DER INTEGER is positive here, so a leading zero only marks the sign.
-        let int = match int {
-            [0, tail @ ..] => tail,
-            all => all,
-        };
-        if int.len() > 32 {
-            return None;
-        }
-        half.get_mut(32 - int.len()..)?.copy_from_slice(int);
-    }
-    Some(out)
-}
-
-/// One DER element: its tag, contents and what follows it (short and one-byte long lengths,
-/// all an ECDSA P-256 signature uses).
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&len, rest) = rest.split_first()?;
-    let (len, rest) = match len {
-        0..=0x7f => (usize::from(len), rest),
-        0x81 => {
-            let (&long, rest) = rest.split_first()?;
-            (usize::from(long), rest)
-        }
-        _ => return None,
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (body, after) = rest.split_at(len);
-    Some((tag, body, after))
+    let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.as_bytes()?).ok()?;
+    let (n, e) = (key.modulus.as_bytes(), key.public_exponent.as_bytes());
+    (n.len() * 8 >= MIN_RSA_BITS && !e.is_empty()).then(|| RsaPublic { n: n.to_vec(), e: e.to_vec() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_der_signature_becomes_r_and_s_padded() {
-        // r with a sign byte (33 bytes), s short (31 bytes).
-        let mut der = vec![0x30, 0x00, 0x02, 33, 0x00];
-        der.extend([0x80; 32]);
-        der.extend([0x02, 31]);
-        der.extend([0x11; 31]);
-        der[1] = u8::try_from(der.len() - 2).expect("short");
-        let jose = der_signature_to_jose(&der).expect("converted");
-        assert_eq!(&jose[..32], &[0x80; 32]);
-        assert_eq!(jose[32], 0);
-        assert_eq!(&jose[33..], &[0x11; 31]);
+    /// DER: SEQUENCE { SEQUENCE { rsaEncryption, NULL }, BIT STRING { SEQUENCE { n, e } } }.
+    fn spki_of(n: &[u8], e: &[u8]) -> Vec<u8> {
+        fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag];
+            match body.len() {
+                len @ 0..=0x7f => out.push(len as u8),
+                len @ 0x80..=0xff => out.extend([0x81, len as u8]),
+                len => out.extend([0x82, (len >> 8) as u8, len as u8]),
+            }
+            out.extend(body);
+            out
+        }
+        let int = |v: &[u8]| {
+            let mut body = if v.first().is_some_and(|b| b & 0x80 != 0) { vec![0] } else { vec![] };
+            body.extend(v);
+            tlv(0x02, &body)
+        };
+        let key = tlv(0x30, &[int(n), int(e)].concat());
+        let alg =
+            tlv(0x30, &[vec![0x06, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01], vec![0x05, 0]].concat());
+        let bits = tlv(0x03, &[vec![0], key].concat());
+        tlv(0x30, &[alg, bits].concat())
     }
 
     #[test]
-    fn anything_else_is_refused() {
-        assert_eq!(der_signature_to_jose(&[]), None);
-        assert_eq!(der_signature_to_jose(&[0x30, 0x02, 0x02, 0x00, 0x00]), None);
-        let mut too_long = vec![0x30, 0x26, 0x02, 33];
-        too_long.extend([0x7f; 33]);
-        too_long.extend([0x02, 1, 1]);
-        assert_eq!(der_signature_to_jose(&too_long), None);
-        assert_eq!(p256_from_spki(&[0x30, 0x59]), None);
+    fn an_rsa_key_gives_its_modulus_and_exponent_without_sign_bytes() {
+        let n = [0xc3; 256];
+        let key = rsa_from_spki(&spki_of(&n, &[1, 0, 1])).expect("an RSA 2048 key");
+        assert_eq!(key.n, n.to_vec(), "the DER sign byte is not part of the modulus");
+        assert_eq!(key.e, vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn short_keys_and_anything_else_are_refused() {
+        assert_eq!(rsa_from_spki(&spki_of(&[0xc3; 128], &[1, 0, 1])), None, "RSA 1024 is too short");
+        assert_eq!(rsa_from_spki(&[]), None);
+        // An uncompressed P-256 key (id-ecPublicKey), as KMS gives for ECC_NIST_P256.
+        let mut ec = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+            0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+        ];
+        ec.extend([7; 64]);
+        assert_eq!(rsa_from_spki(&ec), None, "an EC key is not published as RSA");
     }
 }

@@ -68,7 +68,7 @@ async fn every_template_route_is_served_by_its_function_and_every_operation_is_r
     let public: BTreeSet<(&str, &str, &str)> =
         routes.iter().filter(|r| r.3).map(|(f, m, p, _)| (f.as_str(), m.as_str(), p.as_str())).collect();
     let expected_public: BTreeSet<(&str, &str, &str)> = [
-        ("TokenFunction", "POST", functions::api::tokens::PATH),
+        ("TokenFunction", "POST", functions::api::issuer::token::PATH),
         ("TokenFunction", "GET", "/openapi.json"),
         ("TokenFunction", "GET", "/docs"),
         ("TokenFunction", "GET", "/docs/redoc.standalone.js"),
@@ -103,7 +103,7 @@ async fn every_template_route_is_served_by_its_function_and_every_operation_is_r
     let doc: serde_json::Value = serde_json::from_str(&functions::api::openapi::json()).unwrap();
     let templated: BTreeSet<(String, String)> = routes
         .iter()
-        .filter(|r| !r.3 || r.2 == functions::api::tokens::PATH)
+        .filter(|r| !r.3 || r.2 == functions::api::issuer::token::PATH)
         .map(|(_, m, p, _)| (m.clone(), p.clone()))
         .collect();
     let mut documented = BTreeSet::new();

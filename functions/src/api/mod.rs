@@ -1,17 +1,16 @@
 //! The HTTP API: one module per Lambda group (drafts, orders, payments, views, hooks; the
-//! token endpoint, the issuer's keys, the reference), each a router of a few-line handlers over the
+//! token issuer, the reference), each a router of a few-line handlers over the
 //! application layer, plus the parameter types they document and the OpenAPI document that
 //! gathers them. A handler extracts (edge), runs a use case (app) and answers.
 
 pub mod drafts;
 pub mod hooks;
-pub mod keys;
+pub mod issuer;
 pub mod openapi;
 pub mod orders;
 pub mod params;
 pub mod payments;
 pub mod reference;
-pub mod tokens;
 pub mod views;
 
 use crate::app::aggregate::Aggregate;

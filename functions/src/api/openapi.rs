@@ -22,7 +22,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 /// The bearer scheme's name, as upstream names it.
 const SCHEME: &str = "JWT";
 /// Where the token endpoint lives (it needs no token).
-const TOKEN_PATH: &str = super::tokens::PATH;
+const TOKEN_PATH: &str = super::issuer::token::PATH;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -72,7 +72,7 @@ const TOKEN_PATH: &str = super::tokens::PATH;
         super::hooks::delivery,
         super::hooks::recover,
         super::hooks::redeliver,
-        super::tokens::issue,
+        super::issuer::token::issue,
     ),
     components(schemas(ErrorBody, domain::model::PaymentOperation, domain::payment::OperationRequest)),
     modifiers(&Payments, &Shared),

@@ -3,31 +3,42 @@
 //! command runs it against the embedded store or the stack's table, the token endpoint checks
 //! credentials with it.
 //!
-//! What is kept, in three item kinds written together in one atomic write:
-//! - the credential, `CLIENT#{id}` / `CLIENT`: the account, the scopes and the secret's keyed
-//!   hash (HMAC-SHA256), never the secret; revoking deletes it, so the token endpoint refuses
-//!   the client from the next request on;
+//! What is kept, in three item kinds written together in one atomic write (keys:
+//! `domain::table`):
+//! - the credential, `CLIENT#{id}` / `CLIENT`: the account, the scopes and the secret's
+//!   SHA-256, never the secret; revoking deletes it, so the token endpoint refuses the client
+//!   from the next request on;
 //! - the register, `AUTH#CLIENTS` / `{id}`: what `client list` shows (status included);
 //! - the audit trail, `AUTH#AUDIT` / `{at, in ns}#{id}#{action}#{nonce}`: every change, when and
 //!   by whom.
 //!
-//! The hashing key: `shopping-local` keys hashes with its data dir's signing secret, as
-//! before; the stack keeps a random key in the table (`AUTH#KEYS` / `CLIENT_HASH`), made by
-//! the first client's creation (see `domain/DECISIONS.md`, "API clients on the stack").
+//! The secret's hash is unkeyed: a secret is 256 random bits, so no key makes guessing it any
+//! harder, and a key kept beside the hashes only travels where they travel (the table's
+//! stream, backups, exports). Clients made before this were hashed with a key
+//! (HMAC-SHA256: on the stack the table's `AUTH#KEYS` item, locally the data dir's secret);
+//! such a client still authenticates, and its first success rehashes it (see
+//! `domain/DECISIONS.md`, "API client secrets").
 
-use domain::table::{Condition, Item, Key, WriteOp};
+use domain::table::{client_key, legacy_hash_key, Condition, Item, Key, WriteOp, CLIENT_AUDIT_PK, CLIENT_REGISTER_PK};
 use hmac::{Hmac, KeyInit, Mac};
 use infra::{query_all, Clock, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use subtle::ConstantTimeEq as _;
 
-/// A client's credential as stored: never its secret, only the secret's keyed hash.
+/// A client's credential as stored: never its secret, only the secret's hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientRecord {
     pub client_id: String,
     pub account_id: String,
     pub scopes: String,
-    /// Hex HMAC-SHA256 of the secret under the hashing key.
-    pub secret_hash: String,
+    /// Hex SHA-256 of the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_sha256: Option<String>,
+    /// A client made before the unkeyed hash: hex HMAC-SHA256 of the secret under the legacy
+    /// hashing key, until its first token rehashes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
     pub created_at: String,
 }
 
@@ -57,17 +68,6 @@ pub struct AuditEntry {
     pub by: String,
 }
 
-const REGISTER_PK: &str = "AUTH#CLIENTS";
-const AUDIT_PK: &str = "AUTH#AUDIT";
-
-fn credential_key(client_id: &str) -> Key {
-    Key::new(format!("CLIENT#{client_id}"), "CLIENT")
-}
-
-fn hash_key_item() -> Key {
-    Key::new("AUTH#KEYS", "CLIENT_HASH")
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("no client {0}")]
@@ -92,78 +92,58 @@ fn to_doc<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.into()))
 }
 
-/// How client secrets are keyed before they are stored.
-pub enum HashKey {
+/// The key of legacy (keyed) hashes: read only when such a client is met.
+pub enum LegacyKey {
     /// A key the host holds (`shopping-local`: the data dir's signing secret).
     Fixed(Vec<u8>),
-    /// The random key kept in the table, read once per process.
-    Stored(std::sync::OnceLock<Vec<u8>>),
+    /// The table's `AUTH#KEYS` item, if it still exists; read once per process.
+    Stored(tokio::sync::OnceCell<Option<Vec<u8>>>),
 }
 
-impl HashKey {
+impl LegacyKey {
     pub fn stored() -> Self {
-        Self::Stored(std::sync::OnceLock::new())
+        Self::Stored(tokio::sync::OnceCell::new())
     }
 
-    /// The key when it needs no read: the host's, or the table's once read.
-    fn known(&self) -> Option<Vec<u8>> {
+    async fn get(&self, store: &dyn Store) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
-            Self::Fixed(key) => Some(key.clone()),
-            Self::Stored(cell) => cell.get().cloned(),
+            Self::Fixed(key) => Ok(Some(key.clone())),
+            Self::Stored(cell) => cell
+                .get_or_try_init(|| async { Ok(store.get(&legacy_hash_key()).await?.map(|i| i.doc.into_bytes())) })
+                .await
+                .cloned(),
         }
-    }
-
-    /// Keeps the table's key once read.
-    fn remember(&self, key: Vec<u8>) -> Vec<u8> {
-        match self {
-            Self::Fixed(fixed) => fixed.clone(),
-            Self::Stored(cell) => cell.get_or_init(|| key).clone(),
-        }
-    }
-
-    /// The key, made (random, kept in the table) by the first client's creation.
-    async fn get_or_create(&self, store: &dyn Store) -> Result<Vec<u8>, StoreError> {
-        if let Some(key) = self.known() {
-            return Ok(key);
-        }
-        let key = match store.get(&hash_key_item()).await? {
-            Some(item) => item.doc.into_bytes(),
-            None => {
-                let fresh = random_hex(32)?;
-                let put = WriteOp::Put {
-                    item: Item::new(hash_key_item(), 0, fresh.clone()),
-                    cond: Some(Condition::NotExists),
-                };
-                match store.write(vec![put]).await {
-                    Ok(()) => fresh.into_bytes(),
-                    // Another operator made it first: use theirs.
-                    Err(StoreError::ConditionFailed { .. }) => match store.get(&hash_key_item()).await? {
-                        Some(item) => item.doc.into_bytes(),
-                        None => return Err(StoreError::Unavailable("the hashing key vanished".into())),
-                    },
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        Ok(self.remember(key))
     }
 }
 
-fn mac(key: &[u8]) -> Option<Hmac<sha2::Sha256>> {
-    Hmac::<sha2::Sha256>::new_from_slice(key).ok()
+fn sha256_hex(secret: &str) -> String {
+    hex(&sha2::Sha256::digest(secret.as_bytes()))
 }
 
-fn hash(key: &[u8], secret: &str) -> String {
-    let Some(mut m) = mac(key) else { return String::new() };
-    m.update(secret.as_bytes());
-    hex(&m.finalize().into_bytes())
+fn from_hex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| text.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+/// Whether `secret` is the one `stored` (hex SHA-256) was made of, in constant time.
+fn sha256_matches(stored: &str, secret: &str) -> bool {
+    bool::from(sha2::Sha256::digest(secret.as_bytes()).as_slice().ct_eq(&from_hex(stored)))
+}
+
+/// Whether `secret` is the one a legacy `stored` hash (hex HMAC-SHA256 under `key`) was made of.
+fn legacy_matches(key: &[u8], stored: &str, secret: &str) -> bool {
+    Hmac::<sha2::Sha256>::new_from_slice(key).is_ok_and(|mut m| {
+        m.update(secret.as_bytes());
+        m.verify_slice(&from_hex(stored)).is_ok()
+    })
 }
 
 /// The API clients of one store.
 pub struct Clients<'a> {
     pub store: &'a dyn Store,
     pub clock: &'a dyn Clock,
-    pub key: &'a HashKey,
+    pub legacy: &'a LegacyKey,
 }
 
 impl Clients<'_> {
@@ -187,19 +167,18 @@ impl Clients<'_> {
         let precise = self.clock.now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
         let sk = format!("{precise}#{client_id}#{action}#{}", random_hex(4)?);
         Ok(WriteOp::Put {
-            item: Item::new(Key::new(AUDIT_PK, sk), 0, to_doc(&entry)?),
+            item: Item::new(Key::new(CLIENT_AUDIT_PK, sk), 0, to_doc(&entry)?),
             cond: Some(Condition::NotExists),
         })
     }
 
     fn register(&self, summary: &ClientSummary) -> Result<WriteOp, StoreError> {
-        let item = Item::new(Key::new(REGISTER_PK, summary.client_id.clone()), 0, to_doc(summary)?);
+        let item = Item::new(Key::new(CLIENT_REGISTER_PK, summary.client_id.clone()), 0, to_doc(summary)?);
         Ok(WriteOp::Put { item, cond: None })
     }
 
     /// Creates a client of `account` with `scopes`; answers its id and its secret (shown once).
     pub async fn create(&self, account: &str, scopes: &str, by: &str) -> Result<(String, String), ClientError> {
-        let key = self.key.get_or_create(self.store).await?;
         let client_id = format!("cl_{}", random_hex(12)?);
         let secret = random_hex(32)?;
         let now = domain::ids::timestamp(self.clock.now());
@@ -207,11 +186,12 @@ impl Clients<'_> {
             client_id: client_id.clone(),
             account_id: account.to_owned(),
             scopes: scopes.to_owned(),
-            secret_hash: hash(&key, &secret),
+            secret_sha256: Some(sha256_hex(&secret)),
+            secret_hash: None,
             created_at: now.clone(),
         };
         let summary = Self::summary(&rec, "active", None);
-        let credential = Item::new(credential_key(&client_id), 0, to_doc(&rec)?);
+        let credential = Item::new(client_key(&client_id), 0, to_doc(&rec)?);
         self.store
             .write(vec![
                 WriteOp::Put { item: credential, cond: Some(Condition::NotExists) },
@@ -224,7 +204,7 @@ impl Clients<'_> {
 
     /// Every client in the register (revoked ones included), oldest first.
     pub async fn list(&self) -> Result<Vec<ClientSummary>, ClientError> {
-        let items = query_all(self.store, Query::partition(REGISTER_PK)).await?;
+        let items = query_all(self.store, Query::partition(CLIENT_REGISTER_PK)).await?;
         let mut all: Vec<ClientSummary> = items.iter().filter_map(|i| serde_json::from_str(&i.doc).ok()).collect();
         all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.client_id.cmp(&b.client_id)));
         Ok(all)
@@ -232,12 +212,12 @@ impl Clients<'_> {
 
     /// The audit trail, oldest first.
     pub async fn audit_trail(&self) -> Result<Vec<AuditEntry>, ClientError> {
-        let items = query_all(self.store, Query::partition(AUDIT_PK)).await?;
+        let items = query_all(self.store, Query::partition(CLIENT_AUDIT_PK)).await?;
         Ok(items.iter().filter_map(|i| serde_json::from_str(&i.doc).ok()).collect())
     }
 
     async fn load(&self, client_id: &str) -> Result<(Item, ClientRecord), ClientError> {
-        let item = self.store.get(&credential_key(client_id)).await?;
+        let item = self.store.get(&client_key(client_id)).await?;
         let item = item.ok_or_else(|| ClientError::NotFound(client_id.to_owned()))?;
         let rec: ClientRecord = serde_json::from_str(&item.doc).map_err(|e| StoreError::Corrupt(e.into()))?;
         Ok((item, rec))
@@ -264,11 +244,11 @@ impl Clients<'_> {
     /// Gives the client a new secret (answered once); the old one stops working at once.
     pub async fn rotate(&self, client_id: &str, by: &str) -> Result<String, ClientError> {
         let (item, mut rec) = self.load(client_id).await?;
-        let key = self.key.get_or_create(self.store).await?;
         let secret = random_hex(32)?;
-        rec.secret_hash = hash(&key, &secret);
+        rec.secret_sha256 = Some(sha256_hex(&secret));
+        rec.secret_hash = None;
         let now = domain::ids::timestamp(self.clock.now());
-        let next = Item::new(credential_key(client_id), item.version + 1, to_doc(&rec)?);
+        let next = Item::new(client_key(client_id), item.version + 1, to_doc(&rec)?);
         self.store
             .write(vec![
                 WriteOp::Put { item: next, cond: Some(Condition::VersionIs(item.version)) },
@@ -286,7 +266,7 @@ impl Clients<'_> {
         let now = domain::ids::timestamp(self.clock.now());
         self.store
             .write(vec![
-                WriteOp::Delete { key: credential_key(client_id), cond: Some(Condition::VersionIs(item.version)) },
+                WriteOp::Delete { key: client_key(client_id), cond: Some(Condition::VersionIs(item.version)) },
                 self.register(&Self::summary(&rec, "revoked", Some(&now)))?,
                 self.audit(&now, "revoke", client_id, &rec.account_id, by)?,
             ])
@@ -296,37 +276,66 @@ impl Clients<'_> {
     }
 
     /// The client `client_id` of account `aid` whose secret is `secret`; `None` for any
-    /// mismatch (unknown, revoked, another account's, a wrong secret), checked in constant
-    /// time whichever part is wrong.
+    /// mismatch (unknown, revoked, another account's, a wrong secret). A hash is checked even
+    /// for an unknown client, so timing tells little either.
     pub async fn verify(&self, aid: &str, client_id: &str, secret: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let credential = credential_key(client_id);
-        // A process's first check reads the credential and the table's key in one request.
-        let (item, key) = match self.key.known() {
-            Some(key) => (self.store.get(&credential).await?, Some(key)),
-            None => {
-                let found = self.store.get_many(&[credential.clone(), hash_key_item()]).await?;
-                let (mut item, mut key) = (None, None);
-                for i in found {
-                    if i.key() == credential {
-                        item = Some(i);
-                    } else if i.key() == hash_key_item() {
-                        key = Some(self.key.remember(i.doc.into_bytes()));
-                    }
-                }
-                (item, key)
-            }
+        let item = self.store.get(&client_key(client_id)).await?;
+        let found = item.and_then(|i| serde_json::from_str::<ClientRecord>(&i.doc).ok().map(|r| (i.version, r)));
+        let Some((version, mut rec)) = found else {
+            sha256_matches(&"0".repeat(64), secret);
+            return Ok(None);
         };
-        let rec: Option<ClientRecord> = item.and_then(|i| serde_json::from_str(&i.doc).ok());
-        // The hash is checked even for an unknown client, so timing tells nothing either.
-        let stored = rec.as_ref().map_or_else(|| "0".repeat(64), |r| r.secret_hash.clone());
-        let expected: Vec<u8> = (0..stored.len() / 2)
-            .filter_map(|i| stored.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect();
-        let key = key.unwrap_or_else(|| vec![0; 32]);
-        let matches = mac(&key).is_some_and(|mut m| {
-            m.update(secret.as_bytes());
-            m.verify_slice(&expected).is_ok()
-        });
-        Ok(rec.filter(|r| matches && r.account_id == aid))
+        let matches = match (&rec.secret_sha256, &rec.secret_hash) {
+            (Some(stored), _) => sha256_matches(stored, secret),
+            (None, Some(legacy)) => {
+                let key = self.legacy.get(self.store).await?;
+                let matches = key.is_some_and(|key| legacy_matches(&key, legacy, secret));
+                if matches {
+                    self.rehash(version, &mut rec, secret).await;
+                }
+                matches
+            }
+            (None, None) => false,
+        };
+        Ok((matches && rec.account_id == aid).then_some(rec))
+    }
+
+    /// Moves a legacy client to the unkeyed hash, now that its secret is known to be right.
+    /// Best effort: if it fails (a concurrent rotation, say), the next success tries again.
+    async fn rehash(&self, version: u64, rec: &mut ClientRecord, secret: &str) {
+        rec.secret_sha256 = Some(sha256_hex(secret));
+        rec.secret_hash = None;
+        let write = match to_doc(rec) {
+            Ok(doc) => {
+                let next = Item::new(client_key(&rec.client_id), version + 1, doc);
+                self.store.write(vec![WriteOp::Put { item: next, cond: Some(Condition::VersionIs(version)) }]).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(error) = write {
+            tracing::warn!(client_id = %rec.client_id, %error, "a legacy client's secret was not rehashed; the next token tries again");
+        }
+    }
+
+    /// Clients whose secrets still have the legacy keyed hash (they rehash on their next token).
+    pub async fn legacy(&self) -> Result<Vec<String>, ClientError> {
+        let mut left = Vec::new();
+        for c in self.list().await?.into_iter().filter(|c| c.status == "active") {
+            let (_, rec) = self.load(&c.client_id).await?;
+            if rec.secret_sha256.is_none() {
+                left.push(c.client_id);
+            }
+        }
+        Ok(left)
+    }
+
+    /// Removes the legacy hashing key once no client needs it; answers the clients that still
+    /// do (and then keeps it).
+    pub async fn migrate(&self) -> Result<Vec<String>, ClientError> {
+        let left = self.legacy().await?;
+        if left.is_empty() {
+            self.store.write(vec![WriteOp::Delete { key: legacy_hash_key(), cond: None }]).await?;
+        }
+        Ok(left)
     }
 }

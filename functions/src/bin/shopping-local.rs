@@ -111,6 +111,12 @@ enum ClientCommand {
         #[command(flatten)]
         at: Where,
     },
+    /// Remove the legacy secret-hashing key once no client needs it (clients made before
+    /// secrets were hashed unkeyed rehash on their next token).
+    Migrate {
+        #[command(flatten)]
+        at: Where,
+    },
 }
 
 #[tokio::main]
@@ -146,6 +152,7 @@ async fn main() -> ExitCode {
                 ClientCommand::Rotate { client_id, at } => (Action::Rotate { client_id }, at),
                 ClientCommand::Revoke { client_id, at } => (Action::Revoke { client_id }, at),
                 ClientCommand::Audit { at } => (Action::Audit, at),
+                ClientCommand::Migrate { at } => (Action::Migrate, at),
             };
             match run(&at.target(), action, &at.by()).await {
                 Ok(lines) => {

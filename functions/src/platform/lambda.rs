@@ -1,6 +1,7 @@
 //! What every HTTP Lambda shares: configuration from the environment (failing fast when it is
 //! wrong), clients built once, JSON logs, and `lambda_http::run`.
 
+use crate::api::issuer::{published_key_ids, IssuerSettings};
 use crate::edge::auth::Auth;
 use crate::edge::state::AppState;
 use crate::metering::Sink;
@@ -33,13 +34,34 @@ impl Config {
     }
 }
 
+/// Targets held at `info` whatever `RUST_LOG` says: below it, the Lambda runtime logs each raw
+/// event (a token request's Basic credentials among them), and the HTTP and AWS client crates
+/// log requests, headers included.
+pub const HELD_AT_INFO: &[&str] = &[
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_http_client",
+    "aws_sdk_kms",
+    "aws_sdk_dynamodb",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+];
+
 /// `RUST_LOG` as target/level directives (`info`, `warn,functions=debug`), `info` when unset
-/// or unreadable. `Targets` rather than `EnvFilter`: no regex engine in every binary.
+/// or unreadable, with [`HELD_AT_INFO`] held at `info`. `Targets` rather than `EnvFilter`: no
+/// regex engine in every binary.
 pub fn log_filter() -> tracing_subscriber::filter::Targets {
-    std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO))
+    log_filter_of(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+fn log_filter_of(directives: Option<&str>) -> tracing_subscriber::filter::Targets {
+    let given = directives.and_then(|v| v.parse().ok());
+    let filter = given.unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    HELD_AT_INFO.iter().fold(filter, |f, target| f.with_target(*target, tracing::Level::INFO))
 }
 
 pub fn init_logs() {
@@ -115,27 +137,18 @@ pub async fn run(group: Router<AppState>, jobs: Jobs) -> Result<(), lambda_http:
     lambda_http::run(crate::finish(group, state)).await
 }
 
-/// The token function's settings: with `SIGNING_KEY_ID` (a KMS key id) the stack is its own
-/// issuer, and `TOKEN_ISSUER` and `TOKEN_AUDIENCE` must say what its tokens carry; without it
-/// the stack's tokens come from an outside identity provider and the token endpoint says so.
+/// The token function's settings: the table, and the own issuer's when the stack is its own
+/// issuer (`None`: tokens come from an outside identity provider, and the endpoint says so).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenConfig {
     pub table_name: String,
-    /// (key id, issuer, audience) when the stack is its own issuer.
-    pub own_issuer: Option<(String, String, String)>,
+    pub own_issuer: Option<IssuerSettings>,
 }
 
 impl TokenConfig {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let table_name = Config::from_vars(&var)?.table_name;
-        let set = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let Some(key_id) = set("SIGNING_KEY_ID") else { return Ok(Self { table_name, own_issuer: None }) };
-        let issuer = set("TOKEN_ISSUER").ok_or("TOKEN_ISSUER must be set with SIGNING_KEY_ID")?;
-        if !issuer.starts_with("https://") {
-            return Err(format!("TOKEN_ISSUER must be an https URL, not {issuer:?}"));
-        }
-        let audience = set("TOKEN_AUDIENCE").ok_or("TOKEN_AUDIENCE must be set with SIGNING_KEY_ID")?;
-        Ok(Self { table_name, own_issuer: Some((key_id, issuer, audience)) })
+        Ok(Self { table_name, own_issuer: IssuerSettings::from_vars(var)? })
     }
 }
 
@@ -146,13 +159,12 @@ pub fn token_app(
     clock: Arc<dyn infra::Clock>,
     kms: Arc<infra::kms::KmsKeys>,
 ) -> Router {
-    use crate::api::tokens::{Issuer, KmsSigner, TokenSigner};
-    let signer = config.own_issuer.as_ref().map(|(key_id, issuer, audience)| {
-        Arc::new(KmsSigner { keys: kms, key_id: key_id.clone(), issuer: issuer.clone(), audience: audience.clone() })
-            as Arc<dyn TokenSigner>
-    });
-    let issuer = Issuer { store, clock, hash_key: crate::app::clients::HashKey::stored(), signer };
-    crate::api::tokens::router(Arc::new(issuer))
+    use crate::api::issuer::signing::{KmsSigner, TokenSigner};
+    use crate::api::issuer::token::Issuer;
+    let signer =
+        config.own_issuer.clone().map(|settings| Arc::new(KmsSigner { keys: kms, settings }) as Arc<dyn TokenSigner>);
+    let issuer = Issuer { store, clock, hash_key: crate::app::clients::LegacyKey::stored(), signer };
+    crate::api::issuer::token::router(Arc::new(issuer))
         .merge(crate::api::reference::router())
         .fallback(crate::edge::http::not_found)
         .method_not_allowed_fallback(crate::edge::http::method_not_allowed)
@@ -169,17 +181,10 @@ pub async fn run_token() -> Result<(), lambda_http::Error> {
     lambda_http::run(token_app(&config, store, clock, kms)).await
 }
 
-/// The keys function's settings: `SIGNING_KEY_ID`, and `RETIRING_KEY_ID` during a rotation.
-pub fn published_key_ids(var: impl Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
-    let set = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let signing = set("SIGNING_KEY_ID").ok_or("SIGNING_KEY_ID must name the signing key")?;
-    Ok(std::iter::once(signing).chain(set("RETIRING_KEY_ID")).collect())
-}
-
 /// The keys function's router: the issuer's discovery document and JWKS.
 pub fn keys_app(key_ids: Vec<String>, kms: Arc<infra::kms::KmsKeys>) -> Router {
-    let published = Arc::new(crate::api::keys::Published::new(kms, key_ids));
-    crate::api::keys::router(published).layer(axum::middleware::from_fn(crate::edge::http::log_request))
+    let published = Arc::new(crate::api::issuer::keys::Published::new(kms, key_ids));
+    crate::api::issuer::keys::router(published).layer(axum::middleware::from_fn(crate::edge::http::log_request))
 }
 
 /// Serves the issuer's keys as the keys function (behind its function URL).
@@ -222,33 +227,15 @@ mod tests {
     }
 
     #[test]
-    fn the_token_function_is_its_own_issuer_only_with_a_key() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-        };
-        let outside = TokenConfig::from_vars(vars(&[("TABLE_NAME", "t"), ("SIGNING_KEY_ID", "")]));
-        assert_eq!(outside.map(|c| c.own_issuer), Ok(None));
-        let own = TokenConfig::from_vars(vars(&[
-            ("TABLE_NAME", "t"),
-            ("SIGNING_KEY_ID", "k"),
-            ("TOKEN_ISSUER", "https://x/"),
-            ("TOKEN_AUDIENCE", "a"),
-        ]));
-        assert_eq!(own.map(|c| c.own_issuer), Ok(Some(("k".into(), "https://x/".into(), "a".into()))));
-        let no_issuer = TokenConfig::from_vars(vars(&[("TABLE_NAME", "t"), ("SIGNING_KEY_ID", "k")]));
-        assert!(no_issuer.is_err_and(|e| e.contains("TOKEN_ISSUER")));
-        let http = TokenConfig::from_vars(vars(&[
-            ("TABLE_NAME", "t"),
-            ("SIGNING_KEY_ID", "k"),
-            ("TOKEN_ISSUER", "http://x/"),
-            ("TOKEN_AUDIENCE", "a"),
-        ]));
-        assert!(http.is_err_and(|e| e.contains("https")));
-        assert!(published_key_ids(vars(&[])).is_err());
-        assert_eq!(
-            published_key_ids(vars(&[("SIGNING_KEY_ID", "new"), ("RETIRING_KEY_ID", "old")])),
-            Ok(vec!["new".to_owned(), "old".to_owned()])
-        );
+    fn the_runtime_and_client_crates_never_log_below_info() {
+        let trace = log_filter_of(Some("trace"));
+        let at = |f: &tracing_subscriber::filter::Targets, target: &str, level| f.would_enable(target, &level);
+        assert!(at(&trace, "functions", tracing::Level::TRACE), "RUST_LOG still governs our own crates");
+        for target in ["lambda_runtime", "lambda_runtime::layers::trace", "aws_smithy_runtime", "hyper"] {
+            assert!(!at(&trace, target, tracing::Level::DEBUG), "{target} is held at info");
+            assert!(at(&trace, target, tracing::Level::INFO), "{target} still logs at info");
+        }
+        assert!(at(&log_filter_of(None), "issuer", tracing::Level::INFO), "the issuance log is on by default");
     }
 
     #[test]

@@ -101,11 +101,11 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`
 /// and `/docs`.
 pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
-    let issuer = Arc::new(crate::api::tokens::Issuer {
+    let issuer = Arc::new(crate::api::issuer::token::Issuer {
         store: state.store.clone(),
         clock: state.clock.clone(),
-        hash_key: crate::app::clients::HashKey::Fixed(key.clone()),
-        signer: Some(Arc::new(crate::api::tokens::SharedSecret(key))),
+        hash_key: crate::app::clients::LegacyKey::Fixed(key.clone()),
+        signer: Some(Arc::new(crate::api::issuer::signing::SharedSecret(key))),
     });
     let usage = state.usage.clone();
     let metrics = axum::Router::new().route(
@@ -121,17 +121,20 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
             }
         }),
     );
-    crate::app(state).merge(crate::api::tokens::router(issuer)).merge(metrics).merge(crate::api::reference::router())
+    crate::app(state)
+        .merge(crate::api::issuer::token::router(issuer))
+        .merge(metrics)
+        .merge(crate::api::reference::router())
 }
 
-/// The embedded store of `data_dir` and the key its client secrets are hashed with.
+/// The embedded store of `data_dir` and the key its legacy client hashes were made with.
 pub fn client_store(
     data_dir: &Path,
     clock: Arc<dyn Clock>,
-) -> Result<(Arc<dyn infra::Store>, crate::app::clients::HashKey), LocalError> {
+) -> Result<(Arc<dyn infra::Store>, crate::app::clients::LegacyKey), LocalError> {
     let key = secret(data_dir)?;
     let store = SqliteStore::open(&data_dir.join(STORE_FILE), clock)?;
-    Ok((Arc::new(store), crate::app::clients::HashKey::Fixed(key)))
+    Ok((Arc::new(store), crate::app::clients::LegacyKey::Fixed(key)))
 }
 
 /// How often the embedded store's expired items are removed.

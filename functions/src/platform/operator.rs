@@ -2,7 +2,7 @@
 //! store: the embedded store of a data dir, or a deployed stack's DynamoDB table (`--table`,
 //! with the operator's AWS credentials from the environment, as the AWS CLI exports them).
 
-use crate::app::clients::{ClientError, Clients, HashKey};
+use crate::app::clients::{ClientError, Clients, LegacyKey};
 use infra::dynamo::DynamoStore;
 use infra::{Store, SystemClock};
 use std::path::PathBuf;
@@ -18,11 +18,20 @@ pub enum Target {
 
 /// What to do.
 pub enum Action {
-    Create { account: String, scopes: String },
+    Create {
+        account: String,
+        scopes: String,
+    },
     List,
-    Rotate { client_id: String },
-    Revoke { client_id: String },
+    Rotate {
+        client_id: String,
+    },
+    Revoke {
+        client_id: String,
+    },
     Audit,
+    /// Removes the legacy hashing key once no client's secret needs it.
+    Migrate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +47,12 @@ pub enum OperatorError {
     Clients(#[from] ClientError),
 }
 
-fn store(target: &Target, clock: Arc<SystemClock>) -> Result<(Arc<dyn Store>, HashKey), OperatorError> {
+fn store(target: &Target, clock: Arc<SystemClock>) -> Result<(Arc<dyn Store>, LegacyKey), OperatorError> {
     match target {
         Target::DataDir(dir) => Ok(super::local::client_store(dir, clock)?),
         Target::Table(table) => {
             let store = DynamoStore::from_env(table.clone(), clock).map_err(OperatorError::Credentials)?;
-            Ok((Arc::new(store), HashKey::stored()))
+            Ok((Arc::new(store), LegacyKey::stored()))
         }
     }
 }
@@ -52,7 +61,7 @@ fn store(target: &Target, clock: Arc<SystemClock>) -> Result<(Arc<dyn Store>, Ha
 pub async fn run(target: &Target, action: Action, by: &str) -> Result<Vec<String>, OperatorError> {
     let clock = Arc::new(super::local::clock_from_env()?);
     let (store, key) = store(target, clock.clone())?;
-    let clients = Clients { store: store.as_ref(), clock: clock.as_ref(), key: &key };
+    let clients = Clients { store: store.as_ref(), clock: clock.as_ref(), legacy: &key };
     Ok(match action {
         Action::Create { account, scopes } => {
             let (id, secret) = clients.create(&account, &scopes, by).await?;
@@ -74,6 +83,17 @@ pub async fn run(target: &Target, action: Action, by: &str) -> Result<Vec<String
                     "{}\t{}\t{}\t{}\t{}\t{changed}",
                     c.client_id, c.account_id, c.status, c.scopes, c.created_at
                 ));
+            }
+            lines
+        }
+        Action::Migrate => {
+            let left = clients.migrate().await?;
+            let mut lines = vec![format!("legacy_clients={}", left.len())];
+            if left.is_empty() {
+                lines.push("legacy hashing key removed".into());
+            } else {
+                lines.push("legacy hashing key kept: these clients rehash on their next token (or rotate them)".into());
+                lines.extend(left);
             }
             lines
         }

@@ -3,10 +3,14 @@
 //! (`/.well-known/jwks.json`), served publicly by the keys function's URL, which is the issuer.
 //!
 //! The issuer is the URL the request came in on (`https://{host}/`): the function cannot be
-//! told its own URL, which is made after it (a cycle). The keys are the current signing key
-//! and, during a rotation, the retiring one, so that tokens it signed still verify until they
-//! expire. Public keys come from KMS once per process.
+//! told its own URL, which is made after it (a cycle). The keys are the signing key and,
+//! during a rotation, the standby one: the next key, published before it signs (API Gateway
+//! may not refetch the keys for a `kid` it has not seen while its cache is fresh), or the
+//! previous one, until the last token it signed has expired. Public keys come from KMS once
+//! per process; each is RSA (`kty: RSA`, `alg: RS256`), the only kind the HTTP API's
+//! authorizer verifies.
 
+use super::signing::b64url;
 use crate::edge::error::ApiError;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
@@ -19,7 +23,7 @@ use std::sync::Arc;
 /// What the keys function publishes.
 pub struct Published {
     pub kms: Arc<KmsKeys>,
-    /// KMS key ids, each its JWK's `kid`: the signing key first, then any retiring one.
+    /// KMS key ids, each its JWK's `kid`: the signing key first, then any standby one.
     pub key_ids: Vec<String>,
     jwks: tokio::sync::OnceCell<Value>,
 }
@@ -34,10 +38,10 @@ impl Published {
             .get_or_try_init(|| async {
                 let mut keys = Vec::with_capacity(self.key_ids.len());
                 for kid in &self.key_ids {
-                    let public = self.kms.public_p256(kid).await?;
+                    let public = self.kms.public_rsa(kid).await?;
                     keys.push(json!({
-                        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
-                        "x": super::tokens::b64url(&public.x), "y": super::tokens::b64url(&public.y),
+                        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                        "n": b64url(&public.n), "e": b64url(&public.e),
                     }));
                 }
                 Ok::<_, ApiError>(json!({ "keys": keys }))
@@ -74,14 +78,16 @@ async fn serve(
     let body = match uri.path().trim_start_matches('/') {
         DISCOVERY => {
             let iss = issuer(&headers, &uri).ok_or_else(|| ApiError::bad("Host", "must name this issuer's host"))?;
+            // What the issuer has and nothing more: the client credentials grant at each
+            // account's token endpoint (on the API, so not named here), RS256 access tokens,
+            // no ID tokens and no authorization endpoint, hence no response type.
             json!({
                 "issuer": iss,
                 "jwks_uri": format!("{iss}{JWKS}"),
-                "id_token_signing_alg_values_supported": ["ES256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "grant_types_supported": ["client_credentials"],
-                "response_types_supported": ["token"],
-                "subject_types_supported": ["public"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "response_types_supported": [],
+                "scopes_supported": super::token::SCOPES,
                 "claims_supported": ["iss", "aud", "sub", "aid", "scope", "iat", "exp"],
             })
         }
@@ -89,8 +95,8 @@ async fn serve(
         _ => return Err(ApiError::NotFound(uri.path().to_owned())),
     };
     let mut res = Json(body).into_response();
-    // The authorizer and verifiers cache it; a rotation publishes the new key an hour before
-    // it signs anything (README, "Rotating the signing key"), far longer than this.
+    // Verifiers may cache it this long; API Gateway keeps its own cache (up to two hours),
+    // which README's rotation steps wait out.
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     Ok(res)
 }
