@@ -21,7 +21,8 @@ per event it delivers across accounts (priced for a rule on order updates, 1 of 
 
 The stack's own issuer (the default) adds its KMS key (fixed) and, per token a client fetches
 (about one an hour per client that caches its token, 720 a month), one HTTP API request, one
-token function invocation, one read of the client and one KMS Sign. X-Ray is off by default
+token function invocation, one read of the client and one KMS Sign. Client secrets are
+hashed unkeyed (SHA-256), so the secret-hashing key has no home to pay for. X-Ray is off by default
 (TracingMode); with it on, every request and publisher invocation below one a second is traced.
 """
 
@@ -55,8 +56,11 @@ SQS_REQUEST = 0.40 / 1e6
 # Fixed: a standard CloudWatch alarm per metric it watches, a KMS key, log storage.
 ALARM_METRIC_MONTH = 0.10
 KMS_KEY_MONTH = 1.00
-# KMS requests on an asymmetric key (Sign, GetPublicKey): not in the free tier.
+# KMS requests on an asymmetric key (Sign, GetPublicKey): the highest asymmetric rate, and no
+# free tier counted.
 KMS_ASYMMETRIC_REQUEST = 0.15 / 1e4
+# A custom CloudWatch metric (the full profile's token refusals, from a log metric filter).
+CUSTOM_METRIC_MONTH = 0.30
 # X-Ray, per trace recorded past the free 100,000 a month.
 XRAY_TRACE = 5.00 / 1e6
 LOG_GB_MONTH = 0.03
@@ -67,12 +71,16 @@ ESSENTIAL_ALARMS = {"Api5xxAlarm": 1, "PipelineFailuresAlarm": 1}
 ALARM_METRICS = {
     "essential": ESSENTIAL_ALARMS,
     "full": {**ESSENTIAL_ALARMS, "DeadLettersAlarm": 1, "FunctionErrorsAlarm": 8, "FunctionThrottlesAlarm": 8,
-             "Api4xxAlarm": 2, "PublisherIteratorAgeAlarm": 1, "DeliveryQueueAgeAlarm": 1, "TableThrottlesAlarm": 2},
+             "Api4xxAlarm": 2, "PublisherIteratorAgeAlarm": 1, "DeliveryQueueAgeAlarm": 1, "TableThrottlesAlarm": 2,
+             "TokenRefusalsAlarm": 1},
 }
+# Custom metrics per AlarmProfile: the full profile counts refused token requests.
+CUSTOM_METRICS = {"essential": 0, "full": 1}
 # Tokens a tenant's client fetches in a month (one an hour, cached in between).
 TOKENS_PER_MONTH = 720
-# The budgets (issue 26): idle with a non-exportable key, and a tenant at 10,000 lifecycles.
-IDLE_BUDGET, TENANT_BUDGET, TENANT_LIFECYCLES = 1.50, 1.50, 10_000
+# The budgets (issues 26 and 34): idle with a non-exportable key, and a tenant at 10,000
+# lifecycles, all-in.
+IDLE_BUDGET, TENANT_BUDGET, TENANT_LIFECYCLES = 1.50, 2.00, 10_000
 # Measured: a warm API invocation (one partition read or a conditional write) takes 17 ms at
 # full CPU locally (BENCHMARKS.md, cold request); Lambda bills by the millisecond. 256 MB, the
 # deliverer 128 MB (infra/template.yaml).
@@ -138,14 +146,17 @@ def main() -> None:
     idle = {}
     for profile, alarms in ALARM_METRICS.items():
         metrics = sum(alarms.values())
-        idle[profile] = metrics * ALARM_METRIC_MONTH + KMS_KEY_MONTH
-        print(f"| AlarmProfile={profile}, own issuer (KMS key {KMS_KEY_MONTH:.2f}) | {metrics} | {idle[profile]:.2f} |")
+        custom = CUSTOM_METRICS[profile] * CUSTOM_METRIC_MONTH
+        idle[profile] = metrics * ALARM_METRIC_MONTH + custom + KMS_KEY_MONTH
+        extra = f", {CUSTOM_METRICS[profile]} custom metric {custom:.2f}" if custom else ""
+        print(f"| AlarmProfile={profile}, own issuer (KMS key {KMS_KEY_MONTH:.2f}{extra}) | {metrics} | {idle[profile]:.2f} |")
     tenant = idle["essential"] + TENANT_LIFECYCLES / n * total + tokens
     print(f"idle (defaults): {idle['essential']:.2f} USD a month (budget {IDLE_BUDGET:.2f}); "
           f"a tenant at {TENANT_LIFECYCLES:,} order lifecycles: {tenant:.2f} USD a month all-in "
           f"(budget {TENANT_BUDGET:.2f}; {idle['essential'] / tenant:.0%} fixed)")
     print(f"log storage {LOG_GB_MONTH} USD per GB-month kept; DynamoDB storage 0.25 USD per GB-month; "
-          "nothing else runs while idle (the keys function answers API Gateway a few times an hour)")
+          "nothing else runs while idle (the keys function answers API Gateway a few times an hour); "
+          f"a key rotation's second key costs {KMS_KEY_MONTH:.2f} a month, prorated by the hour, while both exist")
     if idle["essential"] > IDLE_BUDGET or tenant > TENANT_BUDGET:
         raise SystemExit("over budget")
 

@@ -160,16 +160,32 @@ async fn jwks(keys: &axum::Router) -> Value {
     jwks
 }
 
+/// An emulated account: a fresh table on DynamoDB and KMS, both on the local emulator.
+struct Account {
+    table: String,
+    store: Arc<dyn infra::Store>,
+    clock: Arc<dyn infra::Clock>,
+    kms_client: aws_sdk_kms::Client,
+    kms: Arc<infra::kms::KmsKeys>,
+}
+
+impl Account {
+    async fn new() -> Self {
+        let endpoint = endpoint();
+        let table = format!("issuer-{}", uuid::Uuid::new_v4().simple());
+        let ddb = infra::dynamo::emulator_client(&endpoint);
+        infra::dynamo::create_table(&ddb, &table).await.expect("table");
+        let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
+        let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock.clone()));
+        let kms_client = infra::kms::emulator_client(&endpoint);
+        let kms = Arc::new(infra::kms::KmsKeys::new(kms_client.clone()));
+        Self { table, store, clock, kms_client, kms }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_issues_tokens_a_standard_library_verifies_and_rotates_its_key() {
-    let endpoint = endpoint();
-    let table = format!("issuer-{}", uuid::Uuid::new_v4().simple());
-    let ddb = infra::dynamo::emulator_client(&endpoint);
-    infra::dynamo::create_table(&ddb, &table).await.expect("table");
-    let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
-    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock.clone()));
-    let kms_client = infra::kms::emulator_client(&endpoint);
-    let kms = Arc::new(infra::kms::KmsKeys::new(kms_client.clone()));
+    let Account { table, store, clock, kms_client, kms } = Account::new().await;
     let (old_key, new_key) = (signing_key(&kms_client).await, signing_key(&kms_client).await);
 
     // The operator makes two clients on the table.
@@ -346,14 +362,7 @@ except jwt.InvalidTokenError as e:
 async fn a_strict_client_meets_rfc_6749_and_clients_hashed_with_the_old_key_keep_working() {
     use domain::table::{client_key, legacy_hash_key, Item, WriteOp};
     use hmac::{KeyInit, Mac};
-    let endpoint = endpoint();
-    let table = format!("issuer-{}", uuid::Uuid::new_v4().simple());
-    let ddb = infra::dynamo::emulator_client(&endpoint);
-    infra::dynamo::create_table(&ddb, &table).await.expect("table");
-    let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
-    let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(ddb, table.clone(), clock.clone()));
-    let kms_client = infra::kms::emulator_client(&endpoint);
-    let kms = Arc::new(infra::kms::KmsKeys::new(kms_client.clone()));
+    let Account { table, store, clock, kms_client, kms } = Account::new().await;
     let key = signing_key(&kms_client).await;
     let token_fn = token_app(&config(&table, Some(&key)), store.clone(), clock.clone(), kms.clone());
     let keys_fn = keys_app(vec![key.clone()], kms.clone());
