@@ -15,7 +15,7 @@
 #   - runs the client-facing suites (tests/suites.py) against shopping-local,
 #   - starts the stack as AWS runs it (tests/stack up) and runs the walk-through, the route
 #     table, the generated client, an EventBridge subscriber (tests/subscriber_test.py) and the
-#     retention case against it,
+#     retention case against it, then rotates the signing key on it (tests/rotation_test.py),
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -111,8 +111,11 @@ echo "==> client-facing suites against the stack: walk-through, route table, gen
 "$VENV/bin/python" tests/generated_client.py --stack "$stack_dir" --generator "$VENV/bin/openapi-python-client"
 echo "==> an EventBridge subscriber on the stack, from README's commands: its rule, the registered schema, a replay"
 "$VENV/bin/python" tests/subscriber_test.py --stack "$stack_dir"
-# Last: it moves the stack's clock two days on.
+# Last, these two: retention moves the stack's clock two days on; the key rotation moves it about
+# six hours further and leaves the stack on other key slots.
 "$VENV/bin/python" tests/suites.py --stack "$stack_dir" retention
+echo "==> rotating the signing key on the stack, its authorizer caching keys two hours (tests/rotation_test.py)"
+"$VENV/bin/python" tests/rotation_test.py --stack "$stack_dir"
 kill -TERM "$stack_pid"
 wait "$stack_pid" || { echo "ERROR: tests/stack did not stop cleanly" >&2; exit 1; }
 echo "==> all tests passed"

@@ -10,8 +10,10 @@ configuration:
     concurrent invocation up to the function's concurrency, with the deployed environment (plus
     the emulator's endpoint), memory size and timeout;
   - the HTTP API: the deployed routes and integrations (payload format 2.0), the JWT authorizer
-    (the token checked against the issuer's discovery document and keys, `iss`, `aud`, `exp`,
-    `nbf`, `iat`), API Gateway's own answers and its payload limit;
+    (RS256, RS384 or RS512 only, as AWS's HTTP API authorizer; the token checked against the
+    issuer's discovery document and keys, `iss`, `aud`, `exp`, `nbf`, `iat`; the keys cached for
+    KEY_CACHE_SECONDS of the emulated clock, an unknown `kid` refused until they expire), API
+    Gateway's own answers and its payload limit;
   - the function URL of the issuer's keys, on a port of its own;
   - the stream's event source mapping into the publisher (its filters, batch size, batching
     window, partial batch failures, bisect on error, retries and on-failure destination), and
@@ -22,15 +24,25 @@ configuration:
 
 Usage (through `tests/stack`, which installs the Python tools and builds the bootstraps):
   stack.py up --port PORT --data-dir DIR --bin-dir BIN [--webhook-allow-loopback]
+              [--parameter-overrides K=V [K=V ...]]
   stack.py client create --data-dir DIR --account AID [--scopes "..."] --bin-dir BIN
   stack.py clock --data-dir DIR --offset-seconds N
+  stack.py redeploy --data-dir DIR --parameter-overrides K=V [K=V ...]
 
-`up` writes DIR/stack.json once every function has answered, prints
-`stack listening on http://127.0.0.1:PORT`, logs each invocation (function, request id,
-duration, status) and stops everything on SIGTERM or SIGINT. Each function's own log is in
-DIR/logs/FUNCTION.log. `SHOPPING_CLOCK_OFFSET_SECONDS` moves the clock of the whole emulated
-account (functions, authorizer, TTL sweeper); `clock` moves it on a running stack, restarting
-the functions as a configuration change would.
+`up` deploys with the template's defaults, but for the parameters `--parameter-overrides` names
+(as `sam deploy --parameter-overrides` does), writes DIR/stack.json once every function has
+answered, prints `stack listening on http://127.0.0.1:PORT`, logs each invocation (function,
+request id, duration, status) and stops everything on SIGTERM or SIGINT. Each function's own log
+is in DIR/logs/FUNCTION.log. `SHOPPING_CLOCK_OFFSET_SECONDS` moves the clock of the whole
+emulated account (functions, authorizer and its key cache, TTL sweeper); `clock` moves it on a
+running stack, restarting the functions as a configuration change would.
+
+`redeploy` updates the running stack's CloudFormation stack with the template and its parameters,
+those named changed and the others as they were (as `sam deploy` keeps samconfig's): the functions
+whose configuration changed restart (as a new version would), the routes and authorizers are read
+again (an authorizer whose issuer and audiences are unchanged keeps its key cache, as API
+Gateway's does), DIR/stack.json is rewritten, and it prints `redeployed: K=V ...`. A change that
+adds or removes a function or changes an event source mapping needs a new `up`.
 """
 
 import argparse
@@ -68,6 +80,15 @@ LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
 API_PAYLOAD_MAX = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT = 30.0
 TTL_SWEEP_EVERY = 2.0
+# How long the JWT authorizer keeps the issuer's keys, on the emulated clock, with no fetch for a
+# kid it has not seen. The REST API's "Signing keys and troubleshooting JWT authorizers"
+# (https://docs.aws.amazon.com/apigateway/latest/developerguide/rest-api-jwt-authorizer-keys.html)
+# caches them "for up to 1 hour on a best-effort basis" and, for a key it hasn't seen, "retrieves
+# the key set again"; but that is the REST API. The HTTP API's page (see Authorizer) promises no
+# fetch for an unseen kid, and its China-region edition (docs.amazonaws.cn) says in the same step
+# that API Gateway can cache the public keys for two hours. So the harness takes the harsher
+# reading: two hours, and a token signed by a key the cache lacks is 401 until the cache expires.
+KEY_CACHE_SECONDS = 7200
 
 LOG_LOCK = threading.Lock()
 LOG_FILE = None
@@ -246,31 +267,39 @@ class Function:
         self.harness = harness
         self.logical = logical
         self.short = logical[: -len("Function")].lower()
-        self.name = config["FunctionName"]
-        self.arn = config["FunctionArn"]
-        self.timeout = float(config.get("Timeout", 3))
-        self.memory = int(config.get("MemorySize", 128))
         self.bootstrap = bootstrap
-        self.concurrency = concurrency
         self.stopping = False
         self.instances_started = 0
         self.generation = 0
         self.idle: list = []
         self.busy = 0
         self.cv = threading.Condition()
-        env = dict(config.get("Environment", {}).get("Variables", {}))
+        self.configure(config, concurrency)
+
+    def configure(self, config, concurrency) -> bool:
+        """Takes the function's deployed configuration; answers whether it changed (then the
+        instances running the previous one are to be recycled)."""
+        deployed = (config["FunctionName"], config["FunctionArn"], float(config.get("Timeout", 3)),
+                    int(config.get("MemorySize", 128)), config.get("Handler", "bootstrap"),
+                    dict(config.get("Environment", {}).get("Variables", {})), concurrency)
+        if deployed == getattr(self, "deployed", None):
+            return False
+        self.deployed = deployed
+        self.name, self.arn, self.timeout, self.memory, handler, env, self.concurrency = deployed
+        env = dict(env)
         env.update(
             AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test",
-            AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION, AWS_ENDPOINT_URL=harness.endpoint,
+            AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION, AWS_ENDPOINT_URL=self.harness.endpoint,
             AWS_LAMBDA_FUNCTION_NAME=self.name, AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(self.memory), AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{self.name}",
-            AWS_EXECUTION_ENV="AWS_Lambda_provided.al2023", _HANDLER=config.get("Handler", "bootstrap"),
-            LAMBDA_TASK_ROOT=os.path.dirname(bootstrap), TZ=":UTC", LANG="en_US.UTF-8",
+            AWS_EXECUTION_ENV="AWS_Lambda_provided.al2023", _HANDLER=handler,
+            LAMBDA_TASK_ROOT=os.path.dirname(self.bootstrap), TZ=":UTC", LANG="en_US.UTF-8",
             PATH="/usr/local/bin:/usr/bin:/bin",
         )
-        if harness.webhook_loopback:
+        if self.harness.webhook_loopback:
             env["SHOPPING_WEBHOOK_ALLOW_LOOPBACK"] = "true"
         self.env = env
+        return True
 
     def invoke(self, payload: bytes, what: str = "") -> bytes:
         """Runs one invocation; answers the function's response or raises InvocationError.
@@ -402,26 +431,31 @@ def gateway_answer(status: int, message: str):
 
 class Authorizer:
     """API Gateway's JWT authorizer: the token from the identity source (with or without
-    `Bearer `), its signature by a key of the issuer's JWKS (found through the issuer's
+    `Bearer `), its signature by an RSA key of the issuer's JWKS (found through the issuer's
     discovery document), `iss` equal to the issuer, `aud` (or `client_id`) one of the
-    audiences, `exp`, `nbf` and `iat` against the clock, and a route's scopes."""
+    audiences, `exp`, `nbf` and `iat` against the clock, and a route's scopes. One per authorizer
+    configuration: its key cache outlives redeployed functions, as API Gateway's does."""
 
-    ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+    # "Control access to HTTP APIs with JWT authorizers in API Gateway"
+    # (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-jwt-authorizer.html),
+    # step 3 of its workflow: "Check the token's algorithm and signature by using the public key
+    # that is fetched from the issuer's jwks_uri. Currently, only RSA-based algorithms are
+    # supported." So ES256, HS256 (a public key used as an HMAC secret included) and `none` are 401.
+    ALGORITHMS = ("RS256", "RS384", "RS512")
 
     def __init__(self, issuer, audiences, fetch, world):
         self.issuer, self.audiences, self.fetch, self.world = issuer, audiences, fetch, world
-        self.keys, self.fetched_at, self.lock = {}, 0.0, threading.Lock()
+        self.keys, self.fetched_at, self.lock = {}, None, threading.Lock()
 
     def key(self, kid):
-        import jwt
-
+        """The issuer's JWK `kid`: the keys are fetched on first need, then kept for
+        KEY_CACHE_SECONDS of the emulated clock whatever kid a token names."""
         with self.lock:
-            # API Gateway caches the keys (up to two hours); an unknown key id makes it look again.
-            if kid not in self.keys and time.time() - self.fetched_at > 5:
+            if self.fetched_at is None or self.world.now() - self.fetched_at >= KEY_CACHE_SECONDS:
                 discovery = json.loads(self.fetch(self.issuer.rstrip("/") + "/.well-known/openid-configuration"))
                 jwks = json.loads(self.fetch(discovery["jwks_uri"]))
-                self.keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(jwks).keys}
-                self.fetched_at = time.time()
+                self.keys = {k["kid"]: k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid")}
+                self.fetched_at = self.world.now()
             return self.keys.get(kid)
 
     def claims(self, header, scopes):
@@ -433,12 +467,15 @@ class Authorizer:
         token = header[7:].strip() if header[:7].lower() == "bearer " else header.strip()
         try:
             head = jwt.get_unverified_header(token)
-            if head.get("alg") not in self.ALGORITHMS:
-                return refused(401, f"algorithm {head.get('alg')} is not accepted")
-            key = self.key(head.get("kid"))
-            if key is None:
-                return refused(401, "no key of the issuer has the token's kid")
-            claims = jwt.decode(token, key, algorithms=[head["alg"]],
+            alg = head.get("alg")
+            if alg not in self.ALGORITHMS:
+                return refused(401, f"algorithm {alg} is not accepted (RSA only)")
+            jwk = self.key(head.get("kid"))
+            if jwk is None:
+                return refused(401, f"the cached keys have no kid {head.get('kid')!r}")
+            if jwk.get("kty") != "RSA" or jwk.get("alg", alg) != alg:
+                return refused(401, f"the key is {jwk.get('kty')} {jwk.get('alg')}, the token {alg}")
+            claims = jwt.decode(token, jwt.algorithms.RSAAlgorithm.from_jwk(jwk), algorithms=[alg],
                                 options={"verify_aud": False, "verify_iss": False, "verify_exp": False,
                                          "verify_nbf": False, "verify_iat": False})
         except Exception as e:  # noqa: BLE001 - every malformed or unverifiable token is refused alike
@@ -669,6 +706,98 @@ def matches(pattern, value) -> bool:
 _MISSING = object()
 
 
+# ---------------------------------------------------------------------------------------------
+# CloudFormation: the parameters and stack updates, as `sam deploy` has them checked and applied
+
+
+def parameter_values(body, given) -> dict:
+    """The parameters as the template reads them (a CommaDelimitedList as a list)."""
+    declared = body.get("Parameters", {})
+    return {k: [x.strip() for x in v.split(",")] if declared[k].get("Type") == "CommaDelimitedList" else v
+            for k, v in given.items()}
+
+
+def check_parameters(body, given) -> None:
+    """What CloudFormation checks before it changes anything, and moto 5.2 does not: each value
+    among its AllowedValues and matching its AllowedPattern, and the template's Rules."""
+    for k, spec in body.get("Parameters", {}).items():
+        if "AllowedValues" in spec and given[k] not in [str(v) for v in spec["AllowedValues"]]:
+            raise SystemExit(f"Parameter '{k}' must be one of AllowedValues {spec['AllowedValues']}, not {given[k]!r}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], given[k]):
+            raise SystemExit(f"Parameter '{k}' must match pattern {spec['AllowedPattern']}, not {given[k]!r}")
+    resolver = Resolver(body, parameter_values(body, given), None, None)
+    for name, rule in body.get("Rules", {}).items():
+        if "RuleCondition" in rule and resolver.resolve(rule["RuleCondition"]) is not True:
+            continue
+        for assertion in rule.get("Assertions", []):
+            if resolver.resolve(assertion["Assert"]) is not True:
+                raise SystemExit(f"Template rule {name}: {assertion.get('AssertDescription', 'an assertion failed')}")
+
+
+def conditional_updates() -> None:
+    """A shim for moto 5.2's stack update, which decides what to change from the template's text:
+    a resource is updated only if its JSON changed or it `Ref`s a changed parameter itself, so
+    one that depends on a parameter through a condition (`!If [SignsWithA, …]` in a function's
+    environment or a role's policy) keeps its previous properties; a resource whose `Condition`
+    turns true is created only when something first refers to it (moto's resource map is lazy);
+    one whose `Condition` turns false is never deleted. CloudFormation compares each resource's
+    resolved properties and condition. So, after moto's own update, this updates each resource
+    whose resolved properties changed, creates those whose condition turned true and then
+    deletes those whose condition turned false, as CloudFormation's cleanup does: a KMS key is
+    scheduled for deletion after its PendingWindowInDays, as CloudFormation does (moto's own
+    deletion is immediate). moto's function update leaves the reserved concurrency, and its role
+    update the inline policies, as they were created: those are set again after every update. A
+    resource whose properties changed and that moto cannot update fails the update. Installed
+    once, in the process that runs the emulator."""
+    from moto.cloudformation import parsing
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.kms.models import kms_backends
+
+    moto_update = parsing.ResourceMap.update
+
+    def update(self, template, parameters=None):
+        def resolved(name):
+            return parsing.clean_json(self._resource_json_map[name].get("Properties", {}), self)
+
+        before = {n: resolved(n) for n in self._resource_json_map if self._parsed_resources.get(n) is not None}
+        updated = set(self.build_resource_diff(template, parameters)["Modify"])
+        moto_update(self, template, parameters)
+        withdrawn = []
+        for name, spec in self._resource_json_map.items():
+            wanted = "Condition" not in spec or self.lazy_condition_map[spec["Condition"]]
+            present = self._parsed_resources.get(name) is not None
+            if not wanted:
+                if present:
+                    withdrawn.append(name)
+            elif not present:
+                self[name]
+            elif name in before and (name in updated or resolved(name) != before[name]):
+                if name not in updated:
+                    kind = parsing.resource_class_from_type(spec["Type"])
+                    if getattr(kind.update_from_cloudformation_json, "__isabstractmethod__", False):
+                        raise ValidationError(message=f"the emulator cannot update {name} ({spec['Type']})")
+                    self._parsed_resources[name] = parsing.parse_and_update_resource(
+                        name, spec, self, self._account_id, self._region_name)
+                resource, props = self._parsed_resources[name], resolved(name)
+                if spec["Type"] == "AWS::Lambda::Function":
+                    resource.reserved_concurrency = props.get("ReservedConcurrentExecutions")
+                elif spec["Type"] == "AWS::IAM::Role":
+                    policies = {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])}
+                    for gone in set(resource.policies) - set(policies):
+                        resource.delete_policy(gone)
+                    for policy, document in policies.items():
+                        resource.put_policy(policy, document)
+        for name in withdrawn:
+            spec, resource = self._resource_json_map[name], self._parsed_resources.pop(name)
+            if spec["Type"] == "AWS::KMS::Key":
+                days = int(before[name].get("PendingWindowInDays", 30))
+                kms_backends[self._account_id][self._region_name].schedule_key_deletion(resource.id, days)
+            else:
+                self._delete_resource(resource, spec)
+
+    parsing.ResourceMap.update = update
+
+
 class Harness:
     def __init__(self, args):
         self.args = args
@@ -679,6 +808,9 @@ class Harness:
         self.webhook_loopback = args.webhook_allow_loopback
         self.functions = {}
         self.routes = []
+        self.authorizers = {}
+        self.api_id = uuid.uuid4().hex[:10]
+        self.deploying = threading.Lock()
         self.url_hosts = {}  # a function URL's host -> its local base URL
         self.stopping = threading.Event()
         self.swept = set()
@@ -696,6 +828,7 @@ class Harness:
         from emulator import serialised_app
 
         deploy_rehearsal.install_shims()
+        conditional_updates()
 
         def busy(seconds):
             self.emulator_busy[0] += seconds
@@ -720,11 +853,9 @@ class Harness:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint, aws_access_key_id="test",
                             aws_secret_access_key="test", config=Config(retries={"max_attempts": 2}))
 
-    def deploy(self):
+    def deploy(self, overrides):
         import io
         import zipfile
-
-        import deploy_rehearsal
 
         s3 = self.aws("s3")
         s3.create_bucket(Bucket="shopping-code")
@@ -732,29 +863,51 @@ class Harness:
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("bootstrap", "#!/bin/sh\n")
         s3.put_object(Bucket="shopping-code", Key="bootstrap.zip", Body=buf.getvalue())
-        body = deploy_rehearsal.transformed("shopping-code", "bootstrap.zip", {})
+        body, given = self.template(overrides, {})
         cfn = self.aws("cloudformation")
-        # Every parameter is passed, at its default: moto 5.2 leaves a CommaDelimitedList's
-        # default unsplit (a `!Select [0, …]` of it answers its first character), where
-        # CloudFormation splits defaults as it splits values given.
-        params = [{"ParameterKey": k, "ParameterValue": str(v["Default"])}
-                  for k, v in body.get("Parameters", {}).items() if "Default" in v]
-        cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(body), Parameters=params,
-                         Capabilities=["CAPABILITY_IAM"])
+        cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(body), Capabilities=["CAPABILITY_IAM"],
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()])
         stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
         if stack["StackStatus"] != "CREATE_COMPLETE":
             raise SystemExit(f"the stack did not deploy: {stack['StackStatus']} {stack.get('StackStatusReason')}")
-        self.body = body
-        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        # The parameters as given (moto answers a list parameter's value as Python's repr).
-        self.params = {}
-        for p in params:
-            value, kind = p["ParameterValue"], body["Parameters"][p["ParameterKey"]].get("Type")
-            self.params[p["ParameterKey"]] = [v.strip() for v in value.split(",")] if kind == "CommaDelimitedList" else value
-        summaries = cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
-        self.physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
-        self.resolver = Resolver(body, self.params, self.physical, self.attribute)
+        self.read_stack(body, given)
         self.detach_emulator_mappings()
+
+    def template(self, overrides, previous):
+        """The transformed template and every parameter's value: as `overrides` names it, else
+        as `previous` has it, else its default; checked as CloudFormation checks them."""
+        import deploy_rehearsal
+
+        body = deploy_rehearsal.transformed("shopping-code", "bootstrap.zip", {**previous, **overrides})
+        declared = body.get("Parameters", {})
+        unknown = [k for k in overrides if k not in declared]
+        if unknown:
+            raise SystemExit(f"Parameters: {unknown} do not exist in the template")
+        # Every parameter is passed, at its default unless given: moto 5.2 leaves a
+        # CommaDelimitedList's default unsplit (a `!Select [0, …]` of it answers its first
+        # character), where CloudFormation splits defaults as it splits values given.
+        given = {k: str(v["Default"]) for k, v in declared.items() if "Default" in v}
+        given.update(previous)
+        given.update(overrides)
+        missing = [k for k in declared if k not in given]
+        if missing:
+            raise SystemExit(f"Parameters: {missing} must have values")
+        check_parameters(body, given)
+        return body, given
+
+    def read_stack(self, body, given):
+        """The deployed stack as the harness reads it: its template and parameters (as given;
+        moto answers a list parameter's value as Python's repr), outputs and resources."""
+        cfn = self.aws("cloudformation")
+        stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        self.body, self.given, self.params = body, given, parameter_values(body, given)
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        summaries = cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
+        # (moto lists each resource it did not create, its condition false or its type not
+        # modelled, with no logical id.)
+        self.physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries
+                             if r["LogicalResourceId"]}
+        self.resolver = Resolver(body, self.params, self.physical, self.attribute)
 
     def physical(self, logical):
         return self.physical_ids[logical]
@@ -801,10 +954,14 @@ class Harness:
             bootstrap = os.path.join(self.args.bin_dir, binary)
             if not os.access(bootstrap, os.X_OK):
                 raise SystemExit(f"no bootstrap {bootstrap} for {logical}: build it first (tests/stack does)")
-            config = lam.get_function_configuration(FunctionName=self.physical(logical))
-            reserved = lam.get_function_concurrency(FunctionName=self.physical(logical)).get("ReservedConcurrentExecutions")
-            concurrency = int(reserved) if reserved else UNRESERVED_CAP
+            config, concurrency = self.deployed_config(lam, logical)
             self.functions[logical] = Function(self, logical, config, bootstrap, concurrency)
+
+    def deployed_config(self, lam, logical):
+        """A function's configuration as the emulator holds it, and its concurrency."""
+        config = lam.get_function_configuration(FunctionName=self.physical(logical))
+        reserved = lam.get_function_concurrency(FunctionName=self.physical(logical)).get("ReservedConcurrentExecutions")
+        return config, int(reserved) if reserved else UNRESERVED_CAP
 
     def by_reference(self, text):
         """The function a transformed reference names (`${DraftsFunctionAliaslive}`, a Ref)."""
@@ -814,10 +971,12 @@ class Harness:
     # ---- the HTTP API
 
     def load_api(self):
+        """The deployed routes and authorizers. An authorizer whose issuer and audiences are
+        unchanged is kept, its key cache with it; a changed one is a new authorizer."""
         api = next(r for r in self.body["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api")
         doc = api["Properties"]["Body"]
         schemes = doc.get("components", {}).get("securitySchemes", {})
-        self.authorizers = {}
+        authorizers, routes = {}, []
         for name, scheme in schemes.items():
             auth = self.resolver.resolve(scheme["x-amazon-apigateway-authorizer"])
             if auth.get("type") != "jwt":
@@ -825,7 +984,11 @@ class Harness:
             jwt_config = auth["jwtConfiguration"]
             audience = jwt_config.get("audience") or []
             audience = [audience] if isinstance(audience, str) else audience
-            self.authorizers[name] = Authorizer(jwt_config["issuer"], audience, self.fetch, self.world)
+            kept = self.authorizers.get(name)
+            if kept is not None and (kept.issuer, kept.audiences) == (jwt_config["issuer"], audience):
+                authorizers[name] = kept
+            else:
+                authorizers[name] = Authorizer(jwt_config["issuer"], audience, self.fetch, self.world)
         for path, methods in doc["paths"].items():
             for method, op in methods.items():
                 integration = op["x-amazon-apigateway-integration"]
@@ -836,10 +999,10 @@ class Harness:
                     raise SystemExit(f"route {method.upper()} {path}: integration {integration} is not emulated")
                 security = op.get("security") or [{name: [] for name in list(schemes)[:1]}]
                 (scheme, scopes), = security[0].items()
-                secured = scheme in self.authorizers
-                self.routes.append(Route(method.upper(), path, fn, scheme if secured else None, scopes))
-        self.routes.sort(key=Route.specificity, reverse=True)
-        self.api_id = uuid.uuid4().hex[:10]
+                secured = scheme in authorizers
+                routes.append(Route(method.upper(), path, fn, scheme if secured else None, scopes))
+        routes.sort(key=Route.specificity, reverse=True)
+        self.authorizers, self.routes = authorizers, routes
 
     def api(self, method, path, query, headers, body, ip):
         rid = base64.b32encode(uuid.uuid4().bytes).decode()[:16]
@@ -1159,21 +1322,81 @@ class Harness:
             raise SystemExit("functions did not answer: " + "; ".join(errors) + f" (logs in {self.log_dir})")
 
     def control(self, method, path, query, headers, body, ip):
+        answer = lambda status, doc: (status, {"content-type": "application/json"}, json.dumps(doc).encode())  # noqa: E731
         if method == "POST" and path == "/clock":
             try:
                 offset = clock_offset(json.loads(body)["offset_seconds"])
             except (ValueError, KeyError, TypeError, SystemExit) as e:
-                return 400, {"content-type": "application/json"}, json.dumps({"message": str(e)}).encode()
+                return answer(400, {"message": str(e)})
             self.world.offset = offset
             for fn in self.functions.values():
                 fn.recycle()
             log(f"clock moved: SHOPPING_CLOCK_OFFSET_SECONDS={offset}; every function restarts")
-            return 200, {"content-type": "application/json"}, json.dumps({"offset_seconds": offset}).encode()
+            return answer(200, {"offset_seconds": offset})
+        if method == "GET" and path == "/clock":
+            return answer(200, {"offset_seconds": self.world.offset})
+        if method == "POST" and path == "/redeploy":
+            try:
+                overrides = json.loads(body)["parameters"]
+                if not overrides or not all(isinstance(v, str) for v in overrides.values()):
+                    raise SystemExit("parameters: a non-empty object of names to string values")
+                restarted = self.redeploy(overrides)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - the refusal, whatever refused, goes to the caller
+                log(f"redeploy refused: {e}")
+                return answer(400, {"message": str(e) if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"})
+            return answer(200, {"parameters": overrides, "restarted": restarted})
         if method == "GET" and path == "/stats":
             busy, calls = self.emulator_busy
-            doc = {"emulator_seconds": round(busy, 3), "emulator_requests": calls}
-            return 200, {"content-type": "application/json"}, json.dumps(doc).encode()
-        return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+            return answer(200, {"emulator_seconds": round(busy, 3), "emulator_requests": calls})
+        return answer(404, {"message": "Not Found"})
+
+    def redeploy(self, overrides):
+        """`sam deploy` of the running stack with `overrides` (the other parameters as they
+        were): the stack updated in the emulator, the functions whose configuration changed
+        restarted, the routes and authorizers read again, DIR/stack.json rewritten. Answers the
+        functions restarted; refuses (SystemExit) before changing anything what the harness
+        cannot apply to running functions."""
+        with self.deploying:
+            body, given = self.template(overrides, self.given)
+            present, mappings = self.fixed(body, parameter_values(body, given))
+            was, were = self.fixed(self.body, self.params)
+            change = (f"adds or removes {sorted(set(present) ^ set(was))}" if present != was else
+                      "changes an event source mapping" if mappings != were else None)
+            if change:
+                raise SystemExit(f"the change {change}: not emulated on a running stack "
+                                 "(start one with up --parameter-overrides)")
+            cfn = self.aws("cloudformation")
+            cfn.update_stack(StackName=STACK, TemplateBody=json.dumps(body), Capabilities=["CAPABILITY_IAM"],
+                             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()])
+            status = cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
+            if status != "UPDATE_COMPLETE":
+                raise SystemExit(f"the stack did not update: {status}")
+            self.read_stack(body, given)
+            self.detach_emulator_mappings()
+            lam = self.aws("lambda")
+            restarted = []
+            for logical, fn in self.functions.items():
+                if fn.configure(*self.deployed_config(lam, logical)):
+                    fn.recycle()
+                    restarted.append(fn.short)
+            self.load_api()
+            self.write_state()
+            log(f"redeployed: {' '.join(f'{k}={v}' for k, v in overrides.items())}; "
+                f"restarted: {', '.join(restarted) or 'none'}")
+            return restarted
+
+    def fixed(self, body, params):
+        """What a running harness keeps from `up`: which functions and function URLs exist, and
+        each event source mapping's properties."""
+        resolver = Resolver(body, params, self.physical, self.attribute)
+        active = {k: r for k, r in body["Resources"].items()
+                  if "Condition" not in r or resolver.condition(r["Condition"])}
+        kinds = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping")
+        present = sorted(k for k, r in active.items() if r["Type"] in kinds)
+        if not set(present) <= set(self.physical_ids):
+            return present, None  # one is new: the lists differ already
+        return present, [resolver.resolve(r["Properties"]) for r in active.values()
+                         if r["Type"] == "AWS::Lambda::EventSourceMapping"]
 
     def up(self):
         global LOG_FILE
@@ -1183,7 +1406,7 @@ class Harness:
         if os.path.exists(state):
             os.remove(state)
         self.start_emulator()
-        self.deploy()
+        self.deploy(self.args.parameter_overrides)
         self.load_functions()
         self.load_api()
         self.serve_function_urls()
@@ -1194,23 +1417,32 @@ class Harness:
         self.servers.append(api)
         ctl = serve_http(0, self.control)
         self.servers.append(ctl)
+        self.api_url = f"http://127.0.0.1:{api.server_address[1]}"
+        self.control_url = f"http://127.0.0.1:{ctl.server_address[1]}"
         self.probe()
         self.start_mappings()
         threading.Thread(target=self.sweep_loop, daemon=True, name="ttl").start()
-        port = api.server_address[1]
-        # The emulator skips the HTTP API, so outputs naming its URL are given the local one.
-        outputs = {k: v.replace("https://${HttpApi}.execute-api.us-east-1.amazonaws.com", f"http://127.0.0.1:{port}")
-                   for k, v in self.outputs.items()}
+        self.write_state()
+        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes; "
+            f"state in {os.path.join(self.data_dir, 'stack.json')}")
+        print(f"stack listening on {self.api_url}", flush=True)
+
+    def write_state(self):
+        """DIR/stack.json: how clients and suites reach the stack, as deployed now."""
         import deploy_rehearsal
 
+        # The emulator skips the HTTP API, so outputs naming its URL are given the local one.
+        outputs = {k: v.replace("https://${HttpApi}.execute-api.us-east-1.amazonaws.com", self.api_url)
+                   for k, v in self.outputs.items()}
         doc = {
-            "api": f"http://127.0.0.1:{port}",
-            "control": f"http://127.0.0.1:{ctl.server_address[1]}",
+            "api": self.api_url,
+            "control": self.control_url,
             "endpoint": self.endpoint,
             "region": REGION,
             "account": ACCOUNT,
             "credentials": {"aws_access_key_id": "test", "aws_secret_access_key": "test"},
             "stack": STACK,
+            "parameters": self.given,
             "outputs": outputs,
             # The shimmed schema registry's content (moto has none: deploy_rehearsal.py),
             # as `aws schemas describe-schema` would answer it.
@@ -1223,13 +1455,10 @@ class Harness:
             "function_urls": {self.functions[k].short: v for k, v in self.function_urls.items()},
             "pid": os.getpid(),
         }
-        tmp = state + ".tmp"
-        with open(tmp, "w") as f:
+        state = os.path.join(self.data_dir, "stack.json")
+        with open(state + ".tmp", "w") as f:
             json.dump(doc, f, indent=2)
-        os.replace(tmp, state)
-        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes; "
-            f"state in {state}")
-        print(f"stack listening on http://127.0.0.1:{port}", flush=True)
+        os.replace(state + ".tmp", state)
 
     def stop(self):
         self.stopping.set()
@@ -1287,6 +1516,26 @@ def read_state(data_dir):
         raise SystemExit(f"no running stack in {data_dir} (no stack.json): start one with tests/stack up")
 
 
+def parameter_override(text):
+    """One `K=V` of `--parameter-overrides`, as `sam deploy` takes them."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def control_call(data_dir, path, doc, timeout):
+    """A POST to a running stack's control server; answers its document, or exits with its message."""
+    req = urllib.request.Request(read_state(data_dir)["control"] + path, method="POST", data=json.dumps(doc).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:
+            return json.loads(res.read())
+    except urllib.error.HTTPError as e:
+        raise SystemExit(json.loads(e.read()).get("message"))
+    except OSError as e:
+        raise SystemExit(f"the stack in {data_dir} does not answer: {e}")
+
+
 def main() -> int:
     import logging
     import warnings
@@ -1298,6 +1547,7 @@ def main() -> int:
     up.add_argument("--data-dir", required=True)
     up.add_argument("--bin-dir", required=True)
     up.add_argument("--webhook-allow-loopback", action="store_true")
+    up.add_argument("--parameter-overrides", nargs="+", type=parameter_override, default=[], metavar="K=V")
     client = sub.add_parser("client")
     client.add_argument("action", choices=["create"])
     client.add_argument("--data-dir", required=True)
@@ -1307,6 +1557,9 @@ def main() -> int:
     clock = sub.add_parser("clock")
     clock.add_argument("--data-dir", required=True)
     clock.add_argument("--offset-seconds", required=True)
+    redeploy = sub.add_parser("redeploy")
+    redeploy.add_argument("--data-dir", required=True)
+    redeploy.add_argument("--parameter-overrides", nargs="+", type=parameter_override, required=True, metavar="K=V")
     args = parser.parse_args()
 
     if args.command == "client":
@@ -1321,16 +1574,17 @@ def main() -> int:
         return subprocess.run(cmd, env=env).returncode
 
     if args.command == "clock":
-        state = read_state(args.data_dir)
-        req = urllib.request.Request(state["control"] + "/clock", method="POST",
-                                     data=json.dumps({"offset_seconds": args.offset_seconds}).encode())
-        try:
-            with urllib.request.urlopen(req, timeout=30) as res:
-                print(f"clock offset {json.loads(res.read())['offset_seconds']} s")
-        except urllib.error.HTTPError as e:
-            raise SystemExit(json.loads(e.read()).get("message"))
+        done = control_call(args.data_dir, "/clock", {"offset_seconds": args.offset_seconds}, 30)
+        print(f"clock offset {done['offset_seconds']} s")
         return 0
 
+    if args.command == "redeploy":
+        overrides = dict(args.parameter_overrides)
+        control_call(args.data_dir, "/redeploy", {"parameters": overrides}, 600)
+        print("redeployed: " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+        return 0
+
+    args.parameter_overrides = dict(args.parameter_overrides)
     # moto says, for each resource type it does not model, that it skipped it: expected here.
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
