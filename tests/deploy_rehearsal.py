@@ -3,7 +3,8 @@ transform does it (aws-sam-translator), deployed into the emulator's CloudFormat
 and the stack checked for what the emulator keeps: the table's keys, indexes and stream; the
 queues and their redrive; the bus, its rule and the rule's queue target; every function with
 its environment; both event source mappings; and each role's inline policy naming only what
-its function uses.
+its function uses. The transform and the shims moto needs to deploy the template as AWS does
+are the stack harness's (tests/harness/template.py and shims.py), so both deploy alike.
 
 Usage: deploy_rehearsal.py   (run with the test virtualenv's python: moto, boto3,
 aws-sam-translator and cfn-lint). Exits non-zero on the first thing that does not hold.
@@ -12,15 +13,21 @@ aws-sam-translator and cfn-lint). Exits non-zero on the first thing that does no
 import ast
 import io
 import json
+import logging
 import os
 import sys
+import warnings
 import zipfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATE = os.path.join(ROOT, "infra", "template.yaml")
+import boto3
+from moto import mock_aws
+
+import event_registry
+from harness.shims import REGISTRIES, install_shims
+from harness.template import FUNCTIONS, transformed
+
 REGION = "us-east-1"
 STACK = "shopping-rehearsal"
-FUNCTIONS = ["Drafts", "Orders", "Payments", "Views", "Hooks", "Publisher", "Deliverer", "Token", "Keys"]
 # The keys function exists only when the stack is its own issuer (JwtIssuer empty).
 OWN_ISSUER_ONLY = {"Keys"}
 
@@ -62,243 +69,17 @@ def check(cond: bool, msg: str) -> None:
         fail(msg)
 
 
-def install_shims() -> None:
-    """What moto 5.2's CloudFormation needs to deploy the template as AWS does (each shim says
-    why); called once, before the first stack, in the process that runs the emulator (this one,
-    or `tests/stack.py`'s)."""
-    # Its EventBus has no physical id, so a `Ref` to the bus resolves to the resource object
-    # instead of the bus's name (what CloudFormation returns).
-    from moto.events.models import EventBus
-
-    EventBus.physical_resource_id = property(lambda self: self.name)
-    function_urls()
-    key_specs()
-    event_schemas()
-    bus_policies()
-
-
-# The schema registry as the shim keeps it (moto has no EventBridge Schemas service):
-# registry name -> {schema name -> (type, content)}.
-REGISTRIES: dict = {}
-
-
-def event_schemas() -> None:
-    """The fifth shim: moto 5.2 has no EventBridge schema registry (`AWS::EventSchemas::Registry`
-    and `::Schema`; its CloudFormation skips both, so `!GetAtt …RegistryName` fails). These
-    models keep the registry and its schemas in `REGISTRIES`, which the rehearsal and the
-    subscriber test read as a client would read `DescribeSchema`."""
-    from moto.core.common_models import CloudFormationModel
-
-    class Registry(CloudFormationModel):
-        __module__ = "moto.events.schema_registry_shim"
-
-        def __init__(self, name):
-            self.name = name
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::EventSchemas::Registry"
-
-        @classmethod
-        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-            name = cloudformation_json["Properties"].get("RegistryName") or resource_name
-            REGISTRIES.setdefault(name, {})
-            return cls(name)
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr in ("RegistryName", "RegistryArn")
-
-        def get_cfn_attribute(self, attribute_name: str) -> str:
-            return self.name if attribute_name == "RegistryName" else f"arn:aws:schemas:{REGION}:123456789012:registry/{self.name}"
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.name
-
-    class Schema(CloudFormationModel):
-        __module__ = "moto.events.schema_shim"
-
-        def __init__(self, registry, name):
-            self.registry, self.name = registry, name
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::EventSchemas::Schema"
-
-        @classmethod
-        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-            props = cloudformation_json["Properties"]
-            registry = REGISTRIES.setdefault(props["RegistryName"], {})
-            registry[props["SchemaName"]] = (props["Type"], props["Content"])
-            return cls(props["RegistryName"], props["SchemaName"])
-
-        @property
-        def physical_resource_id(self) -> str:
-            return f"{self.registry}/{self.name}"
-
-
-def bus_policies() -> None:
-    """The sixth shim: moto 5.2's CloudFormation has no `AWS::Events::EventBusPolicy`. This
-    model adds its statement to the bus's policy through moto's EventBridge API
-    (`PutPermission` with a policy), as CloudFormation does."""
-    from moto.core.common_models import CloudFormationModel
-    from moto.events.models import events_backends
-
-    class EventBusPolicy(CloudFormationModel):
-        __module__ = "moto.events.bus_policy_shim"
-
-        def __init__(self, bus, sid):
-            self.bus, self.sid = bus, sid
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::Events::EventBusPolicy"
-
-        @classmethod
-        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-            props = cloudformation_json["Properties"]
-            bus, sid = props.get("EventBusName", "default"), props["StatementId"]
-            statement = dict(props["Statement"], Sid=sid)
-            backend = events_backends[account_id][region_name]
-            current = backend.describe_event_bus(bus).policy
-            policy = json.loads(current) if current else {"Version": "2012-10-17", "Statement": []}
-            policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != sid] + [statement]
-            backend.put_permission(bus, None, None, None, None, json.dumps(policy))
-            return cls(bus, sid)
-
-        @property
-        def physical_resource_id(self) -> str:
-            return f"{self.bus}|{self.sid}"
-
-
 def start_emulator():
     """The emulator, in this process (every call stays on loopback-free in-memory state)."""
-    from moto import mock_aws
-
     install_shims()
     mock = mock_aws()
     mock.start()
     return mock
 
 
-def function_urls() -> None:
-    """The third shim: moto 5.2's CloudFormation has no `AWS::Lambda::Url` (its Lambda API has
-    function URL configs), so this model makes one through that API and answers its
-    `FunctionUrl`. Defined before the first stack: moto reads its models once."""
-    from moto.awslambda.models import lambda_backends
-    from moto.core.common_models import CloudFormationModel
-
-    class FunctionUrl(CloudFormationModel):
-        # moto's model metaclass finds a model's service by its module name.
-        __module__ = "moto.awslambda.function_url_shim"
-
-        def __init__(self, config):
-            self.config = config
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::Lambda::Url"
-
-        @classmethod
-        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-            props = cloudformation_json["Properties"]
-            backend = lambda_backends[account_id][region_name]
-            config = backend.create_function_url_config(props["TargetFunctionArn"], {"AuthType": props["AuthType"]})
-            return cls(config)
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr in ("FunctionUrl", "FunctionArn")
-
-        def get_cfn_attribute(self, attribute_name: str) -> str:
-            # CloudFormation's FunctionUrl ends with a slash; moto's config URL does not.
-            return {"FunctionUrl": self.config.url + "/", "FunctionArn": self.config.function.function_arn}[attribute_name]
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.config.function.function_arn
-
-
-def key_specs() -> None:
-    """The fourth shim: moto 5.2's CloudFormation makes every `AWS::KMS::Key` a symmetric
-    encryption key and keeps its policy as the template's object, where CloudFormation creates
-    the key the template specifies (`KeySpec`, `KeyUsage`) with its policy as JSON text. This
-    model does what CloudFormation does, through moto's KMS API."""
-    from moto.kms.models import Key, kms_backends
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        props = cloudformation_json["Properties"]
-        policy = props.get("KeyPolicy")
-        key = kms_backends[account_id][region_name].create_key(
-            policy=json.dumps(policy) if isinstance(policy, dict) else policy,
-            key_usage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
-            key_spec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
-            description=props.get("Description"),
-            tags=props.get("Tags", []),
-        )
-        key.key_rotation_status = props.get("EnableKeyRotation", False)
-        key.enabled = props.get("Enabled", True)
-        return key
-
-    Key.create_from_cloudformation_json = classmethod(create)
-
-
-def transformed(bucket: str, key: str, params: dict) -> dict:
-    from cfnlint.decode.cfn_yaml import load
-    from samtranslator.translator.transform import transform
-
-    template = load(TEMPLATE)
-    for r in template["Resources"].values():
-        if r["Type"] == "AWS::Serverless::Function":
-            r["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
-
-    class Policies:
-        """The managed policies SAM attaches, by name (the transform asks for their ARNs)."""
-
-        def load(self):
-            names = ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSLambdaDynamoDBExecutionRole",
-                     "AWSLambdaSQSQueueExecutionRole", "AWSCodeDeployRoleForLambda"]
-            return {n: f"arn:aws:iam::aws:policy/service-role/{n}" for n in names}
-
-    body = json.loads(json.dumps(transform(template, params, Policies()), default=str))
-    return without_aliases(body)
-
-
-def without_aliases(body: dict) -> dict:
-    """The second shim: moto 5.2's CloudFormation has no `AWS::Lambda::Alias`, so whatever
-    names a function's `live` alias (its event source mappings, the API's integrations) is
-    pointed at the function itself, and the aliases and their gradual-deployment resources
-    (CodeDeploy, which moto lacks too) are left out. Checked before: every alias is the
-    `live` alias of one of our functions."""
-    aliases = {}
-    for name, r in list(body["Resources"].items()):
-        if r["Type"] == "AWS::Lambda::Alias":
-            check(r["Properties"]["Name"] == "live", f"{name} is not the live alias")
-            aliases[name] = r["Properties"]["FunctionName"]
-            del body["Resources"][name]
-    check(len(aliases) == len(FUNCTIONS), f"every function has its live alias: {sorted(aliases)}")
-    for name, r in list(body["Resources"].items()):
-        if r["Type"].startswith("AWS::CodeDeploy::"):
-            del body["Resources"][name]
-
-    def swap(node):
-        if isinstance(node, dict):
-            if set(node) == {"Ref"} and node["Ref"] in aliases:
-                return aliases[node["Ref"]]
-            return {k: swap(v) for k, v in node.items() if k != "UpdatePolicy"}
-        if isinstance(node, list):
-            return [swap(v) for v in node]
-        return node
-
-    return swap(body)
-
-
 def subscribers(events, bus: str, body: dict, stack: dict, resources: dict, given: dict) -> None:
     """What EventBridge subscribers get: the schema registry (every type, as
     tests/event_registry.py generates it), the archive, the bus policy for other accounts."""
-    import event_registry
-
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     registry = REGISTRIES.get(outputs.get("EventSchemaRegistryName"), {})
     check(sorted(registry) == sorted(event_registry.TYPES), f"registered schemas {sorted(registry)}")
@@ -500,14 +281,7 @@ def check_key_policy(aws, physical, slot: str) -> None:
           f"key {slot}: no deny of kms:Sign to every other principal: {denies}")
 
 
-
-
 def main() -> int:
-    import logging
-    import warnings
-
-    import boto3
-
     # moto says, for each resource type it does not model, that it skipped it: expected here.
     warnings.filterwarnings("ignore", category=UserWarning)
     logging.disable(logging.WARNING)
@@ -580,7 +354,6 @@ def main() -> int:
     rehearse(aws, bucket, key, STACK + "-subscribers", open_bus, FUNCTIONS)
     print("deploy rehearsal: the stacks hold what the template says")
     return 0
-
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Rotating the stack's signing key, on the stack as AWS runs it, with its JWT authorizer held to
-API Gateway's harshest documented reading (tests/stack.py: RSA only, the issuer's keys cached
-KEY_CACHE_SECONDS, no fetch for a kid the cache lacks).
+API Gateway's harshest documented reading (tests/harness/authorizer.py: RSA only, the issuer's
+keys cached KEY_CACHE_SECONDS, no fetch for a kid the cache lacks).
 
 Usage: rotation_test.py --stack DIR   (a running `tests/stack up --data-dir DIR` at the template's
 default key slots; it redeploys the stack's key slots and moves its clock about six hours on, so
@@ -39,7 +39,7 @@ import time
 import urllib.request
 
 import hosts
-from stack import KEY_CACHE_SECONDS
+from harness.authorizer import KEY_CACHE_SECONDS
 from suites import as_json, call
 
 AID = "T12345678"

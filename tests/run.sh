@@ -4,8 +4,8 @@
 #     openapi-python-client, standardwebhooks, aws-sam-translator and PyJWT (which checks the stack's
 #     own tokens in functions/tests/issuer.rs) into target/pyenv (once), and Debian's
 #     chromium for the docs-page test when it can,
-#   - starts the emulator (tests/emulator.py: moto, one request at a time) on a free loopback
-#     port and waits until it answers,
+#   - starts the emulator (tests/harness/emulator.py: moto, one request at a time) on a free
+#     loopback port and waits until it answers,
 #   - checks formatting and lints, lints the SAM template, rehearses its deploy
 #     (tests/deploy_rehearsal.py: transformed offline, deployed into moto's CloudFormation),
 #   - validates the checked-in OpenAPI document (functions/openapi.json),
@@ -42,7 +42,7 @@ fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/moto.log
-"$VENV/bin/python" tests/emulator.py "$port" >"$log" 2>&1 &
+PYTHONPATH=tests "$VENV/bin/python" -m harness.emulator "$port" >"$log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
 

@@ -1,6 +1,6 @@
-"""The stack harness's event source mappings, as Lambda runs them (tests/stack.py): the
-stream's filters, a failing batch bisected down to the record that fails, that record sent to
-the on-failure destination once its retries are spent and the records after it still
+"""The stack harness's event source mappings, as Lambda runs them (tests/harness/mappings.py):
+the stream's filters, a failing batch bisected down to the record that fails, that record sent
+to the on-failure destination once its retries are spent and the records after it still
 delivered, and a partial batch failure retried from its first failed record.
 
 Usage: stack_mappings_test.py   (the test virtualenv's python; no emulator needed)
@@ -8,8 +8,11 @@ Usage: stack_mappings_test.py   (the test virtualenv's python; no emulator neede
 
 import json
 import sys
+import threading
+import time
 
-import stack
+from harness.mappings import EventSources, matches
+from harness.runtime import InvocationError
 
 
 def record(seq, poison=False, event="MODIFY", ev=True):
@@ -31,16 +34,18 @@ class FakeFunction:
         records = json.loads(payload)["Records"]
         self.batches.append([r["dynamodb"]["SequenceNumber"] for r in records])
         if any(r["poison"] for r in records):
-            raise stack.InvocationError("error", "poison")
+            raise InvocationError("error", "poison")
         if self.partial_once and self.partial_once in self.batches[-1]:
             failed, self.partial_once = self.partial_once, None
             return json.dumps({"batchItemFailures": [{"itemIdentifier": failed}]}).encode()
         return b'{"batchItemFailures":[]}'
 
 
-class Harness(stack.Harness):
+class Harness(EventSources):
+    """The Harness's mappings alone (harness/stack.py mixes them into the whole Harness)."""
+
     def __init__(self):
-        self.stopping = stack.threading.Event()
+        self.stopping = threading.Event()
         self.failed = []
 
     def on_failure(self, props, fn, shard, records, attempts, error):
@@ -53,7 +58,7 @@ def check(cond, msg):
 
 
 def main() -> int:
-    stack.time.sleep = lambda _: None  # retries without their backoff
+    time.sleep = lambda _: None  # retries without their backoff
     props = {"MaximumRetryAttempts": 2, "BisectBatchOnFunctionError": True,
              "FunctionResponseTypes": ["ReportBatchItemFailures"]}
 
@@ -72,14 +77,14 @@ def main() -> int:
 
     filters = [{"dynamodb": {"NewImage": {"ev": {"BOOL": [True]}}}},
                {"eventName": ["REMOVE"], "dynamodb": {"Keys": {"sk": {"S": ["ORDER"]}}}}]
-    keep = lambda r: any(stack.matches(f, r) for f in filters)  # noqa: E731
+    keep = lambda r: any(matches(f, r) for f in filters)  # noqa: E731
     check(keep(record(1)), "a change with events passes the filter")
     check(not keep(record(1, ev=False)), "a change without events is filtered out")
     removed = record(1, event="REMOVE", ev=False)
     del removed["dynamodb"]["NewImage"]
     check(keep(removed), "an order's removal passes the filter")
-    check(stack.matches({"source": [{"prefix": "shopping."}]}, {"source": "shopping.orders"}), "prefix")
-    check(stack.matches({"replay-name": [{"exists": False}]}, {}), "exists: false")
+    check(matches({"source": [{"prefix": "shopping."}]}, {"source": "shopping.orders"}), "prefix")
+    check(matches({"replay-name": [{"exists": False}]}, {}), "exists: false")
     print("stack mappings: filters, bisection, retries, on-failure destination and partial failures as Lambda runs them")
     return 0
 

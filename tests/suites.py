@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 
 import hosts
+from harness.template import transformed
 
 ROOT = hosts.ROOT
 AID = "T12345678"
@@ -86,10 +87,7 @@ def walkthrough(host) -> None:
 
 def template_routes():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import deploy_rehearsal
-
-    body = deploy_rehearsal.transformed("b", "k", {})
+    body = transformed("b", "k", {})
     api = next(r for r in body["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api")
     for path, methods in api["Properties"]["Body"]["paths"].items():
         for method in methods:

@@ -1,0 +1,49 @@
+"""The stack on one machine, as AWS runs it: the emulator (moto) with `infra/template.yaml`
+deployed into its CloudFormation the way the deploy rehearsal does it (the same transform and
+shims), and each function's real bootstrap run as the deployed stack configures it.
+
+What the emulator keeps (the table and its stream, the queues and their redrive, the bus and
+its rule delivering to the delivery queue, KMS, every function's configuration and event source
+mappings) it serves itself. What it does not run, this harness emulates, reading the deployed
+configuration:
+  - Lambda: each function's bootstrap behind a Runtime API served here, one process per
+    concurrent invocation up to the function's concurrency, with the deployed environment (plus
+    the emulator's endpoint), memory size and timeout;
+  - the HTTP API: the deployed routes and integrations (payload format 2.0), the JWT authorizer
+    (RS256, RS384 or RS512 only, as AWS's HTTP API authorizer; the token checked against the
+    issuer's discovery document and keys, `iss`, `aud`, `exp`, `nbf`, `iat`; the keys cached for
+    KEY_CACHE_SECONDS of the emulated clock, an unknown `kid` refused until they expire), API
+    Gateway's own answers and its payload limit;
+  - the function URL of the issuer's keys, on a port of its own;
+  - the stream's event source mapping into the publisher (its filters, batch size, batching
+    window, partial batch failures, bisect on error, retries and on-failure destination), and
+    the delivery queue's into the deliverer (batch size, partial batch failures, maximum
+    concurrency; the queue's visibility timeout and redrive are the emulator's);
+  - TTL: items whose `ttl` has passed are deleted as DynamoDB's sweeper deletes them, with a
+    REMOVE stream record marked as the service's.
+
+Usage (through `tests/stack`, which installs the Python tools, builds the bootstraps and runs
+this package with tests/ on the path):
+  python -m harness up --port PORT --data-dir DIR --bin-dir BIN [--webhook-allow-loopback]
+                       [--parameter-overrides K=V [K=V ...]]
+  python -m harness client create --data-dir DIR --account AID [--scopes "..."] --bin-dir BIN
+  python -m harness clock --data-dir DIR --offset-seconds N
+  python -m harness redeploy --data-dir DIR --parameter-overrides K=V [K=V ...]
+
+`up` deploys with the template's defaults, but for the parameters `--parameter-overrides` names
+(as `sam deploy --parameter-overrides` does), writes DIR/stack.json once every function has
+answered, prints `stack listening on http://127.0.0.1:PORT`, logs each invocation (function,
+request id, duration, status) and stops everything on SIGTERM or SIGINT. Each function's own log
+is in DIR/logs/FUNCTION.log. `SHOPPING_CLOCK_OFFSET_SECONDS` moves the clock of the whole
+emulated account (functions, authorizer and its key cache, TTL sweeper); `clock` moves it on a
+running stack, restarting the functions as a configuration change would.
+
+`redeploy` updates the running stack's CloudFormation stack with the template and its parameters,
+those named changed and the others as they were (as `sam deploy` keeps samconfig's): the functions
+whose configuration changed restart (as a new version would), the routes and authorizers are read
+again (an authorizer whose issuer and audiences are unchanged keeps its key cache, as API
+Gateway's does), DIR/stack.json is rewritten, and it prints `redeployed: K=V ...`. A change that
+adds or removes a function or changes an event source mapping needs a new `up`.
+
+Which module holds what: README.md in this folder.
+"""

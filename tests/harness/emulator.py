@@ -1,0 +1,104 @@
+"""The local AWS emulator for the test suite: moto's server, with every request serialised.
+
+moto applies TransactWriteItems without a lock: it snapshots the table, applies the items and,
+when a condition fails, restores the snapshot -- erasing any write another request made in
+between. Real DynamoDB transactions are serialisable. Serving one request at a time gives the
+emulator the isolation DynamoDB guarantees, so concurrency tests test our code, not moto.
+
+Usage: python -m harness.emulator PORT [CERT KEY]   (binds 127.0.0.1 only; tests/ on the path,
+as `tests/emulator.py PORT [CERT KEY]` puts it)
+
+With CERT (a chain file) and KEY it serves HTTPS and keeps connections open between requests
+(HTTP/1.1), as the AWS endpoints do: for the cold-request bench, which must pay a handshake
+only where a function would.
+
+The harness serves the same app in its own process (`serve`), for `tests/stack up`.
+"""
+
+import signal
+import socket
+import sys
+import threading
+import time
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server, run_simple
+
+from .shims import kms_digest_signing
+
+
+def serialised_app(busy=None):
+    """moto's WSGI app, one request at a time. `busy`, when given, is called with the seconds
+    each request held the emulator (for the harness's account of the emulator's latency)."""
+    kms_digest_signing()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialised(environ, start_response):
+        with lock:
+            started = time.perf_counter()
+            result = moto_app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            if busy is not None:
+                busy(time.perf_counter() - started)
+        return [body]
+
+    return serialised
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def serve(busy):
+    """The serialised app on a free loopback port, served from this process's threads (the
+    harness's emulator); `busy` as `serialised_app` takes it. Answers the server and its URL."""
+
+    class NoDelay(MotoRequestHandler):
+        def setup(self):
+            super().setup()
+            # As QuietServer's (runtime.py): each answer at once, not after a delayed acknowledgement.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, serialised_app(busy), threaded=True, request_handler=NoDelay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serialised = serialised_app()
+
+    if len(sys.argv) == 4:
+        class KeepAlive(MotoRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                # Each answer goes out at once, as AWS endpoints send it: without this, Nagle's
+                # algorithm holds a response's second write until the client acknowledges the
+                # first, which adds ~10 ms to every request on a kept-alive connection.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        run_simple("127.0.0.1", port, serialised, threaded=True, request_handler=KeepAlive,
+                   ssl_context=(sys.argv[2], sys.argv[3]))
+    else:
+        run_simple("127.0.0.1", port, serialised, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""API Gateway: the HTTP API's deployed routes and integrations (payload format 2.0), its JWT
+authorizers (authorizer.py), its own answers and payload limit; and the function URLs, each on a
+port of its own.
+
+`HttpApi` is a part of the Harness (harness/stack.py): it reads the deployed stack through the
+Harness's `body`, `resolver`, `functions`, `physical_ids`, `attribute`, `world` and `api_id`.
+"""
+
+import base64
+import http.server
+import json
+import re
+import threading
+import urllib.parse
+import urllib.request
+import uuid
+
+from .account import API_PAYLOAD_MAX, INTEGRATION_TIMEOUT, REGION, log
+from .authorizer import Authorizer, claim_text
+from .payload import gateway_answer, v2_event, v2_response
+from .runtime import InvocationError, QuietServer
+
+
+class Route:
+    def __init__(self, method, path, function, secured, scopes):
+        self.method, self.path, self.function, self.secured, self.scopes = method, path, function, secured, scopes
+        parts = path.strip("/").split("/")
+        self.params = [p[1:-1] if p.startswith("{") else None for p in parts]
+        self.literals = [p for p in parts]
+        self.key = f"{method} {path}"
+
+    def match(self, method, path):
+        if method != self.method:
+            return None
+        parts = path.strip("/").split("/") if path != "/" else [""]
+        if len(parts) != len(self.params):
+            return None
+        got = {}
+        for name, lit, seg in zip(self.params, self.literals, parts):
+            if name is None:
+                if lit != seg:
+                    return None
+            elif not seg:
+                return None
+            else:
+                got[name] = urllib.parse.unquote(seg)
+        return got
+
+    def specificity(self):
+        # API Gateway prefers the most specific route: more literal segments first.
+        return sum(1 for p in self.params if p is None)
+
+
+def serve_http(port, handle):
+    """A threaded HTTP/1.1 server whose every request goes to `handle(method, path, query,
+    headers, body, ip)` → (status, headers, body[, cookies])."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def any(self):
+            split = urllib.parse.urlsplit(self.path)
+            length = self.headers.get("Content-Length")
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        break
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                    if len(body) > API_PAYLOAD_MAX:
+                        return self.reply(*gateway_answer(413, "Request Entity Too Large"), close=True)
+            elif length and int(length) > API_PAYLOAD_MAX:
+                # Read (and drop) what the client sends, so that it reads the answer.
+                left = int(length)
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                return self.reply(*gateway_answer(413, "Request Entity Too Large"), close=True)
+            else:
+                body = self.rfile.read(int(length or 0))
+            answer = handle(self.command, split.path, split.query, list(self.headers.items()), body, self.client_address[0])
+            self.reply(*answer)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = any
+
+        def reply(self, status, headers, body, cookies=(), close=False):
+            self.send_response(status)
+            for k, v in headers.items():
+                if k not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                    self.send_header(k, v)
+            for c in cookies:
+                self.send_header("set-cookie", c)
+            self.send_header("Content-Length", str(len(body)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def send_response(self, code, message=None):
+            self.log_request(code)
+            self.send_response_only(code, message)
+            self.send_header("Date", self.date_time_string())
+
+        def log_message(self, *_):
+            pass
+
+    server = QuietServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class HttpApi:
+    """The Harness's HTTP API and function URLs."""
+
+    def by_reference(self, text):
+        """The function a transformed reference names (`${DraftsFunctionAliaslive}`, a Ref)."""
+        m = re.search(r"\$\{(\w+?Function)(Alias\w+)?(\.Arn)?\}", text)
+        return m.group(1) if m else None
+
+    # ---- the HTTP API
+
+    def load_api(self):
+        """The deployed routes and authorizers. An authorizer whose issuer and audiences are
+        unchanged is kept, its key cache with it; a changed one is a new authorizer."""
+        api = next(r for r in self.body["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api")
+        doc = api["Properties"]["Body"]
+        schemes = doc.get("components", {}).get("securitySchemes", {})
+        authorizers, routes = {}, []
+        for name, scheme in schemes.items():
+            auth = self.resolver.resolve(scheme["x-amazon-apigateway-authorizer"])
+            if auth.get("type") != "jwt":
+                raise SystemExit(f"authorizer {name}: only JWT authorizers are emulated")
+            jwt_config = auth["jwtConfiguration"]
+            audience = jwt_config.get("audience") or []
+            audience = [audience] if isinstance(audience, str) else audience
+            kept = self.authorizers.get(name)
+            if kept is not None and (kept.issuer, kept.audiences) == (jwt_config["issuer"], audience):
+                authorizers[name] = kept
+            else:
+                authorizers[name] = Authorizer(jwt_config["issuer"], audience, self.fetch, self.world)
+        for path, methods in doc["paths"].items():
+            for method, op in methods.items():
+                integration = op["x-amazon-apigateway-integration"]
+                uri = integration["uri"]
+                uri = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+                fn = self.by_reference(uri if isinstance(uri, str) else uri[0])
+                if fn not in self.functions or integration.get("payloadFormatVersion") != "2.0":
+                    raise SystemExit(f"route {method.upper()} {path}: integration {integration} is not emulated")
+                security = op.get("security") or [{name: [] for name in list(schemes)[:1]}]
+                (scheme, scopes), = security[0].items()
+                secured = scheme in authorizers
+                routes.append(Route(method.upper(), path, fn, scheme if secured else None, scopes))
+        routes.sort(key=Route.specificity, reverse=True)
+        self.authorizers, self.routes = authorizers, routes
+
+    def api(self, method, path, query, headers, body, ip):
+        rid = base64.b32encode(uuid.uuid4().bytes).decode()[:16]
+        route, params = None, None
+        for r in self.routes:
+            params = r.match(method, path)
+            if params is not None:
+                route = r
+                break
+        if route is None:
+            log(f"api {method} {path} 404 (no route)")
+            return gateway_answer(404, "Not Found")
+        authorizer = None
+        if route.secured:
+            header = next((v for k, v in headers if k.lower() == "authorization"), None)
+            claims = self.authorizers[route.secured].claims(header, route.scopes)
+            if isinstance(claims, tuple):
+                log(f"api {route.key} {claims[0]} (authorizer: {claims[3]['why']})")
+                return claims[:3]
+            scope = str(claims.get("scope", claims.get("scp", ""))).split()
+            authorizer = {"jwt": {"claims": {k: claim_text(v) for k, v in claims.items()},
+                                  "scopes": route.scopes and scope or None}}
+        event = v2_event(method, path, query, headers, body, ip, rid, f"{self.api_id}.execute-api.{REGION}.amazonaws.com",
+                         route.key, params, authorizer, self.api_id)
+        return self.integrate(self.functions[route.function], event, route.key)
+
+    def integrate(self, fn, event, what):
+        try:
+            out = fn.invoke(json.dumps(event).encode(), what)
+        except InvocationError as e:
+            if e.kind == "throttle":
+                return gateway_answer(429, "Too Many Requests")
+            if e.kind == "timeout" and fn.timeout >= INTEGRATION_TIMEOUT:
+                return gateway_answer(503, "Service Unavailable")
+            if e.kind == "payload":
+                return gateway_answer(413, "Request Entity Too Large")
+            return gateway_answer(500, "Internal Server Error")
+        return v2_response(out)
+
+    # ---- function URLs
+
+    def serve_function_urls(self):
+        self.function_urls = {}
+        for logical, r in self.body["Resources"].items():
+            if r["Type"] != "AWS::Lambda::Url" or logical not in self.physical_ids:
+                continue
+            target = r["Properties"]["TargetFunctionArn"]["Ref"]
+            url = self.attribute(logical, "FunctionUrl")
+            host = urllib.parse.urlsplit(url).hostname
+            fn = self.functions[target]
+
+            def handle(method, path, query, headers, body, ip, fn=fn, host=host):
+                rid = str(uuid.uuid4())
+                # Reached at its local address, answered as at its own: `Host` is the URL's domain.
+                headers = [(k, host if k.lower() == "host" else v) for k, v in headers]
+                event = v2_event(method, path, query, headers, body, ip, rid, host, api_id=host.split(".")[0])
+                return self.integrate(fn, event, f"URL {method} {path}")
+
+            server = serve_http(0, handle)
+            self.servers.append(server)
+            local = f"http://127.0.0.1:{server.server_address[1]}/"
+            self.url_hosts[host] = local
+            self.function_urls[target] = {"url": url, "local": local}
+
+    def fetch(self, url):
+        """An https fetch from the public internet, as API Gateway makes it: a function URL of
+        the stack is answered by its local server."""
+        split = urllib.parse.urlsplit(url)
+        local = self.url_hosts.get(split.hostname)
+        if local is None:
+            raise ValueError(f"{url} is not reachable from this machine")
+        with urllib.request.urlopen(local.rstrip("/") + split.path, timeout=10) as res:
+            return res.read()

@@ -1,0 +1,192 @@
+"""The Harness: the whole stack on one machine (see this package's docstring) — the emulator
+with the template deployed into it (deploy.py), every function run as deployed (runtime.py), the
+HTTP API and function URLs (gateway.py), the event source mappings and TTL (mappings.py) — and
+its readiness, control server (the clock, redeploys, the emulator's statistics), DIR/stack.json
+and shutdown.
+"""
+
+import json
+import os
+import threading
+import time
+import uuid
+
+from .account import ACCOUNT, REGION, STACK, World, clock_offset, log, log_to
+from .deploy import Deployment
+from .emulator import serve
+from .gateway import HttpApi, serve_http
+from .mappings import EventSources
+from .payload import v2_event
+from .runtime import InvocationError
+from .shims import REGISTRIES, conditional_updates, install_shims
+
+
+class Harness(Deployment, HttpApi, EventSources):
+    """The stack on one machine: the emulator and the deployed stack (Deployment), the HTTP API and
+    function URLs (HttpApi), the event source mappings and TTL (EventSources), and what ties them:
+    readiness, the control server, DIR/stack.json."""
+
+    def __init__(self, args):
+        self.args = args
+        self.data_dir = os.path.abspath(args.data_dir)
+        self.log_dir = os.path.join(self.data_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.world = World(clock_offset(os.environ.get("SHOPPING_CLOCK_OFFSET_SECONDS", "0")))
+        self.webhook_loopback = args.webhook_allow_loopback
+        self.functions = {}
+        self.routes = []
+        self.authorizers = {}
+        self.api_id = uuid.uuid4().hex[:10]
+        self.deploying = threading.Lock()
+        self.url_hosts = {}  # a function URL's host -> its local base URL
+        self.stopping = threading.Event()
+        self.swept = set()
+        self.swept_lock = threading.Lock()
+        self.emulator_busy = [0.0, 0]
+        self.servers = []
+
+    # ---- the emulator and the deploy
+
+    def start_emulator(self):
+        install_shims()
+        conditional_updates()
+
+        def busy(seconds):
+            self.emulator_busy[0] += seconds
+            self.emulator_busy[1] += 1
+
+        server, self.endpoint = serve(busy)
+        self.servers.append(server)
+
+    # ---- readiness, control, shutdown
+
+    def probe(self):
+        """Every function answers once: an HTTP function a request for no route of its own, a
+        worker an empty batch, a function URL its document."""
+        probes = {}
+        for logical, fn in self.functions.items():
+            if any(r.function == logical for r in self.routes):
+                event = v2_event("GET", "/__stack/ready", "", [], b"", "127.0.0.1", str(uuid.uuid4()), "probe")
+                probes[logical] = json.dumps(event).encode()
+            elif logical in self.function_urls:
+                event = v2_event("GET", "/.well-known/openid-configuration", "", [], b"", "127.0.0.1", str(uuid.uuid4()), "probe")
+                probes[logical] = json.dumps(event).encode()
+            else:
+                probes[logical] = b'{"Records":[]}'
+        errors = []
+
+        def one(logical):
+            try:
+                self.functions[logical].invoke(probes[logical], "(readiness)")
+            except InvocationError as e:
+                errors.append(f"{logical}: {e.kind}: {e}")
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in probes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise SystemExit("functions did not answer: " + "; ".join(errors) + f" (logs in {self.log_dir})")
+
+    def control(self, method, path, query, headers, body, ip):
+        answer = lambda status, doc: (status, {"content-type": "application/json"}, json.dumps(doc).encode())  # noqa: E731
+        if method == "POST" and path == "/clock":
+            try:
+                offset = clock_offset(json.loads(body)["offset_seconds"])
+            except (ValueError, KeyError, TypeError, SystemExit) as e:
+                return answer(400, {"message": str(e)})
+            self.world.offset = offset
+            for fn in self.functions.values():
+                fn.recycle()
+            log(f"clock moved: SHOPPING_CLOCK_OFFSET_SECONDS={offset}; every function restarts")
+            return answer(200, {"offset_seconds": offset})
+        if method == "GET" and path == "/clock":
+            return answer(200, {"offset_seconds": self.world.offset})
+        if method == "POST" and path == "/redeploy":
+            try:
+                overrides = json.loads(body)["parameters"]
+                if not overrides or not all(isinstance(v, str) for v in overrides.values()):
+                    raise SystemExit("parameters: a non-empty object of names to string values")
+                restarted = self.redeploy(overrides)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - the refusal, whatever refused, goes to the caller
+                log(f"redeploy refused: {e}")
+                return answer(400, {"message": str(e) if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"})
+            return answer(200, {"parameters": overrides, "restarted": restarted})
+        if method == "GET" and path == "/stats":
+            busy, calls = self.emulator_busy
+            return answer(200, {"emulator_seconds": round(busy, 3), "emulator_requests": calls})
+        return answer(404, {"message": "Not Found"})
+
+    def up(self):
+        started = time.perf_counter()
+        log_to(os.path.join(self.data_dir, "stack.log"))
+        state = os.path.join(self.data_dir, "stack.json")
+        if os.path.exists(state):
+            os.remove(state)
+        self.start_emulator()
+        self.deploy(self.args.parameter_overrides)
+        self.load_functions()
+        self.load_api()
+        self.serve_function_urls()
+        try:
+            api = serve_http(self.args.port, self.api)
+        except OSError as e:
+            raise SystemExit(f"cannot listen on 127.0.0.1:{self.args.port}: {e}")
+        self.servers.append(api)
+        ctl = serve_http(0, self.control)
+        self.servers.append(ctl)
+        self.api_url = f"http://127.0.0.1:{api.server_address[1]}"
+        self.control_url = f"http://127.0.0.1:{ctl.server_address[1]}"
+        self.probe()
+        self.start_mappings()
+        threading.Thread(target=self.sweep_loop, daemon=True, name="ttl").start()
+        self.write_state()
+        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes; "
+            f"state in {os.path.join(self.data_dir, 'stack.json')}")
+        print(f"stack listening on {self.api_url}", flush=True)
+
+    def write_state(self):
+        """DIR/stack.json: how clients and suites reach the stack, as deployed now."""
+        # The emulator skips the HTTP API, so outputs naming its URL are given the local one.
+        outputs = {k: v.replace("https://${HttpApi}.execute-api.us-east-1.amazonaws.com", self.api_url)
+                   for k, v in self.outputs.items()}
+        doc = {
+            "api": self.api_url,
+            "control": self.control_url,
+            "endpoint": self.endpoint,
+            "region": REGION,
+            "account": ACCOUNT,
+            "credentials": {"aws_access_key_id": "test", "aws_secret_access_key": "test"},
+            "stack": STACK,
+            "parameters": self.given,
+            "outputs": outputs,
+            # The shimmed schema registry's content (moto has none: shims.py),
+            # as `aws schemas describe-schema` would answer it.
+            "schemas": {name: {"type": kind, "content": content}
+                        for name, (kind, content) in REGISTRIES.get(
+                            outputs.get("EventSchemaRegistryName"), {}).items()},
+            "resources": self.physical_ids,
+            "functions": {fn.short: {"name": fn.name, "log": os.path.join(self.log_dir, f"{fn.short}.log")}
+                          for fn in self.functions.values()},
+            "function_urls": {self.functions[k].short: v for k, v in self.function_urls.items()},
+            "pid": os.getpid(),
+        }
+        state = os.path.join(self.data_dir, "stack.json")
+        with open(state + ".tmp", "w") as f:
+            json.dump(doc, f, indent=2)
+        os.replace(state + ".tmp", state)
+
+    def stop(self):
+        self.stopping.set()
+        for fn in self.functions.values():
+            fn.stop()
+        stoppers = [threading.Thread(target=s.shutdown) for s in self.servers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+        try:
+            os.remove(os.path.join(self.data_dir, "stack.json"))
+        except OSError:
+            pass
