@@ -1,5 +1,5 @@
 """The stack as AWS runs it, timed: how long `tests/stack up` takes to be ready with the
-bootstraps built, and a whole generated-client lifecycle (tests/generated_client.py: token,
+bootstraps built, and a whole generated-client lifecycle (tests/suites/generated_client.py: token,
 draft → item → complete, authorize → capture → refund, session, lists, views, a subscription
 and its deliveries) against the stack and against `shopping-local`, with the time the emulator
 itself was busy during the stack's runs.
@@ -26,7 +26,7 @@ PY = sys.executable
 
 
 def lifecycle(host_args, generator):
-    out = subprocess.run([PY, os.path.join(ROOT, "tests", "generated_client.py"), *host_args, "--generator", generator],
+    out = subprocess.run([PY, os.path.join(ROOT, "tests", "suites", "generated_client.py"), *host_args, "--generator", generator],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"lifecycle against \S+: ([\d.]+) s(?:; the emulator was busy ([\d.]+) s)?", out)
     return float(m.group(1)), float(m.group(2) or 0)

@@ -48,7 +48,7 @@ ARCHIVE_GB_PROCESSED = 0.10
 ARCHIVE_GB_MONTH = 0.023
 CROSS_ACCOUNT_EVENT = 1.00 / 1e6
 # An event's size on the bus: ~2.5 KB measured for a one-item order's update (the detail in
-# tests/subscriber_test.py), more per line; 3 KB here.
+# tests/suites/subscriber_test.py), more per line; 3 KB here.
 EVENT_BYTES = 3000
 # The archive's default retention (EventArchiveRetentionDays): it holds that many days of events.
 ARCHIVE_DAYS = 30

@@ -7,15 +7,16 @@
 #   - starts the emulator (tests/harness/emulator.py: moto, one request at a time) on a free
 #     loopback port and waits until it answers,
 #   - checks formatting and lints, lints the SAM template, rehearses its deploy
-#     (tests/deploy_rehearsal.py: transformed offline, deployed into moto's CloudFormation),
+#     (tests/suites/deploy_rehearsal.py: transformed offline, deployed into moto's CloudFormation),
 #   - validates the checked-in OpenAPI document (functions/openapi.json),
 #   - runs every test (embedded engine and DynamoDB on the emulator),
-#   - runs schemathesis against shopping-local (tests/contract.py),
-#   - generates clients from the served document and drives one (tests/generated_client.py),
-#   - runs the client-facing suites (tests/suites.py) against shopping-local,
+#   - runs schemathesis against shopping-local (tests/suites/contract.py),
+#   - generates clients from the served document and drives one (tests/suites/generated_client.py),
+#   - runs the client-facing suites (tests/suites/client_facing.py) against shopping-local,
 #   - starts the stack as AWS runs it (tests/stack up) and runs the walk-through, the route
-#     table, the generated client, an EventBridge subscriber (tests/subscriber_test.py) and the
-#     retention case against it, then rotates the signing key on it (tests/rotation_test.py),
+#     table, the generated client, an EventBridge subscriber (tests/suites/subscriber_test.py)
+#     and the retention case against it, then rotates the signing key on it
+#     (tests/suites/rotation_test.py),
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -70,24 +71,24 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
-echo "==> the template's event schema registry is events/schemas/ (tests/event_registry.py)"
-"$VENV/bin/python" tests/event_registry.py --check
+echo "==> the template's event schema registry is events/schemas/ (tests/suites/event_registry.py)"
+"$VENV/bin/python" tests/suites/event_registry.py --check
 echo "==> deploy rehearsal: the SAM template transformed offline and deployed into the emulator's CloudFormation"
-"$VENV/bin/python" tests/deploy_rehearsal.py
+"$VENV/bin/python" tests/suites/deploy_rehearsal.py
 echo "==> openapi-spec-validator functions/openapi.json"
 "$VENV/bin/openapi-spec-validator" functions/openapi.json
 echo "==> cargo test (embedded engine + DynamoDB on the emulator)"
 cargo test --workspace --locked
 echo "==> contract testing: schemathesis against shopping-local"
-python3 tests/contract.py target/debug/shopping-local "$VENV/bin/schemathesis"
+python3 tests/suites/contract.py target/debug/shopping-local "$VENV/bin/schemathesis"
 echo "==> generated clients: openapi-python-client (driven through a lifecycle) and openapi-typescript"
-"$VENV/bin/python" tests/generated_client.py --local target/debug/shopping-local \
+"$VENV/bin/python" tests/suites/generated_client.py --local target/debug/shopping-local \
   --generator "$VENV/bin/openapi-python-client" --npx npx
 echo "==> client-facing suites against shopping-local: the README walk-through, the route table, retention"
-"$VENV/bin/python" tests/suites.py --local target/debug/shopping-local
+"$VENV/bin/python" tests/suites/client_facing.py --local target/debug/shopping-local
 
 echo "==> the stack harness's event source mappings (filters, bisection, retries, partial failures)"
-(cd tests && "../$VENV/bin/python" stack_mappings_test.py)
+"$VENV/bin/python" tests/suites/stack_mappings_test.py
 echo "==> the stack as AWS runs it (tests/stack up), with the bootstraps cargo test built"
 stack_dir=$(mktemp -d)
 stack_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -107,15 +108,15 @@ if [ "${up:-0}" != 1 ]; then
 fi
 grep -a "^ready in" target/stack.log
 echo "==> client-facing suites against the stack: walk-through, route table, generated client, retention"
-"$VENV/bin/python" tests/suites.py --stack "$stack_dir" walkthrough routes
-"$VENV/bin/python" tests/generated_client.py --stack "$stack_dir" --generator "$VENV/bin/openapi-python-client"
+"$VENV/bin/python" tests/suites/client_facing.py --stack "$stack_dir" walkthrough routes
+"$VENV/bin/python" tests/suites/generated_client.py --stack "$stack_dir" --generator "$VENV/bin/openapi-python-client"
 echo "==> an EventBridge subscriber on the stack, from README's commands: its rule, the registered schema, a replay"
-"$VENV/bin/python" tests/subscriber_test.py --stack "$stack_dir"
+"$VENV/bin/python" tests/suites/subscriber_test.py --stack "$stack_dir"
 # Last, these two: retention moves the stack's clock two days on; the key rotation moves it about
 # six hours further and leaves the stack on other key slots.
-"$VENV/bin/python" tests/suites.py --stack "$stack_dir" retention
-echo "==> rotating the signing key on the stack, its authorizer caching keys two hours (tests/rotation_test.py)"
-"$VENV/bin/python" tests/rotation_test.py --stack "$stack_dir"
+"$VENV/bin/python" tests/suites/client_facing.py --stack "$stack_dir" retention
+echo "==> rotating the signing key on the stack, its authorizer caching keys two hours (tests/suites/rotation_test.py)"
+"$VENV/bin/python" tests/suites/rotation_test.py --stack "$stack_dir"
 kill -TERM "$stack_pid"
 wait "$stack_pid" || { echo "ERROR: tests/stack did not stop cleanly" >&2; exit 1; }
 echo "==> all tests passed"

@@ -28,7 +28,7 @@ import urllib.request
 import hosts
 
 AID = "T12345678"
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "README.md")
 
 
 def fail(msg: str) -> None:

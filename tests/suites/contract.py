@@ -2,12 +2,12 @@
 
 Usage: contract.py <shopping-local binary> <schemathesis binary>
 
-Starts the server (tests/hosts.py's LocalHost: a fresh data directory, a free loopback port), makes a token for the
-account every path uses, seeds one resource of each kind (a completed draft's order with a
-payment, an open draft, a session, a comment, a subscription) so the operations on one
+Starts the server (hosts.py's LocalHost: a fresh data directory, a free loopback port), makes a
+token for the account every path uses, seeds one resource of each kind (a completed draft's order
+with a payment, an open draft, a session, a comment, a subscription) so the operations on one
 resource are exercised past 404, then runs every operation through every schemathesis phase
-(tests/schemathesis.toml says which checks: no 5xx, every status, content type, header and
-body as documented). Exits with schemathesis's status.
+(schemathesis.toml, beside this file, says which checks: no 5xx, every status, content type,
+header and body as documented). Exits with schemathesis's status.
 """
 
 import json
@@ -21,7 +21,6 @@ import urllib.request
 import hosts
 
 AID = "T12345678"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main() -> int:
@@ -41,7 +40,7 @@ def main() -> int:
             [
                 schemathesis,
                 "--config-file",
-                os.path.join(ROOT, "tests", "schemathesis.toml"),
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml"),
                 "run",
                 f"{base}/openapi.json",
                 "--max-examples",
@@ -62,7 +61,7 @@ def main() -> int:
 
 
 def seed(base: str, token: str) -> dict:
-    """One resource of each kind; their ids, as the environment tests/schemathesis.toml reads."""
+    """One resource of each kind; their ids, as the environment schemathesis.toml reads."""
 
     def call(method: str, path: str, body=None) -> dict:
         req = urllib.request.Request(

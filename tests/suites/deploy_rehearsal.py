@@ -23,8 +23,11 @@ import boto3
 from moto import mock_aws
 
 import event_registry
-from harness.shims import REGISTRIES, install_shims
-from harness.template import FUNCTIONS, transformed
+
+# The stack harness, tests/harness, is a package beside this folder.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness.shims import REGISTRIES, install_shims  # noqa: E402
+from harness.template import FUNCTIONS, transformed  # noqa: E402
 
 REGION = "us-east-1"
 STACK = "shopping-rehearsal"
@@ -79,7 +82,7 @@ def start_emulator():
 
 def subscribers(events, bus: str, body: dict, stack: dict, resources: dict, given: dict) -> None:
     """What EventBridge subscribers get: the schema registry (every type, as
-    tests/event_registry.py generates it), the archive, the bus policy for other accounts."""
+    event_registry.py generates it), the archive, the bus policy for other accounts."""
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     registry = REGISTRIES.get(outputs.get("EventSchemaRegistryName"), {})
     check(sorted(registry) == sorted(event_registry.TYPES), f"registered schemas {sorted(registry)}")

@@ -8,7 +8,7 @@
   retention    an order with `time_to_live`: two days later it has left the reads (emptied,
                in no list) and its `shopping_order_delete` has reached a subscriber
 
-Usage: suites.py (--local BINARY | --stack DIR) [walkthrough] [routes] [retention]
+Usage: client_facing.py (--local BINARY | --stack DIR) [walkthrough] [routes] [retention]
 (all three when none is named). Exits non-zero on the first failure.
 """
 
@@ -25,7 +25,10 @@ import urllib.error
 import urllib.request
 
 import hosts
-from harness.template import transformed
+
+# The stack harness, tests/harness, is a package beside this folder.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness.template import transformed  # noqa: E402
 
 ROOT = hosts.ROOT
 AID = "T12345678"

@@ -39,8 +39,11 @@ import time
 import urllib.request
 
 import hosts
-from harness.authorizer import KEY_CACHE_SECONDS
-from suites import as_json, call
+from client_facing import as_json, call
+
+# The stack harness, tests/harness, is a package beside this folder.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness.authorizer import KEY_CACHE_SECONDS  # noqa: E402
 
 AID = "T12345678"
 TOKEN_LIFETIME = 3600

@@ -7,12 +7,16 @@ Usage: stack_mappings_test.py   (the test virtualenv's python; no emulator neede
 """
 
 import json
+import os
 import sys
 import threading
 import time
 
-from harness.mappings import EventSources, matches
-from harness.runtime import InvocationError
+# The stack harness, tests/harness, is a package beside this folder.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from harness.mappings import EventSources, matches  # noqa: E402
+from harness.runtime import InvocationError  # noqa: E402
 
 
 def record(seq, poison=False, event="MODIFY", ev=True):
