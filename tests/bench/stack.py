@@ -8,7 +8,7 @@ Budget (issue 27): ready ≤ 60 s; lifecycle on the stack ≤ 3 × on shopping-l
 emulator's own time.
 
 Usage (after `tests/run.sh` once: target/pyenv and the debug bootstraps):
-  target/pyenv/bin/python tests/bench_stack.py [--runs 5] [--bin-dir target/debug]
+  target/pyenv/bin/python tests/bench/stack.py [--runs 5] [--bin-dir target/debug]
 """
 
 import argparse
@@ -19,9 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = sys.executable
 
 
@@ -73,8 +74,6 @@ def main() -> int:
 
 def threading_drain(proc):
     """Keeps reading the stack's log so that it never blocks on a full pipe."""
-    import threading
-
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
 
 

@@ -9,7 +9,7 @@ hello world built with the same profile). Rounds interleave the bootstraps so th
 noise hits all of them alike. `--strace` also counts the files each one opens during init.
 
 Usage:
-  python3 tests/bench_cold_start.py [--runs 20] [--rounds 3] [--strace] BASELINE BOOTSTRAP...
+  python3 tests/bench/cold_start.py [--runs 20] [--rounds 3] [--strace] BASELINE BOOTSTRAP...
 
 A BOOTSTRAP may end in `@NAME=VALUE` to run it with that environment variable set (e.g.
 `.../drafts/bootstrap@LAMBDA_TOKIO_RUNTIME=multi_thread`), reported as a row of its own.
