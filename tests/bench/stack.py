@@ -27,8 +27,8 @@ PY = sys.executable
 
 
 def lifecycle(host_args, generator):
-    out = subprocess.run([PY, os.path.join(ROOT, "tests", "suites", "generated_client.py"), *host_args, "--generator", generator],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([PY, os.path.join(ROOT, "tests", "suites", "generated_client.py"), *host_args,
+                          "--generator", generator], capture_output=True, text=True, check=True).stdout
     m = re.search(r"lifecycle against \S+: ([\d.]+) s(?:; the emulator was busy ([\d.]+) s)?", out)
     return float(m.group(1)), float(m.group(2) or 0)
 

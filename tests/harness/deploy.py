@@ -3,9 +3,9 @@
 intrinsic functions resolved for what the harness reads from the transformed template.
 
 `Deployment` is a part of the Harness (harness/stack.py): `deploy` and `redeploy` set the
-Harness's `body`, `given`, `params`, `outputs`, `physical_ids` and `resolver`, and make its
-`functions`; `redeploy` reads the routes again (`load_api`, gateway.py) and rewrites DIR/stack.json
-(`write_state`, stack.py).
+Harness's `body`, `given`, `params`, `outputs`, `physical_ids` and `resolver`, `load_functions`
+makes its `functions`; `redeploy` reconfigures them, reads the routes again (`load_api`,
+gateway.py) and rewrites DIR/stack.json (`write_state`, stack.py).
 """
 
 import io

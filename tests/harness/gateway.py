@@ -3,7 +3,8 @@ authorizers (authorizer.py), its own answers and payload limit; and the function
 port of its own.
 
 `HttpApi` is a part of the Harness (harness/stack.py): it reads the deployed stack through the
-Harness's `body`, `resolver`, `functions`, `physical_ids`, `attribute`, `world` and `api_id`.
+Harness's `body`, `resolver`, `functions`, `physical_ids`, `attribute`, `world` and `api_id`,
+sets its `routes`, `authorizers` and `function_urls`, and adds to its `url_hosts` and `servers`.
 """
 
 import base64

@@ -6,8 +6,9 @@ the emulator's), and the TTL sweeper (items whose `ttl` has passed deleted, with
 stream record marked as the service's).
 
 `EventSources` is a part of the Harness (harness/stack.py): it reads the deployed stack through
-the Harness's `body`, `resolver`, `functions`, `endpoint`, `aws`, `physical`, `world`, `stopping`
-and `swept`.
+the Harness's `body`, `resolver`, `functions`, `physical_ids`, `endpoint`, `aws`, `physical`,
+`world` and `stopping`, and shares `swept` (under `swept_lock`) between the sweeper and the
+stream.
 """
 
 import base64
