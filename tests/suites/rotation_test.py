@@ -21,7 +21,10 @@ it runs last)
 4. Algorithm confusion: an HS256 token whose HMAC key is the published RSA public key (PEM),
    an ES256 token of some P-256 key and an unsigned (`none`) one, each with the current kid and
    claims: 401.
-5. No key material in the table or its stream: no `AUTH#KEYS` item, no value holding a PEM
+5. The authorizer's claim checks (iss, aud, exp, nbf, iat) on tokens the key itself signed, and
+   a token narrowed to `read:shopping` refused a write; a redeploy the template's rules refuse
+   changes nothing.
+6. No key material in the table or its stream: no `AUTH#KEYS` item, no value holding a PEM
    (`BEGIN`) or `CLIENT_HASH`, in any item or in any stream record of any shard.
 
 Prints `ok: …` per check; exits non-zero on the first failure with what it saw.
@@ -282,8 +285,21 @@ def confusion(s: Stack) -> None:
     ok(f"{none.label}: 401")
 
 
+def refused_redeploy(s: Stack) -> None:
+    """5. A redeploy CloudFormation would refuse (the template's rule: two different slots) is
+    refused before anything changes, and says why."""
+    before = s.jwks()
+    run = subprocess.run([hosts.STACK, "redeploy", "--data-dir", s.host.data, "--parameter-overrides",
+                          "SigningKeySlot=B", "StandbyKeySlot=B"], capture_output=True, text=True, check=False)
+    if run.returncode == 0 or "StandbyKeySlot must be another slot" not in run.stderr + run.stdout:
+        fail(f"a redeploy breaking the template's rule: {run.returncode} {run.stdout!r} {run.stderr!r}")
+    if s.jwks() != before:
+        fail("a refused redeploy changed the published keys")
+    ok("a redeploy the template's rules refuse changes nothing and says why")
+
+
 def claims(s: Stack) -> None:
-    """6. The authorizer's claim checks (the HTTP API page's step 4), on tokens the signing key
+    """5. The authorizer's claim checks (the HTTP API page's step 4), on tokens the signing key
     itself signs (KMS `Sign` on the emulator, as only the token function may on AWS), and a
     route's scopes with a token the token endpoint narrowed (`scope`)."""
     import boto3
@@ -332,7 +348,7 @@ def call_token(s: Stack, basic: str, body: str):
 
 
 def key_material(s: Stack) -> None:
-    """5. The table's items and every record of its stream, from the trim horizon."""
+    """6. The table's items and every record of its stream, from the trim horizon."""
     import boto3
 
     def aws(service):
@@ -406,6 +422,7 @@ def main() -> int:
     compromise(s, fetched)
     confusion(s)
     claims(s)
+    refused_redeploy(s)
     key_material(s)
     return 0
 
