@@ -134,7 +134,7 @@ pub async fn run(group: Router<AppState>, jobs: Jobs) -> Result<(), lambda_http:
     init_logs();
     let config = Config::from_env()?;
     let state = aws_state(&config, jobs).await?;
-    lambda_http::run(crate::finish(group, state)).await
+    lambda_http::run(crate::edge::route_path::routed(crate::finish(group, state))).await
 }
 
 /// The token function's settings: the table, and the own issuer's when the stack is its own
@@ -178,7 +178,7 @@ pub async fn run_token() -> Result<(), lambda_http::Error> {
     let clock = Arc::new(clock_from_env()?);
     let store = Arc::new(DynamoStore::from_env(config.table_name.clone(), clock.clone())?);
     let kms = Arc::new(infra::kms::KmsKeys::from_env()?);
-    lambda_http::run(token_app(&config, store, clock, kms)).await
+    lambda_http::run(crate::edge::route_path::routed(token_app(&config, store, clock, kms))).await
 }
 
 /// The keys function's router: the issuer's discovery document and JWKS.
