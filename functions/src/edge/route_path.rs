@@ -53,7 +53,7 @@ fn routed_uri(req: &lambda_http::Request) -> Option<axum::http::Uri> {
             None => path.push_str(segment),
         }
     }
-    if decoded(req.uri().path()) == decoded(&path) {
+    if segments(req.uri().path()) == segments(&path) {
         return None;
     }
     // The path was not the routed one, so neither is what `lambda_http` took for the query
@@ -74,8 +74,9 @@ fn routed_uri(req: &lambda_http::Request) -> Option<axum::http::Uri> {
     axum::http::Uri::from_parts(parts).ok()
 }
 
-fn decoded(path: &str) -> std::borrow::Cow<'_, str> {
-    percent_encoding::percent_decode_str(path).decode_utf8_lossy()
+/// A path's segments, each decoded: an encoded `/` stays inside its segment.
+fn segments(path: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    path.split('/').map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy()).collect()
 }
 
 #[cfg(test)]
@@ -115,6 +116,15 @@ mod tests {
             assert_eq!(req.uri().path(), want, "rawPath {raw}");
             assert_eq!(req.uri().query(), Some("limit=2"), "rawPath {raw}");
         }
+    }
+
+    #[test]
+    fn a_slash_in_an_id_stays_in_its_segment() {
+        let want = "/v1/accounts/T12345678/shopping/customers/sl%2Fash/orders";
+        let decoded = with_routed_path(event("/v1/accounts/T12345678/shopping/customers/sl/ash/orders", "sl/ash", ""));
+        assert_eq!(decoded.uri().path(), want);
+        let as_sent = with_routed_path(event(want, "sl/ash", ""));
+        assert_eq!(as_sent.uri().path(), want);
     }
 
     #[test]
