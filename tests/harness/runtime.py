@@ -19,12 +19,16 @@ from .account import INIT_TIMEOUT, INTEGRATION_TIMEOUT, LAMBDA_PAYLOAD_MAX, REGI
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
-    """A peer that goes away mid-answer (a process killed, a client gone) is not an error.
+    """Every server the harness runs (the API, the function URLs, the control server, each
+    Runtime API). A peer that goes away mid-answer (a process killed, a client gone) is not an error.
     Answers go out at once (TCP_NODELAY): the stdlib writes a response's head and body
     separately, and on a kept-alive connection Nagle's algorithm would hold the body until
     the client's delayed acknowledgement, ~40 ms a request."""
 
     daemon_threads = True
+    # socketserver listens with a backlog of 5: twenty clients connecting at once found it full
+    # and were reset. API Gateway takes what comes; the harness's queue is the listen backlog.
+    request_queue_size = 1024
 
     def get_request(self):
         conn, addr = super().get_request()
