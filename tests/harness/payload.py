@@ -3,6 +3,7 @@ function gets, its answer as HTTP, and the gateway's own answers.
 """
 
 import base64
+import binascii
 import datetime
 import json
 import urllib.parse
@@ -11,7 +12,15 @@ from .account import ACCOUNT
 
 
 def gateway_answer(status: int, message: str):
-    return status, {"content-type": "application/json"}, json.dumps({"message": message}).encode()
+    """An answer of API Gateway's own, as it writes it: `{"message":"Not Found"}`."""
+    return status, {"content-type": "application/json"}, json.dumps({"message": message}, separators=(",", ":")).encode()
+
+
+def internal_error(status: int = 502):
+    """API Gateway's answer when the invocation failed: 500 when the Lambda API rejected it,
+    502 when the function ran and failed or answered in the wrong format; the HTTP API's body
+    (http-api-troubleshooting-lambda.html) either way."""
+    return gateway_answer(status, "Internal Server Error")
 
 
 def v2_event(method, raw_path, query, headers, body, source_ip, request_id, domain, route_key=None,
@@ -65,18 +74,38 @@ def v2_event(method, raw_path, query, headers, body, source_ip, request_id, doma
 
 
 def v2_response(out: bytes):
-    """A function's answer (payload format 2.0) as HTTP: status, headers, body."""
+    """A function's answer (payload format 2.0) as HTTP: status, headers, body, cookies (or
+    API Gateway's 502: status, headers, body).
+
+    "API Gateway makes the following assumptions if your Lambda function returns valid JSON and
+    doesn't return a statusCode: isBase64Encoded is false. statusCode is 200. content-type is
+    application/json. body is the function's response." Anything else that does not read as
+    format 2.0 (not JSON, a statusCode that is no HTTP status, headers that are no object, a
+    body that is no string or no base64) is "a response in the wrong format": 502. Format 2.0
+    has no multiValueHeaders: a response's are ignored."""
     try:
         doc = json.loads(out)
     except ValueError:
-        return gateway_answer(500, "Internal Server Error")
+        return internal_error(502)
     if not isinstance(doc, dict) or "statusCode" not in doc:
-        # Format 2.0 reads an answer without statusCode as a JSON body with 200.
-        return 200, {"content-type": "application/json"}, json.dumps(doc).encode()
-    headers = {k.lower(): str(v) for k, v in (doc.get("headers") or {}).items()}
-    for k, vs in (doc.get("multiValueHeaders") or {}).items():
-        headers[k.lower()] = ",".join(str(v) for v in vs)
-    body = doc.get("body") or ""
-    raw = base64.b64decode(body) if doc.get("isBase64Encoded") else body.encode("utf-8")
-    cookies = doc.get("cookies") or []
-    return int(doc["statusCode"]), headers, raw, cookies
+        return 200, {"content-type": "application/json"}, out, []
+    try:
+        status = doc["statusCode"]
+        if isinstance(status, bool) or not isinstance(status, (int, str)) or not 100 <= int(status) <= 599:
+            raise ValueError(f"statusCode {status!r}")
+        headers = doc.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise ValueError("headers")
+        headers = {k.lower(): ("true" if v is True else "false" if v is False else str(v)) for k, v in headers.items()}
+        body = doc.get("body")
+        if body is None:
+            body = ""
+        if not isinstance(body, str):
+            raise ValueError("body")
+        raw = base64.b64decode(body, validate=True) if doc.get("isBase64Encoded") else body.encode("utf-8")
+        cookies = doc.get("cookies") or []
+        if not isinstance(cookies, list):
+            raise ValueError("cookies")
+    except (ValueError, TypeError, binascii.Error):
+        return internal_error(502)
+    return int(status), headers, raw, [str(c) for c in cookies]

@@ -80,6 +80,8 @@ class Harness(Deployment, HttpApi, EventSources):
                 self.functions[logical].invoke(probes[logical], "(readiness)")
             except InvocationError as e:
                 errors.append(f"{logical}: {e.kind}: {e}")
+            except Exception as e:  # noqa: BLE001 - the harness failing is a failed readiness, not a silent one
+                errors.append(f"{logical}: the harness failed: {type(e).__name__}: {e}")
 
         threads = [threading.Thread(target=one, args=(n,)) for n in probes]
         for t in threads:
