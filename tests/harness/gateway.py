@@ -22,6 +22,9 @@ from .authorizer import Authorizer, claim_text
 from .payload import gateway_answer, internal_error, v2_event, v2_response
 from .runtime import InvocationError, QuietServer
 
+# "Total combined size of request line and header values | 10240 bytes" (http-api-quotas.html).
+# What API Gateway answers past it is not documented: 431, in API Gateway's shape.
+HEADERS_MAX = 10240
 
 class Route:
     def __init__(self, method, path, function, secured, scopes):
@@ -60,7 +63,28 @@ def serve_http(port, handle):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def __getattr__(self, name):
+            # Every method reaches the gateway's routes (TRACE, PROPFIND, made-up ones): the
+            # stdlib's answer to one it has no do_ for is an HTML 501.
+            if name.startswith("do_"):
+                return self.any
+            raise AttributeError(name)
+
+        def send_error(self, code, message=None, explain=None):
+            # The stdlib's own refusals (a malformed request line, too many headers) in API
+            # Gateway's shape, not as an HTML page.
+            self.close_connection = True
+            if not str(getattr(self, "request_version", "")).startswith("HTTP/1"):
+                self.request_version = "HTTP/1.1"  # not the stdlib's bare HTTP/0.9 body
+            try:
+                self.reply(*gateway_answer(code, message or self.responses.get(code, ("Error",))[0]), close=True)
+            except (AttributeError, OSError):
+                pass
+
         def any(self):
+            size = len(self.requestline) + sum(len(v) for v in self.headers.values())
+            if size > HEADERS_MAX:
+                return self.reply(*gateway_answer(431, "Request Header Fields Too Large"), close=True)
             split = urllib.parse.urlsplit(self.path)
             length = self.headers.get("Content-Length")
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -88,8 +112,6 @@ def serve_http(port, handle):
             answer = handle(self.command, split.path, split.query, list(self.headers.items()), body, self.client_address[0])
             self.reply(*answer)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = any
-
         def reply(self, status, headers, body, cookies=(), close=False):
             self.send_response(status)
             for k, v in headers.items():
@@ -102,7 +124,7 @@ def serve_http(port, handle):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            if self.command != "HEAD":
+            if getattr(self, "command", None) != "HEAD":
                 self.wfile.write(body)
 
         def send_response(self, code, message=None):
