@@ -1,6 +1,7 @@
 """API Gateway: the HTTP API's deployed routes and integrations (payload format 2.0), its JWT
-authorizers (authorizer.py), its own answers and payload limit; and the function URLs, each on a
-port of its own.
+authorizers (authorizer.py), its own answers and limits (payload, request line and headers, the
+integration timeout); and the function URLs, each on a port of its own. What each behaviour
+follows of AWS's documentation: FIDELITY.md in this folder, "Edge and runtime".
 
 `HttpApi` is a part of the Harness (harness/stack.py): it reads the deployed stack through the
 Harness's `body`, `resolver`, `functions`, `physical_ids`, `attribute`, `world` and `api_id`,
@@ -25,6 +26,13 @@ from .runtime import InvocationError, QuietServer
 # "Total combined size of request line and header values | 10240 bytes" (http-api-quotas.html).
 # What API Gateway answers past it is not documented: 431, in API Gateway's shape.
 HEADERS_MAX = 10240
+# How `rawPath` (and `requestContext.http.path`) reach the function: AWS documents that "API
+# Gateway decodes URL-encoded request parameters before passing them to your backend
+# integration" (http-api-develop-routes.html), not what it does to rawPath. `tests/stack up`
+# takes SHOPPING_STACK_RAW_PATH=decoded (the default, the harsher for a product building its
+# request URI from rawPath: an id holding `/`, `%`, `?` or `#` comes back changed) or as-sent.
+RAW_PATH_MODES = ("decoded", "as-sent")
+
 
 class Route:
     def __init__(self, method, path, function, secured, scopes):
@@ -35,6 +43,8 @@ class Route:
         self.key = f"{method} {path}"
 
     def match(self, method, path):
+        """The path parameters (percent-decoded) when `path` (as sent: an encoded `/` stays
+        within its segment) is this route's, else None."""
         if method != self.method:
             return None
         parts = path.strip("/").split("/") if path != "/" else [""]
@@ -185,7 +195,15 @@ class HttpApi:
         self.authorizers, self.routes = authorizers, routes
 
     def api(self, method, path, query, headers, body, ip):
-        rid = base64.b32encode(uuid.uuid4().bytes).decode()[:16]
+        """One request through the HTTP API: its route, its authorizer, its integration. Every
+        answer carries `apigw-requestid`, as API Gateway's do, and the harness's log names it."""
+        rid = base64.b32encode(uuid.uuid4().bytes).decode()[:14] + "="
+        status, hdrs, *rest = self.route_request(rid, method, path, query, headers, body, ip)
+        return (status, dict(hdrs, **{"apigw-requestid": rid}), *rest)
+
+    def route_request(self, rid, method, path, query, headers, body, ip):
+        # "API Gateway selects the route with the most-specific match" (http-api-develop-routes.html):
+        # the routes are sorted so (literal segments first).
         route, params = None, None
         for r in self.routes:
             params = r.match(method, path)
@@ -193,21 +211,22 @@ class HttpApi:
                 route = r
                 break
         if route is None:
-            log(f"api {method} {path} 404 (no route)")
+            log(f"api {rid} {method} {path} 404 (no route)")
             return gateway_answer(404, "Not Found")
         authorizer = None
         if route.secured:
             header = next((v for k, v in headers if k.lower() == "authorization"), None)
             claims = self.authorizers[route.secured].claims(header, route.scopes)
             if isinstance(claims, tuple):
-                log(f"api {route.key} {claims[0]} (authorizer: {claims[3]['why']})")
+                log(f"api {rid} {route.key} {claims[0]} (authorizer: {claims[3]['why']})")
                 return claims[:3]
             scope = str(claims.get("scope", claims.get("scp", ""))).split()
             authorizer = {"jwt": {"claims": {k: claim_text(v) for k, v in claims.items()},
                                   "scopes": route.scopes and scope or None}}
-        event = v2_event(method, path, query, headers, body, ip, rid, f"{self.api_id}.execute-api.{REGION}.amazonaws.com",
+        raw_path = urllib.parse.unquote(path) if getattr(self, "raw_path_mode", "decoded") == "decoded" else path
+        event = v2_event(method, raw_path, query, headers, body, ip, rid, f"{self.api_id}.execute-api.{REGION}.amazonaws.com",
                          route.key, params, authorizer, self.api_id)
-        return self.integrate(self.functions[route.function], event, route.key)
+        return self.integrate(self.functions[route.function], event, f"{route.key} apigw {rid}")
 
     def integrate(self, fn, event, what):
         """The Lambda integration: the function's answer as HTTP, or API Gateway's when there is

@@ -1,5 +1,12 @@
 """API Gateway's payload format 2.0, as the HTTP API and a function URL speak it: the event a
 function gets, its answer as HTTP, and the gateway's own answers.
+
+"Integrations" (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html):
+"Format 2.0 doesn't have multiValueHeaders or multiValueQueryStringParameters fields. Duplicate
+headers are combined with commas and included in the headers field. Duplicate query strings are
+combined with commas and included in the queryStringParameters field." "All cookie headers in
+the request are combined with commas and added to the cookies field. In the response to the
+client, each cookie becomes a set-cookie header." "Header names are lowercased."
 """
 
 import base64
@@ -7,6 +14,7 @@ import binascii
 import datetime
 import json
 import urllib.parse
+import uuid
 
 from .account import ACCOUNT
 
@@ -23,9 +31,21 @@ def internal_error(status: int = 502):
     return gateway_answer(status, "Internal Server Error")
 
 
+def forwarded(hdrs: dict, source_ip: str) -> None:
+    """The headers API Gateway (and a function URL) adds to what it forwards: the client's
+    address appended to `x-forwarded-for` (after any the client sent), `x-forwarded-proto`
+    and `x-forwarded-port` of the https edge, and a trace id."""
+    sent = hdrs.get("x-forwarded-for")
+    hdrs["x-forwarded-for"] = f"{sent}, {source_ip}" if sent else source_ip
+    hdrs["x-forwarded-proto"] = "https"
+    hdrs["x-forwarded-port"] = "443"
+    hdrs.setdefault("x-amzn-trace-id", f"Root=1-{int(datetime.datetime.now().timestamp()):08x}-{uuid.uuid4().hex[:24]}")
+
+
 def v2_event(method, raw_path, query, headers, body, source_ip, request_id, domain, route_key=None,
              path_params=None, authorizer=None, api_id="local"):
-    """A payload format 2.0 event, as API Gateway (and a function URL) sends it."""
+    """A payload format 2.0 event, as API Gateway (and a function URL) sends it. `raw_path` is
+    the path as the gateway gives it (gateway.py decides whether percent-decoded)."""
     hdrs, cookies = {}, []
     for k, v in headers:
         k = k.lower()
@@ -33,6 +53,7 @@ def v2_event(method, raw_path, query, headers, body, source_ip, request_id, doma
             cookies.extend(c.strip() for c in v.split(";") if c.strip())
             continue
         hdrs[k] = f"{hdrs[k]},{v}" if k in hdrs else v
+    forwarded(hdrs, source_ip)
     qs = {}
     for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
         qs[k] = f"{qs[k]},{v}" if k in qs else v
