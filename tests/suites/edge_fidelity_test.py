@@ -23,7 +23,7 @@ string picks (`?sleep=S&mode=echo|error|exit|raw|nostatus|big`); they need no st
 Stack checks (against DIR):
   stack-methods     the same methods on a real route of the stack: 404 {"message":"Not Found"}
   connections       200 clients connecting at once (a path no route has): every one answered
-  encoded-ids       orders of customers whose ids hold space, %, %41, + and /, listed through
+  encoded-ids       orders of customers whose ids hold space, %, %41, +, /, ? and #, listed through
                     /customers/{customer_id}/orders, under the stack's rawPath reading
   concurrent-writes 20 concurrent comments on one order: each answered, none a connection error,
                     no 5xx the harness made (a function timeout is the product's, and is said so)
@@ -273,7 +273,9 @@ def methods(edge):
               f"{method} /v1/echo: {status} {hdrs.get('content-type')} {body[:120]!r}")
     with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as s:
         s.sendall(b"GET /v1/echo HTTP/1.1 trailing\r\nHost: x\r\n\r\n")
-        head = s.recv(65536)
+        head = b""
+        while chunk := s.recv(65536):  # the server closes after its refusal
+            head += chunk
     check(head.startswith(b"HTTP/1.1 400") and b'{"message":' in head and b"<html" not in head.lower(),
           f"a malformed request line: {head[:300]!r}")
     return "any method goes through route matching (404 Not Found); malformed requests answered as JSON"
@@ -408,7 +410,8 @@ def concurrent_writes(host, token, writers=20):
 def encoded_ids(host, token):
     mode = host.state.get("raw_path", "as-sent")
     tag = secrets.token_hex(3)
-    ids = [f"sp ace {tag}", f"per%cent {tag}", f"hex%41 {tag}", f"pl+us {tag}", f"sl/ash {tag}", f"a b%c+d/e {tag}"]
+    ids = [f"sp ace {tag}", f"per%cent {tag}", f"hex%41 {tag}", f"pl+us {tag}", f"sl/ash {tag}", f"a b%c+d/e {tag}",
+           f"q?mark {tag}", f"h#ash {tag}"]
     problems = []
     for customer in ids:
         order = make_order(host, token, customer)
