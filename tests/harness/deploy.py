@@ -20,7 +20,7 @@ from cfnlint.decode.cfn_yaml import load
 from moto.dynamodb.models import dynamodb_backends
 from moto.sqs.models import sqs_backends
 
-from .account import ACCOUNT, REGION, STACK, UNRESERVED_CAP, log
+from .account import ACCOUNT, REGION, STACK, log
 from .runtime import Function
 from .template import TEMPLATE, transformed
 
@@ -203,10 +203,11 @@ class Deployment:
             self.functions[logical] = Function(self, logical, config, bootstrap, concurrency)
 
     def deployed_config(self, lam, logical):
-        """A function's configuration as the emulator holds it, and its concurrency."""
+        """A function's configuration as the emulator holds it, and its reserved concurrency
+        (None when it has none)."""
         config = lam.get_function_configuration(FunctionName=self.physical(logical))
         reserved = lam.get_function_concurrency(FunctionName=self.physical(logical)).get("ReservedConcurrentExecutions")
-        return config, int(reserved) if reserved else UNRESERVED_CAP
+        return config, None if reserved is None else int(reserved)
 
     def redeploy(self, overrides):
         """`sam deploy` of the running stack with `overrides` (the other parameters as they

@@ -1,6 +1,7 @@
 """API Gateway: the HTTP API's deployed routes and integrations (payload format 2.0), its JWT
-authorizers (authorizer.py), its own answers and payload limit; and the function URLs, each on a
-port of its own.
+authorizers (authorizer.py), its own answers and limits (payload, request line and headers, the
+integration timeout); and the function URLs, each on a port of its own. What each behaviour
+follows of AWS's documentation: FIDELITY.md in this folder, "Edge and runtime".
 
 `HttpApi` is a part of the Harness (harness/stack.py): it reads the deployed stack through the
 Harness's `body`, `resolver`, `functions`, `physical_ids`, `attribute`, `world` and `api_id`,
@@ -12,14 +13,25 @@ import http.server
 import json
 import re
 import threading
+import time
 import urllib.parse
 import urllib.request
 import uuid
 
 from .account import API_PAYLOAD_MAX, INTEGRATION_TIMEOUT, REGION, log
 from .authorizer import Authorizer, claim_text
-from .payload import gateway_answer, v2_event, v2_response
+from .payload import gateway_answer, internal_error, v2_event, v2_response
 from .runtime import InvocationError, QuietServer
+
+# "Total combined size of request line and header values | 10240 bytes" (http-api-quotas.html).
+# What API Gateway answers past it is not documented: 431, in API Gateway's shape.
+HEADERS_MAX = 10240
+# How `rawPath` (and `requestContext.http.path`) reach the function: AWS documents that "API
+# Gateway decodes URL-encoded request parameters before passing them to your backend
+# integration" (http-api-develop-routes.html), not what it does to rawPath. `tests/stack up`
+# takes SHOPPING_STACK_RAW_PATH=decoded (the default, the harsher for a product building its
+# request URI from rawPath: an id holding `/`, `%`, `?` or `#` comes back changed) or as-sent.
+RAW_PATH_MODES = ("decoded", "as-sent")
 
 
 class Route:
@@ -31,6 +43,8 @@ class Route:
         self.key = f"{method} {path}"
 
     def match(self, method, path):
+        """The path parameters (percent-decoded) when `path` (as sent: an encoded `/` stays
+        within its segment) is this route's, else None."""
         if method != self.method:
             return None
         parts = path.strip("/").split("/") if path != "/" else [""]
@@ -59,7 +73,28 @@ def serve_http(port, handle):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def __getattr__(self, name):
+            # Every method reaches the gateway's routes (TRACE, PROPFIND, made-up ones): the
+            # stdlib's answer to one it has no do_ for is an HTML 501.
+            if name.startswith("do_"):
+                return self.any
+            raise AttributeError(name)
+
+        def send_error(self, code, message=None, explain=None):
+            # The stdlib's own refusals (a malformed request line, too many headers) in API
+            # Gateway's shape, not as an HTML page.
+            self.close_connection = True
+            if not str(getattr(self, "request_version", "")).startswith("HTTP/1"):
+                self.request_version = "HTTP/1.1"  # not the stdlib's bare HTTP/0.9 body
+            try:
+                self.reply(*gateway_answer(code, message or self.responses.get(code, ("Error",))[0]), close=True)
+            except (AttributeError, OSError):
+                pass
+
         def any(self):
+            size = len(self.requestline) + sum(len(v) for v in self.headers.values())
+            if size > HEADERS_MAX:
+                return self.reply(*gateway_answer(431, "Request Header Fields Too Large"), close=True)
             split = urllib.parse.urlsplit(self.path)
             length = self.headers.get("Content-Length")
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -87,8 +122,6 @@ def serve_http(port, handle):
             answer = handle(self.command, split.path, split.query, list(self.headers.items()), body, self.client_address[0])
             self.reply(*answer)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = any
-
         def reply(self, status, headers, body, cookies=(), close=False):
             self.send_response(status)
             for k, v in headers.items():
@@ -101,7 +134,7 @@ def serve_http(port, handle):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            if self.command != "HEAD":
+            if getattr(self, "command", None) != "HEAD":
                 self.wfile.write(body)
 
         def send_response(self, code, message=None):
@@ -162,7 +195,15 @@ class HttpApi:
         self.authorizers, self.routes = authorizers, routes
 
     def api(self, method, path, query, headers, body, ip):
-        rid = base64.b32encode(uuid.uuid4().bytes).decode()[:16]
+        """One request through the HTTP API: its route, its authorizer, its integration. Every
+        answer carries `apigw-requestid`, as API Gateway's do, and the harness's log names it."""
+        rid = base64.b32encode(uuid.uuid4().bytes).decode()[:14] + "="
+        status, hdrs, *rest = self.route_request(rid, method, path, query, headers, body, ip)
+        return (status, dict(hdrs, **{"apigw-requestid": rid}), *rest)
+
+    def route_request(self, rid, method, path, query, headers, body, ip):
+        # "API Gateway selects the route with the most-specific match" (http-api-develop-routes.html):
+        # the routes are sorted so (literal segments first).
         route, params = None, None
         for r in self.routes:
             params = r.match(method, path)
@@ -170,34 +211,60 @@ class HttpApi:
                 route = r
                 break
         if route is None:
-            log(f"api {method} {path} 404 (no route)")
+            log(f"api {rid} {method} {path} 404 (no route)")
             return gateway_answer(404, "Not Found")
         authorizer = None
         if route.secured:
             header = next((v for k, v in headers if k.lower() == "authorization"), None)
             claims = self.authorizers[route.secured].claims(header, route.scopes)
             if isinstance(claims, tuple):
-                log(f"api {route.key} {claims[0]} (authorizer: {claims[3]['why']})")
+                log(f"api {rid} {route.key} {claims[0]} (authorizer: {claims[3]['why']})")
                 return claims[:3]
             scope = str(claims.get("scope", claims.get("scp", ""))).split()
             authorizer = {"jwt": {"claims": {k: claim_text(v) for k, v in claims.items()},
                                   "scopes": route.scopes and scope or None}}
-        event = v2_event(method, path, query, headers, body, ip, rid, f"{self.api_id}.execute-api.{REGION}.amazonaws.com",
+        raw_path = urllib.parse.unquote(path) if getattr(self, "raw_path_mode", "decoded") == "decoded" else path
+        event = v2_event(method, raw_path, query, headers, body, ip, rid, f"{self.api_id}.execute-api.{REGION}.amazonaws.com",
                          route.key, params, authorizer, self.api_id)
-        return self.integrate(self.functions[route.function], event, route.key)
+        return self.integrate(self.functions[route.function], event, f"{route.key} apigw {rid}")
 
     def integrate(self, fn, event, what):
-        try:
-            out = fn.invoke(json.dumps(event).encode(), what)
-        except InvocationError as e:
-            if e.kind == "throttle":
-                return gateway_answer(429, "Too Many Requests")
-            if e.kind == "timeout" and fn.timeout >= INTEGRATION_TIMEOUT:
-                return gateway_answer(503, "Service Unavailable")
-            if e.kind == "payload":
-                return gateway_answer(413, "Request Entity Too Large")
-            return gateway_answer(500, "Internal Server Error")
-        return v2_response(out)
+        """The Lambda integration: the function's answer as HTTP, or API Gateway's when there is
+        none. "If the Lambda API rejects the invocation request, API Gateway returns a 500 error
+        code. If the function runs but returns an error, or returns a response in the wrong
+        format, API Gateway returns a 502." (services-apigateway-errors.html). "API Gateway does
+        not retry any Lambda invocations." Past the 30 s integration timeout it answers 503
+        (not documented; as commonly observed), the function running on to its own timeout."""
+        given_up = time.time() + INTEGRATION_TIMEOUT
+        box, done = {}, threading.Event()
+
+        def run():
+            try:
+                box["out"] = fn.invoke(json.dumps(event).encode(), what, give_up_at=given_up)
+            except InvocationError as e:
+                box["error"] = e
+            except Exception as e:  # noqa: BLE001 - the harness failing is said so, not hidden
+                box["error"] = InvocationError("harness", f"{type(e).__name__}: {e}")
+                log(f"api {what}: the harness failed: {type(e).__name__}: {e}")
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True, name=f"invoke {fn.short}").start()
+        if not done.wait(INTEGRATION_TIMEOUT):
+            log(f"api {what}: 503 (integration timeout: no answer within {INTEGRATION_TIMEOUT:.0f} s)")
+            return gateway_answer(503, "Service Unavailable")
+        e = box.get("error")
+        if e is None:
+            answer = v2_response(box["out"])
+            if len(answer) == 3:
+                log(f"api {what}: 502 (the function's response is not format 2.0)")
+            return answer
+        if e.kind == "queued":
+            log(f"api {what}: 503 (integration timeout: queued for the laptop's {fn.concurrency} processes)")
+            return gateway_answer(503, "Service Unavailable")
+        status = 500 if e.kind in InvocationError.REJECTED else 502
+        log(f"api {what}: {status} ({e.kind})")
+        return internal_error(status)
 
     # ---- function URLs
 

@@ -2,7 +2,8 @@
 with the template deployed into it (deploy.py), every function run as deployed (runtime.py), the
 HTTP API and function URLs (gateway.py), the event source mappings and TTL (mappings.py) — and
 its readiness, control server (the clock, redeploys, the emulator's statistics), DIR/stack.json
-and shutdown.
+and shutdown. `SHOPPING_STACK_RAW_PATH` (decoded, the default, or as-sent) picks how the HTTP
+API hands `rawPath` to the functions (gateway.py).
 """
 
 import json
@@ -14,7 +15,7 @@ import uuid
 from .account import ACCOUNT, REGION, STACK, World, clock_offset, log, log_to
 from .deploy import Deployment
 from .emulator import serve
-from .gateway import HttpApi, serve_http
+from .gateway import RAW_PATH_MODES, HttpApi, serve_http
 from .mappings import EventSources
 from .payload import v2_event
 from .runtime import InvocationError
@@ -33,6 +34,9 @@ class Harness(Deployment, HttpApi, EventSources):
         os.makedirs(self.log_dir, exist_ok=True)
         self.world = World(clock_offset(os.environ.get("SHOPPING_CLOCK_OFFSET_SECONDS", "0")))
         self.webhook_loopback = args.webhook_allow_loopback
+        self.raw_path_mode = os.environ.get("SHOPPING_STACK_RAW_PATH") or RAW_PATH_MODES[0]
+        if self.raw_path_mode not in RAW_PATH_MODES:
+            raise SystemExit(f"SHOPPING_STACK_RAW_PATH must be one of {', '.join(RAW_PATH_MODES)}, not {self.raw_path_mode!r}")
         self.functions = {}
         self.routes = []
         self.authorizers = {}
@@ -80,6 +84,8 @@ class Harness(Deployment, HttpApi, EventSources):
                 self.functions[logical].invoke(probes[logical], "(readiness)")
             except InvocationError as e:
                 errors.append(f"{logical}: {e.kind}: {e}")
+            except Exception as e:  # noqa: BLE001 - the harness failing is a failed readiness, not a silent one
+                errors.append(f"{logical}: the harness failed: {type(e).__name__}: {e}")
 
         threads = [threading.Thread(target=one, args=(n,)) for n in probes]
         for t in threads:
@@ -142,7 +148,7 @@ class Harness(Deployment, HttpApi, EventSources):
         self.start_mappings()
         threading.Thread(target=self.sweep_loop, daemon=True, name="ttl").start()
         self.write_state()
-        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes; "
+        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes, rawPath {self.raw_path_mode}; "
             f"state in {os.path.join(self.data_dir, 'stack.json')}")
         print(f"stack listening on {self.api_url}", flush=True)
 
@@ -170,6 +176,7 @@ class Harness(Deployment, HttpApi, EventSources):
             "functions": {fn.short: {"name": fn.name, "log": os.path.join(self.log_dir, f"{fn.short}.log")}
                           for fn in self.functions.values()},
             "function_urls": {self.functions[k].short: v for k, v in self.function_urls.items()},
+            "raw_path": self.raw_path_mode,
             "pid": os.getpid(),
         }
         state = os.path.join(self.data_dir, "stack.json")
