@@ -15,8 +15,10 @@
 #   - runs the client-facing suites (tests/suites/client_facing.py) against shopping-local,
 #   - starts the stack as AWS runs it (tests/stack up) and runs the walk-through, the route
 #     table, the generated client, an EventBridge subscriber (tests/suites/subscriber_test.py)
-#     and the retention case against it, then rotates the signing key on it
-#     (tests/suites/rotation_test.py),
+#     and a long run against it (tests/suites/long_run_test.py), then the retention case, the
+#     signing key's rotation (tests/suites/rotation_test.py) and the HTTP API edge and Lambda
+#     as AWS documents them (tests/suites/edge_fidelity_test.py); then the product under the
+#     other reading of rawPath on a second stack,
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -89,34 +91,56 @@ echo "==> client-facing suites against shopping-local: the README walk-through, 
 
 echo "==> the stack harness's event source mappings (filters, bisection, retries, partial failures)"
 "$VENV/bin/python" tests/suites/stack_mappings_test.py
+# Starts `tests/stack up` on a free port with DIR and LOG (extra environment before it, e.g.
+# SHOPPING_STACK_RAW_PATH=as-sent) and waits until it listens; sets stack_pid.
+start_stack() {
+  local dir=$1 log=$2 port
+  shift 2
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  env "$@" SHOPPING_STACK_BIN_DIR="$PWD/target/debug" tests/stack up --port "$port" --data-dir "$dir" \
+    --webhook-allow-loopback >"$log" 2>&1 &
+  stack_pid=$!
+  local up=0
+  for _ in $(seq 1 120); do
+    if grep -aq "^stack listening on http://127.0.0.1:$port$" "$log"; then up=1; break; fi
+    if ! kill -0 "$stack_pid" 2>/dev/null; then break; fi
+    sleep 1
+  done
+  if [ "$up" != 1 ]; then
+    echo "ERROR: tests/stack up did not start; its log follows" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  grep -a "^ready in" "$log"
+}
+stop_stack() {
+  kill -TERM "$stack_pid"
+  wait "$stack_pid" || { echo "ERROR: tests/stack did not stop cleanly" >&2; exit 1; }
+}
+
 echo "==> the stack as AWS runs it (tests/stack up), with the bootstraps cargo test built"
 stack_dir=$(mktemp -d)
-stack_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SHOPPING_STACK_BIN_DIR="$PWD/target/debug" tests/stack up --port "$stack_port" --data-dir "$stack_dir" \
-  --webhook-allow-loopback >target/stack.log 2>&1 &
-stack_pid=$!
+start_stack "$stack_dir" target/stack.log
 trap 'kill "$stack_pid" "$moto_pid" 2>/dev/null || true; wait "$stack_pid" "$moto_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  if grep -aq "^stack listening on http://127.0.0.1:$stack_port$" target/stack.log; then up=1; break; fi
-  if ! kill -0 "$stack_pid" 2>/dev/null; then break; fi
-  sleep 1
-done
-if [ "${up:-0}" != 1 ]; then
-  echo "ERROR: tests/stack up did not start; its log follows" >&2
-  cat target/stack.log >&2
-  exit 1
-fi
-grep -a "^ready in" target/stack.log
 echo "==> client-facing suites against the stack: walk-through, route table, generated client, retention"
 "$VENV/bin/python" tests/suites/client_facing.py --stack "$stack_dir" walkthrough routes
 "$VENV/bin/python" tests/suites/generated_client.py --stack "$stack_dir" --generator "$VENV/bin/openapi-python-client"
 echo "==> an EventBridge subscriber on the stack, from README's commands: its rule, the registered schema, a replay"
 "$VENV/bin/python" tests/suites/subscriber_test.py --stack "$stack_dir"
-# Last, these two: retention moves the stack's clock two days on; the key rotation moves it about
-# six hours further and leaves the stack on other key slots.
+echo "==> a long run on the stack: many accounts and writes, a subscription midway, concurrent writers; every answer and webhook"
+"$VENV/bin/python" tests/suites/long_run_test.py --stack "$stack_dir"
+# Last, these: retention moves the stack's clock two days on; the key rotation moves it about
+# six hours further and leaves the stack on other key slots; the edge checks throttle, time out
+# and crash functions.
 "$VENV/bin/python" tests/suites/client_facing.py --stack "$stack_dir" retention
 echo "==> rotating the signing key on the stack, its authorizer caching keys two hours (tests/suites/rotation_test.py)"
 "$VENV/bin/python" tests/suites/rotation_test.py --stack "$stack_dir"
-kill -TERM "$stack_pid"
-wait "$stack_pid" || { echo "ERROR: tests/stack did not stop cleanly" >&2; exit 1; }
+echo "==> the HTTP API edge and Lambda as AWS documents them (tests/suites/edge_fidelity_test.py; rawPath decoded)"
+"$VENV/bin/python" tests/suites/edge_fidelity_test.py --stack "$stack_dir"
+stop_stack
+echo "==> the product under the other reading of rawPath (as sent)"
+raw_dir=$(mktemp -d)
+start_stack "$raw_dir" target/stack-as-sent.log SHOPPING_STACK_RAW_PATH=as-sent
+"$VENV/bin/python" tests/suites/edge_fidelity_test.py --stack "$raw_dir" raw-path encoded-ids
+stop_stack
 echo "==> all tests passed"
