@@ -2,7 +2,7 @@
 deploy the template as AWS does, and its event pipeline as AWS runs it (`install_shims`, called
 once before the first stack in the process that runs the emulator: the deploy rehearsal's or the
 harness's: moto never runs an event source mapping itself, a cancelled transaction leaves the
-stream as it was, shard iterators expire), its stack update as CloudFormation's
+stream as it was, shard iterators expire, event patterns match as EventBridge's), its stack update as CloudFormation's
 (`conditional_updates`, the harness's redeploy), and its KMS `Sign` of a digest
 (`kms_digest_signing`, every emulator). The second shim, the template's own (moto has no Lambda
 aliases), is in template.py.
@@ -26,7 +26,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
-from moto.events.models import EventBus, events_backends
+from moto.events.models import UNDEFINED, EventBus, EventPattern, events_backends
 from moto.kms.exceptions import ValidationException
 from moto.kms.models import Key, kms_backends
 from moto.kms.responses import KmsResponse
@@ -49,6 +49,7 @@ def install_shims() -> None:
     moto_runs_no_mappings()
     transactions_keep_the_stream()
     stream_iterators_expire()
+    eventbridge_patterns()
 
 
 # The schema registry as the shim keeps it (moto has no EventBridge Schemas service):
@@ -413,3 +414,48 @@ def stream_iterators_expire() -> None:
     get_records.expiring = True
     ShardIterator.__init__ = stamped
     DynamoDBStreamsBackend.get_records = get_records
+
+
+def eventbridge_patterns() -> None:
+    """moto 5.2's EventBridge pattern matching (`EventPattern`: prefix, suffix, anything-but,
+    numeric, exists, equals-ignore-case, wildcard, cidr, $or), which the bus's rules and the
+    harness's event filtering (mappings.py) use, with two corrections where it is not
+    EventBridge: values in arrays of objects are matched (moto's flattening stops at an array,
+    so a DynamoDB list, `{"L": [{"S": "a"}]}`, could not be matched), and a JSON boolean is not a
+    number (Python's `True == 1` matched `[1]` to `true`, and `numeric` to a boolean)."""
+
+    def flatten(node, prefix="", result=None):
+        result = {} if result is None else result
+
+        def walk(value, key):
+            if isinstance(value, dict) and value:
+                for k, v in value.items():
+                    walk(v, f"{key}.{k}" if key else k)
+            elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+                for v in value:
+                    walk(v, key)
+            elif key in result:  # several values at one path: an array, any of which may match
+                before = result[key] if isinstance(result[key], list) else [result[key]]
+                result[key] = before + (value if isinstance(value, list) else [value])
+            else:
+                result[key] = value
+
+        walk(node, prefix)
+        return result
+
+    def item_matches(self, item, filters):
+        values = item if isinstance(item, list) else [item]
+        for f in filters:
+            if isinstance(f, dict) and "numeric" in f:
+                if any(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and self._does_item_match_named_filter(v, f) for v in values):
+                    return True
+            elif isinstance(f, dict):
+                if self._does_item_match_named_filter(item, f):
+                    return True
+            elif item is not UNDEFINED and any(v == f and isinstance(v, bool) == isinstance(f, bool) for v in values):
+                return True
+        return False
+
+    EventPattern._flatten_dict = staticmethod(flatten)
+    EventPattern._does_item_match_filters = item_matches
