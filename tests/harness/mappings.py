@@ -42,7 +42,7 @@ FILTERS_MAX = 5
 def event_filter(criteria):
     """The mapping's FilterCriteria as Lambda applies them ("For filter rules, Lambda supports
     the same set of syntax and rules as Amazon EventBridge": moto's EventBridge matcher, as
-    shims.py's `eventbridge_patterns` corrects it): a record passes when any filter matches it
+    pipeline_shims.py corrects it): a record passes when any filter matches it
     ("Your filters are logically ORed together"), every record when there is none.
     Refuses (SystemExit) what Lambda refuses: more than FILTERS_MAX filters, a pattern that is
     not EventBridge's grammar."""

@@ -1,11 +1,9 @@
 """Every shim the harness puts on moto 5.2, each saying why: what its CloudFormation needs to
-deploy the template as AWS does, and its event pipeline as AWS runs it (`install_shims`, called
-once before the first stack in the process that runs the emulator: the deploy rehearsal's or the
-harness's: moto never runs an event source mapping itself, a cancelled transaction leaves the
-stream as it was, shard iterators expire, event patterns match as EventBridge's), its stack update as CloudFormation's
-(`conditional_updates`, the harness's redeploy), and its KMS `Sign` of a digest
-(`kms_digest_signing`, every emulator). The second shim, the template's own (moto has no Lambda
-aliases), is in template.py.
+deploy the template as AWS does, and its event pipeline as AWS runs it (those in
+pipeline_shims.py) (`install_shims`, called once before the first stack in the process that runs
+the emulator: the deploy rehearsal's or the harness's), its stack update as CloudFormation's (`conditional_updates`,
+the harness's redeploy), and its KMS `Sign` of a digest (`kms_digest_signing`, every emulator).
+The second shim, the template's own (moto has no Lambda aliases), is in template.py.
 
 The models are defined when their shim is installed, not when this module is imported: moto
 registers a CloudFormation model when its class is defined.
@@ -13,7 +11,6 @@ registers a CloudFormation model when its class is defined.
 
 import base64
 import json
-import time
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
@@ -22,17 +19,13 @@ from moto.awslambda.models import lambda_backends
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.core.common_models import CloudFormationModel
-from moto.core.exceptions import JsonRESTError
-from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import StreamShard, Table
-from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
-from moto.events.models import UNDEFINED, EventBus, EventPattern, events_backends
+from moto.events.models import EventBus, events_backends
 from moto.kms.exceptions import ValidationException
 from moto.kms.models import Key, kms_backends
 from moto.kms.responses import KmsResponse
-from moto.sqs.models import Queue
 
 from .account import REGION
+from .pipeline_shims import install_pipeline_shims
 
 
 def install_shims() -> None:
@@ -46,10 +39,7 @@ def install_shims() -> None:
     key_specs()
     event_schemas()
     bus_policies()
-    moto_runs_no_mappings()
-    transactions_keep_the_stream()
-    stream_iterators_expire()
-    eventbridge_patterns()
+    install_pipeline_shims()
 
 
 # The schema registry as the shim keeps it (moto has no EventBridge Schemas service):
@@ -297,165 +287,3 @@ def kms_digest_signing() -> None:
 
     sign.digest_shim = True
     KmsResponse.sign = sign
-
-
-class NoMappings(dict):
-    """A table's or a queue's own event source mappings, as the harness lets moto keep them: none
-    (what is put in is dropped)."""
-
-    def __setitem__(self, key, value):
-        pass
-
-    def update(self, *args, **kwargs):
-        pass
-
-    def setdefault(self, key, default=None):
-        return default
-
-
-def moto_runs_no_mappings() -> None:
-    """moto 5.2 runs an event source mapping itself, from the write that feeds it.
-    `StreamShard.add` (moto/dynamodb/models/table.py), on every stream record:
-        for arn, esm in self.table.lambda_event_source_mappings.items():
-            result = get_backend(...).send_dynamodb_items(arn, self.items, esm.event_source_arn)
-        if result:
-            self.items = []
-    Its invoke answers "error running docker: …" when it cannot run the function, which is
-    truthy: the shard's records are emptied, and since a record's sequence number is
-    `len(self.items) + self.starting_sequence_number`, every later record takes a number at or
-    below what a reader has read (its iterator sees nothing until the list grows past it).
-    `Queue.add_message` (moto/sqs/models.py) receives the messages of every mapping in
-    `queue.lambda_event_source_mappings`, invokes the function and deletes them, or makes them
-    visible again with a receive counted towards the redrive. CloudFormation's `create_stack`,
-    and any CreateEventSourceMapping through moto's Lambda API, put a mapping there. The harness
-    runs the mappings (mappings.py), so on every table and queue that attribute is an empty
-    mapping that keeps nothing (a class property: it covers tables and queues made before and
-    after): moto never delivers, and its Lambda API still creates, lists, gets, updates and
-    deletes the mappings (they live in its own registry, `_event_source_mappings`)."""
-    none = property(lambda self: NoMappings(), lambda self, value: None)
-    Table.lambda_event_source_mappings = none
-    Queue.lambda_event_source_mappings = none
-
-
-def transactions_keep_the_stream() -> None:
-    """moto 5.2's `transact_write_items` deep-copies each table it writes before it starts and,
-    when the transaction is cancelled (a condition failed), puts the copies in the tables'
-    place (`self.tables[table_name] = original_table_state[table_name]`). The copy has a copy of
-    the stream shard, so the table's shard is swapped: every iterator handed out before holds
-    the old one (`ShardIterator.stream_shard`), which has the cancelled transaction's writes as
-    records and which no later write reaches. A reader of the stream sees records of writes that
-    never happened, then nothing for ever (no error: an empty answer), while a new TRIM_HORIZON
-    iterator reads the copy. Concurrent writers of one order cancel transactions all the time,
-    so the stack's webhooks stopped after the first conflict. DynamoDB has one log per table
-    ("Each stream record appears exactly once in the stream.", Streams.html) and a cancelled
-    transaction writes nothing. So a table's copy shares its shard (nothing to copy, either),
-    and after a cancelled transaction the table keeps its shard, without the records the
-    transaction added."""
-    original = DynamoDBBackend.transact_write_items
-    if getattr(original, "keeps_the_stream", False):
-        return
-    StreamShard.__deepcopy__ = lambda self, memo: self
-
-    def transact_write_items(self, transact_items):
-        names = {op.get("TableName") for item in transact_items for op in item.values() if isinstance(op, dict)}
-        kept = {name: (self.tables[name].stream_shard, len(self.tables[name].stream_shard.items))
-                for name in names if name in self.tables and self.tables[name].stream_shard is not None}
-        try:
-            return original(self, transact_items)
-        except Exception:
-            for name, (shard, count) in kept.items():
-                table = self.tables.get(name)
-                if table is not None:
-                    table.stream_shard, shard.table = shard, table
-                del shard.items[count:]
-            raise
-
-    transact_write_items.keeps_the_stream = True
-    DynamoDBBackend.transact_write_items = transact_write_items
-
-
-# AWS's GetShardIterator reference: "A shard iterator expires 15 minutes after it is returned to
-# the requester." (A test may shorten it.)
-ITERATOR_LIFETIME_SECONDS = 15 * 60
-
-
-class ExpiredIteratorException(JsonRESTError):
-    def __init__(self):
-        super().__init__("ExpiredIteratorException", "The provided iterator exceeds the maximum age allowed.")
-
-
-def stream_iterators_expire() -> None:
-    """moto 5.2's shard iterators never expire and are never forgotten: every GetRecords adds
-    one to `shard_iterators` (a poller four times a second adds 14,400 an hour, kept for good).
-    Each iterator here is stamped when made; GetRecords with one older than
-    ITERATOR_LIFETIME_SECONDS answers ExpiredIteratorException, as AWS does, and expired
-    iterators are forgotten (at most once a minute)."""
-    if getattr(DynamoDBStreamsBackend.get_records, "expiring", False):
-        return
-    made, original = ShardIterator.__init__, DynamoDBStreamsBackend.get_records
-
-    def stamped(self, *args, **kwargs):
-        made(self, *args, **kwargs)
-        self.issued = time.monotonic()
-
-    def get_records(self, iterator_arn, limit):
-        now = time.monotonic()
-        if now - getattr(self, "pruned", 0.0) > 60:
-            self.pruned = now
-            for arn, old in list(self.shard_iterators.items()):
-                if now - getattr(old, "issued", now) > ITERATOR_LIFETIME_SECONDS and arn != iterator_arn:
-                    del self.shard_iterators[arn]
-        iterator = self.shard_iterators.get(iterator_arn)
-        if iterator is not None and now - getattr(iterator, "issued", now) > ITERATOR_LIFETIME_SECONDS:
-            del self.shard_iterators[iterator_arn]
-            raise ExpiredIteratorException()
-        return original(self, iterator_arn, limit)
-
-    get_records.expiring = True
-    ShardIterator.__init__ = stamped
-    DynamoDBStreamsBackend.get_records = get_records
-
-
-def eventbridge_patterns() -> None:
-    """moto 5.2's EventBridge pattern matching (`EventPattern`: prefix, suffix, anything-but,
-    numeric, exists, equals-ignore-case, wildcard, cidr, $or), which the bus's rules and the
-    harness's event filtering (mappings.py) use, with two corrections where it is not
-    EventBridge: values in arrays of objects are matched (moto's flattening stops at an array,
-    so a DynamoDB list, `{"L": [{"S": "a"}]}`, could not be matched), and a JSON boolean is not a
-    number (Python's `True == 1` matched `[1]` to `true`, and `numeric` to a boolean)."""
-
-    def flatten(node, prefix="", result=None):
-        result = {} if result is None else result
-
-        def walk(value, key):
-            if isinstance(value, dict) and value:
-                for k, v in value.items():
-                    walk(v, f"{key}.{k}" if key else k)
-            elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-                for v in value:
-                    walk(v, key)
-            elif key in result:  # several values at one path: an array, any of which may match
-                before = result[key] if isinstance(result[key], list) else [result[key]]
-                result[key] = before + (value if isinstance(value, list) else [value])
-            else:
-                result[key] = value
-
-        walk(node, prefix)
-        return result
-
-    def item_matches(self, item, filters):
-        values = item if isinstance(item, list) else [item]
-        for f in filters:
-            if isinstance(f, dict) and "numeric" in f:
-                if any(isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and self._does_item_match_named_filter(v, f) for v in values):
-                    return True
-            elif isinstance(f, dict):
-                if self._does_item_match_named_filter(item, f):
-                    return True
-            elif item is not UNDEFINED and any(v == f and isinstance(v, bool) == isinstance(f, bool) for v in values):
-                return True
-        return False
-
-    EventPattern._flatten_dict = staticmethod(flatten)
-    EventPattern._does_item_match_filters = item_matches

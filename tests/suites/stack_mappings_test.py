@@ -1,5 +1,5 @@
 """The stack harness's event pipeline, as Lambda and DynamoDB run it (tests/harness/mappings.py
-and the emulator's shims in tests/harness/shims.py; FIDELITY-mappings.md names each behaviour's
+and the emulator's shims in tests/harness/pipeline_shims.py; FIDELITY-mappings.md names each behaviour's
 test here). The functions are fakes; the emulator, where a test needs one, is moto served in
 this process with the harness's shims, as `tests/stack up` serves it.
 
@@ -21,7 +21,7 @@ import boto3
 # The stack harness, tests/harness, is a package beside this folder.
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness import mappings, shims  # noqa: E402
+from harness import mappings, pipeline_shims, shims  # noqa: E402
 from harness.emulator import serve  # noqa: E402
 from harness.mappings import EventSources, event_filter  # noqa: E402
 from harness.runtime import InvocationError  # noqa: E402
@@ -160,7 +160,7 @@ def test_record_age():
 
 
 def test_filters():
-    shims.eventbridge_patterns()
+    pipeline_shims.eventbridge_patterns()
     keep = event_filter(TEMPLATE_FILTERS)
     check(keep(record(1)), "a change with events passes the template's filter")
     check(not keep(record(1, ev=False)), "a change without events is filtered out")
@@ -322,20 +322,52 @@ def test_cancelled_transaction():
     arn, ddb, fn = table(h, "tx"), h.aws("dynamodb"), KeyedFunction()
     threading.Thread(target=h.stream_loop, args=({"EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON"}, fn, event_filter(None)),
                      daemon=True).start()
-    put(h, "tx", "a")
-    until(lambda: fn.keys == ["a"])
+    for k in ("a", "u", "d"):
+        ddb.put_item(TableName="tx", Item={"pk": {"S": k}, "sk": {"S": "x"}, "v": {"N": "1"}})
+    until(lambda: fn.keys == ["a", "u", "d"])
+    before = ddb.scan(TableName="tx")["Items"]
+    key = lambda k: {"pk": {"S": k}, "sk": {"S": "x"}}  # noqa: E731
     try:
         ddb.transact_write_items(TransactItems=[
             {"Put": {"TableName": "tx", "Item": {"pk": {"S": "phantom"}, "sk": {"S": "x"}}}},
+            {"Update": {"TableName": "tx", "Key": key("u"), "UpdateExpression": "SET v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+            {"Delete": {"TableName": "tx", "Key": key("d")}},
             {"Put": {"TableName": "tx", "Item": {"pk": {"S": "a"}, "sk": {"S": "x"}}, "ConditionExpression": "attribute_not_exists(pk)"}}])
         check(False, "the transaction was cancelled")
     except ddb.exceptions.TransactionCanceledException:
         pass
+    check(ddb.scan(TableName="tx")["Items"] == before, f"a cancelled transaction changed nothing: {ddb.scan(TableName='tx')['Items']}")
     put(h, "tx", "b")
     put(h, "tx", "c")
-    until(lambda: len(fn.keys) >= 3, 5)
+    until(lambda: len(fn.keys) >= 5, 5)
     h.stopping.set()
-    check(fn.keys == ["a", "b", "c"], f"after a cancelled transaction the stream goes on, without its writes: {fn.keys}")
+    check(fn.keys == ["a", "u", "d", "b", "c"], f"after a cancelled transaction the stream goes on, without its writes: {fn.keys}")
+
+
+def test_query_by_partition():
+    h = emulator()
+    ddb = h.aws("dynamodb")
+    ddb.create_table(TableName="q", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],
+                     GlobalSecondaryIndexes=[{"IndexName": "gsi", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                                                              {"AttributeName": "sk", "KeyType": "RANGE"}],
+                                              "Projection": {"ProjectionType": "ALL"}}], BillingMode="PAY_PER_REQUEST")
+    for p in range(5):
+        for r in range(7):
+            ddb.put_item(TableName="q", Item={"pk": {"S": f"p{p}"}, "sk": {"S": f"s{(r * 3) % 7}"}, "g": {"S": f"g{r % 2}"}})
+    pages, start = [], {}
+    while True:
+        out = ddb.query(TableName="q", KeyConditionExpression="pk = :p AND sk > :s", Limit=2, ScanIndexForward=False,
+                        ExpressionAttributeValues={":p": {"S": "p3"}, ":s": {"S": "s1"}}, **start)
+        pages.append([i["sk"]["S"] for i in out["Items"]])
+        if "LastEvaluatedKey" not in out:
+            break
+        start = {"ExclusiveStartKey": out["LastEvaluatedKey"]}
+    check(pages == [["s6", "s5"], ["s4", "s3"], ["s2"]], f"a partition's items, in order, paged: {pages}")
+    out = ddb.query(TableName="q", IndexName="gsi", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "g1"}})
+    got = [i["sk"]["S"] for i in out["Items"]]
+    check(got == sorted(got) and len(got) == 15, f"an index's items across partitions, in order: {got}")
 
 
 def test_moto_runs_no_mapping():
@@ -367,7 +399,7 @@ def test_moto_runs_no_mapping():
 def test_iterator_expires():
     h, logged = emulator(), []
     arn, fn = table(h, "exp"), KeyedFunction(pause=1.5)
-    shims.ITERATOR_LIFETIME_SECONDS = 1
+    pipeline_shims.ITERATOR_LIFETIME_SECONDS = 1
     mappings.log, log = logged.append, mappings.log
     try:
         threading.Thread(target=h.stream_loop, args=({"EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON", "BatchSize": 2}, fn,
@@ -380,7 +412,7 @@ def test_iterator_expires():
         until(lambda: len(fn.keys) >= 5, 15)
     finally:
         h.stopping.set()
-        shims.ITERATOR_LIFETIME_SECONDS, mappings.log = 15 * 60, log
+        pipeline_shims.ITERATOR_LIFETIME_SECONDS, mappings.log = 15 * 60, log
     check(fn.keys == list("abcde"), f"every record once, in order, across expired iterators: {fn.keys}")
     check(any("ExpiredIteratorException" in line and "a new iterator after" in line for line in logged), f"logged: {logged}")
 
