@@ -127,7 +127,11 @@ def sqs_record(m, arn):
 
 
 def checked(props, name, low, high, default):
-    """A mapping's numeric setting, refused (SystemExit) outside the range Lambda's API takes."""
+    """A mapping's numeric setting, refused (SystemExit) outside the range Lambda's API takes
+    ("When you set BatchSize to a value greater than 10, you must set
+    MaximumBatchingWindowInSeconds to at least 1.")."""
+    if name == "BatchSize" and int(props.get(name, default)) > 10 and float(props.get("MaximumBatchingWindowInSeconds", 0)) < 1:
+        raise SystemExit("event source mapping: a BatchSize over 10 needs a MaximumBatchingWindowInSeconds of at least 1")
     value = props.get(name, default)
     if value is None:
         return None

@@ -444,11 +444,38 @@ def test_queue():
     left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     check(left["ApproximateNumberOfMessagesNotVisible"] == "2" and left["ApproximateNumberOfMessages"] == "0",
           f"only the 2 reported failures stay, invisible until the visibility timeout: {left}")
-    try:
-        mappings.checked({"MaximumConcurrency": 1}, "MaximumConcurrency", 2, 1000, None)
-        check(False, "MaximumConcurrency 1 refused")
-    except SystemExit:
-        pass
+    for props, name, low, high in (({"MaximumConcurrency": 1}, "MaximumConcurrency", 2, 1000), ({"BatchSize": 11}, "BatchSize", 1, 10000),
+                                   ({"ParallelizationFactor": 11}, "ParallelizationFactor", 1, 10)):
+        try:
+            mappings.checked(props, name, low, high, None)
+            check(False, f"{props} refused")
+        except SystemExit:
+            pass
+    # The batching window: 3 messages wait for more, then go as one batch.
+    url = sqs.create_queue(QueueName="windowed")["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"w{n}")
+    h, fn = emulator(), FakeFunction()
+    props = {"EventSourceArn": arn.replace("deliveries", "windowed"), "BatchSize": 10, "MaximumBatchingWindowInSeconds": 1}
+    started = time.monotonic()
+    threading.Thread(target=h.queue_loop, args=(props, fn, 2, event_filter(None)), daemon=True).start()
+    until(lambda: fn.batches)
+    h.stopping.set()
+    check(len(fn.batches) == 1 and len(fn.batches[0]) == 3 and time.monotonic() - started >= 1, f"one batch after the window: {fn.batches}")
+
+
+def test_on_failure_destination():
+    h = emulator()
+    sqs = h.aws("sqs")
+    url = sqs.create_queue(QueueName="failures")["QueueUrl"]
+    props = {"EventSourceArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+             "DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:123456789012:failures"}}}
+    EventSources.on_failure(h, props, FakeFunction(), "shard-1", [record(7), record(9)], 4, "RetryAttemptsExhausted", "boom")
+    body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
+    info, context = body["DDBStreamBatchInfo"], body["requestContext"]
+    check((context["condition"], context["approximateInvokeCount"], info["shardId"], info["startSequenceNumber"],
+           info["endSequenceNumber"], info["batchSize"], info["streamArn"]) ==
+          ("RetryAttemptsExhausted", 4, "shard-1", "7", "9", 2, props["EventSourceArn"]), f"the invocation record: {body}")
 
 
 TESTS = {name[5:]: f for name, f in sorted(globals().items()) if name.startswith("test_")}
