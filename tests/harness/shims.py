@@ -1,9 +1,9 @@
 """Every shim the harness puts on moto 5.2, each saying why: what its CloudFormation needs to
-deploy the template as AWS does (`install_shims`, called once before the first stack in the
-process that runs the emulator: the deploy rehearsal's or the harness's), its stack update as
-CloudFormation's (`conditional_updates`, the harness's redeploy), and its KMS `Sign` of a digest
-(`kms_digest_signing`, every emulator). The second shim, the template's own (moto has no Lambda
-aliases), is in template.py.
+deploy the template as AWS does, and its event pipeline as AWS runs it (those in
+pipeline_shims.py) (`install_shims`, called once before the first stack in the process that runs
+the emulator: the deploy rehearsal's or the harness's), its stack update as CloudFormation's (`conditional_updates`,
+the harness's redeploy), and its KMS `Sign` of a digest (`kms_digest_signing`, every emulator).
+The second shim, the template's own (moto has no Lambda aliases), is in template.py.
 
 The models are defined when their shim is installed, not when this module is imported: moto
 registers a CloudFormation model when its class is defined.
@@ -25,6 +25,7 @@ from moto.kms.models import Key, kms_backends
 from moto.kms.responses import KmsResponse
 
 from .account import REGION
+from .pipeline_shims import install_pipeline_shims
 
 
 def install_shims() -> None:
@@ -38,6 +39,7 @@ def install_shims() -> None:
     key_specs()
     event_schemas()
     bus_policies()
+    install_pipeline_shims()
 
 
 # The schema registry as the shim keeps it (moto has no EventBridge Schemas service):
