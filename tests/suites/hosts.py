@@ -154,6 +154,11 @@ def webhook_receiver(received: list) -> str:
         def log_message(self, *_):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    class Server(http.server.ThreadingHTTPServer):
+        # socketserver's listen backlog is 5: concurrent deliveries would be refused (and
+        # retried a minute later), which no receiver on the internet does.
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", 0), Ok)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}/hook"
