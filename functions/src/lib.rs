@@ -29,6 +29,7 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(axum::middleware::from_fn(http::deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http::meter))
         .layer(axum::middleware::from_fn(http::log_request))
         .with_state(state)

@@ -114,6 +114,20 @@ pub async fn meter(
     res
 }
 
+/// Runs the request knowing its Lambda invocation's deadline (none off Lambda), so that a
+/// write's retries stop in time to answer ([`crate::app::retry`]).
+pub async fn deadline(req: Request, next: Next) -> Response {
+    let until = lambda_http::RequestExt::lambda_context_ref(&req).and_then(|c| instant_of(c.deadline));
+    crate::app::retry::within_deadline(until, next.run(req)).await
+}
+
+/// The instant of a deadline in milliseconds since the epoch; `None` when unset or past.
+fn instant_of(deadline_ms: u64) -> Option<std::time::Instant> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let left = std::time::Duration::from_millis(deadline_ms).checked_sub(now)?;
+    Some(std::time::Instant::now() + left)
+}
+
 /// One log line per request: request id, method, route template (never ids, queries or bodies, which may
 /// hold personal data), status and latency.
 pub async fn log_request(req: Request, next: Next) -> Response {
