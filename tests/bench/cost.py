@@ -26,7 +26,6 @@ hashed unkeyed (SHA-256), so the secret-hashing key has no home to pay for. X-Ra
 (TracingMode); with it on, every request and publisher invocation below one a second is traced.
 """
 
-import re
 import subprocess
 import sys
 

@@ -28,7 +28,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server, run_simple
 
-from .shims import kms_digest_signing
+from .kms_shim import kms_digest_signing
 
 
 def serialised_app(busy=None):

@@ -2,27 +2,22 @@
 deploy the template as AWS does, and its event pipeline as AWS runs it (those in
 pipeline_shims.py) (`install_shims`, called once before the first stack in the process that runs
 the emulator: the deploy rehearsal's or the harness's), its stack update as CloudFormation's (`conditional_updates`,
-the harness's redeploy), and its KMS `Sign` of a digest (`kms_digest_signing`, every emulator).
+the harness's redeploy). KMS `Sign` of a digest, which every emulator needs, is kms_shim.py's:
+it imports only moto's KMS, so an emulator starts without moto's CloudFormation.
 The second shim, the template's own (moto has no Lambda aliases), is in template.py.
 
 The models are defined when their shim is installed, not when this module is imported: moto
 registers a CloudFormation model when its class is defined.
 """
 
-import base64
 import json
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from moto.awslambda.models import lambda_backends
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.core.common_models import CloudFormationModel
 from moto.events.models import EventBus, events_backends
-from moto.kms.exceptions import ValidationException
 from moto.kms.models import Key, kms_backends
-from moto.kms.responses import KmsResponse
 
 from .account import REGION
 from .pipeline_shims import install_pipeline_shims
@@ -251,39 +246,3 @@ def conditional_updates() -> None:
                 self._delete_resource(resource, spec)
 
     parsing.ResourceMap.update = update
-
-
-def kms_digest_signing() -> None:
-    """A shim: moto 5.2's KMS `Sign` ignores `MessageType` and always hashes the message, where
-    AWS's Sign reference says "When the value is DIGEST, KMS skips the hashing step in the
-    signing algorithm" and "the length of the Message value must match the length of hashed
-    messages for the specified signing algorithm". The issuer signs digests (RS256 tokens of any
-    length fit KMS's 4,096-byte Message), so this signs a DIGEST as AWS does, with the key moto
-    made, and refuses a digest of the wrong length as AWS does."""
-    if getattr(KmsResponse.sign, "digest_shim", False):
-        return
-    original = KmsResponse.sign
-
-    def sign(self):
-        if self._get_param("MessageType") != "DIGEST":
-            return original(self)
-        key = self.kms_backend.describe_key(self._get_param("KeyId"))
-        algorithm, digest = self._get_param("SigningAlgorithm"), self._get_param("Message")
-        if key.key_usage != "SIGN_VERIFY" or algorithm not in (key.signing_algorithms or []):
-            raise ValidationException(f"SigningAlgorithm {algorithm} is not one of {key.signing_algorithms}")
-        h = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[algorithm[-3:]]
-        if len(digest) != h.digest_size:
-            raise ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
-        private = key.private_key.private_key
-        if algorithm.startswith("RSASSA_PKCS1_V1_5"):
-            signature = private.sign(digest, padding.PKCS1v15(), Prehashed(h))
-        elif algorithm.startswith("RSASSA_PSS"):
-            pss = padding.PSS(mgf=padding.MGF1(h), salt_length=padding.PSS.DIGEST_LENGTH)
-            signature = private.sign(digest, pss, Prehashed(h))
-        else:
-            signature = private.sign(digest, ec.ECDSA(Prehashed(h)))
-        return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
-                           "SigningAlgorithm": algorithm})
-
-    sign.digest_shim = True
-    KmsResponse.sign = sign
