@@ -305,28 +305,27 @@ impl Clients<'_> {
     async fn rehash(&self, version: u64, rec: &mut ClientRecord, secret: &str) {
         rec.secret_sha256 = Some(sha256_hex(secret));
         rec.secret_hash = None;
-        let write = match to_doc(rec) {
-            Ok(doc) => {
-                let next = Item::new(client_key(&rec.client_id), version + 1, doc);
-                self.store.write(vec![WriteOp::Put { item: next, cond: Some(Condition::VersionIs(version)) }]).await
-            }
-            Err(e) => Err(e),
+        let write = async {
+            let next = Item::new(client_key(&rec.client_id), version + 1, to_doc(rec)?);
+            self.store.write(vec![WriteOp::Put { item: next, cond: Some(Condition::VersionIs(version)) }]).await
         };
-        if let Err(error) = write {
+        if let Err(error) = write.await {
             tracing::warn!(client_id = %rec.client_id, %error, "a legacy client's secret was not rehashed; the next token tries again");
         }
     }
 
     /// Clients whose secrets still have the legacy keyed hash (they rehash on their next token).
     pub async fn legacy(&self) -> Result<Vec<String>, ClientError> {
-        let mut left = Vec::new();
-        for c in self.list().await?.into_iter().filter(|c| c.status == "active") {
-            let (_, rec) = self.load(&c.client_id).await?;
-            if rec.secret_sha256.is_none() {
-                left.push(c.client_id);
-            }
-        }
-        Ok(left)
+        let active: Vec<String> =
+            self.list().await?.into_iter().filter(|c| c.status == "active").map(|c| c.client_id).collect();
+        // One batch read of every active credential, not one read each.
+        let keys: Vec<Key> = active.iter().map(|id| client_key(id)).collect();
+        let legacy: std::collections::HashSet<String> = (self.store.get_many(&keys).await?.iter())
+            .filter_map(|i| serde_json::from_str::<ClientRecord>(&i.doc).ok())
+            .filter(|rec| rec.secret_sha256.is_none())
+            .map(|rec| rec.client_id)
+            .collect();
+        Ok(active.into_iter().filter(|id| legacy.contains(id)).collect())
     }
 
     /// Removes the legacy hashing key once no client needs it; answers the clients that still

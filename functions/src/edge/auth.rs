@@ -118,6 +118,19 @@ impl jsonwebtoken::crypto::JwtVerifier for Hs256 {
     }
 }
 
+/// Every scope a token may carry: the union of what each [`Access`] accepts (the issuer's
+/// discovery document lists them).
+pub const SCOPES: &[&str] = &[
+    "admin:shopping",
+    "read:shopping",
+    "write:shopping",
+    "read:shopping:/orders/ANY/events",
+    "write:shopping:/orders/ANY/events",
+    "admin:hooks",
+    "read:hooks",
+    "write:hooks",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Read,
@@ -262,6 +275,18 @@ mod tests {
     use super::*;
 
     const KEY: &[u8] = b"a-test-secret-of-enough-length!!";
+
+    #[test]
+    fn the_scopes_are_those_some_access_accepts() {
+        let accesses = [Access::Read, Access::Write, Access::EventsRead, Access::EventsWrite];
+        let mut accepted: Vec<&str> =
+            accesses.iter().flat_map(|a| a.shopping_scopes().iter().chain(a.hooks_scopes())).copied().collect();
+        accepted.sort_unstable();
+        accepted.dedup();
+        let mut listed = SCOPES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(listed, accepted);
+    }
 
     fn decode(token: &str, key: &[u8]) -> jsonwebtoken::errors::Result<Claims> {
         install_provider();

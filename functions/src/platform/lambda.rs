@@ -163,7 +163,7 @@ pub fn token_app(
     use crate::api::issuer::token::Issuer;
     let signer =
         config.own_issuer.clone().map(|settings| Arc::new(KmsSigner { keys: kms, settings }) as Arc<dyn TokenSigner>);
-    let issuer = Issuer { store, clock, hash_key: crate::app::clients::LegacyKey::stored(), signer };
+    let issuer = Issuer { store, clock, legacy_key: crate::app::clients::LegacyKey::stored(), signer };
     crate::api::issuer::token::router(Arc::new(issuer))
         .merge(crate::api::reference::router())
         .fallback(crate::edge::http::not_found)

@@ -104,7 +104,7 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
     let issuer = Arc::new(crate::api::issuer::token::Issuer {
         store: state.store.clone(),
         clock: state.clock.clone(),
-        hash_key: crate::app::clients::LegacyKey::Fixed(key.clone()),
+        legacy_key: crate::app::clients::LegacyKey::Fixed(key.clone()),
         signer: Some(Arc::new(crate::api::issuer::signing::SharedSecret(key))),
     });
     let usage = state.usage.clone();

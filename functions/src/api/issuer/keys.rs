@@ -87,7 +87,7 @@ async fn serve(
                 "grant_types_supported": ["client_credentials"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "response_types_supported": [],
-                "scopes_supported": super::token::SCOPES,
+                "scopes_supported": crate::edge::auth::SCOPES,
                 "claims_supported": ["iss", "aud", "sub", "aid", "scope", "iat", "exp"],
             })
         }

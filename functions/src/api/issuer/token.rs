@@ -27,18 +27,6 @@ use std::sync::Arc;
 /// How long an issued token lives.
 pub const TOKEN_SECONDS: i64 = 3600;
 
-/// Every scope a client may hold (README, "`shopping-local`").
-pub const SCOPES: &[&str] = &[
-    "admin:shopping",
-    "read:shopping",
-    "write:shopping",
-    "read:shopping:/orders/ANY/events",
-    "write:shopping:/orders/ANY/events",
-    "admin:hooks",
-    "read:hooks",
-    "write:hooks",
-];
-
 /// Whether holding `granted` lets a client ask for `asked`: itself, what an `admin:` scope of
 /// the same API covers, and the narrower scopes under a `read:`/`write:` one (e.g.
 /// `read:shopping` covers `read:shopping:/orders/ANY/events`).
@@ -85,7 +73,7 @@ pub struct Issuer {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     /// The key of clients hashed before the unkeyed hash ([`crate::app::clients`]).
-    pub hash_key: LegacyKey,
+    pub legacy_key: LegacyKey,
     pub signer: Option<Arc<dyn TokenSigner>>,
 }
 
@@ -180,7 +168,7 @@ fn loggable(client_id: &str) -> &str {
     }
 }
 
-/// The issuance log: one line per token issued or refused.
+/// The issuance log's line for a refusal (an issued token's line is `issue`'s last).
 fn refusal(aid: &str, client_id: &str, reason: &str, kid: &str) {
     tracing::info!(target: "issuer", outcome = "refused", reason, client_id = loggable(client_id), account = aid, kid, "token");
 }
@@ -249,7 +237,7 @@ pub(crate) async fn issue(
             "the token endpoint (this API takes its tokens from its identity provider, JwtIssuer)".into(),
         ));
     };
-    let clients = Clients { store: issuer.store.as_ref(), clock: issuer.clock.as_ref(), legacy: &issuer.hash_key };
+    let clients = Clients { store: issuer.store.as_ref(), clock: issuer.clock.as_ref(), legacy: &issuer.legacy_key };
     let Some(rec) = clients.verify(&aid, &id, &secret).await? else {
         refusal(&aid, &id, "credentials", kid);
         return Err(refused());
