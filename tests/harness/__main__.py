@@ -56,6 +56,7 @@ def main() -> int:
     up.add_argument("--data-dir", required=True)
     up.add_argument("--bin-dir", required=True)
     up.add_argument("--webhook-allow-loopback", action="store_true")
+    up.add_argument("--template", help="the SAM template to deploy (default: infra/template.yaml)")
     up.add_argument("--parameter-overrides", nargs="+", type=parameter_override, default=[], metavar="K=V")
     client = sub.add_parser("client")
     client.add_argument("action", choices=["create"])

@@ -3,6 +3,7 @@ and the stack's name, AWS's limits the harness holds functions and requests to, 
 clock, and the harness's log.
 """
 
+import hashlib
 import threading
 import time
 
@@ -56,3 +57,17 @@ def log_to(path: str) -> None:
     """From now on, `log` also appends to `path` (DIR/stack.log)."""
     global LOG_FILE
     LOG_FILE = open(path, "a")
+
+
+# The execution role of each session's access key id (the credentials `session_credentials`
+# gave out): how the emulator's IAM gate (iam.py) knows whose a request is.
+SESSIONS = {}
+
+
+def session_credentials(role_arn: str):
+    """The temporary credentials Lambda gives a function of its execution role (access key id,
+    secret, session token), one fixed set per role: a request signed with them is the role's
+    session's. (The emulator checks no signature; the gate reads the key id.)"""
+    key = "ASIA" + hashlib.sha1(role_arn.encode()).hexdigest()[:16].upper()
+    SESSIONS[key] = role_arn
+    return key, f"secret/{key}", f"session/{key}"

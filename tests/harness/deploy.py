@@ -106,9 +106,23 @@ def check_parameters(body, given) -> None:
 class Deployment:
     """The Harness's CloudFormation stack and its functions."""
 
+    @property
+    def template_path(self):
+        """The SAM template deployed: `up --template PATH`, else infra/template.yaml."""
+        return getattr(self.args, "template", None) or TEMPLATE
+
     def aws(self, service):
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint, aws_access_key_id="test",
                             aws_secret_access_key="test", config=Config(retries={"max_attempts": 2}))
+
+    def aws_as(self, fn, service):
+        """A client calling as `fn`'s execution role: what Lambda itself does for the function
+        (reading its stream or queue, sending to its on-failure destination) it does with the
+        function's execution role, which must allow it."""
+        key, secret, token = fn.credentials
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint, aws_access_key_id=key,
+                            aws_secret_access_key=secret, aws_session_token=token,
+                            config=Config(retries={"max_attempts": 2}))
 
     def deploy(self, overrides):
         s3 = self.aws("s3")
@@ -130,7 +144,7 @@ class Deployment:
     def template(self, overrides, previous):
         """The transformed template and every parameter's value: as `overrides` names it, else
         as `previous` has it, else its default; checked as CloudFormation checks them."""
-        body = transformed("shopping-code", "bootstrap.zip", {**previous, **overrides})
+        body = transformed("shopping-code", "bootstrap.zip", {**previous, **overrides}, self.template_path)
         declared = body.get("Parameters", {})
         unknown = [k for k in overrides if k not in declared]
         if unknown:
@@ -190,7 +204,7 @@ class Deployment:
     # ---- functions
 
     def load_functions(self):
-        source = load(TEMPLATE)
+        source = load(self.template_path)
         lam = self.aws("lambda")
         for logical, r in self.body["Resources"].items():
             if r["Type"] != "AWS::Lambda::Function" or logical not in self.physical_ids:

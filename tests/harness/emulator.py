@@ -15,11 +15,13 @@ only where a function would.
 The harness serves the same app in its own process (`serve`), for `tests/stack up`.
 """
 
+import io
 import signal
 import socket
 import sys
 import threading
 import time
+from http import HTTPStatus
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -31,9 +33,12 @@ from werkzeug.serving import make_server, run_simple
 from .kms_shim import kms_digest_signing
 
 
-def serialised_app(busy=None):
+def serialised_app(busy=None, gate=None):
     """moto's WSGI app, one request at a time. `busy`, when given, is called with the seconds
-    each request held the emulator (for the harness's account of the emulator's latency)."""
+    each request held the emulator (for the harness's account of the emulator's latency).
+    `gate`, when given, sees each request first, as `gate(environ, body)`, and answers None
+    (moto serves it) or `(status, headers, body)`: the answer AWS would give instead (a refusal
+    by IAM, an injected fault), and moto never sees the request."""
     kms_digest_signing()
     moto_app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
@@ -41,6 +46,16 @@ def serialised_app(busy=None):
     def serialised(environ, start_response):
         with lock:
             started = time.perf_counter()
+            if gate is not None:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length) if length else b""
+                environ["wsgi.input"] = io.BytesIO(body)
+                answer = gate(environ, body)
+                if answer is not None:
+                    status, headers, out = answer
+                    start_response(f"{status} {HTTPStatus(status).phrase}",
+                                   list(headers) + [("Content-Length", str(len(out)))])
+                    return [out]
             result = moto_app(environ, start_response)
             try:
                 body = b"".join(result)
@@ -62,9 +77,9 @@ def free_port():
     return port
 
 
-def serve(busy):
+def serve(busy, gate=None):
     """The serialised app on a free loopback port, served from this process's threads (the
-    harness's emulator); `busy` as `serialised_app` takes it. Answers the server and its URL."""
+    harness's emulator); `busy` and `gate` as `serialised_app` takes them. Answers the server and its URL."""
 
     class NoDelay(MotoRequestHandler):
         def setup(self):
@@ -73,7 +88,7 @@ def serve(busy):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     port = free_port()
-    server = make_server("127.0.0.1", port, serialised_app(busy), threaded=True, request_handler=NoDelay)
+    server = make_server("127.0.0.1", port, serialised_app(busy, gate), threaded=True, request_handler=NoDelay)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{port}"
 

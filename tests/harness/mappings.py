@@ -166,10 +166,16 @@ class EventSources:
 
     # ---- the stream into the publisher
 
-    def stream_call(self, action, payload):
+    def stream_call(self, fn, action, payload):
+        """A DynamoDB Streams call as the mapping makes it: with `fn`'s execution role ("Lambda
+        needs the following permissions to manage resources related to your DynamoDB stream.
+        Add them to your function's execution role: dynamodb:DescribeStream,
+        dynamodb:GetRecords, dynamodb:GetShardIterator, dynamodb:ListStreams", with-ddb.html)."""
         req = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode(), headers={
             "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDBStreams_20120810.{action}",
-            "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=x",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={fn.credentials[0]}/20260101/{REGION}/dynamodb/aws4_request, "
+                             "SignedHeaders=host, Signature=x",
+            "X-Amz-Security-Token": fn.credentials[2],
         })
         with urllib.request.urlopen(req, timeout=30) as res:
             return json.loads(res.read())
@@ -205,12 +211,12 @@ class EventSources:
             else:
                 raise SystemExit(f"mapping {logical}: source {arn} is not emulated")
 
-    def describe_shards(self, arn):
+    def describe_shards(self, fn, arn):
         """Every shard the stream describes (DescribeStream's pages)."""
         shards, after = [], None
         while True:
             req = {"StreamArn": arn, **({"ExclusiveStartShardId": after} if after else {})}
-            desc = self.stream_call("DescribeStream", req)["StreamDescription"]
+            desc = self.stream_call(fn, "DescribeStream", req)["StreamDescription"]
             shards += desc.get("Shards", [])
             after = desc.get("LastEvaluatedShardId")
             if not after:
@@ -226,7 +232,7 @@ class EventSources:
         arn, shards, first, ended = props["EventSourceArn"], {}, True, threading.Event()
         while not self.stopping.is_set():
             try:
-                described = self.describe_shards(arn)
+                described = self.describe_shards(fn, arn)
             except Exception as e:  # noqa: BLE001 - the poller outlives a failed describe
                 log(f"mapping {fn.short}: DescribeStream failed ({why(e)}); again in {DESCRIBE_EVERY:.0f} s")
                 described = []
@@ -245,12 +251,12 @@ class EventSources:
             ended.wait(DESCRIBE_EVERY)
             ended.clear()
 
-    def shard_iterator(self, arn, shard):
+    def shard_iterator(self, fn, arn, shard):
         """An iterator after the shard's checkpoint, or at its start when it has none."""
         req = {"StreamArn": arn, "ShardId": shard.id, "ShardIteratorType": shard.start}
         if shard.checkpoint is not None:
             req.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.checkpoint)
-        return self.stream_call("GetShardIterator", req)["ShardIterator"]
+        return self.stream_call(fn, "GetShardIterator", req)["ShardIterator"]
 
     def shard_loop(self, props, fn, keep, shard, ended):
         """One shard, read in order and handed on in batches: a batch is invoked when it has
@@ -264,8 +270,8 @@ class EventSources:
         while not self.stopping.is_set():
             try:
                 if iterator is None:
-                    iterator = self.shard_iterator(arn, shard)
-                got = self.stream_call("GetRecords", {"ShardIterator": iterator, "Limit": 1000})
+                    iterator = self.shard_iterator(fn, arn, shard)
+                got = self.stream_call(fn, "GetRecords", {"ShardIterator": iterator, "Limit": 1000})
             except Exception as e:  # noqa: BLE001 - the poller outlives a failed poll
                 log(f"mapping {fn.short}: shard {shard.id}: {why(e)}; a new iterator after "
                     f"{shard.checkpoint or 'none'} ({len(pending)} records to read again)")
@@ -382,9 +388,10 @@ class EventSources:
                 "batchSize": len(records), "streamArn": props["EventSourceArn"],
             },
         }
-        sqs = self.aws("sqs")
-        url = sqs.get_queue_url(QueueName=dest.rsplit(":", 1)[-1])["QueueUrl"]
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+        # "Lambda sends details about the batch to the queue": with the function's execution
+        # role ("your function's execution role must have … sqs:SendMessage", invocation-async-retain-records.html).
+        url = self.aws("sqs").get_queue_url(QueueName=dest.rsplit(":", 1)[-1])["QueueUrl"]
+        self.aws_as(fn, "sqs").send_message(QueueUrl=url, MessageBody=json.dumps(body))
 
     # ---- the delivery queue into the deliverer
 
@@ -396,8 +403,11 @@ class EventSources:
         unprocessed, as Lambda's event filtering deletes it."""
         arn = props["EventSourceArn"]
         size, window = int(props.get("BatchSize", 10)), float(props.get("MaximumBatchingWindowInSeconds", 0))
-        sqs = self.aws("sqs")
-        url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        # Lambda has the queue's ARN; its URL, the harness's lookup. The polling itself is the
+        # function's execution role's ("sqs:ReceiveMessage, sqs:DeleteMessage,
+        # sqs:GetQueueAttributes", with-sqs.html).
+        url = self.aws("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs = self.aws_as(fn, "sqs")
         slots = threading.BoundedSemaphore(workers)
         while not self.stopping.is_set():
             if not slots.acquire(timeout=1):

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from .account import INIT_TIMEOUT, LAMBDA_PAYLOAD_MAX, REGION, UNRESERVED_CAP, log
+from .account import INIT_TIMEOUT, LAMBDA_PAYLOAD_MAX, REGION, UNRESERVED_CAP, log, session_credentials
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
@@ -209,17 +209,24 @@ class Function:
         """Takes the function's deployed configuration and reserved concurrency (None: none);
         answers whether they changed (then the instances running the previous one are to be
         recycled)."""
-        deployed = (config["FunctionName"], config["FunctionArn"], float(config.get("Timeout", 3)),
+        deployed = (config["FunctionName"], config["FunctionArn"], config["Role"], float(config.get("Timeout", 3)),
                     int(config.get("MemorySize", 128)), config.get("Handler", "bootstrap"),
                     dict(config.get("Environment", {}).get("Variables", {})), reserved)
         if deployed == getattr(self, "deployed", None):
             return False
         self.deployed = deployed
-        self.name, self.arn, self.timeout, self.memory, handler, env, self.reserved = deployed
+        self.name, self.arn, role, self.timeout, self.memory, handler, env, self.reserved = deployed
+        # "When Lambda runs your function, it passes the credentials of the execution role
+        # (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) as environment
+        # variables" (configuration-envvars.html, "Reserved environment variables"): each
+        # function calls AWS as its own role, which the emulator's IAM gate holds it to.
+        self.role = role
+        self.credentials = session_credentials(self.role)
         self.concurrency = UNRESERVED_CAP if reserved is None else int(reserved)
         env = dict(env)
         env.update(
-            AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test",
+            AWS_ACCESS_KEY_ID=self.credentials[0], AWS_SECRET_ACCESS_KEY=self.credentials[1],
+            AWS_SESSION_TOKEN=self.credentials[2],
             AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION, AWS_ENDPOINT_URL=self.harness.endpoint,
             AWS_LAMBDA_FUNCTION_NAME=self.name, AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(self.memory), AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{self.name}",

@@ -48,6 +48,9 @@ class Harness(Deployment, HttpApi, EventSources):
         self.swept_lock = threading.Lock()
         self.emulator_busy = [0.0, 0]
         self.servers = []
+        # What sees every request to the emulator before moto does, in order (IAM, then the
+        # hostile mode's faults): each answers None to pass it on, or AWS's answer instead.
+        self.gates = []
 
     # ---- the emulator and the deploy
 
@@ -59,7 +62,14 @@ class Harness(Deployment, HttpApi, EventSources):
             self.emulator_busy[0] += seconds
             self.emulator_busy[1] += 1
 
-        server, self.endpoint = serve(busy)
+        def gate(environ, body):
+            for g in self.gates:
+                answer = g(environ, body)
+                if answer is not None:
+                    return answer
+            return None
+
+        server, self.endpoint = serve(busy, gate)
         self.servers.append(server)
 
     # ---- readiness, control, shutdown

@@ -20,10 +20,11 @@ def check(cond: bool, msg: str) -> None:
         raise SystemExit(f"deploy rehearsal: {msg}")
 
 
-def transformed(bucket: str, key: str, params: dict) -> dict:
-    """The template with every function's code at `bucket`/`key`, transformed with `params` as
-    CloudFormation's SAM transform does, its aliases left out (`without_aliases`)."""
-    template = load(TEMPLATE)
+def transformed(bucket: str, key: str, params: dict, path: str = TEMPLATE) -> dict:
+    """The template at `path` (infra/template.yaml unless told) with every function's code at
+    `bucket`/`key`, transformed with `params` as CloudFormation's SAM transform does, its
+    aliases left out (`without_aliases`)."""
+    template = load(path)
     for r in template["Resources"].values():
         if r["Type"] == "AWS::Serverless::Function":
             r["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}

@@ -82,6 +82,9 @@ class Harness(EventSources):
         return boto3.client(service, region_name="us-east-1", endpoint_url=self.endpoint,
                             aws_access_key_id="test", aws_secret_access_key="test")
 
+    def aws_as(self, fn, service):
+        return self.aws(service)
+
     def on_failure(self, props, fn, shard, records, attempts, condition, error):
         self.failed.append(([r["dynamodb"]["SequenceNumber"] for r in records], attempts, condition))
 
