@@ -13,8 +13,8 @@ stream; the key; the bus; the queue), and the condition keys AWS sets for it
 (`dynamodb:LeadingKeys`, `aws:PrincipalArn`, ...). The policies are read from the deployed
 stack (`refresh`, after every deploy): each role's inline policies as moto holds them, its
 managed policies (moto keeps none of a role's: read from the template, their documents from
-moto's IAM or, for AWS's own, moto's copy of them), each key's policy, and the queue and bus
-policies (moto applies neither: read from the template). It also refuses what EventBridge
+moto's IAM or, for AWS's own, moto's copy of them); the resources' policies (keys, queues,
+buses) as moto holds them when the call comes. It also refuses what EventBridge
 could not deliver to a queue whose policy does not let the rule send (`rule_sends_to_queue`).
 
 Every decision is counted per role and action in DIR/iam.json (allowed and denied), which
@@ -219,8 +219,6 @@ class Iam:
     def __init__(self, harness):
         self.harness = harness
         self.roles = {}  # role ARN -> [policy documents]
-        self.queue_policies = {}  # queue ARN -> policy document
-        self.bus_policies = {}  # bus ARN -> policy document
         self.seen = {}  # role ARN -> {"allowed": {action: n}, "denied": {action: n}}
         self.lock = threading.Lock()
 
@@ -233,48 +231,42 @@ class Iam:
         iam = iam_backends[ACCOUNT]["global"]
         aws_managed = json.loads(aws_managed_policies_data)
         h = self.harness
-        roles, queues, buses = {}, {}, {}
+        roles = {}
         for logical, r in h.body["Resources"].items():
-            # moto creates no queue or bus policy (they are not listed as deployed): theirs is
-            # the template's, when their condition holds.
-            policy_only = r["Type"] in ("AWS::SQS::QueuePolicy", "AWS::Events::EventBusPolicy")
-            if not (logical in h.physical_ids or (policy_only and ("Condition" not in r or h.resolver.condition(r["Condition"])))):
+            if r["Type"] != "AWS::IAM::Role" or logical not in h.physical_ids:
                 continue
-            props = r.get("Properties", {})
-            if r["Type"] == "AWS::IAM::Role":
-                role = iam.get_role(h.physical(logical))
-                docs = [json.loads(d) if isinstance(d, str) else d for d in role.policies.values()]
-                for arn in listed(h.resolver.resolve(props.get("ManagedPolicyArns", []))):
-                    if arn.startswith("arn:aws:iam::aws:policy/"):
-                        name = arn.rsplit("/", 1)[-1]
-                        if name not in aws_managed:
-                            raise SystemExit(f"iam: the AWS managed policy {arn} is unknown to the harness")
-                        docs.append(aws_managed[name]["Document"])
-                    else:
-                        policy = iam.get_policy(arn)
-                        version = next(v for v in policy.versions if v.is_default)
-                        docs.append(json.loads(version.document))
-                roles[role.arn] = docs
-            elif r["Type"] == "AWS::SQS::QueuePolicy":
-                doc = h.resolver.resolve(props["PolicyDocument"])
-                for url in listed(h.resolver.resolve(props["Queues"])):
-                    queues[self.queue_arn(url)] = doc
-            elif r["Type"] == "AWS::Events::EventBusPolicy":
-                bus = h.resolver.resolve(props.get("EventBusName", "default"))
-                doc = {"Statement": listed(h.resolver.resolve(props["Statement"]))}
-                arn = bus if bus.startswith("arn:") else f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}"
-                buses.setdefault(arn, {"Statement": []})["Statement"] += doc["Statement"]
-        self.roles, self.queue_policies, self.bus_policies = roles, queues, buses
+            role = iam.get_role(h.physical(logical))
+            docs = [json.loads(d) if isinstance(d, str) else d for d in role.policies.values()]
+            for arn in listed(h.resolver.resolve(r["Properties"].get("ManagedPolicyArns", []))):
+                if arn.startswith("arn:aws:iam::aws:policy/"):
+                    name = arn.rsplit("/", 1)[-1]
+                    if name not in aws_managed:
+                        raise SystemExit(f"iam: the AWS managed policy {arn} is unknown to the harness")
+                    docs.append(aws_managed[name]["Document"])
+                else:
+                    policy = iam.get_policy(arn)
+                    version = next(v for v in policy.versions if v.is_default)
+                    docs.append(json.loads(version.document))
+            roles[role.arn] = docs
+        self.roles = roles
 
-    def queue_policy(self, arn):
-        """A queue's policy: as set on it (`SetQueueAttributes`, which moto keeps), else the
-        stack's `AWS::SQS::QueuePolicy` for it (which moto does not apply)."""
+    @staticmethod
+    def queue_policy(arn):
+        """A queue's policy as set on it (`SetQueueAttributes`, or CloudFormation's
+        `AWS::SQS::QueuePolicy` through shims.py's `queue_policies`)."""
         from moto.sqs.models import sqs_backends
 
         queue = sqs_backends[ACCOUNT][REGION].queues.get(arn.rsplit(":", 1)[-1])
-        if queue is not None and queue.policy:
-            return queue.policy
-        return self.queue_policies.get(arn)
+        return queue.policy if queue is not None else None
+
+    @staticmethod
+    def bus_policy(arn):
+        """A bus's policy as moto keeps it (`PutPermission`, or CloudFormation's
+        `AWS::Events::EventBusPolicy` through shims.py's `bus_policies`)."""
+        from moto.events.models import events_backends
+
+        bus = events_backends[ACCOUNT][REGION].event_buses.get(arn.rsplit("/", 1)[-1])
+        return bus.policy if bus is not None else None
 
     @staticmethod
     def queue_arn(url_or_name):
@@ -380,7 +372,7 @@ class Iam:
                 arn = bus if bus.startswith("arn:") else f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}"
                 checks.append(("events:PutEvents", arn, {"events:source": entry.get("Source"),
                                                          "events:detail-type": entry.get("DetailType")},
-                               self.bus_policies.get(arn), False))
+                               self.bus_policy(arn), False))
             return checks
         if prefix in ("AmazonSQS", "sqs"):
             # "the permission for SendMessageBatch is the same as for SendMessage" (sqs-api-permissions-reference.html)
