@@ -193,6 +193,9 @@ RARE_PATHS = {
     # A failed webhook attempt's back-off, and a job another deliverer holds, postponed
     # (functions/src/workers/deliverer.rs: queue.postpone).
     ("deliverer", "sqs:ChangeMessageVisibility"),
+    # A draft list's `starting_after` cursor and an `Idempotency-Key` replayed
+    # (functions/src/api/drafts.rs, functions/src/app/idempotency.rs).
+    ("drafts", "dynamodb:GetItem"),
     # A credential stored under the legacy keyed hash is rehashed on its next token
     # (functions/src/api/issuer/token.rs; functions/tests/issuer.rs takes that path).
     ("token", "dynamodb:PutItem"),
