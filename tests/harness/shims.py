@@ -284,3 +284,35 @@ def conditional_updates() -> None:
                 self._delete_resource(resource, spec)
 
     parsing.ResourceMap.update = update
+
+
+# The HTTP API's base URL where the harness serves it (stack.py sets it once the API listens):
+# moto has no HTTP API, so `${HttpApi}` stays in the outputs that name the API's URL.
+SERVED_API = {"url": None}
+API_PLACEHOLDER = "https://${HttpApi}.execute-api.us-east-1.amazonaws.com"
+
+
+def described_stacks() -> None:
+    """A shim for moto 5.2's DescribeStacks, as `shopping-local smoke` reads a stack: moto
+    answers a CommaDelimitedList parameter's value as Python's repr (`['a', 'b']`, where
+    CloudFormation answers `a,b`), and the outputs naming the API's URL as `https://${HttpApi}…`
+    (moto has no HTTP API): they name the URL the harness serves the API at. Installed once,
+    in the process that runs the emulator (by stack.py; the deploy rehearsal keeps moto's)."""
+    from moto.cloudformation.models import Stack
+
+    moto_parameters = Stack.parameter_list.fget
+    moto_outputs = Stack.outputs.fget
+
+    def parameter_list(self):
+        return [dict(p, ParameterValue=",".join(map(str, p["ParameterValue"])))
+                if isinstance(p["ParameterValue"], list) else p for p in moto_parameters(self)]
+
+    def outputs(self):
+        out, url = moto_outputs(self), SERVED_API["url"]
+        if not out or not url:
+            return out
+        return [dict(o, OutputValue=o["OutputValue"].replace(API_PLACEHOLDER, url))
+                if isinstance(o.get("OutputValue"), str) else o for o in out]
+
+    Stack.parameter_list = property(parameter_list)
+    Stack.outputs = property(outputs)

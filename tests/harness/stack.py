@@ -20,7 +20,7 @@ from .iam import Iam, enforce_queue_policies
 from .mappings import EventSources
 from .payload import v2_event
 from .runtime import InvocationError
-from .shims import REGISTRIES, conditional_updates, install_shims
+from .shims import REGISTRIES, SERVED_API, conditional_updates, described_stacks, install_shims
 
 
 class Harness(Deployment, HttpApi, EventSources):
@@ -58,6 +58,7 @@ class Harness(Deployment, HttpApi, EventSources):
     def start_emulator(self):
         install_shims()
         conditional_updates()
+        described_stacks()
         # IAM first: a call the role may not make is refused before anything else sees it.
         self.iam = Iam(self)
         self.gates.insert(0, self.iam.gate)
@@ -160,6 +161,7 @@ class Harness(Deployment, HttpApi, EventSources):
         ctl = serve_http(0, self.control)
         self.servers.append(ctl)
         self.api_url = f"http://127.0.0.1:{api.server_address[1]}"
+        SERVED_API["url"] = self.api_url
         self.control_url = f"http://127.0.0.1:{ctl.server_address[1]}"
         self.probe()
         self.start_mappings()

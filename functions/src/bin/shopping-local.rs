@@ -32,6 +32,28 @@ enum Command {
     },
     /// Print the OpenAPI document (what the server serves at `/openapi.json`).
     Openapi,
+    /// Check a deployed stack end to end (AWS credentials and region from the environment):
+    /// one line per check, then `smoke: N passed, M failed`; exits non-zero on a failure.
+    Smoke {
+        /// The CloudFormation stack's name; its outputs give the API, the table and the bus.
+        #[arg(long)]
+        stack: String,
+        /// The API's base URL (default: the stack's ApiUrl output).
+        #[arg(long)]
+        url: Option<String>,
+        /// The table (default: the stack's TableName output).
+        #[arg(long)]
+        table: Option<String>,
+        /// The event bus, by name or ARN (default: the stack's EventBusName output).
+        #[arg(long)]
+        bus: Option<String>,
+        /// The account the temporary client, drafts and orders belong to: one no merchant has.
+        #[arg(long, default_value = functions::platform::smoke::SMOKE_ACCOUNT)]
+        account: String,
+        /// Who makes the temporary client, for the audit trail (default: the login name).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Print a bearer token that a server on the same data dir accepts.
     Token {
         #[arg(long)]
@@ -70,12 +92,16 @@ impl Where {
     }
 
     fn by(&self) -> String {
-        self.by
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .or_else(|| std::env::var("LOGNAME").ok())
-            .unwrap_or_else(|| "unknown".into())
+        login(self.by.clone())
     }
+}
+
+/// `given`, else the login name.
+fn login(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[derive(Subcommand)]
@@ -166,6 +192,23 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+        }
+        Command::Smoke { stack, url, table, bus, account, by } => {
+            if !domain::validate::is_account_id(&account) {
+                eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T00000000");
+                return ExitCode::from(2);
+            }
+            let by = format!("{} (smoke)", login(by));
+            let options = functions::platform::smoke::Options { stack, url, table, bus, account, by };
+            return match functions::platform::smoke::run(options).await {
+                Ok(summary) if summary.interrupted => ExitCode::from(130),
+                Ok(summary) if summary.failed > 0 => ExitCode::FAILURE,
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shopping-local: {e}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Command::Token { account, scopes, expires_in, data_dir } => {
             if !domain::validate::is_account_id(&account) {
