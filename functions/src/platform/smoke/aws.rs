@@ -27,10 +27,17 @@ pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
 }
 
-/// An SDK error with its service's code and message (`DisplayErrorContext` says all of it).
-pub fn sdk_error(e: impl std::error::Error) -> String {
-    let text = aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
-    text.chars().take(300).collect()
+/// An SDK error as a report line shows it: the service's code and message, or what stopped
+/// the request (the connection, the credentials).
+pub fn sdk_error<E>(e: E) -> String
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => super::http::error_chain(&e).chars().take(300).collect(),
+    }
 }
 
 impl Aws {

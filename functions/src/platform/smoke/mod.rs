@@ -300,8 +300,14 @@ impl Smoke {
         let Some(jwt) = &self.jwt else {
             return failed(answer.seen(), "the gateway refused the token");
         };
-        let keys = self.jwks.as_ref().map(Jwks::describe).unwrap_or_else(|| "keys not fetched".into());
+        let keys = self.jwks.as_ref().map(Jwks::describe).unwrap_or_else(|| "not fetched".into());
         let saw = format!("{} (token {}; issuer keys {keys})", answer.seen(), jwt.describe());
+        if self.jwks.is_none() {
+            return failed(
+                saw,
+                "the issuer's keys cannot be fetched (issuer discovery, issuer keys), by the gateway either: it refuses every token",
+            );
+        }
         let now = chrono::Utc::now().timestamp() + self.clock_offset();
         let cause = token::refusal(jwt, self.jwks.as_ref(), &self.accepts, now).unwrap_or_else(|| {
             "the token checks out against the keys published now, so the gateway still holds keys it fetched \
@@ -985,10 +991,11 @@ impl Smoke {
                     left.push(format!("target smoke of rule {name} ({})", sdk_error(e)));
                 }
             }
-            match self.aws.events.delete_rule().name(name).event_bus_name(bus).send().await {
+            match self.aws.events.delete_rule().name(name).event_bus_name(bus).send().await.map_err(sdk_error) {
                 Ok(_) => done.push(format!("rule {name} removed")),
-                Err(e) if sdk_error(&e).contains("ResourceNotFound") => {}
-                Err(e) => left.push(format!("rule {name} on {bus} ({})", sdk_error(e))),
+                // PutRule never got through (an interruption, a refusal): nothing to remove.
+                Err(e) if e.starts_with("ResourceNotFound") => {}
+                Err(e) => left.push(format!("rule {name} on {bus} ({e})")),
             }
         }
         if let Some(name) = &queue_name {
