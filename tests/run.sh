@@ -15,7 +15,9 @@
 #   - runs the client-facing suites (tests/suites/client_facing.py) against shopping-local,
 #   - starts the stack as AWS runs it (tests/stack up) and runs the walk-through, the route
 #     table, the generated client, an EventBridge subscriber (tests/suites/subscriber_test.py)
-#     and a long run against it (tests/suites/long_run_test.py), then the retention case, the
+#     and a long run against it (tests/suites/long_run_test.py), `shopping-local smoke` against it
+#     (tests/suites/smoke_test.py; and against a stack whose issuer does not publish the
+#     signing key, failing and naming that check), then the retention case, the
 #     signing key's rotation (tests/suites/rotation_test.py) and the HTTP API edge and Lambda
 #     as AWS documents them (tests/suites/edge_fidelity_test.py); then the product under the
 #     other reading of rawPath on a second stack; IAM, enforced on every stack: no call refused and
@@ -134,6 +136,8 @@ echo "==> an EventBridge subscriber on the stack, from README's commands: its ru
 "$VENV/bin/python" tests/suites/subscriber_test.py --stack "$stack_dir"
 echo "==> a long run on the stack: many accounts and writes, a subscription midway, concurrent writers; every answer and webhook"
 "$VENV/bin/python" tests/suites/long_run_test.py --stack "$stack_dir"
+echo "==> shopping-local smoke against the stack: every check ok, nothing left, interrupted, another bus (tests/suites/smoke_test.py)"
+"$VENV/bin/python" tests/suites/smoke_test.py --stack "$stack_dir"
 # Last, these: retention moves the stack's clock two days on; the key rotation moves it about
 # six hours further and leaves the stack on other key slots; the edge checks throttle, time out
 # and crash functions.
@@ -148,6 +152,8 @@ echo "==> IAM on the stack: no call refused, every action granted called; Leadin
 stop_stack
 echo "==> IAM enforced: dynamodb:PutItem taken out of the drafts function's policy in a copy of the template"
 SHOPPING_STACK_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" tests/suites/iam_test.py trimmed
+echo "==> shopping-local smoke against a stack whose issuer does not publish the signing key: it fails and names the check"
+SHOPPING_STACK_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" tests/suites/smoke_test.py broken
 echo "==> the product under the other reading of rawPath (as sent)"
 raw_dir=$(mktemp -d)
 start_stack "$raw_dir" target/stack-as-sent.log SHOPPING_STACK_RAW_PATH=as-sent

@@ -129,8 +129,9 @@ fn say(line: &str) {
 #[derive(Default)]
 struct Made {
     client: Option<String>,
-    /// The bus and the rule's name.
+    /// The bus and the rule's name, and whether PutRule answered.
     rule: Option<(String, String)>,
+    rule_made: bool,
     target: bool,
     queue_name: Option<String>,
     queue_url: Option<String>,
@@ -964,9 +965,9 @@ impl Smoke {
         for task in inflight {
             let _ = task.await;
         }
-        let (client, rule, target, queue_name, queue_url) = {
+        let (client, rule, rule_made, target, queue_name, queue_url) = {
             let m = made(&self.shared);
-            (m.client.clone(), m.rule.clone(), m.target, m.queue_name.clone(), m.queue_url.clone())
+            (m.client.clone(), m.rule.clone(), m.rule_made, m.target, m.queue_name.clone(), m.queue_url.clone())
         };
         let mut done = Vec::new();
         let mut left = Vec::new();
@@ -988,32 +989,48 @@ impl Smoke {
             if target {
                 let removed = self.aws.events.remove_targets().rule(name).event_bus_name(bus).ids("smoke").send().await;
                 if let Err(e) = removed {
-                    left.push(format!("target smoke of rule {name} ({})", sdk_error(e)));
+                    left.push(format!(
+                        "target smoke of rule {name} ({}; aws events remove-targets --event-bus-name {bus} --rule {name} --ids smoke)",
+                        sdk_error(e)
+                    ));
                 }
             }
+            // Deleted even when PutRule did not answer: it may have been applied all the same.
             match self.aws.events.delete_rule().name(name).event_bus_name(bus).send().await.map_err(sdk_error) {
-                Ok(_) => done.push(format!("rule {name} removed")),
-                // PutRule never got through (an interruption, a refusal): nothing to remove.
-                Err(e) if e.starts_with("ResourceNotFound") => {}
-                Err(e) => left.push(format!("rule {name} on {bus} ({e})")),
+                Ok(_) if rule_made => done.push(format!("rule {name} removed")),
+                Ok(_) => {}
+                Err(e) if e.starts_with("ResourceNotFound") || !rule_made => {}
+                Err(e) => left.push(format!(
+                    "rule {name} on {bus} ({e}; aws events delete-rule --event-bus-name {bus} --name {name})"
+                )),
             }
         }
         if let Some(name) = &queue_name {
+            // Its URL came back unless CreateQueue was cut short: then ask for it by name.
             let url = match queue_url {
                 Some(url) => Some(url),
-                None => self.aws.sqs.get_queue_url().queue_name(name).send().await.ok().and_then(|r| r.queue_url),
+                None => match self.aws.sqs.get_queue_url().queue_name(name).send().await.map_err(sdk_error) {
+                    Ok(found) => found.queue_url,
+                    Err(e) if e.contains("NonExistentQueue") || e.contains("QueueDoesNotExist") => None,
+                    Err(e) => {
+                        left.push(format!("queue {name} perhaps ({e}; aws sqs get-queue-url --queue-name {name})"));
+                        None
+                    }
+                },
             };
             if let Some(url) = url {
                 match self.aws.sqs.delete_queue().queue_url(&url).send().await {
                     Ok(_) => done.push(format!("queue {name} deleted")),
-                    Err(e) => left.push(format!("queue {url} ({})", sdk_error(e))),
+                    Err(e) => {
+                        left.push(format!("queue {url} ({}; aws sqs delete-queue --queue-url {url})", sdk_error(e)))
+                    }
                 }
             }
         }
         if !left.is_empty() {
             return failed(
                 format!("left behind: {}", left.join(", ")),
-                "the credentials may not remove them: remove them by hand",
+                "the credentials may not remove them, or the service did not answer: remove them by hand",
             );
         }
         if done.is_empty() {
@@ -1076,6 +1093,7 @@ async fn subscribe(aws: &Aws, shared: &Shared, bus: &str, name: &str, account: &
         .send()
         .await
         .map_err(|e| format!("PutRule: {}", sdk_error(e)))?;
+    made(shared).rule_made = true;
     let rule_arn = rule.rule_arn.ok_or("PutRule answered no RuleArn")?;
     let policy = json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
