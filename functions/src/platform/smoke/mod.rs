@@ -16,7 +16,9 @@
 //! interruption never leaves something made but unrecorded.
 
 mod aws;
+mod events;
 mod http;
+mod lifecycle;
 mod schema;
 mod token;
 
@@ -30,26 +32,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The account smoke works in unless told otherwise: a test account (`T`) whose number no
 /// merchant is given, so its client, drafts and orders are never anyone's data.
 pub const SMOKE_ACCOUNT: &str = "T00000000";
-
-/// The event smoke reads back from the bus.
-const EVENT: &str = "shopping_order_update";
-
-/// `events/schemas/shopping_order_update.json`: the event's schema where no registry answers
-/// (the stack on a laptop has none).
-const EVENT_SCHEMA: &str = include_str!("../../../../events/schemas/shopping_order_update.json");
-
-/// How long the event may take, from the write to the queue: a new rule and a new queue
-/// policy can take a while to apply on AWS, so the write is repeated meanwhile.
-const EVENT_WITHIN: Duration = Duration::from_secs(40);
-const EVENT_REWRITE_EVERY: Duration = Duration::from_secs(12);
-
-/// How long the list may take to show the new order (its index is eventually consistent).
-const LIST_WITHIN: Duration = Duration::from_secs(15);
 
 pub struct Options {
     /// The CloudFormation stack's name.
@@ -219,7 +206,6 @@ pub async fn run(opts: Options) -> Result<Summary, SmokeError> {
         event: None,
     };
     let mut report = Report::default();
-    let started = Instant::now();
     let interrupted = tokio::select! {
         () = smoke.checks(&mut report) => false,
         () = interruption() => true,
@@ -231,11 +217,11 @@ pub async fn run(opts: Options) -> Result<Summary, SmokeError> {
         outcome = smoke.clean_up() => report.line("clean-up", outcome),
         () = interruption() => {
             say(&format!("smoke: interrupted again; may be left behind: {}", smoke.left_behind()));
+            say(&format!("smoke: {} passed, {} failed", report.passed, report.failed + 1));
             return Ok(Summary { passed: report.passed, failed: report.failed + 1, interrupted: true });
         }
     }
     say(&format!("smoke: {} passed, {} failed", report.passed, report.failed));
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "smoke run");
     Ok(Summary { passed: report.passed, failed: report.failed, interrupted })
 }
 
@@ -425,40 +411,6 @@ impl Smoke {
             field(&self.table),
             field(&self.bus)
         ))
-    }
-
-    async fn check_subscription(&mut self) -> Outcome {
-        let Some(bus) = self.bus.clone() else {
-            return Outcome::Skipped("no bus (the EventBusName output, or --bus)".into());
-        };
-        let name = format!("shopping-smoke-{}", self.run_id);
-        {
-            let mut m = made(&self.shared);
-            m.rule = Some((bus.clone(), name.clone()));
-            m.queue_name = Some(name.clone());
-        }
-        let (aws, shared, account) = (self.aws.clone(), self.shared.clone(), self.opts.account.clone());
-        let (rule_name, bus_name) = (name.clone(), bus.clone());
-        let created =
-            shielded(&self.shared, async move { subscribe(&aws, &shared, &bus_name, &rule_name, &account).await })
-                .await;
-        match created {
-            Ok(queue_url) => {
-                self.queue_url = Some(queue_url);
-                Outcome::Ok(format!("rule {name} on bus {bus} ({EVENT} of {}), into queue {name}", self.opts.account))
-            }
-            Err(e) => {
-                let cause = if e.contains("ResourceNotFound") || e.contains("does not exist") {
-                    format!("no bus {bus} in {} (the EventBusName output, or --bus)", self.aws.region())
-                } else if e.contains("AccessDenied") || e.contains("not authorized") {
-                    "the credentials may not manage rules and queues (events:PutRule, PutTargets, sqs:CreateQueue, …)"
-                        .into()
-                } else {
-                    "EventBridge or SQS refused the temporary subscription".into()
-                };
-                failed(e, cause)
-            }
-        }
     }
 
     async fn check_client(&mut self) -> Outcome {
@@ -696,268 +648,6 @@ impl Smoke {
         }
     }
 
-    async fn check_draft(&mut self) -> Outcome {
-        if self.token.is_none() {
-            return Outcome::Skipped("needs a token".into());
-        }
-        // The orders it makes expire after a day (the shortest retention): the smoke account
-        // keeps no history of its runs.
-        let body = json!({
-            "options": {"generate_order_id": "ALPHANUMERIC_9", "order_time_to_live": 86400},
-            "order": {"currency": "NOK", "customer": {"id": format!("smoke-{}", self.run_id)}},
-        });
-        match self.call(Method::POST, "/shopping/draft_orders", Some(body)).await {
-            Ok(a) if a.ok() => match a.json().and_then(|v| v.get("id")?.as_str().map(str::to_owned)) {
-                Some(id) => {
-                    let line = format!("POST /shopping/draft_orders: {} {id}", a.status);
-                    self.draft = Some(id);
-                    Outcome::Ok(line)
-                }
-                None => failed(a.seen(), "the draft came back without an id: a product defect"),
-            },
-            Ok(a) => self.api_failure(&a, "drafts"),
-            Err(e) => failed(e, "the API stopped answering"),
-        }
-    }
-
-    async fn check_item(&mut self) -> Outcome {
-        let Some(draft) = self.draft.clone() else {
-            return Outcome::Skipped("needs a draft".into());
-        };
-        let item = json!({"line_id": 1, "description": "smoke test", "quantity": 1, "gross_amount": 10000,
-                          "tax_lines": [{"percentage": 25}]});
-        match self.call(Method::POST, &format!("/shopping/draft_orders/{draft}/items"), Some(item)).await {
-            Ok(a) if a.ok() => Outcome::Ok(format!("POST …/draft_orders/{draft}/items: {}", a.status)),
-            Ok(a) => {
-                self.draft = None;
-                self.api_failure(&a, "drafts")
-            }
-            Err(e) => {
-                self.draft = None;
-                failed(e, "the API stopped answering")
-            }
-        }
-    }
-
-    async fn check_completion(&mut self) -> Outcome {
-        let Some(draft) = self.draft.clone() else {
-            return Outcome::Skipped("needs a draft with an item".into());
-        };
-        match self.call(Method::PUT, &format!("/shopping/draft_orders/{draft}/complete"), None).await {
-            Ok(a) if a.ok() => {
-                let first = a.json().and_then(|v| v.get("orders")?.get(0).cloned());
-                let field = |k: &str| first.as_ref().and_then(|o| o.get(k)?.as_str().map(str::to_owned));
-                match (field("id"), field("order_id")) {
-                    (Some(id), Some(order_id)) => {
-                        let line = format!("PUT …/draft_orders/{draft}/complete: order {order_id} ({id})");
-                        self.order = Some(Order { id, order_id });
-                        Outcome::Ok(line)
-                    }
-                    _ => failed(a.seen(), "the completion came back without an order: a product defect"),
-                }
-            }
-            Ok(a) => self.api_failure(&a, "drafts"),
-            Err(e) => failed(e, "the API stopped answering"),
-        }
-    }
-
-    async fn check_read(&self) -> Outcome {
-        let Some(order) = &self.order else {
-            return Outcome::Skipped("needs an order".into());
-        };
-        match self.call(Method::GET, &format!("/shopping/orders/{}", order.order_id), None).await {
-            Ok(a) if a.ok() => {
-                let id = a.json().and_then(|v| v.get("id")?.as_str().map(str::to_owned)).unwrap_or_default();
-                if id == order.id {
-                    Outcome::Ok(format!("GET /shopping/orders/{}: {}", order.order_id, a.status))
-                } else {
-                    failed(format!("order {id:?}"), "another order came back for the order_id: a product defect")
-                }
-            }
-            Ok(a) => self.api_failure(&a, "orders"),
-            Err(e) => failed(e, "the API stopped answering"),
-        }
-    }
-
-    async fn check_list(&self) -> Outcome {
-        let Some(order) = &self.order else {
-            return Outcome::Skipped("needs an order".into());
-        };
-        let path = format!("/shopping/orders?search={}&limit=10", order.order_id.to_lowercase());
-        let started = Instant::now();
-        loop {
-            match self.call(Method::GET, &path, None).await {
-                Ok(a) if a.ok() => {
-                    let listed = a.json().and_then(|v| v.get("orders")?.as_array().cloned()).is_some_and(|orders| {
-                        orders.iter().any(|o| o.get("id").and_then(Value::as_str) == Some(&order.id))
-                    });
-                    if listed {
-                        let took = started.elapsed().as_secs_f64();
-                        return Outcome::Ok(format!("GET /shopping/orders?search=…: the order, after {took:.1} s"));
-                    }
-                    if started.elapsed() > LIST_WITHIN {
-                        return failed(
-                            format!("{} (not the order, {} s after it was made)", a.seen(), LIST_WITHIN.as_secs()),
-                            "the list's index does not get the order: the table's index or its projection",
-                        );
-                    }
-                }
-                Ok(a) => return self.api_failure(&a, "views"),
-                Err(e) => return failed(e, "the API stopped answering"),
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    async fn check_reference(&self) -> Outcome {
-        let Some(api) = &self.api else {
-            return Outcome::Skipped("needs the API".into());
-        };
-        let api = api.trim_end_matches('/');
-        let timeout = Duration::from_secs(30);
-        let (doc, page) = (
-            self.http.get(&format!("{api}/openapi.json"), timeout).await,
-            self.http.get(&format!("{api}/docs"), timeout).await,
-        );
-        let doc = match doc {
-            Ok(a) if a.status == 200 => a,
-            Ok(a) => {
-                return failed(format!("/openapi.json: {}", a.seen()), gateway_cause(&a, self.stack_name(), "token"))
-            }
-            Err(e) => return failed(e, "the API stopped answering"),
-        };
-        let version = doc.json().and_then(|v| v.get("openapi")?.as_str().map(str::to_owned));
-        let Some(version) = version else {
-            return failed(format!("/openapi.json: {}", doc.seen()), "the reference is not an OpenAPI document");
-        };
-        match page {
-            Ok(a) if a.status == 200 && a.content_type.starts_with("text/html") => {
-                Outcome::Ok(format!("/openapi.json (OpenAPI {version}), /docs (HTML)"))
-            }
-            Ok(a) => failed(
-                format!("/docs: {} ({})", a.seen(), a.content_type),
-                gateway_cause(&a, self.stack_name(), "token"),
-            ),
-            Err(e) => failed(e, "the API stopped answering"),
-        }
-    }
-
-    /// A write to the order (its courier), then its `shopping_order_update` read back from the
-    /// temporary queue; the write is repeated while the new rule may still be settling.
-    async fn check_event(&mut self) -> Outcome {
-        let (Some(order), Some(queue)) = (&self.order, self.queue_url.clone()) else {
-            return Outcome::Skipped("needs an order and the event subscription".into());
-        };
-        let (id, order_id) = (order.id.clone(), order.order_id.clone());
-        let path = format!("/shopping/orders/{order_id}");
-        let started = Instant::now();
-        let mut writes = 0u32;
-        let mut last_write = started;
-        let mut others = 0usize;
-        loop {
-            if writes == 0 || last_write.elapsed() >= EVENT_REWRITE_EVERY {
-                writes += 1;
-                last_write = Instant::now();
-                let courier = json!({"courier_id": format!("smoke-{writes}")});
-                match self.call(Method::PUT, &path, Some(courier)).await {
-                    Ok(a) if a.ok() => {}
-                    Ok(a) => return self.api_failure(&a, "orders"),
-                    Err(e) => return failed(e, "the API stopped answering"),
-                }
-            }
-            // Short polls, a few a second: a long poll would hold the emulator of the stack on
-            // a laptop, which serves one request at a time, and on AWS this costs a few
-            // hundred requests a run at most.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let received = self.aws.sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await;
-            let messages = match received {
-                Ok(r) => r.messages.unwrap_or_default(),
-                Err(e) => return failed(sdk_error(e), "the temporary queue cannot be read (sqs:ReceiveMessage)"),
-            };
-            for m in messages {
-                let event: Option<Value> = m.body().and_then(|b| serde_json::from_str(b).ok());
-                let mine = event.as_ref().is_some_and(|e| {
-                    e.get("detail-type").and_then(Value::as_str) == Some(EVENT)
-                        && e.pointer("/detail/order/id").and_then(Value::as_str) == Some(id.as_str())
-                });
-                if !mine {
-                    others += 1;
-                    continue;
-                }
-                let Some(event) = event else { continue };
-                let took = started.elapsed().as_secs_f64();
-                let source = format!("shopping.{}", self.opts.account);
-                let resources = json!([format!("shopping:account/{}", self.opts.account)]);
-                if event.get("source").and_then(Value::as_str) != Some(source.as_str())
-                    || event.get("resources") != Some(&resources)
-                {
-                    let saw = format!(
-                        "source {:?}, resources {}",
-                        event.get("source"),
-                        event.get("resources").cloned().unwrap_or_default()
-                    );
-                    return failed(
-                        saw,
-                        "the publisher puts events with another source or resources than README documents",
-                    );
-                }
-                self.event = Some(event);
-                return Outcome::Ok(format!("{EVENT} of order {order_id} in the queue {took:.1} s after the write"));
-            }
-            if started.elapsed() >= EVENT_WITHIN {
-                let failures = match self.output("PipelineFailureQueueUrl") {
-                    Some(url) => self.aws.queue_depth(url).await,
-                    None => None,
-                };
-                let saw = format!(
-                    "no {EVENT} of order {order_id} within {} s of {writes} writes ({others} other messages)",
-                    EVENT_WITHIN.as_secs()
-                );
-                let stack = self.stack_name();
-                let cause = match failures {
-                    Some(n) if n > 0 => format!(
-                        "the failure queue holds {n} messages: the publisher cannot put events on the bus \
-                         (events:PutEvents; its log, /shopping/{stack}/publisher)"
-                    ),
-                    _ => format!(
-                        "the publisher does not publish: its stream mapping is disabled or failing (its log, \
-                         /shopping/{stack}/publisher), or the bus is not the one it publishes to (--bus)"
-                    ),
-                };
-                return failed(saw, cause);
-            }
-        }
-    }
-
-    async fn check_schema(&self) -> Outcome {
-        let Some(event) = &self.event else {
-            return Outcome::Skipped("needs the event".into());
-        };
-        let detail = event.get("detail").cloned().unwrap_or_default();
-        let registry = self.output("EventSchemaRegistryName").map(str::to_owned);
-        let registered = match &registry {
-            Some(r) => self.aws.describe_schema(r, EVENT).await.map(|s| (r.clone(), s)),
-            None => Err("no EventSchemaRegistryName output".into()),
-        };
-        let (schema, source) = match &registered {
-            Ok((name, schema)) => (detail_schema(Some(schema)), format!("the {EVENT} schema of registry {name}")),
-            Err(why) => (detail_schema(None), format!("events/schemas/{EVENT}.json (no registry answered: {why})")),
-        };
-        let schema = match schema {
-            Ok(schema) => schema,
-            Err(e) => return failed(format!("{source}: {e}"), "the schema is not one smoke can use"),
-        };
-        let errors = mismatches(&schema, &detail);
-        if errors.is_empty() {
-            Outcome::Ok(format!("its detail matches {source}"))
-        } else {
-            failed(
-                errors.join("; "),
-                format!("the published event does not match {source}: the publisher and the schema disagree"),
-            )
-        }
-    }
-
     /// Removes what smoke made: waits for creations under way, then revokes the client and
     /// removes the target, the rule and the queue; names what it could not remove.
     async fn clean_up(&self) -> Outcome {
@@ -1060,131 +750,9 @@ impl Smoke {
     }
 }
 
-/// The schema of an event's `detail`: the registered schema's `detail` property (the
-/// registry holds the whole EventBridge event, in Draft 4), or `events/schemas`' own.
-fn detail_schema(registered: Option<&Value>) -> Result<Value, String> {
-    match registered {
-        Some(schema) => schema
-            .pointer("/properties/detail")
-            .cloned()
-            .ok_or_else(|| "the registered schema has no properties.detail".into()),
-        None => serde_json::from_str(EVENT_SCHEMA).map_err(|e| format!("not JSON: {e}")),
-    }
-}
-
-/// The first few ways `detail` breaks the schema, each with where.
-fn mismatches(schema: &Value, detail: &Value) -> Vec<String> {
-    schema::errors(schema, detail).into_iter().take(3).collect()
-}
-
-/// The temporary subscription: a rule on `bus` for the smoke account's order updates, a
-/// queue that takes messages from that rule only (the bus delivers nothing to a queue whose
-/// policy does not let it), the rule's target. Records each part in `shared` as it is made.
-async fn subscribe(aws: &Aws, shared: &Shared, bus: &str, name: &str, account: &str) -> Result<String, String> {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let pattern = json!({"source": [format!("shopping.{account}")], "detail-type": [EVENT]});
-    let rule = aws
-        .events
-        .put_rule()
-        .name(name)
-        .event_bus_name(bus)
-        .event_pattern(pattern.to_string())
-        .description("shopping-local smoke: removed when the run ends")
-        .send()
-        .await
-        .map_err(|e| format!("PutRule: {}", sdk_error(e)))?;
-    made(shared).rule_made = true;
-    let rule_arn = rule.rule_arn.ok_or("PutRule answered no RuleArn")?;
-    let policy = json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
-        "Resource": "*", "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]});
-    let queue = aws
-        .sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::Policy, policy.to_string())
-        // Anything left unread goes within ten minutes, even if the clean-up never runs.
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "600")
-        .send()
-        .await
-        .map_err(|e| format!("CreateQueue: {}", sdk_error(e)))?;
-    let url = queue.queue_url.ok_or("CreateQueue answered no QueueUrl")?;
-    made(shared).queue_url = Some(url.clone());
-    let attributes = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| format!("GetQueueAttributes: {}", sdk_error(e)))?;
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .ok_or("GetQueueAttributes answered no QueueArn")?;
-    let target = aws_sdk_eventbridge::types::Target::builder()
-        .id("smoke")
-        .arn(arn)
-        .build()
-        .map_err(|e| format!("the target: {e}"))?;
-    made(shared).target = true;
-    let put = aws
-        .events
-        .put_targets()
-        .rule(name)
-        .event_bus_name(bus)
-        .targets(target)
-        .send()
-        .await
-        .map_err(|e| format!("PutTargets: {}", sdk_error(e)))?;
-    if put.failed_entry_count > 0 {
-        let why = put.failed_entries().first().and_then(|f| f.error_message.clone()).unwrap_or_default();
-        return Err(format!("PutTargets: {why}"));
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The registry's `shopping_order_update` as the template registers it (one line of
-    /// YAML, single-quoted).
-    fn registered() -> Value {
-        let template = include_str!("../../../../infra/template.yaml");
-        let from = template.find(&format!("SchemaName: {EVENT}")).unwrap();
-        let line = template[from..].lines().find(|l| l.trim_start().starts_with("Content: '")).unwrap();
-        let quoted = line.trim().trim_start_matches("Content: '").trim_end_matches('\'');
-        serde_json::from_str(&quoted.replace("''", "'")).unwrap()
-    }
-
-    fn detail() -> Value {
-        let empty = json!([]);
-        json!({
-            "id": "ev-1", "event": EVENT, "account_id": SMOKE_ACCOUNT, "created_at": "2026-12-07T08:00:00Z",
-            "version": 2, "schema_version": "1",
-            "order": {"id": "o-1", "created_at": "2026-12-07T08:00:00Z", "version": 2, "status": "open",
-                      "items": empty, "discounts": empty, "sessions": empty, "authorizations": empty,
-                      "captures": empty, "refunds": empty, "cancellations": empty, "comments": empty,
-                      "_links": empty},
-        })
-    }
-
-    #[test]
-    fn a_detail_is_held_to_the_registry_schema_and_to_events_schemas_alike() {
-        for source in [Some(registered()), None] {
-            let schema = detail_schema(source.as_ref()).unwrap();
-            assert_eq!(mismatches(&schema, &detail()), Vec::<String>::new());
-            let mut broken = detail();
-            broken["created_at"] = json!("yesterday");
-            broken["order"].as_object_mut().unwrap().remove("items");
-            let errors = mismatches(&schema, &broken);
-            assert_eq!(errors.len(), 2, "{errors:?}");
-            assert!(errors.iter().any(|e| e.contains("/order")), "{errors:?}");
-        }
-        assert!(detail_schema(Some(&json!({"type": "object"}))).unwrap_err().contains("properties.detail"));
-    }
 
     #[test]
     fn a_gateway_answer_names_the_function_whose_log_to_read() {
