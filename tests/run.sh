@@ -136,7 +136,7 @@ echo "==> an EventBridge subscriber on the stack, from README's commands: its ru
 "$VENV/bin/python" tests/suites/subscriber_test.py --stack "$stack_dir"
 echo "==> a long run on the stack: many accounts and writes, a subscription midway, concurrent writers; every answer and webhook"
 "$VENV/bin/python" tests/suites/long_run_test.py --stack "$stack_dir"
-echo "==> shopping-local smoke against the stack: every check ok, nothing left, interrupted, another bus (tests/suites/smoke_test.py)"
+echo "==> shopping-local smoke against the stack: every check ok, nothing left, interrupted, another bus, a registry (tests/suites/smoke_test.py)"
 "$VENV/bin/python" tests/suites/smoke_test.py --stack "$stack_dir"
 # Last, these: retention moves the stack's clock two days on; the key rotation moves it about
 # six hours further and leaves the stack on other key slots; the edge checks throttle, time out

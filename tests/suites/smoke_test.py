@@ -19,6 +19,10 @@ nothing else from stack.json but SHOPPING_SMOKE_URL_MAP, which fetches the issue
    ok, exit 130, and again nothing left.
 4. `--bus no-such-bus` (an override): `event subscription` fails naming that bus, the event
    checks are skipped, everything else passes, exit 1, nothing left.
+5. With a schema registry: the emulator has none, so run 1 holds the event to
+   events/schemas (the line says so); here `AWS_ENDPOINT_URL_SCHEMAS` points at a stand-in that
+   answers `DescribeSchema` (SigV4-signed for `schemas`) with what the stack registered
+   (stack.json's `schemas`), and the line names the registry.
 
 broken: the keys function publishes the standby key only (a copy of the template where its
 SIGNING_KEY_ID names the other slot, deployed with SigningKeySlot=A StandbyKeySlot=B), so the
@@ -28,6 +32,7 @@ and kids and that cause; skip what needs a draft; clean up; exit 1.
 """
 
 import argparse
+import http.server
 import json
 import os
 import re
@@ -37,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import hosts
@@ -148,6 +154,8 @@ def healthy(args) -> None:
         fail(f"a healthy stack did not pass (exit {code}): {bad}\n{out}")
     if "RS256" not in checks["token algorithm"][1] or "401" not in checks["gateway refuses a forged token"][1]:
         fail(f"the token lines do not say what they checked:\n{out}")
+    if "matches events/schemas/shopping_order_update.json (no registry answered" not in checks["event schema"][1]:
+        fail(f"the event schema line does not say it fell back to events/schemas:\n{out}")
     if seconds > BUDGET_SECONDS:
         fail(f"a run took {seconds:.1f} s, over the budget of {BUDGET_SECONDS} s")
     made = stack.nothing_left(args.bin, "a passing run")
@@ -178,6 +186,52 @@ def healthy(args) -> None:
     stack.nothing_left(args.bin, "a run with another bus")
     print(f"smoke: --bus overrides the stack's bus: a bus that does not exist fails `event subscription` ({cause}), "
           "the rest passes, exit 1")
+
+    server, seen = schema_registry(stack.state)
+    try:
+        stack.env["AWS_ENDPOINT_URL_SCHEMAS"] = f"http://127.0.0.1:{server.server_address[1]}"
+        code, out, seconds = stack.smoke(args.bin)
+    finally:
+        server.shutdown()
+        del stack.env["AWS_ENDPOINT_URL_SCHEMAS"]
+    checks, last = parse(out)
+    registry = stack.state["outputs"]["EventSchemaRegistryName"]
+    line = checks.get("event schema", ("", ""))
+    if code != 0 or line != ("ok", f"its detail matches the shopping_order_update schema of registry {registry}"):
+        fail(f"with a registry answering (exit {code}) the event was not held to its schema:\n{out}")
+    if [p for p, _ in seen] != [f"/v1/registries/name/{registry}/schemas/name/shopping_order_update"] \
+            or "/schemas/aws4_request" not in seen[0][1]:
+        fail(f"DescribeSchema was not one SigV4-signed GET for the schemas service: {seen}")
+    stack.nothing_left(args.bin, "a run with a registry")
+    print(f"smoke: with a schema registry answering DescribeSchema, the event's detail is held to the registered "
+          f"schema (registry {registry})")
+
+
+def schema_registry(state: dict) -> tuple:
+    """A stand-in for EventBridge Schemas' DescribeSchema, answering what the stack registered
+    (stack.json's `schemas`, as `aws schemas describe-schema` would); answers (server, the
+    requests it saw)."""
+    registry, seen = state["outputs"]["EventSchemaRegistryName"], []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Authorization", "")))
+            m = re.fullmatch(r"/v1/registries/name/([^/]+)/schemas/name/([^/]+)", self.path)
+            schema = state["schemas"].get(m.group(2)) if m and m.group(1) == registry else None
+            body = json.dumps({"Content": schema["content"], "SchemaName": m.group(2), "Type": schema["type"],
+                               "SchemaVersion": "1"} if schema else {"Code": "NotFoundException"}).encode()
+            self.send_response(200 if schema else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
 
 
 def broken_template(dest: str) -> None:
