@@ -47,6 +47,7 @@ def record(seq, poison=False, event="MODIFY", ev=True, age=0.0):
 
 class FakeFunction:
     short, arn, concurrency = "publisher", "arn:aws:lambda:us-east-1:123456789012:function:publisher", 8
+    credentials = ("test", "test", "")  # the harness's own key: the emulator's gate lets it by
 
     def __init__(self, answer=None, pause=0.0):
         self.batches, self.answer, self.pause = [], answer, pause
@@ -211,7 +212,7 @@ class ScriptedStream(Harness):
         super().__init__()
         self.shards, self.per_read, self.fail_reads, self.calls = shards, per_read, fail_reads, []
 
-    def stream_call(self, action, payload):
+    def stream_call(self, fn, action, payload):
         self.calls.append((action, payload.get("ShardId") or payload.get("ShardIterator", "").split("|")[0]))
         if action == "DescribeStream":
             return {"StreamDescription": {"Shards": [
