@@ -200,7 +200,9 @@ class Hostile:
     def duplicate_eventbridge_deliveries(self) -> None:
         """Wraps moto's delivery of a rule's event to an SQS target (`Rule._send_to_sqs_queue`,
         whatever is installed there now): at `duplicate_rate` it is made twice, each time with
-        its own copy of the event (moto rewrites the event's `time` in place)."""
+        its own copy of the event (moto rewrites the event's `time` in place). "In rare cases,
+        the same rule can run more than once for a single event or scheduled time, or the same
+        target can be invoked more than once for a given triggered rule." (eb-troubleshooting.html)"""
         from moto.events.models import Rule
 
         installed = Rule._send_to_sqs_queue
@@ -223,7 +225,10 @@ class Hostile:
 
     def recycle(self, fn) -> bool:
         """Whether the instance that has just served an invocation of `fn` ends now instead of
-        being kept warm (then the next invocation starts cold)."""
+        being kept warm (then the next invocation starts cold). "When you write your function
+        code, do not assume that Lambda automatically reuses the execution environment for
+        subsequent function invocations. Other factors may dictate a need for Lambda to create a
+        new execution environment" (lambda-runtime-environment.html)."""
         if self.chance("recycle", self.settings["recycle_rate"]):
             self.injected("recycle", f"{fn.short}: its instance ends after the invocation")
             return True
@@ -232,7 +237,11 @@ class Hostile:
     def redeliver(self, fn, sqs, url, records):
         """Of the queue messages `fn` processed, those to delete: at `duplicate_rate` one is made
         visible again at once instead (ChangeMessageVisibility to 0, as the function's role), so
-        the mapping receives it again (a new receipt handle, its receive count one more)."""
+        the mapping receives it again (a new receipt handle, its receive count one more).
+        "Standard queues ensure at-least-once message delivery, but due to the highly
+        distributed architecture, more than one copy of a message might be delivered"
+        (standard-queues.html); "your function code must be able to process the same message
+        multiple times without unintended side effects" (with-sqs.html)."""
         delete = []
         for r in records:
             if self.chance("queue-duplicate", self.settings["duplicate_rate"]):
@@ -326,7 +335,9 @@ class Hostile:
     def stream_duplicates(self, batch):
         """The records of a batch done with to be delivered again: each at `duplicate_rate`,
         with the records of its item after it in the batch (a retried batch is re-delivered from
-        a record on, so its item's later records come again after it)."""
+        a record on, so its item's later records come again after it). "Lambda event source
+        mappings process each event at least once, and duplicate processing of records can
+        occur." (invocation-eventsourcemapping.html)"""
         rate = self.settings["duplicate_rate"]
         chosen, again, items = [], [], set()
         for r in batch:

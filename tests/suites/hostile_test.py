@@ -31,7 +31,6 @@ import collections
 import http.client
 import http.server
 import json
-import os
 import sys
 import threading
 import time
