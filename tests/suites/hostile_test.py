@@ -8,7 +8,7 @@ events through the Hooks API, then write at once, one client each: DRAFTS drafts
 two items added, completed), and each draft's order changed ORDER_WRITES times (courier updates,
 comments, closed): WRITES writes in all. Every write carries an `Idempotency-Key` and is sent
 again with it until it is answered 2xx (a dropped connection, a 5xx, a 409 or a 429 may leave a
-client unsure whether a write happened; the key makes sending it again safe, README "Responses"),
+client unsure whether a write happened; the key makes sending it again safe: README, "Endpoints (today)"),
 so the events the writes produced are exactly those their 2xx answers name: each write's event,
 resource id and the version its ETag carries.
 
