@@ -18,11 +18,14 @@
 #     and a long run against it (tests/suites/long_run_test.py), then the retention case, the
 #     signing key's rotation (tests/suites/rotation_test.py) and the HTTP API edge and Lambda
 #     as AWS documents them (tests/suites/edge_fidelity_test.py); then the product under the
-#     other reading of rawPath on a second stack,
-#   - starts a third stack as hostile as AWS may be (tests/stack up --hostile: stream records
-#     reordered across items and delivered again, queue and EventBridge duplicates, DynamoDB
-#     throttles and transaction conflicts, recycled instances) and runs the client-facing suites
-#     and tests/suites/hostile_test.py (a thousand writes: no event lost, none POSTed twice),
+#     other reading of rawPath on a second stack; IAM, enforced on every stack: no call refused and
+#     every granted action called (tests/suites/iam_test.py usage), LeadingKeys, key and queue
+#     policies holding, and a stack from a copy of the template with one permission taken out
+#     refusing that call,
+#   - starts a hostile stack (tests/stack up --hostile: stream records reordered across items and
+#     delivered again, queue and EventBridge duplicates, DynamoDB throttles and transaction
+#     conflicts, recycled instances) and runs the client-facing suites and
+#     tests/suites/hostile_test.py on it (a thousand writes: no event lost, none POSTed twice),
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -95,6 +98,8 @@ echo "==> client-facing suites against shopping-local: the README walk-through, 
 
 echo "==> the stack harness's event source mappings (filters, bisection, retries, partial failures)"
 "$VENV/bin/python" tests/suites/stack_mappings_test.py
+echo "==> the stack harness's IAM policy evaluation, rule by rule (tests/suites/iam_eval_test.py)"
+"$VENV/bin/python" tests/suites/iam_eval_test.py
 # Starts `tests/stack up` on a free port with DIR and LOG (extra environment before it, e.g.
 # SHOPPING_STACK_RAW_PATH=as-sent; then, after `--`, extra flags of `up`, e.g. --hostile) and
 # waits until it listens; sets stack_pid.
@@ -144,7 +149,12 @@ echo "==> rotating the signing key on the stack, its authorizer caching keys two
 "$VENV/bin/python" tests/suites/rotation_test.py --stack "$stack_dir"
 echo "==> the HTTP API edge and Lambda as AWS documents them (tests/suites/edge_fidelity_test.py; rawPath decoded)"
 "$VENV/bin/python" tests/suites/edge_fidelity_test.py --stack "$stack_dir"
+echo "==> IAM on the stack: no call refused, every action granted called; LeadingKeys, key and queue policies hold"
+"$VENV/bin/python" tests/suites/iam_test.py usage --stack "$stack_dir"
+"$VENV/bin/python" tests/suites/iam_test.py leading-keys --stack "$stack_dir"
 stop_stack
+echo "==> IAM enforced: dynamodb:PutItem taken out of the drafts function's policy in a copy of the template"
+SHOPPING_STACK_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" tests/suites/iam_test.py trimmed
 echo "==> the product under the other reading of rawPath (as sent)"
 raw_dir=$(mktemp -d)
 start_stack "$raw_dir" target/stack-as-sent.log SHOPPING_STACK_RAW_PATH=as-sent

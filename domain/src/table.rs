@@ -18,6 +18,7 @@
 //! | payment operation          | `A#{aid}#O#{id}`              | `PAY#{kind}#{op_id}`     | —                                         | —                                       | — |
 //! | hook subscription          | `A#{aid}#HOOKS`               | `HOOK#{hook_id}`         | —                                         | —                                       | — |
 //! | delivery attempt           | `A#{aid}#HOOK#{hook_id}`      | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
+//! | delivery guard (AWS)       | `A#{aid}#ONCE#{guard_id}`     | `ONCE`                   | —                                         | —                                       | 30 days |
 //! | local delivery job         | `WEBHOOK_QUEUE`               | `{aid}#{hook_id}#{event_id}` | —                                     | —                                       | — |
 //! | API client credential      | `CLIENT#{client_id}`          | `CLIENT`                 | —                                         | —                                       | — |
 //! | API client register        | `AUTH#CLIENTS`                | `{client_id}`            | —                                         | —                                       | — |
@@ -235,6 +236,15 @@ pub fn delivery_key(aid: &str, hook_id: &str, delivery_id: &str) -> Key {
 pub fn delivery_sk_at(epoch_ms: i64) -> String {
     format!("{DELIVERY_SK_PREFIX}{epoch_ms:013}")
 }
+/// The sort key of a delivery guard.
+pub const GUARD_SK: &str = "ONCE";
+/// The guard that lets one round of deliveries of one event to one subscription be sent at
+/// most once on AWS (see [`crate::hooks::Guard`]). A partition of its own, not the
+/// subscription's deliveries partition: a busy subscription's claims and marks then spread
+/// over the table instead of adding to one partition's write rate.
+pub fn guard_key(aid: &str, guard_id: &str) -> Key {
+    Key::new(format!("A#{aid}#ONCE#{guard_id}"), GUARD_SK)
+}
 /// The local delivery queue (embedded engine only). **Exception to the account prefix**: one
 /// partition the local deliverer polls; each job's sort key starts with its account.
 pub const QUEUE_PK: &str = "WEBHOOK_QUEUE";
@@ -292,6 +302,7 @@ mod tests {
             hook_key(aid, "h").pk,
             deliveries_pk(aid, "h"),
             delivery_key(aid, "h", "d").pk,
+            guard_key(aid, "g").pk,
         ];
         for pk in partitions {
             assert!(pk.starts_with(&prefix), "{pk}");

@@ -88,18 +88,27 @@ impl<C> LazyClient<C> {
     }
 }
 
-/// A [`LazyClient`] of SDK crate `$sdk` from [`SdkParts`].
+/// A [`LazyClient`] of SDK crate `$sdk` from [`SdkParts`] (and a service's own settings, see
+/// [`sdk_client!`]).
 #[macro_export]
 macro_rules! lazy_sdk_client {
     ($sdk:ident, $parts:expr) => {
         $crate::aws::LazyClient::new($parts, |parts| $crate::sdk_client!($sdk, parts))
     };
+    ($sdk:ident, $parts:expr, $tune:expr) => {
+        $crate::aws::LazyClient::new($parts, |parts| $crate::sdk_client!($sdk, parts, $tune))
+    };
 }
 
-/// A client of SDK crate `$sdk` from [`SdkParts`].
+/// A client of SDK crate `$sdk` from [`SdkParts`]; `$tune` (a `fn` from the service's config
+/// builder to itself) adds what one service sets for itself, such as DynamoDB's retries.
 #[macro_export]
 macro_rules! sdk_client {
-    ($sdk:ident, $parts:expr) => {{
+    ($sdk:ident, $parts:expr) => {
+        $crate::sdk_client!($sdk, $parts, |conf| conf)
+    };
+    ($sdk:ident, $parts:expr, $tune:expr) => {{
+        let tune: fn($sdk::config::Builder) -> $sdk::config::Builder = $tune;
         let parts: $crate::aws::SdkParts = $parts;
         let mut conf = $sdk::Config::builder()
             .behavior_version($sdk::config::BehaviorVersion::latest())
@@ -109,7 +118,7 @@ macro_rules! sdk_client {
         if let Some(url) = parts.endpoint {
             conf = conf.endpoint_url(url);
         }
-        $sdk::Client::from_conf(conf.build())
+        $sdk::Client::from_conf(tune(conf).build())
     }};
 }
 

@@ -174,6 +174,8 @@ class Deployment:
         self.physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries
                              if r["LogicalResourceId"]}
         self.resolver = Resolver(body, self.params, self.physical, self.attribute)
+        if getattr(self, "iam", None) is not None:
+            self.iam.refresh()
 
     def physical(self, logical):
         return self.physical_ids[logical]
@@ -190,6 +192,18 @@ class Deployment:
         if kind == "AWS::Lambda::Url" and attr == "FunctionUrl":
             target = self.body["Resources"][logical]["Properties"]["TargetFunctionArn"]["Ref"]
             return self.aws("lambda").get_function_url_config(FunctionName=self.physical(target))["FunctionUrl"] + "/"
+        if kind == "AWS::DynamoDB::Table" and attr == "Arn":
+            return self.aws("dynamodb").describe_table(TableName=self.physical(logical))["Table"]["TableArn"]
+        if kind == "AWS::IAM::Role" and attr == "Arn":
+            return self.aws("iam").get_role(RoleName=self.physical(logical))["Role"]["Arn"]
+        if kind in ("AWS::Events::Rule", "AWS::Events::EventBus") and attr == "Arn":
+            from moto.events.models import events_backends
+
+            buses = events_backends[ACCOUNT][REGION].event_buses
+            if kind == "AWS::Events::EventBus":
+                return buses[self.physical(logical)].arn
+            name = self.physical(logical).rsplit("|", 1)[-1]
+            return next(r.arn for b in buses.values() for r in b.rules.values() if r.name == name)
         raise SystemExit(f"the harness cannot resolve {logical}.{attr}")
 
     def detach_emulator_mappings(self):

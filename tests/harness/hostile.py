@@ -46,11 +46,11 @@ DEFAULTS = {
     # at every hop (the stream, the queue, EventBridge).
     "duplicate_rate": 0.10,
     # 3 %: the SDKs retry a throttle ("The AWS SDKs for DynamoDB automatically retry requests
-    # that receive this exception", API_ProvisionedThroughputExceededException). With the Rust
-    # SDK's default of 3 attempts a call fails through 0.03^3 = 1 time in 37,000, so a run of a
-    # thousand writes (some ten thousand DynamoDB calls) meets hundreds of throttles its
-    # retries absorb and about no error its callers must answer; at 5 % it would be one in
-    # 8,000, at 10 % one in 1,000 (a 503 per run).
+    # that receive this exception", the API reference's ProvisionedThroughputExceededException);
+    # the product's client makes 8 attempts from a 50 ms pause (infra::dynamo::retry_config), so
+    # a call fails through once in 0.03^-8 (about 10^12) and a throttle costs ~25 ms, while a
+    # run of a thousand writes (some fifteen thousand DynamoDB calls) meets hundreds of them in
+    # every function. Higher would add little but time; lower, too few to reach the rare paths.
     "throttle_rate": 0.03,
     # 5 % of the functions' transactions: the product's write loop retries a conflict (up to 24
     # attempts), so this exercises it on every kind of write without a 409 ever being due.

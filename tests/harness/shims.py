@@ -18,6 +18,7 @@ from moto.cloudformation.exceptions import ValidationError
 from moto.core.common_models import CloudFormationModel
 from moto.events.models import EventBus, events_backends
 from moto.kms.models import Key, kms_backends
+from moto.sqs.models import sqs_backends
 
 from .account import REGION
 from .pipeline_shims import install_pipeline_shims
@@ -34,6 +35,7 @@ def install_shims() -> None:
     key_specs()
     event_schemas()
     bus_policies()
+    queue_policies()
     install_pipeline_shims()
 
 
@@ -127,6 +129,42 @@ def bus_policies() -> None:
         @property
         def physical_resource_id(self) -> str:
             return f"{self.bus}|{self.sid}"
+
+
+def queue_policies() -> None:
+    """The seventh shim: moto 5.2's CloudFormation has no `AWS::SQS::QueuePolicy` (it skips it:
+    the queues keep no policy). This model sets the policy on each queue it names through
+    moto's SQS API (`SetQueueAttributes` `Policy`), as CloudFormation does, so the harness's IAM
+    (iam.py) holds every sender to it, EventBridge's rules among them."""
+
+    class QueuePolicy(CloudFormationModel):
+        __module__ = "moto.sqs.queue_policy_shim"
+
+        def __init__(self, queues):
+            self.queues = queues
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SQS::QueuePolicy"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            props = cloudformation_json["Properties"]
+            doc = props["PolicyDocument"]
+            names = [url.rstrip("/").rsplit("/", 1)[-1] for url in props["Queues"]]
+            backend = sqs_backends[account_id][region_name]
+            for name in names:
+                backend.set_queue_attributes(name, {"Policy": doc if isinstance(doc, str) else json.dumps(doc)})
+            return cls(names)
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                            account_id, region_name):
+            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+        @property
+        def physical_resource_id(self) -> str:
+            return "|".join(self.queues)
 
 
 def function_urls() -> None:

@@ -17,6 +17,7 @@ from .deploy import Deployment
 from .emulator import serve
 from .gateway import RAW_PATH_MODES, HttpApi, serve_http
 from .hostile import Hostile, settings as hostile_settings
+from .iam import Iam, enforce_queue_policies
 from .mappings import EventSources
 from .payload import v2_event
 from .runtime import InvocationError
@@ -61,6 +62,10 @@ class Harness(Deployment, HttpApi, EventSources):
     def start_emulator(self):
         install_shims()
         conditional_updates()
+        # IAM first: a call the role may not make is refused before anything else sees it.
+        self.iam = Iam(self)
+        self.gates.insert(0, self.iam.gate)
+        enforce_queue_policies(lambda: self.iam)
 
         def busy(seconds):
             self.emulator_busy[0] += seconds
@@ -133,6 +138,8 @@ class Harness(Deployment, HttpApi, EventSources):
                 log(f"redeploy refused: {e}")
                 return answer(400, {"message": str(e) if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"})
             return answer(200, {"parameters": overrides, "restarted": restarted})
+        if method == "GET" and path == "/iam":
+            return answer(200, self.iam.report())
         if method == "GET" and path == "/stats":
             busy, calls = self.emulator_busy
             return answer(200, {"emulator_seconds": round(busy, 3), "emulator_requests": calls,
@@ -191,7 +198,7 @@ class Harness(Deployment, HttpApi, EventSources):
                         for name, (kind, content) in REGISTRIES.get(
                             outputs.get("EventSchemaRegistryName"), {}).items()},
             "resources": self.physical_ids,
-            "functions": {fn.short: {"name": fn.name, "log": os.path.join(self.log_dir, f"{fn.short}.log")}
+            "functions": {fn.short: {"name": fn.name, "role": fn.role, "log": os.path.join(self.log_dir, f"{fn.short}.log")}
                           for fn in self.functions.values()},
             "function_urls": {self.functions[k].short: v for k, v in self.function_urls.items()},
             "raw_path": self.raw_path_mode,

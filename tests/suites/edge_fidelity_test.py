@@ -123,6 +123,7 @@ class Edge:
             f.write(f"#!{sys.executable}\n{FAKE_BOOTSTRAP}")
         os.chmod(bootstrap, os.stat(bootstrap).st_mode | stat.S_IEXEC)
         config = {"FunctionName": "fake", "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fake",
+                  "Role": "arn:aws:iam::123456789012:role/fake",
                   "Timeout": timeout, "MemorySize": 128, "Environment": {"Variables": env or {}}}
         self.fn = runtime.Function(self.account, "FakeFunction", config, bootstrap, reserved)
         api = gateway.HttpApi()

@@ -51,7 +51,14 @@ def cloudformation_subscriber(state: dict, bus_arn: str) -> None:
 
     example = "arn:aws:events:eu-west-1:111111111111:event-bus/shopping-prod-shopping"
     resources = json.loads(json.dumps(loads(readme_blocks("yaml")[0].replace(example, bus_arn))))
-    resources.update(WarehouseQueue={"Type": "AWS::SQS::Queue"}, WarehouseDeadLetters={"Type": "AWS::SQS::Queue"})
+    # "plus the two `AWS::SQS::Queue`s and an `AWS::SQS::QueuePolicy` like step 3's": without
+    # the policy, the stack's IAM (as AWS) lets the rule deliver nothing.
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": "*", "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["OrderUpdates", "Arn"]}}}}]}
+    resources.update(WarehouseQueue={"Type": "AWS::SQS::Queue"}, WarehouseDeadLetters={"Type": "AWS::SQS::Queue"},
+                     WarehousePolicy={"Type": "AWS::SQS::QueuePolicy", "Properties": {
+                         "Queues": [{"Ref": "WarehouseQueue"}, {"Ref": "WarehouseDeadLetters"}], "PolicyDocument": policy}})
     aws = lambda s: boto3.client(s, endpoint_url=state["endpoint"], region_name=state["region"],  # noqa: E731
                                  aws_access_key_id="test", aws_secret_access_key="test")
     cfn = aws("cloudformation")
@@ -67,7 +74,12 @@ def cloudformation_subscriber(state: dict, bus_arn: str) -> None:
     (t,) = aws("events").list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
     if t.get("RetryPolicy", {}).get("MaximumRetryAttempts") != 185 or "DeadLetterConfig" not in t:
         fail(f"README's CloudFormation target: {t}")
-    print("subscriber: README's CloudFormation rule deploys onto the bus with its retry policy and DLQ")
+    queue = aws("sqs").get_queue_url(QueueName=[q for q in aws("sqs").list_queues()["QueueUrls"]
+                                                 if "WarehouseQueue" in q][0].rsplit("/", 1)[-1])["QueueUrl"]
+    applied = aws("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"].get("Policy", "")
+    if rule["Arn"] not in applied:
+        fail(f"README's CloudFormation queue policy does not name the rule: {applied!r}")
+    print("subscriber: README's CloudFormation rule deploys onto the bus with its retry policy, DLQ and queue policy")
 
 
 def run_bash(script: str, env: dict) -> str:

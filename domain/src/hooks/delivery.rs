@@ -23,6 +23,11 @@ pub struct Pending {
     pub timestamp: i64,
     /// Epoch milliseconds before which no attempt is made.
     pub due_ms: i64,
+    /// The id of the guard that sends this job at most once on AWS (see [`Guard`]) when it
+    /// is not `event_delivery`: a redelivery or recovery starts a round of its own, which
+    /// the first round's guard must not swallow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
 }
 
 impl Pending {
@@ -40,11 +45,13 @@ impl Pending {
             attempts: 0,
             timestamp: now_ms.div_euclid(1000),
             due_ms: now_ms,
+            guard: None,
         }
     }
 
-    /// An earlier delivery's exact bytes, queued again (redelivery, recovery).
-    pub fn again(d: &Delivery, aid: &str, now_ms: i64) -> Self {
+    /// An earlier delivery's exact bytes, queued again (redelivery, recovery) as the round
+    /// `guard` (a fresh id: the earlier round may have been delivered already).
+    pub fn again(d: &Delivery, aid: &str, now_ms: i64, guard: String) -> Self {
         Self {
             aid: aid.to_owned(),
             hook_id: d.hook_id.clone(),
@@ -55,6 +62,18 @@ impl Pending {
             attempts: 0,
             timestamp: now_ms.div_euclid(1000),
             due_ms: now_ms,
+            guard: Some(guard),
+        }
+    }
+
+    /// The id of this job's guard: its round's own, else its `event_delivery` (one per event
+    /// and subscription), else — a job queued before `event_delivery` existed — the event and
+    /// the subscription.
+    pub fn guard_id(&self) -> String {
+        match (&self.guard, self.event_delivery.is_empty()) {
+            (Some(g), _) if !g.is_empty() => g.clone(),
+            (_, false) => self.event_delivery.clone(),
+            _ => format!("{}/{}", self.hook_id, self.event_id),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Webhook subscriptions in the upstream Hooks API shape: the resources, their rules, the
 //! envelope each subscription is sent; their delivery jobs and attempt records are in
-//! [`delivery`]. Their keys are in [`crate::table`].
+//! [`delivery`], the guard that sends each at most once on AWS in [`guard`]. Their keys are in
+//! [`crate::table`].
 //!
 //! A deleted subscription keeps its item (soft delete, `deleted_at`) and reads as absent.
 //!
@@ -36,7 +37,7 @@ pub const RECOVER_SCAN_MAX: usize = 2000;
 
 // The keys live with every other key, in `table`.
 pub use crate::table::{
-    deliveries_pk, delivery_key, delivery_sk_at, hook_key, hooks_pk, queue_key, DELIVERY_SK_PREFIX, QUEUE_PK,
+    deliveries_pk, delivery_key, delivery_sk_at, guard_key, hook_key, hooks_pk, queue_key, DELIVERY_SK_PREFIX, QUEUE_PK,
 };
 
 /// `config.secret` as a read shows it: its type only (the value is write-only).
@@ -370,6 +371,8 @@ pub fn shown(rec: &SubscriptionRecord) -> Value {
 
 mod delivery;
 pub use delivery::*;
+mod guard;
+pub use guard::*;
 
 #[cfg(test)]
 mod tests;

@@ -254,7 +254,9 @@ pub(crate) async fn delivery(
 }
 
 /// `POST …/deliveries/{delivery_id}/redeliver`: the same event (same bytes, same
-/// `event-delivery` and `webhook-id`) queued again, attempts counted afresh.
+/// `event-delivery` and `webhook-id`) queued again, attempts counted afresh, as a round of
+/// its own: its fresh guard id lets it be sent although the event was delivered before,
+/// while copies of this one job still send at most once.
 #[utoipa::path(
     post,
     path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}/redeliver",
@@ -272,8 +274,14 @@ pub(crate) async fn redeliver(
     caller.authorize_hooks(&aid, Access::Write)?;
     load(&state, &aid, &hid).await?;
     let d = load_delivery(&state, &aid, &hid, &did).await?;
-    state.jobs.submit(&[Pending::again(&d, &aid, state.clock.epoch_ms())]).await?;
+    state.jobs.submit(&[Pending::again(&d, &aid, state.clock.epoch_ms(), fresh_round())]).await?;
     Ok(Json(d.detail()).into_response())
+}
+
+/// The guard id of a round of deliveries a merchant asked for (redeliver, recover): its own,
+/// so the guard of an earlier round, delivered or not, neither swallows nor joins it.
+fn fresh_round() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// What a recover call did.
@@ -335,7 +343,7 @@ pub(crate) async fn recover(
     }
     let chosen = hooks::to_recover(&records);
     let full = chosen.len() == hooks::RECOVER_MAX;
-    let jobs: Vec<Pending> = chosen.iter().map(|d| Pending::again(d, &aid, now_ms)).collect();
+    let jobs: Vec<Pending> = chosen.iter().map(|d| Pending::again(d, &aid, now_ms, fresh_round())).collect();
     state.jobs.submit(&jobs).await?;
     // A window holding more than one call recovers continues where this call stopped.
     let next_since = if full {

@@ -4,6 +4,10 @@
 //! again, so no write is lost; after the retry budget, a 409. Around it, for the aggregates:
 //! idempotent replay and answering with the events the request asked for. It answers a
 //! [`Written`] (version and JSON body), which the api layer turns into a response.
+//!
+//! Beside it, for the workers' bookkeeping that needs no fresh decision (history items,
+//! delivery records, the delivery guard): [`write_retried`], the same write again after the
+//! same pauses while the store only asks to be called again.
 
 use super::aggregate::{Aggregate, Loaded};
 use super::error::{parse, AppError, Result};
@@ -69,6 +73,21 @@ pub async fn write_or_lost(store: &dyn Store, ops: Vec<WriteOp>) -> Result<bool>
         Ok(()) => Ok(true),
         Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `ops`, again after a pause (the write loop's [`Backoff`]) while the store answers
+/// that a retry will work — another transaction touched the items ([`StoreError::Contention`])
+/// or it throttled the call past the SDK's retries ([`StoreError::Throttled`]) — for writes
+/// that stay right however late they land (idempotent puts, or puts conditioned on a
+/// version the caller holds). A failed condition or any other error is the answer.
+pub async fn write_retried(store: &dyn Store, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+    let mut backoff = Backoff::new();
+    loop {
+        match store.write(ops.clone()).await {
+            Err(StoreError::Contention | StoreError::Throttled(_)) if backoff.pause().await => {}
+            done => return done,
+        }
     }
 }
 

@@ -10,11 +10,21 @@
 //! `event-delivery` (one id per event and subscription), `webhook-id` (the event's id) and
 //! `webhook-timestamp` (its first attempt), so receivers de-duplicate; each attempt is its
 //! own record, with its own id, in the deliveries list.
+//!
+//! On AWS every hop hands things on at least once (a stream record, a bus event, a queue
+//! message may come twice, a job even to two deliverers at once), so a job message passes
+//! its delivery guard first (`domain::hooks::guard`): a copy of a job already delivered is
+//! acknowledged without a POST, a record or a meter; one whose attempt is under way elsewhere
+//! is seen again shortly; only the copy that claims the guard attempts, and marks it
+//! delivered or failed after. Locally the queue's key does that work (see [`enqueue`]).
 
 use crate::app::subscriptions::{self, job};
+use crate::app::write::write_retried;
 use crate::app::AppError;
 use crate::edge::state::AppState;
-use domain::hooks::{self, Delivery, DeliveryRequest, DeliveryResponse, Outcome, Pending, SubscriptionRecord};
+use domain::hooks::{
+    self, Claim, Delivery, DeliveryRequest, DeliveryResponse, Outcome, Pending, SubscriptionRecord, Verdict,
+};
 use domain::table::{Condition, Item, WriteOp};
 use domain::webhook::WebhookEvent;
 use infra::queue::{JobQueue, SqsQueue};
@@ -179,6 +189,13 @@ impl Attempted {
     }
 }
 
+/// The subscription a job goes to and its item's version; `None` when it is gone or
+/// disabled: nothing to deliver.
+async fn receiving(state: &AppState, p: &Pending) -> Result<Option<(SubscriptionRecord, u64)>, AppError> {
+    let found = subscriptions::find(state.store.as_ref(), &p.aid, &p.hook_id).await?;
+    Ok(found.filter(|(s, _)| s.sub.active))
+}
+
 /// Makes one attempt of `p` (its `attempts` so far counted) and answers it with the writes
 /// that record it; the caller writes them. `None` when the subscription is gone or disabled:
 /// nothing to deliver.
@@ -188,26 +205,44 @@ pub async fn deliver(
     p: &Pending,
     max_attempts: u32,
 ) -> Result<Option<Attempted>, AppError> {
-    let found = subscriptions::find(state.store.as_ref(), &p.aid, &p.hook_id).await?;
-    let Some((sub, version)) = found.filter(|(s, _)| s.sub.active) else { return Ok(None) };
+    let Some((sub, version)) = receiving(state, p).await? else { return Ok(None) };
+    Ok(Some(deliver_to(state, client, &sub, version, p, max_attempts).await))
+}
+
+/// [`deliver`] to the subscription `sub` as read at `version`. Each attempt made is metered
+/// here, once: the guard sees to it that a duplicated job makes none.
+async fn deliver_to(
+    state: &AppState,
+    client: &WebhookClient,
+    sub: &SubscriptionRecord,
+    version: u64,
+    p: &Pending,
+    max_attempts: u32,
+) -> Attempted {
     let now_ms = now_ms(state.clock.as_ref());
     let now = domain::ids::timestamp(state.clock.now());
-    let d = attempt(client, &sub, p, max_attempts, now_ms, &now).await;
+    let d = attempt(client, sub, p, max_attempts, now_ms, &now).await;
     let epoch = state.clock.epoch();
     tracing::info!(hook = %sub.sub.id, event = %p.event, attempt = d.attempt, outcome = ?d.outcome, "webhook delivery");
     let attempt = crate::metering::Counts { webhooks: 1, ..Default::default() };
     state.usage.record(&p.aid, &attempt, now_ms);
     let record = vec![WriteOp::Put { item: delivery_item(&p.aid, &d, epoch), cond: None }];
-    let streak = streak_write(&p.aid, &sub, version, d.outcome == Outcome::Delivered, epoch);
-    Ok(Some(Attempted { delivery: d, record, streak }))
+    let streak = streak_write(&p.aid, sub, version, d.outcome == Outcome::Delivered, epoch);
+    Attempted { delivery: d, record, streak }
 }
 
-/// Writes an attempt's record and streak; the record's failure is the answer (a lost streak
-/// update only delays a disable).
+/// Writes an attempt's record, retried while the store only asks to be called again (a
+/// fresh key: the same put however late it lands), then its streak once; the record's
+/// failure is the answer (a lost streak update only delays a disable).
 async fn record(store: &dyn Store, a: Attempted) -> Result<Delivery, StoreError> {
-    let (delivery, writes) = a.into_writes();
-    let mut results = store.write_each(writes).await.into_iter();
-    results.next().unwrap_or(Ok(())).map(|()| delivery)
+    let Attempted { delivery, record, streak } = a;
+    write_retried(store, record).await?;
+    if let Some(streak) = streak {
+        if let Err(e) = store.write(streak).await {
+            tracing::warn!(error = %e, hook = %delivery.hook_id, "failure streak not updated");
+        }
+    }
+    Ok(delivery)
 }
 
 /// At most this many bookkeeping writes go into one commit of the local deliverer.
@@ -399,20 +434,67 @@ async fn handle_message(
     // Each receive is one attempt; a job queued by a redelivery counts afresh.
     let received: u32 = msg.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
     p.attempts = p.attempts.saturating_add(received.saturating_sub(1));
-    let d = match deliver(state, client, &p, hooks::AWS_MAX_ATTEMPTS).await? {
-        Some(a) => Some(record(state.store.as_ref(), a).await?),
-        None => None,
-    };
-    match d {
-        Some(d) if d.outcome.retried() => {
-            if let Some(receipt) = msg.receipt_handle.as_deref() {
-                queue.postpone(receipt, hooks::aws_backoff_seconds(d.attempt)).await?;
-            }
-            Ok(false)
+    let store = state.store.as_ref();
+    let guard_id = p.guard_id();
+    let read = store.get(&hooks::guard_key(&p.aid, &guard_id)).await?;
+    let claim = match hooks::verdict(&p.aid, &guard_id, read.as_ref(), state.clock.epoch()) {
+        Verdict::Done => {
+            tracing::info!(hook = %p.hook_id, event = %p.event_id, "already delivered: a duplicate job acknowledged");
+            return Ok(true);
         }
-        Some(d) if d.outcome == Outcome::Dead => Ok(false),
-        _ => Ok(true),
+        Verdict::Wait { seconds } => return look_again(queue, msg, seconds).await,
+        Verdict::Claim(claim) => claim,
+    };
+    // Read before claiming: a job to a subscription gone or disabled is done with, at no
+    // write's cost.
+    let Some((sub, version)) = receiving(state, &p).await? else { return Ok(true) };
+    // The claim: without it two copies received at once would both POST.
+    match write_retried(store, vec![claim.take(state.clock.epoch())]).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { current, .. }) => {
+            // Another copy claimed it first: what it wrote says when to look again.
+            return match current.map(|c| hooks::verdict(&p.aid, &guard_id, Some(&c), state.clock.epoch())) {
+                Some(Verdict::Done) => Ok(true),
+                Some(Verdict::Wait { seconds }) => look_again(queue, msg, seconds).await,
+                _ => look_again(queue, msg, hooks::GUARD_RECHECK_SECONDS as i32).await,
+            };
+        }
+        Err(e) => return Err(e.into()),
     }
+    let a = deliver_to(state, client, &sub, version, &p, hooks::AWS_MAX_ATTEMPTS).await;
+    // The claim's end, before the record: `delivered` is what keeps a later copy from
+    // sending again, so it must not wait on (or be lost with) anything else.
+    end_claim(store, &claim, a.delivery.outcome == Outcome::Delivered, state.clock.epoch()).await;
+    let d = record(store, a).await?;
+    if d.outcome.retried() {
+        return look_again(queue, msg, hooks::aws_backoff_seconds(d.attempt)).await;
+    }
+    // Dead: seen again only by SQS's redrive policy, which moves it to the dead-letter queue.
+    Ok(d.outcome != Outcome::Dead)
+}
+
+/// Ends a claim after its attempt: `delivered`, or `failed` so the retry (the message's next
+/// receive) may claim it at once. Retried while the store asks to be called again: losing
+/// `delivered` would let a copy received after the lease send the event again.
+async fn end_claim(store: &dyn Store, claim: &Claim, delivered: bool, now: i64) {
+    match write_retried(store, vec![claim.end(delivered, now)]).await {
+        Ok(()) => {}
+        // The lease ran out and another copy took the guard over: its attempt decides.
+        Err(StoreError::ConditionFailed { .. }) => tracing::warn!(delivered, "delivery guard taken over"),
+        Err(e) if delivered => {
+            tracing::error!(error = %e, "delivery guard not marked delivered: a copy after its lease may send again")
+        }
+        Err(e) => tracing::error!(error = %e, "delivery guard not released: the retry waits for its lease"),
+    }
+}
+
+/// Keeps a message invisible for `seconds` more, so it is seen again then; `Ok(false)`: not
+/// done with.
+async fn look_again(queue: &SqsQueue, msg: &SqsMessage, seconds: i32) -> Result<bool, AppError> {
+    if let Some(receipt) = msg.receipt_handle.as_deref() {
+        queue.postpone(receipt, seconds).await?;
+    }
+    Ok(false)
 }
 
 /// The deliverer Lambda's handler: every message of the batch at once (one slow receiver

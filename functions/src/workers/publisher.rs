@@ -10,6 +10,7 @@
 //! Delivery is at least once: a repeated image rewrites identical history and publishes
 //! events with the same ids, which receivers de-duplicate.
 
+use crate::app::write::write_retried;
 use domain::model::Order;
 use domain::outbox;
 use domain::table::{self, Item, WriteOp};
@@ -21,11 +22,14 @@ use lambda_http::aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use lambda_http::aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::time::Duration;
 
-/// Writes the history items of the events `image`'s write produced; returns how many.
+/// Writes the history items of the events `image`'s write produced; returns how many. Each
+/// is a put of the event's own key (`EVENT#{version}`), so a repeated image rewrites the same
+/// item and never adds a second entry; a throttled or contended put is retried here rather
+/// than failing the whole batch back to the stream.
 pub async fn record_history(store: &dyn Store, image: &Item) -> Result<usize, StoreError> {
     let fresh = outbox::fresh(image).map_err(|e| StoreError::Corrupt(e.into()))?;
     for rec in &fresh {
-        store.write(vec![WriteOp::Put { item: outbox::history_item(&image.pk, rec), cond: None }]).await?;
+        write_retried(store, vec![WriteOp::Put { item: outbox::history_item(&image.pk, rec), cond: None }]).await?;
     }
     Ok(fresh.len())
 }
@@ -99,7 +103,8 @@ pub async fn on_removed(store: &dyn Store, header: &Item) -> Result<Vec<WebhookE
         .map(|i| WriteOp::Delete { key: i.key(), cond: None })
         .collect();
     for chunk in doomed.chunks(CLEANUP_CHUNK) {
-        store.write(chunk.to_vec()).await?;
+        // Unconditional deletes: the same chunk again is harmless, however late.
+        write_retried(store, chunk.to_vec()).await?;
     }
     if !doomed.is_empty() {
         tracing::info!(items = doomed.len(), "expired order cleaned up");
