@@ -18,6 +18,9 @@ seconds), it checks:
   - zero duplicated: each `event-delivery` (one per event and subscription, README "Webhooks")
     was POSTed once, and so each (`webhook-id`, subscription);
   - nothing unexplained: no event no write produced, none of another account;
+  - no second history entry: each order's history (`GET …/events`) lists each entry once;
+  - no double-counted meter: the webhook deliveries the deliverer metered (its Embedded Metric
+    Format lines) are as many as the POSTs received;
   - the faults were injected: the stack is hostile, and its `/stats` counts stream, queue and
     EventBridge duplicates, throttles, conflicts and recycled instances (so it cannot pass on a
     kind stack).
@@ -113,6 +116,7 @@ class Writer:
         self.host, self.port, self.prefix, self.token = url.hostname, url.port, f"/v1/accounts/{aid}", token
         self.aid, self.conn = aid, None
         self.expected = set()
+        self.orders = []
         self.writes = self.resent = 0
         self.statuses = collections.Counter()
         self.error = None
@@ -171,6 +175,7 @@ class Writer:
                                {"line_id": line, **ITEM})
                 done = self.write("shopping_draft_complete", "PUT", f"/shopping/draft_orders/{draft['id']}/complete")
                 oid = done["orders"][0]["id"]
+                self.orders.append(oid)
                 for k in range(ORDER_WRITES - 1):
                     if k % 2 == 0:
                         self.write("shopping_order_update", "PUT", f"/shopping/orders/{oid}", {"courier_id": f"c{d}-{k}"})
@@ -179,6 +184,40 @@ class Writer:
                 self.write("shopping_order_update", "POST", f"/shopping/orders/{oid}/close")
         except Exception as e:  # noqa: BLE001 - reported with the account
             self.error = f"{type(e).__name__}: {e}"
+
+
+def history_doubled(writer):
+    """Orders whose history (`GET …/orders/{id}/events`) lists one entry twice: the publisher
+    writes an image's history item, so a duplicated stream record must rewrite it, not add one."""
+    doubled = []
+    for oid in writer.orders:
+        status, _, raw = writer.send("GET", f"/shopping/orders/{oid}/events", None, None)
+        if status != 200:
+            doubled.append(f"{oid}: {status} {raw[:200]!r}")
+            continue
+        ids = [e.get("id") for e in json.loads(raw)["events"]]
+        versions = [(e.get("event_type"), e.get("version")) for e in json.loads(raw)["events"] if e.get("version") is not None]
+        if len(ids) != len(set(ids)) or len(versions) != len(set(versions)):
+            doubled.append(f"{oid}: {len(ids)} entries, {len(set(ids))} distinct")
+    return doubled
+
+
+def metered_deliveries(state, aids):
+    """The webhook deliveries the deliverer metered for `aids` (its Embedded Metric Format
+    lines, as CloudWatch would sum them): one per attempt made, none for a duplicate it
+    acknowledged without a POST."""
+    total = 0
+    with open(state["functions"]["deliverer"]["log"]) as f:
+        for line in f:
+            if '"_aws"' not in line:
+                continue
+            try:
+                doc = json.loads(line[line.index("{"):])
+            except ValueError:
+                continue
+            if doc.get("account") in aids:
+                total += int(doc.get("WebhookDeliveries") or 0)
+    return total
 
 
 def stats(state):
@@ -247,6 +286,15 @@ def main() -> int:
     unexplained = sorted(got - expected)
     if unexplained and not any(w.error for w in writers):
         failures.append(f"{len(unexplained)} events no write produced (or of another account), the first: {unexplained[:5]}")
+
+    doubled_history = [d for w in writers for d in history_doubled(w)]
+    if doubled_history:
+        failures.append(f"{len(doubled_history)} orders' histories list an entry twice, the first: {doubled_history[:3]}")
+    metered = metered_deliveries(state, set(aids))
+    if metered != len(posts):
+        failures.append(f"the deliverer metered {metered} webhook deliveries for {len(posts)} POSTs received")
+    print(f"hostile: {sum(len(w.orders) for w in writers)} orders' histories without a doubled entry; "
+          f"{metered} webhook deliveries metered for {len(posts)} POSTs")
 
     hostile = state.get("hostile")
     counts = (stats(state).get("hostile") or {}) if hostile else {}
