@@ -24,6 +24,10 @@
 #     every granted action called (tests/suites/iam_test.py usage), LeadingKeys, key and queue
 #     policies holding, and a stack from a copy of the template with one permission taken out
 #     refusing that call,
+#   - starts a hostile stack (tests/stack up --hostile: stream records reordered across items and
+#     delivered again, queue and EventBridge duplicates, DynamoDB throttles and transaction
+#     conflicts, recycled instances) and runs the client-facing suites and
+#     tests/suites/hostile_test.py on it (a thousand writes: no event lost, none POSTed twice),
 #   - stops the emulator.
 # If the emulator cannot start, this fails loudly; nothing is ever skipped.
 set -euo pipefail
@@ -99,13 +103,16 @@ echo "==> the stack harness's event source mappings (filters, bisection, retries
 echo "==> the stack harness's IAM policy evaluation, rule by rule (tests/suites/iam_eval_test.py)"
 "$VENV/bin/python" tests/suites/iam_eval_test.py
 # Starts `tests/stack up` on a free port with DIR and LOG (extra environment before it, e.g.
-# SHOPPING_STACK_RAW_PATH=as-sent) and waits until it listens; sets stack_pid.
+# SHOPPING_STACK_RAW_PATH=as-sent; then, after `--`, extra flags of `up`, e.g. --hostile) and
+# waits until it listens; sets stack_pid.
 start_stack() {
-  local dir=$1 log=$2 port
+  local dir=$1 log=$2 port envs=()
   shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  if [ $# -gt 0 ]; then shift; fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  env "$@" SHOPPING_STACK_BIN_DIR="$PWD/target/debug" tests/stack up --port "$port" --data-dir "$dir" \
-    --webhook-allow-loopback >"$log" 2>&1 &
+  env ${envs[@]+"${envs[@]}"} SHOPPING_STACK_BIN_DIR="$PWD/target/debug" tests/stack up --port "$port" --data-dir "$dir" \
+    --webhook-allow-loopback "$@" >"$log" 2>&1 &
   stack_pid=$!
   local up=0
   for _ in $(seq 1 120); do
@@ -158,5 +165,15 @@ echo "==> the product under the other reading of rawPath (as sent)"
 raw_dir=$(mktemp -d)
 start_stack "$raw_dir" target/stack-as-sent.log SHOPPING_STACK_RAW_PATH=as-sent
 "$VENV/bin/python" tests/suites/edge_fidelity_test.py --stack "$raw_dir" raw-path encoded-ids
+stop_stack
+echo "==> the stack as hostile as AWS may be (tests/stack up --hostile; its seed is in target/stack-hostile.log)"
+hostile_dir=$(mktemp -d)
+start_stack "$hostile_dir" target/stack-hostile.log -- --hostile
+echo "==> client-facing suites against the hostile stack: walk-through, route table, generated client, retention"
+"$VENV/bin/python" tests/suites/client_facing.py --stack "$hostile_dir" walkthrough routes
+"$VENV/bin/python" tests/suites/generated_client.py --stack "$hostile_dir" --generator "$VENV/bin/openapi-python-client"
+"$VENV/bin/python" tests/suites/client_facing.py --stack "$hostile_dir" retention
+echo "==> a thousand writes on the hostile stack: every event delivered, none twice (tests/suites/hostile_test.py)"
+"$VENV/bin/python" tests/suites/hostile_test.py --stack "$hostile_dir"
 stop_stack
 echo "==> all tests passed"

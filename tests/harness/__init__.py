@@ -25,7 +25,9 @@ configuration:
 Usage (through `tests/stack`, which installs the Python tools, builds the bootstraps and runs
 this package with tests/ on the path):
   python -m harness up --port PORT --data-dir DIR --bin-dir BIN [--webhook-allow-loopback]
-                       [--parameter-overrides K=V [K=V ...]]
+                       [--parameter-overrides K=V [K=V ...]] [--template PATH]
+                       [--hostile [--shards N] [--duplicate-rate R] [--throttle-rate R]
+                                  [--conflict-rate R] [--recycle-rate P] [--seed N]]
   python -m harness client create --data-dir DIR --account AID [--scopes "..."] --bin-dir BIN
   python -m harness clock --data-dir DIR --offset-seconds N
   python -m harness redeploy --data-dir DIR --parameter-overrides K=V [K=V ...]
@@ -37,6 +39,24 @@ request id, duration, status) and stops everything on SIGTERM or SIGINT. Each fu
 is in DIR/logs/FUNCTION.log. `SHOPPING_CLOCK_OFFSET_SECONDS` moves the clock of the whole
 emulated account (functions, authorizer and its key cache, TTL sweeper); `clock` moves it on a
 running stack, restarting the functions as a configuration change would.
+
+`up --hostile` makes the stack as hostile as AWS is allowed to be (hostile.py; FIDELITY.md,
+"Hostile mode"), each fault at its rate:
+  --shards N            the stream's records in N virtual shards keyed by item (pk, sk), each
+                        batched, retried and bisected on its own: an item's records in order,
+                        different items' reordered (default 4; 1 to 10)
+  --duplicate-rate R    a stream record delivered again in a later invocation, a queue message
+                        the deliverer processed received again, an event EventBridge sends to
+                        an SQS target sent twice, each with probability R (default 0.10)
+  --throttle-rate R     a function's DynamoDB call answered a throttle (ProvisionedThroughput-
+                        ExceededException and ThrottlingException in turn), unapplied (0.03)
+  --conflict-rate R     a function's TransactWriteItems cancelled for a TransactionConflict on
+                        one item, unapplied (0.05)
+  --recycle-rate P      an instance ended after an invocation instead of kept warm (0.10)
+  --seed N              the faults' seed (default random, logged)
+Every injection is a `hostile: KIND: ...` line in DIR/stack.log and counted in the control
+server's GET /stats (`"hostile"`); DIR/stack.json's `"hostile"` holds the settings in force
+(null without --hostile).
 
 `redeploy` updates the running stack's CloudFormation stack with the template and its parameters,
 those named changed and the others as they were (as `sam deploy` keeps samconfig's): the functions

@@ -17,6 +17,7 @@ import urllib.request
 import warnings
 
 from .account import REGION, log
+from .hostile import add_arguments as hostile_arguments
 
 
 def read_state(data_dir):
@@ -58,6 +59,7 @@ def main() -> int:
     up.add_argument("--webhook-allow-loopback", action="store_true")
     up.add_argument("--template", help="the SAM template to deploy (default: infra/template.yaml)")
     up.add_argument("--parameter-overrides", nargs="+", type=parameter_override, default=[], metavar="K=V")
+    hostile_arguments(up)
     client = sub.add_parser("client")
     client.add_argument("action", choices=["create"])
     client.add_argument("--data-dir", required=True)

@@ -263,7 +263,10 @@ class EventSources:
         BatchSize records, when its first record has waited the batching window, or when the
         shard has ended. The checkpoint moves past a batch once it is done (and past records
         no filter matched). A failed or expired iterator is replaced by one after the
-        checkpoint; the records read since are read again."""
+        checkpoint; the records read since are read again. In hostile mode, the shard's records
+        go to virtual shards keyed by item instead (hostile.py)."""
+        if getattr(self, "hostile", None) is not None:
+            return self.hostile.shard_loop(self, props, fn, keep, shard, ended)
         arn = props["EventSourceArn"]
         size, window = int(props.get("BatchSize", 100)), float(props.get("MaximumBatchingWindowInSeconds", 0))
         iterator, pending, first_seen, last_read = None, [], None, None
@@ -457,7 +460,10 @@ class EventSources:
                 except (InvocationError, BatchFailed) as e:
                     log(f"mapping {fn.short}: {len(batch)} messages back to the queue after its visibility timeout ({e})")
                     continue
-                self.delete_messages(sqs, url, [r for r in batch if r["messageId"] not in failed])
+                done = [r for r in batch if r["messageId"] not in failed]
+                if getattr(self, "hostile", None) is not None:
+                    done = self.hostile.redeliver(fn, sqs, url, done)  # some received again (hostile.py)
+                self.delete_messages(sqs, url, done)
         except Exception as e:  # noqa: BLE001
             log(f"queue batch failed: {e}")
         finally:

@@ -322,7 +322,9 @@ class Function:
             self.busy -= 1
             # An instance started before the last restart (a moved clock) ends with its
             # invocation, as the idle ones did at the restart.
-            if inst is not None and inst.alive() and not self.stopping and inst.generation == self.generation:
+            hostile = getattr(self.harness, "hostile", None)
+            if inst is not None and inst.alive() and not self.stopping and inst.generation == self.generation \
+                    and not (hostile is not None and hostile.recycle(self)):  # hostile mode recycles some (hostile.py)
                 self.idle.append(inst)
             elif inst is not None:
                 inst.kill()

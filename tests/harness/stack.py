@@ -16,6 +16,7 @@ from .account import ACCOUNT, REGION, STACK, World, clock_offset, log, log_to
 from .deploy import Deployment
 from .emulator import serve
 from .gateway import RAW_PATH_MODES, HttpApi, serve_http
+from .hostile import Hostile, settings as hostile_settings
 from .iam import Iam, enforce_queue_policies
 from .mappings import EventSources
 from .payload import v2_event
@@ -52,6 +53,9 @@ class Harness(Deployment, HttpApi, EventSources):
         # What sees every request to the emulator before moto does, in order (IAM, then the
         # hostile mode's faults): each answers None to pass it on, or AWS's answer instead.
         self.gates = []
+        # `up --hostile`: the faults AWS may cause, injected (hostile.py); None without.
+        hostile = hostile_settings(args)
+        self.hostile = None if hostile is None else Hostile(hostile)
 
     # ---- the emulator and the deploy
 
@@ -139,7 +143,8 @@ class Harness(Deployment, HttpApi, EventSources):
             return answer(200, self.iam.report())
         if method == "GET" and path == "/stats":
             busy, calls = self.emulator_busy
-            return answer(200, {"emulator_seconds": round(busy, 3), "emulator_requests": calls})
+            return answer(200, {"emulator_seconds": round(busy, 3), "emulator_requests": calls,
+                                "hostile": None if self.hostile is None else self.hostile.stats()})
         return answer(404, {"message": "Not Found"})
 
     def up(self):
@@ -150,6 +155,8 @@ class Harness(Deployment, HttpApi, EventSources):
             os.remove(state)
         self.start_emulator()
         self.deploy(self.args.parameter_overrides)
+        if self.hostile is not None:
+            self.hostile.install(self)
         self.load_functions()
         self.load_api()
         self.serve_function_urls()
@@ -167,7 +174,8 @@ class Harness(Deployment, HttpApi, EventSources):
         self.start_mappings()
         threading.Thread(target=self.sweep_loop, daemon=True, name="ttl").start()
         self.write_state()
-        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes, rawPath {self.raw_path_mode}; "
+        log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes, rawPath {self.raw_path_mode}"
+            f"{'; hostile' if self.hostile is not None else ''}; "
             f"state in {os.path.join(self.data_dir, 'stack.json')}")
         print(f"stack listening on {self.api_url}", flush=True)
 
@@ -196,6 +204,7 @@ class Harness(Deployment, HttpApi, EventSources):
                           for fn in self.functions.values()},
             "function_urls": {self.functions[k].short: v for k, v in self.function_urls.items()},
             "raw_path": self.raw_path_mode,
+            "hostile": None if self.hostile is None else self.hostile.state(),
             "pid": os.getpid(),
         }
         state = os.path.join(self.data_dir, "stack.json")

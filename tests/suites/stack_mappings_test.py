@@ -7,6 +7,7 @@ Usage: stack_mappings_test.py [TEST ...]   (the test virtualenv's python; all te
 is named)
 """
 
+import collections
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ def record(seq, poison=False, event="MODIFY", ev=True, age=0.0):
 
 class FakeFunction:
     short, arn, concurrency = "publisher", "arn:aws:lambda:us-east-1:123456789012:function:publisher", 8
+    credentials = ("test", "test", "")  # the harness's own key: the emulator's gate lets it by
 
     def __init__(self, answer=None, pause=0.0):
         self.batches, self.answer, self.pause = [], answer, pause
@@ -211,7 +213,7 @@ class ScriptedStream(Harness):
         super().__init__()
         self.shards, self.per_read, self.fail_reads, self.calls = shards, per_read, fail_reads, []
 
-    def stream_call(self, action, payload):
+    def stream_call(self, fn, action, payload):
         self.calls.append((action, payload.get("ShardId") or payload.get("ShardIterator", "").split("|")[0]))
         if action == "DescribeStream":
             return {"StreamDescription": {"Shards": [
@@ -289,6 +291,165 @@ def test_iterator_fails():
     check(flat(fn.batches) == [str(n) for n in range(1, 8)], f"every record once, in order, across failed reads: {fn.batches}")
     after = [c for c in h.calls if c[0] == "GetShardIterator"]
     check(len(after) >= 2, f"new iterators were asked for: {h.calls}")
+
+
+# ---- hostile mode's virtual shards (tests/harness/hostile.py)
+
+
+def hostile(**rates):
+    from harness.hostile import DEFAULTS, Hostile
+
+    return Hostile({**DEFAULTS, "throttle_rate": 0, "conflict_rate": 0, "recycle_rate": 0, "duplicate_rate": 0,
+                    "seed": 1, **rates})
+
+
+def item_record(seq, item):
+    keys = {"pk": {"S": f"item-{item}"}, "sk": {"S": "ORDER"}}
+    return {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": str(seq), "ApproximateCreationDateTime": time.time(),
+                                                "Keys": keys, "NewImage": {**keys, "ev": {"BOOL": True}}}}
+
+
+class ItemFunction(FakeFunction):
+    """Records each delivery's (item, sequence number); item-0's batches are slow."""
+
+    def __init__(self):
+        super().__init__()
+        self.delivered = []
+
+    def invoke(self, payload, what=""):
+        records = json.loads(payload)["Records"]
+        if any(r["dynamodb"]["Keys"]["pk"]["S"] == "item-0" for r in records):
+            time.sleep(0.3)
+        with self.lock:
+            self.delivered += [(r["dynamodb"]["Keys"]["pk"]["S"], int(r["dynamodb"]["SequenceNumber"])) for r in records]
+        return super().invoke(payload, what)
+
+
+def in_item_order(delivered):
+    """Whether each item's records were delivered as a stream's mapping may deliver them: new
+    records in order, and a record delivered again (a retry from it) followed by its item's
+    records delivered since, again and in order, before any new one."""
+    by_item = collections.defaultdict(list)
+    for item, seq in delivered:
+        by_item[item].append(seq)
+    for seqs in by_item.values():
+        seen, replay = [], None  # records delivered, in order; the index of the next due again
+        for s in seqs:
+            if replay is not None and s == seen[replay]:
+                replay = replay + 1 if replay + 1 < len(seen) else None
+            elif s in seen:
+                at = seen.index(s) + 1
+                replay = at if at < len(seen) else None
+            elif replay is None and (not seen or s > seen[-1]):
+                seen.append(s)
+            else:
+                return False
+    return True
+
+
+def test_hostile_virtual_shards():
+    """Records of one item in order, of different items reordered, every record delivered, the
+    shard's checkpoint never at or past a record with a delivery to come; duplicates."""
+    recs = [item_record(n, n % 5) for n in range(1, 61)]
+    h, fn = ScriptedStream({"s": (None, recs, True)}, per_read=7), ItemFunction()
+    h.hostile = hostile(shards=4, duplicate_rate=0.2)
+    shard, ended = mappings.Shard("s", None, "TRIM_HORIZON"), threading.Event()
+    completed, wrong = set(), []
+    original = h.stream_batch
+
+    def batch(fn_, props, shard_id, records):
+        at = int(shard.checkpoint or 0)
+        seqs = {int(r["dynamodb"]["SequenceNumber"]) for r in records}
+        if any(s <= at for s in seqs) or not set(range(1, at + 1)) <= completed:
+            wrong.append((at, sorted(seqs)))
+        original(fn_, props, shard_id, records)
+        completed.update(seqs)
+
+    h.stream_batch = batch
+    props = {"EventSourceArn": "arn:stream", "StartingPosition": "TRIM_HORIZON", "BatchSize": 4}
+    threading.Thread(target=h.hostile.shard_loop, args=(h, props, fn, event_filter(None), shard, ended), daemon=True).start()
+    until(lambda: shard.done, 30)
+    h.stopping.set()
+    seqs = [s for _, s in fn.delivered]
+    check(shard.done and set(seqs) == set(range(1, 61)), f"every record delivered: {sorted(set(range(1, 61)) - set(seqs))} missing")
+    check(in_item_order(fn.delivered), f"each item's records in order: {fn.delivered}")
+    firsts = [s for i, s in enumerate(seqs) if s not in seqs[:i]]
+    check(firsts != sorted(firsts), f"records of different items reordered: {firsts}")
+    check(len(seqs) > 60 and h.hostile.stats()["stream-duplicate"] > 0, f"duplicates delivered: {len(seqs)} deliveries")
+    check(not wrong, f"the checkpoint passed records with a delivery to come (checkpoint, batch): {wrong[:5]}")
+    check(shard.checkpoint == "60", f"the checkpoint at the end: {shard.checkpoint}")
+    check(not in_item_order([("a", 1), ("a", 3), ("a", 2)]) and not in_item_order([("a", 1), ("a", 2), ("a", 1), ("a", 3)])
+          and in_item_order([("a", 1), ("a", 2), ("a", 1), ("a", 1), ("a", 2), ("a", 3)]), "the order check itself")
+    # The checkpoint only passes records whose deliveries are all done.
+    from harness.hostile import Checkpoint
+
+    cp, real = Checkpoint(mappings.Shard("c", None, "TRIM_HORIZON")), None
+    real = cp.shard
+    for seq, owed in (("1", 1), ("2", 0), ("3", 1), ("4", 1)):
+        cp.owe(seq, owed)
+    check(real.checkpoint is None, "nothing done: no checkpoint")
+    cp.done("3")
+    check(real.checkpoint is None, "3 done before 1: still none")
+    cp.done("1")
+    check(real.checkpoint == "3", f"1 done: past 1, the filtered 2 and the done 3: {real.checkpoint}")
+    cp.owe("4")  # delivered again (a duplicate, or read again after a failed iterator)
+    cp.done("4")
+    check(real.checkpoint == "3" and cp.pending() == 1, f"4 is owed once more: {real.checkpoint}")
+    cp.done("4")
+    check(real.checkpoint == "4" and cp.pending() == 0, f"then past 4: {real.checkpoint}")
+
+
+def test_hostile_iterator_fails():
+    """A failed iterator under virtual shards: read again after the checkpoint, nothing skipped."""
+    recs = [item_record(n, n % 3) for n in range(1, 31)]
+    h, fn = ScriptedStream({"s": (None, recs, False)}, per_read=4), ItemFunction()
+    h.hostile = hostile(shards=3)
+    original = h.stream_call
+
+    def flaky(fn_, action, payload):
+        if action == "GetRecords" and len(fn.delivered) in (5, 6, 7, 8, 13, 14) and not getattr(h, "broke", 0) > 3:
+            h.broke = getattr(h, "broke", 0) + 1
+            raise OSError("the connection broke")
+        return original(fn_, action, payload)
+
+    h.stream_call = flaky
+    run_poller(h, {"EventSourceArn": "arn:stream", "StartingPosition": "TRIM_HORIZON", "BatchSize": 2}, fn,
+               lambda: set(range(1, 31)) <= {s for _, s in fn.delivered}, within=30)
+    got = {s for _, s in fn.delivered}
+    check(got == set(range(1, 31)), f"every record delivered across failed reads: {sorted(set(range(1, 31)) - got)} missing")
+    check(in_item_order(fn.delivered), f"each item's records in order: {fn.delivered}")
+
+
+def test_hostile_gate():
+    """Hostile mode's gate: a function's DynamoDB calls throttled (the two codes in turn), its
+    transactions cancelled for a conflict on one item; the harness's own calls and DynamoDB
+    Streams' never."""
+    from harness.account import session_credentials
+
+    key = session_credentials("arn:aws:iam::123456789012:role/shopping-OrdersFunctionRole-X")[0]
+    environ = lambda target, who=key: {"HTTP_X_AMZ_TARGET": target,  # noqa: E731
+                                       "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={who}/20260101/us-east-1/dynamodb/aws4_request, "
+                                                             "SignedHeaders=host, Signature=x"}
+    body = json.dumps({"TransactItems": [{"Put": {}}, {"Put": {}}, {"ConditionCheck": {}}]}).encode()
+    g = hostile(throttle_rate=0.999999)
+    codes = []
+    for _ in range(2):
+        status, headers, out = g.gate(environ("DynamoDB_20120810.GetItem"), b"{}")
+        doc = json.loads(out)
+        codes.append(doc["__type"].rsplit("#", 1)[-1])
+        check(status == 400 and ("Content-Type", "application/x-amz-json-1.0") in headers and doc["message"], f"a throttle: {status} {doc}")
+    check(codes == ["ProvisionedThroughputExceededException", "ThrottlingException"], f"the two throttles in turn: {codes}")
+    check(g.gate(environ("DynamoDB_20120810.GetItem", "test"), b"{}") is None, "the harness's own calls pass")
+    check(g.gate(environ("DynamoDBStreams_20120810.GetRecords"), b"{}") is None, "DynamoDB Streams' calls pass")
+    g = hostile(conflict_rate=0.999999)
+    check(g.gate(environ("DynamoDB_20120810.PutItem"), b"{}") is None, "a conflict only cancels a transaction")
+    status, _, out = g.gate(environ("DynamoDB_20120810.TransactWriteItems"), body)
+    doc = json.loads(out)
+    reasons = [r["Code"] for r in doc["CancellationReasons"]]
+    check(status == 400 and doc["__type"].endswith("#TransactionCanceledException") and sorted(reasons) == ["None", "None", "TransactionConflict"]
+          and doc["Message"] == f"Transaction cancelled, please refer cancellation reasons for specific reasons [{', '.join(reasons)}]",
+          f"a conflict on one item of three: {doc}")
+    check(g.stats()["conflict"] == 1 and g.stats()["throttle"] == 0, f"counted: {g.stats()}")
 
 
 # ---- the stream poller on the emulator: transactions, moto's own mappings, expiring iterators
@@ -491,7 +652,8 @@ def main() -> int:
         TESTS[name]()
         print(f"stack mappings: {name} ({time.monotonic() - started:.1f} s)")
     print("stack mappings: filters as EventBridge, bisection, retries, record age, partial failures, shards in order, "
-          "batching, failed and expired iterators, cancelled transactions, the queue's partial failures and concurrency")
+          "batching, failed and expired iterators, cancelled transactions, the queue's partial failures and concurrency; "
+          "hostile mode's virtual shards and gate")
     return 0
 
 
