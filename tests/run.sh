@@ -172,6 +172,8 @@ start_stack "$hostile_dir" target/stack-hostile.log -- --hostile
 echo "==> client-facing suites against the hostile stack: walk-through, route table, generated client, retention"
 "$VENV/bin/python" tests/suites/client_facing.py --stack "$hostile_dir" walkthrough routes
 "$VENV/bin/python" tests/suites/generated_client.py --stack "$hostile_dir" --generator "$VENV/bin/openapi-python-client"
+echo "==> shopping-local smoke against the hostile stack: no false alarm from duplicates, throttles or recycled instances"
+"$VENV/bin/python" tests/suites/smoke_test.py --stack "$hostile_dir"
 "$VENV/bin/python" tests/suites/client_facing.py --stack "$hostile_dir" retention
 echo "==> a thousand writes on the hostile stack: every event delivered, none twice (tests/suites/hostile_test.py)"
 "$VENV/bin/python" tests/suites/hostile_test.py --stack "$hostile_dir"
