@@ -295,7 +295,7 @@ impl Smoke {
                 "the issuer's keys cannot be fetched (issuer discovery, issuer keys), by the gateway either: it refuses every token",
             );
         }
-        let now = chrono::Utc::now().timestamp() + self.clock_offset();
+        let now = self.now();
         let cause = token::refusal(jwt, self.jwks.as_ref(), &self.accepts, now).unwrap_or_else(|| {
             "the token checks out against the keys published now, so the gateway still holds keys it fetched \
              before this one was published (it may keep them two hours: README, \"Rotating the signing key\")"
@@ -304,9 +304,10 @@ impl Smoke {
         failed(saw, cause)
     }
 
-    fn clock_offset(&self) -> i64 {
+    /// Now, on the clock the stack's functions keep (`SHOPPING_CLOCK_OFFSET_SECONDS` moves both).
+    fn now(&self) -> i64 {
         use infra::Clock as _;
-        self.clock.now().timestamp() - chrono::Utc::now().timestamp()
+        self.clock.now().timestamp()
     }
 
     async fn checks(&mut self, report: &mut Report) {
@@ -540,7 +541,6 @@ impl Smoke {
             );
         }
         let line = format!("{url}: issuer = the token's iss, jwks_uri {jwks_uri}");
-        self.jwks = None;
         self.discovered = Some(jwks_uri.to_owned());
         Outcome::Ok(line)
     }
@@ -591,7 +591,7 @@ impl Smoke {
         let Some(jwt) = &self.jwt else {
             return Outcome::Skipped("needs a token".into());
         };
-        let now = chrono::Utc::now().timestamp() + self.clock_offset();
+        let now = self.now();
         match token::refusal(jwt, self.jwks.as_ref(), &self.accepts, now) {
             Some(cause) => {
                 let keys = self.jwks.as_ref().map(Jwks::describe).unwrap_or_else(|| "keys not fetched".into());
