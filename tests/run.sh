@@ -17,7 +17,7 @@
 #     table, the generated client, an EventBridge subscriber (tests/suites/subscriber_test.py)
 #     and a long run against it (tests/suites/long_run_test.py), `shopping-local smoke` against it
 #     (tests/suites/smoke_test.py; and against a stack whose issuer does not publish the
-#     signing key, failing and naming that check), then the retention case, the
+#     signing key and one in a key-compromise window, failing and naming why), then the retention case, the
 #     signing key's rotation (tests/suites/rotation_test.py) and the HTTP API edge and Lambda
 #     as AWS documents them (tests/suites/edge_fidelity_test.py); then the product under the
 #     other reading of rawPath on a second stack; IAM, enforced on every stack: no call refused and
@@ -159,7 +159,7 @@ echo "==> IAM on the stack: no call refused, every action granted called; Leadin
 stop_stack
 echo "==> IAM enforced: dynamodb:PutItem taken out of the drafts function's policy in a copy of the template"
 SHOPPING_STACK_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" tests/suites/iam_test.py trimmed
-echo "==> shopping-local smoke against a stack whose issuer does not publish the signing key: it fails and names the check"
+echo "==> shopping-local smoke against a stack whose issuer does not publish the signing key, and in a key-compromise window: it fails and names the cause"
 SHOPPING_STACK_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" tests/suites/smoke_test.py broken
 echo "==> the product under the other reading of rawPath (as sent)"
 raw_dir=$(mktemp -d)

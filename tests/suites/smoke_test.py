@@ -24,14 +24,19 @@ nothing else from stack.json but SHOPPING_SMOKE_URL_MAP, which fetches the issue
    answers `DescribeSchema` (SigV4-signed for `schemas`) with what the stack registered
    (stack.json's `schemas`), and the line names the registry.
 
-broken: the keys function publishes the standby key only (a copy of the template where its
+broken (1): the keys function publishes the standby key only (a copy of the template where its
 SIGNING_KEY_ID names the other slot, deployed with SigningKeySlot=A StandbyKeySlot=B), so the
 token function signs with a key the issuer does not publish: a key the gateway cannot use.
 Smoke must fail `token algorithm` and `draft` (a 401), naming the token's kid, the keys' kty
 and kids and that cause; skip what needs a draft; clean up; exit 1.
+broken (2): README's key-compromise runbook, step 2 with no standby key (`tests/stack redeploy
+SigningKeySlot=B StandbyKeySlot=none` after a passing run filled the authorizer's key cache):
+`token` shows the new kid, `token algorithm` passes, and `draft` alone fails, naming the
+gateway's key cache.
 """
 
 import argparse
+import contextlib
 import http.server
 import json
 import os
@@ -250,24 +255,40 @@ def broken_template(dest: str) -> None:
         f.write(text[:start] + cut + text[end:])
 
 
-def broken(args) -> None:
-    work = tempfile.mkdtemp(prefix="smoke-broken-")
-    template, data = os.path.join(work, "template.yaml"), os.path.join(work, "stack")
-    broken_template(template)
+@contextlib.contextmanager
+def own_stack(name: str, *up_args: str):
+    """A `tests/stack up` of this test's own (its extra `up_args`), stopped and removed after."""
+    work = tempfile.mkdtemp(prefix=f"smoke-{name}-")
+    data = os.path.join(work, "stack")
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]
     env = dict(os.environ)
     env.setdefault("SHOPPING_STACK_BIN_DIR", os.path.join(ROOT, "target", "debug"))
     log = open(os.path.join(work, "up.log"), "w")
-    proc = subprocess.Popen([hosts.STACK, "up", "--port", str(port), "--data-dir", data, "--template", template,
-                             "--parameter-overrides", "SigningKeySlot=A", "StandbyKeySlot=B"],
+    args = [a.replace("{work}", work) for a in up_args]
+    proc = subprocess.Popen([hosts.STACK, "up", "--port", str(port), "--data-dir", data, *args],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.time() + 120
         while not os.path.exists(os.path.join(data, "stack.json")):
             if proc.poll() is not None or time.time() > deadline:
-                fail(f"the broken stack did not start: {open(log.name).read()[-2000:]}")
+                fail(f"the {name} stack did not start: {open(log.name).read()[-2000:]}")
             time.sleep(0.5)
+        yield data, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def broken(args) -> None:
+    template = os.path.join(tempfile.mkdtemp(prefix="smoke-template-"), "template.yaml")
+    broken_template(template)
+    with own_stack("broken", "--template", template, "--parameter-overrides", "SigningKeySlot=A", "StandbyKeySlot=B") \
+            as (data, _):
         stack = Stack(data)
         signing = stack.state["outputs"]["SigningKeyId"]
         code, out, seconds = stack.smoke(args.bin)
@@ -293,13 +314,30 @@ def broken(args) -> None:
         print(f"smoke: a stack whose issuer does not publish the signing key fails `token algorithm` and `draft` "
               f"(401, kid {signing} not among the keys), skips what needs a draft, cleans up, exits 1 ({seconds:.1f} s)")
         print(out, end="")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(os.path.dirname(template), ignore_errors=True)
+
+    # README's key-compromise runbook, step 2 without a standby key: the new key signs at once,
+    # and the gateway keeps the keys it fetched (two hours), so smoke's `draft` names its cache.
+    with own_stack("compromise") as (data, _):
+        stack = Stack(data)
+        code, out, _ = stack.smoke(args.bin)
+        if code != 0:
+            fail(f"the compromise drill's stack did not pass before the drill:\n{out}")
+        subprocess.run([hosts.STACK, "redeploy", "--data-dir", data, "--parameter-overrides", "SigningKeySlot=B",
+                        "StandbyKeySlot=none"], check=True, capture_output=True)
+        stack = Stack(data)
+        signing = stack.state["outputs"]["SigningKeyId"]
+        code, out, _ = stack.smoke(args.bin)
+        checks, last = parse(out)
+        failed = [k for k, v in checks.items() if v[0] == "failed"]
+        draft = checks["draft"][1]
+        if failed != ["draft"] or code != 1 or checks["token algorithm"][0] != "ok" \
+                or f"kid {signing}" not in checks["token"][1] or "the gateway still holds keys it fetched" not in draft:
+            fail(f"in the key-compromise window smoke did not fail `draft` alone, naming the gateway's key cache:\n{out}")
+        stack.nothing_left(args.bin, "a run in the compromise window")
+        print(f"smoke: right after the key-compromise runbook's step 2 (no standby), `token algorithm` passes with the "
+              f"new kid and `draft` fails naming the gateway's key cache, as README says")
+        print(out, end="")
 
 
 def main() -> None:
