@@ -81,7 +81,7 @@ impl Bucket {
     /// The bucket refilled up to `now_ms` (never beyond the burst; a clock behind the stored
     /// moment adds nothing).
     pub fn at(self, limit: Limit, now_ms: i64) -> Self {
-        let elapsed = (now_ms - self.at_ms).max(0) as f64;
+        let elapsed = now_ms.saturating_sub(self.at_ms).max(0) as f64;
         let tokens = (self.tokens + elapsed * f64::from(limit.rate) / 1000.0).min(f64::from(limit.burst));
         Self { tokens, at_ms: now_ms.max(self.at_ms) }
     }

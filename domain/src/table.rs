@@ -24,6 +24,7 @@
 //! | local delivery job         | `WEBHOOK_QUEUE`               | `{aid}#{hook_id}#{event_id}` | —                                     | —                                       | — |
 //! | API client credential      | `CLIENT#{client_id}`          | `CLIENT`                 | —                                         | —                                       | — |
 //! | API client register        | `AUTH#CLIENTS`                | `{client_id}`            | —                                         | —                                       | — |
+//! | limit override register    | `AUTH#LIMITS`                 | `{aid}`                  | —                                         | —                                       | — |
 //! | API client audit trail     | `AUTH#AUDIT`                  | `{at, ns}#{client_id}#{action}#{nonce}` | —                          | —                                       | — |
 //! | legacy hashing key (read, never written) | `AUTH#KEYS`     | `CLIENT_HASH`            | —                                         | —                                       | — |
 //!
@@ -258,6 +259,13 @@ pub fn bucket_key(aid: &str) -> Key {
 }
 pub fn limit_policy_key(aid: &str) -> Key {
     Key::new(limit_pk(aid), "POLICY")
+}
+/// The operator's register of limit overrides (`tenant show`), one item per account, sort
+/// key its id. **Under `AUTH#`**: only the operator reads or writes it (the API functions
+/// read an account's own `POLICY` item).
+pub const LIMIT_REGISTER_PK: &str = "AUTH#LIMITS";
+pub fn limit_register_key(aid: &str) -> Key {
+    Key::new(LIMIT_REGISTER_PK, aid)
 }
 /// The local delivery queue (embedded engine only). **Exception to the account prefix**: one
 /// partition the local deliverer polls; each job's sort key starts with its account.

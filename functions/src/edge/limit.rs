@@ -14,7 +14,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::ratelimit::{ratelimit_header, retry_after_seconds, Bucket, Lease, Limit};
-use domain::table::{bucket_key, limit_policy_key, Condition, Item, WriteOp};
+use domain::table::{bucket_key, limit_pk, limit_policy_key, limit_register_key, Condition, Item, WriteOp};
 use infra::{Clock, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -140,7 +140,8 @@ impl Limiter {
     async fn lease(&self, aid: &str, now_ms: i64) -> Result<Held, StoreError> {
         let mut last = None;
         for _ in 0..LEASE_ATTEMPTS {
-            let items = self.store.get_many(&[bucket_key(aid), limit_policy_key(aid)]).await?;
+            // One query reads the bucket and the override (every API function may query).
+            let items = self.store.query(&infra::Query::partition(limit_pk(aid))).await?.items;
             let find = |sk: &str| items.iter().find(|i| i.sk == sk);
             let limit = match find("POLICY") {
                 Some(i) => parse_limit(i)?,
@@ -198,12 +199,25 @@ pub async fn read_policy(store: &dyn Store, aid: &str) -> Result<Option<Limit>, 
     store.get(&limit_policy_key(aid)).await?.as_ref().map(parse_limit).transpose()
 }
 
-/// Sets (or replaces) `aid`'s override; running instances take it at their next lease.
+/// Sets (or replaces) `aid`'s override; running instances take it at their next lease. The
+/// operator's register of overrides (`AUTH#LIMITS`, which `tenant show` lists) is written in
+/// the same transaction.
 pub async fn write_policy(store: &dyn Store, aid: &str, limit: Limit) -> Result<(), StoreError> {
     let doc = serde_json::to_string(&limit).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let version = store.get(&limit_policy_key(aid)).await?.map_or(0, |i| i.version);
-    let cond = Some(if version == 0 { Condition::NotExists } else { Condition::VersionIs(version) });
-    store.write(vec![WriteOp::Put { item: Item::new(limit_policy_key(aid), version + 1, doc), cond }]).await
+    let put = |key: domain::table::Key, version: u64| WriteOp::Put {
+        item: Item::new(key, version + 1, doc.clone()),
+        cond: Some(if version == 0 { Condition::NotExists } else { Condition::VersionIs(version) }),
+    };
+    let version_of = |i: Option<Item>| i.map_or(0, |i| i.version);
+    let policy = version_of(store.get(&limit_policy_key(aid)).await?);
+    let listed = version_of(store.get(&limit_register_key(aid)).await?);
+    store.write(vec![put(limit_policy_key(aid), policy), put(limit_register_key(aid), listed)]).await
+}
+
+/// Every account's override, from the operator's register.
+pub async fn list_policies(store: &dyn Store) -> Result<Vec<(String, Limit)>, StoreError> {
+    let items = infra::query_all(store, infra::Query::partition(domain::table::LIMIT_REGISTER_PK)).await?;
+    items.iter().map(|i| Ok((i.sk.clone(), parse_limit(i)?))).collect()
 }
 
 fn decision(h: &Held, allowed: bool, now_ms: i64) -> Decision {
