@@ -7,7 +7,11 @@
 //! ```sh
 //! cargo build --release -p functions --bin shopping-local
 //! cargo run --release -p shopping-tests --bin noisy_neighbour [-- --seconds 30]
+//! cargo run --release -p shopping-tests --bin noisy_neighbour -- --unlimited   # the "before"
 //! ```
+//!
+//! `--unlimited` lifts the noisy tenant's limit (an override of a million a second): the same
+//! flood of ten times 50 a second, unrefused, for comparison.
 //!
 //! The last line reads: `quiet tenant: N of M answered 2xx, p99 X ms (alone Y ms); noisy
 //! tenant: R/s accepted of a L/s limit, 429 with Retry-After and RateLimit: yes|no`.
@@ -29,6 +33,8 @@ const DRAFT: &str = r#"{"order":{"currency":"NOK","items":[{"line_id":1,"gross_a
 struct Args {
     seconds: u64,
     server: String,
+    /// The "before": the noisy tenant's limit lifted (an override of a million a second).
+    unlimited: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -37,15 +43,19 @@ fn args() -> Result<Args, String> {
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("shopping-local")))
         .map_or_else(|| "target/release/shopping-local".into(), |p| p.display().to_string());
-    let mut a = Args { seconds: 30, server };
+    let mut a = Args { seconds: 30, server, unlimited: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--unlimited" {
+            a.unlimited = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = || format!("bad value for {flag}: {v}");
         match flag.as_str() {
             "--seconds" => a.seconds = v.parse().map_err(|_| bad())?,
             "--server" => a.server = v,
-            _ => return Err(format!("unknown flag {flag} (--seconds, --server; --stack is not built yet)")),
+            _ => return Err(format!("unknown flag {flag} (--seconds, --server, --unlimited; --stack is not built yet)")),
         }
     }
     Ok(a)
@@ -155,7 +165,7 @@ async fn bench(a: &Args) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("shopping-noisy-{}", std::process::id()));
     let quiet_token = run_cmd(&a.server, &["token", "--account", QUIET, "--expires-in", "86400"], &dir)?;
     let noisy_token = run_cmd(&a.server, &["token", "--account", NOISY, "--expires-in", "86400"], &dir)?;
-    let limit = NOISY_LIMIT.to_string();
+    let limit = if a.unlimited { "1000000".to_owned() } else { NOISY_LIMIT.to_string() };
     run_cmd(&a.server, &["tenant", "limit", "--account", NOISY, "--rate", &limit, "--burst", &limit], &dir)?;
     let mut cmd = Command::new(&a.server);
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"]).arg(&dir).env("RUST_LOG", "warn");
@@ -229,7 +239,7 @@ async fn bench(a: &Args) -> Result<(), String> {
     drop(server);
     let yes = refd > 0 && headed.load(Ordering::Relaxed);
     println!(
-        "quiet tenant: {} of {} answered 2xx, p99 {:.1} ms (alone {:.1} ms); noisy tenant: {:.1}/s accepted of a {NOISY_LIMIT}/s limit, 429 with Retry-After and RateLimit: {}",
+        "quiet tenant: {} of {} answered 2xx, p99 {:.1} ms (alone {:.1} ms); noisy tenant: {:.1}/s accepted of a {limit}/s limit, 429 with Retry-After and RateLimit: {}",
         beside.ok,
         beside.sent,
         pct(&beside.micros, 0.99),
