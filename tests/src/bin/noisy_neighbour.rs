@@ -55,7 +55,9 @@ fn args() -> Result<Args, String> {
         match flag.as_str() {
             "--seconds" => a.seconds = v.parse().map_err(|_| bad())?,
             "--server" => a.server = v,
-            _ => return Err(format!("unknown flag {flag} (--seconds, --server, --unlimited; --stack is not built yet)")),
+            _ => {
+                return Err(format!("unknown flag {flag} (--seconds, --server, --unlimited; --stack is not built yet)"))
+            }
         }
     }
     Ok(a)
