@@ -30,6 +30,7 @@ pub mod money;
 pub mod order;
 pub mod outbox;
 pub mod payment;
+pub mod ratelimit;
 pub mod table;
 pub mod totals;
 pub mod validate;

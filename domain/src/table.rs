@@ -18,10 +18,13 @@
 //! | payment operation          | `A#{aid}#O#{id}`              | `PAY#{kind}#{op_id}`     | —                                         | —                                       | — |
 //! | hook subscription          | `A#{aid}#HOOKS`               | `HOOK#{hook_id}`         | —                                         | —                                       | — |
 //! | delivery attempt           | `A#{aid}#HOOK#{hook_id}`      | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
+//! | rate-limit bucket          | `A#{aid}#LIMIT`               | `BUCKET`                 | —                                         | —                                       | idle + 1 h |
+//! | rate-limit override        | `A#{aid}#LIMIT`               | `POLICY`                 | —                                         | —                                       | — |
 //! | delivery guard (AWS)       | `A#{aid}#ONCE#{guard_id}`     | `ONCE`                   | —                                         | —                                       | 30 days |
 //! | local delivery job         | `WEBHOOK_QUEUE`               | `{aid}#{hook_id}#{event_id}` | —                                     | —                                       | — |
 //! | API client credential      | `CLIENT#{client_id}`          | `CLIENT`                 | —                                         | —                                       | — |
 //! | API client register        | `AUTH#CLIENTS`                | `{client_id}`            | —                                         | —                                       | — |
+//! | limit override register    | `AUTH#LIMITS`                 | `{aid}`                  | —                                         | —                                       | — |
 //! | API client audit trail     | `AUTH#AUDIT`                  | `{at, ns}#{client_id}#{action}#{nonce}` | —                          | —                                       | — |
 //! | legacy hashing key (read, never written) | `AUTH#KEYS`     | `CLIENT_HASH`            | —                                         | —                                       | — |
 //!
@@ -245,6 +248,25 @@ pub const GUARD_SK: &str = "ONCE";
 pub fn guard_key(aid: &str, guard_id: &str) -> Key {
     Key::new(format!("A#{aid}#ONCE#{guard_id}"), GUARD_SK)
 }
+/// The partition of an account's request limit: the shared token bucket
+/// ([`crate::ratelimit::Bucket`], sort key `BUCKET`, expiring when idle) and the operator's
+/// override of the stack's default limit (sort key `POLICY`).
+pub fn limit_pk(aid: &str) -> String {
+    format!("A#{aid}#LIMIT")
+}
+pub fn bucket_key(aid: &str) -> Key {
+    Key::new(limit_pk(aid), "BUCKET")
+}
+pub fn limit_policy_key(aid: &str) -> Key {
+    Key::new(limit_pk(aid), "POLICY")
+}
+/// The operator's register of limit overrides (`tenant show`), one item per account, sort
+/// key its id. **Under `AUTH#`**: only the operator reads or writes it (the API functions
+/// read an account's own `POLICY` item).
+pub const LIMIT_REGISTER_PK: &str = "AUTH#LIMITS";
+pub fn limit_register_key(aid: &str) -> Key {
+    Key::new(LIMIT_REGISTER_PK, aid)
+}
 /// The local delivery queue (embedded engine only). **Exception to the account prefix**: one
 /// partition the local deliverer polls; each job's sort key starts with its account.
 pub const QUEUE_PK: &str = "WEBHOOK_QUEUE";
@@ -303,6 +325,8 @@ mod tests {
             deliveries_pk(aid, "h"),
             delivery_key(aid, "h", "d").pk,
             guard_key(aid, "g").pk,
+            bucket_key(aid).pk,
+            limit_policy_key(aid).pk,
         ];
         for pk in partitions {
             assert!(pk.starts_with(&prefix), "{pk}");

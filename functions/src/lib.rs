@@ -30,6 +30,7 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::middleware::from_fn(http::deadline))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::limit::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http::meter))
         .layer(axum::middleware::from_fn(http::log_request))
         .with_state(state)

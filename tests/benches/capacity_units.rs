@@ -252,7 +252,14 @@ async fn main() {
     let inner = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
     let store = Arc::new(Metered { inner, meter: Mutex::new(Meter::default()) });
     let secret = b"bench-secret-bench-secret-bench-secret";
-    let state = AppState::local(store.clone(), clock.clone(), Auth::hs256(secret));
+    let state = AppState::local(store.clone(), clock.clone(), Auth::hs256(secret)).with_limiter(
+        // The bench measures the API, not the per-account limit (README, "Per-account limits").
+        functions::edge::limit::Limiter::new(
+            store.clone(),
+            clock.clone(),
+            domain::ratelimit::Limit::new(1_000_000, 1_000_000),
+        ),
+    );
     let claims =
         Claims { aid: "T12345678".into(), scope: "admin:shopping".into(), sub: "bench".into(), exp: 1_900_000_000 };
     let b = Bench { router: functions::app(state), store, token: sign(&claims, secret).unwrap() };

@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Per-account request limits (overrides of the stack's TENANT_RATE_LIMIT/TENANT_BURST_LIMIT).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
     /// Print the OpenAPI document (what the server serves at `/openapi.json`).
     Openapi,
     /// Check a deployed stack end to end (AWS credentials and region from the environment):
@@ -145,6 +150,29 @@ enum ClientCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Set an account's limit: `rate` requests a second, bursts of `burst`; running servers
+    /// and functions take it within seconds, no restart.
+    Limit {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        rate: u32,
+        #[arg(long)]
+        burst: u32,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// List the accounts' overrides and the default (or one account's limit).
+    Show {
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -164,8 +192,24 @@ async fn main() -> ExitCode {
             print!("{}", functions::api::openapi::json());
             return ExitCode::SUCCESS;
         }
+        Command::Tenant { command } => {
+            use functions::platform::operator::Action;
+            let (action, at) = match command {
+                TenantCommand::Limit { account, rate, burst, at } => (Action::TenantLimit { account, rate, burst }, at),
+                TenantCommand::Show { account, at } => (Action::TenantShow { account }, at),
+            };
+            let account = match &action {
+                Action::TenantLimit { account, .. } | Action::TenantShow { account: Some(account) } => Some(account),
+                _ => None,
+            };
+            if account.is_some_and(|a| !domain::validate::is_account_id(a)) {
+                eprintln!("shopping-local: --account must match ^[PT]\\d{{8}}$, e.g. T12345678");
+                return ExitCode::from(2);
+            }
+            return operate(&at, action).await;
+        }
         Command::Client { command } => {
-            use functions::platform::operator::{run, Action};
+            use functions::platform::operator::Action;
             let (action, at) = match command {
                 ClientCommand::Create { account, scopes, at } => {
                     if !domain::validate::is_account_id(&account) {
@@ -180,18 +224,7 @@ async fn main() -> ExitCode {
                 ClientCommand::Audit { at } => (Action::Audit, at),
                 ClientCommand::Migrate { at } => (Action::Migrate, at),
             };
-            match run(&at.target(), action, &at.by()).await {
-                Ok(lines) => {
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    return ExitCode::SUCCESS;
-                }
-                Err(e) => {
-                    eprintln!("shopping-local: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            return operate(&at, action).await;
         }
         Command::Smoke { stack, url, table, bus, account, by } => {
             if !domain::validate::is_account_id(&account) {
@@ -220,6 +253,22 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shopping-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an operator's action and prints its lines.
+async fn operate(at: &Where, action: functions::platform::operator::Action) -> ExitCode {
+    match functions::platform::operator::run(&at.target(), action, &at.by()).await {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("shopping-local: {e}");
             ExitCode::FAILURE

@@ -54,6 +54,9 @@ pub enum ApiError {
     ItemTooLarge { what: &'static str, size: usize, limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The account is over its request limit (`RateLimit-Policy` says which).
+    #[error("the account's request rate is over its limit; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// The store or the queue is unavailable or throttling (the source is logged).
     #[error("the service is temporarily unavailable; retry after {RETRY_AFTER_SECONDS} s")]
     Unavailable(BoxError),
@@ -206,6 +209,7 @@ impl IntoResponse for ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", vec![]),
             Self::ItemTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "ITEM_TOO_LARGE", vec![]),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", vec![]),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", vec![]),
             Self::Unavailable(source) => {
                 tracing::error!(error = %chain(source.as_ref()), "unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", vec![])
@@ -220,6 +224,9 @@ impl IntoResponse for ApiError {
         let mut res = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if let Self::RateLimited { retry_after } = self {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
         res
     }

@@ -109,6 +109,12 @@ pub async fn meter(
     let (res, counts) = crate::metering::metered(next.run(Request::from_parts(parts, body))).await;
     let aid = caller.as_ref().map(|c| c.aid.as_str());
     if let Some(account) = crate::metering::billed_account(&path, aid, res.status().as_u16()) {
+        // A request the limiter refused ran nothing: it counts as throttled, not served.
+        let counts = if res.extensions().get::<super::limit::Throttled>().is_some() {
+            crate::metering::Counts { throttled: 1, ..Default::default() }
+        } else {
+            counts
+        };
         state.usage.record(account, &counts, state.clock.epoch_ms());
     }
     res

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod limit;
 pub mod route_path;
 pub mod state;
 pub(crate) mod write;

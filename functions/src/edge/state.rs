@@ -21,13 +21,20 @@ pub struct AppState {
     pub jobs: Arc<dyn JobQueue>,
     /// Where per-tenant usage goes.
     pub usage: Sink,
+    /// Per-account request limits (over the unmetered store).
+    pub limiter: Arc<super::limit::Limiter>,
 }
 
 impl AppState {
     /// The one builder: every host names its store, clock, authentication, queue and sink.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth, jobs: Arc<dyn JobQueue>, usage: Sink) -> Self {
+        let limiter = Arc::new(super::limit::Limiter::new(
+            store.clone(),
+            clock.clone(),
+            super::limit::Limiter::default_from_env(),
+        ));
         let store = Arc::new(MeteredStore(store));
-        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage }
+        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage, limiter }
     }
 
     /// A state whose delivery jobs go to the store's own queue (the local deliverer's) and
@@ -35,6 +42,11 @@ impl AppState {
     pub fn local(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth) -> Self {
         let jobs = Arc::new(StoreQueue(store.clone()));
         Self::new(store, clock, auth, jobs, Sink::local())
+    }
+
+    /// Per-account limits with this default (tests, benches).
+    pub fn with_limiter(self, limiter: super::limit::Limiter) -> Self {
+        Self { limiter: Arc::new(limiter), ..self }
     }
 
     /// Webhook URLs may point at loopback.

@@ -27,6 +27,8 @@ pub struct Counts {
     pub write_units: f64,
     pub events: u64,
     pub webhooks: u64,
+    /// Requests refused by the account's limit (429): not served, not counted in `requests`.
+    pub throttled: u64,
 }
 
 impl Counts {
@@ -37,6 +39,7 @@ impl Counts {
         self.write_units += o.write_units;
         self.events = self.events.saturating_add(o.events);
         self.webhooks = self.webhooks.saturating_add(o.webhooks);
+        self.throttled = self.throttled.saturating_add(o.throttled);
     }
 }
 
@@ -125,12 +128,13 @@ impl Registry {
     pub fn prometheus(&self) -> String {
         let m = self.0.lock().map(|m| m.clone()).unwrap_or_default();
         let mut out = String::new();
-        let series: [Series; 5] = [
+        let series: [Series; 6] = [
             ("shopping_requests_total", "Requests authorized for the account.", |c| c.requests as f64),
             ("shopping_read_units_total", "DynamoDB read units the account's requests used.", |c| c.read_units),
             ("shopping_write_units_total", "DynamoDB write units the account's requests used.", |c| c.write_units),
             ("shopping_events_total", "Events the account's writes produced.", |c| c.events as f64),
             ("shopping_webhook_deliveries_total", "Webhook delivery attempts for the account.", |c| c.webhooks as f64),
+            ("shopping_throttled_total", "Requests refused by the account's rate limit (429).", |c| c.throttled as f64),
         ];
         for (name, help, value) in series {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
@@ -155,7 +159,8 @@ pub fn emf_line(account: &str, c: &Counts, epoch_ms: i64) -> String {
                     {"Name": "ReadUnits", "Unit": "Count"},
                     {"Name": "WriteUnits", "Unit": "Count"},
                     {"Name": "Events", "Unit": "Count"},
-                    {"Name": "WebhookDeliveries", "Unit": "Count"}
+                    {"Name": "WebhookDeliveries", "Unit": "Count"},
+                    {"Name": "Throttled", "Unit": "Count"}
                 ]
             }]
         },
@@ -165,6 +170,7 @@ pub fn emf_line(account: &str, c: &Counts, epoch_ms: i64) -> String {
         "WriteUnits": c.write_units,
         "Events": c.events,
         "WebhookDeliveries": c.webhooks,
+        "Throttled": c.throttled,
     })
     .to_string()
 }
@@ -281,7 +287,7 @@ mod tests {
 
     #[test]
     fn an_emf_line_names_its_metrics_and_the_account_dimension() {
-        let c = Counts { requests: 1, read_units: 2.0, write_units: 4.0, events: 1, webhooks: 0 };
+        let c = Counts { requests: 1, read_units: 2.0, write_units: 4.0, events: 1, webhooks: 0, throttled: 0 };
         let line: serde_json::Value = serde_json::from_str(&emf_line("T12345678", &c, 1_800_000_000_000)).unwrap();
         let spec = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(spec["Namespace"], "Shopping");

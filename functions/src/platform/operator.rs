@@ -1,4 +1,5 @@
-//! The operator's command for API clients (`shopping-local client …`), on either host's
+//! The operator's commands for API clients (`shopping-local client …`) and tenants' request
+//! limits (`shopping-local tenant …`), on either host's
 //! store: the embedded store of a data dir, or a deployed stack's DynamoDB table (`--table`,
 //! with the operator's AWS credentials from the environment, as the AWS CLI exports them).
 
@@ -32,6 +33,16 @@ pub enum Action {
     Audit,
     /// Removes the legacy hashing key once no client's secret needs it.
     Migrate,
+    /// Sets an account's request limit (overriding the stack's default).
+    TenantLimit {
+        account: String,
+        rate: u32,
+        burst: u32,
+    },
+    /// Shows the accounts' overrides (one account's limit with `Some`).
+    TenantShow {
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +56,8 @@ pub enum OperatorError {
     Credentials(String),
     #[error(transparent)]
     Clients(#[from] ClientError),
+    #[error("the store failed: {0}")]
+    Store(#[from] infra::StoreError),
 }
 
 fn store(target: &Target, clock: Arc<SystemClock>) -> Result<(Arc<dyn Store>, LegacyKey), OperatorError> {
@@ -94,6 +107,39 @@ pub async fn run(target: &Target, action: Action, by: &str) -> Result<Vec<String
             } else {
                 lines.push("legacy hashing key kept: these clients rehash on their next token (or rotate them)".into());
                 lines.extend(left);
+            }
+            lines
+        }
+        Action::TenantLimit { account, rate, burst } => {
+            let limit = domain::ratelimit::Limit::new(rate, burst);
+            crate::edge::limit::write_policy(store.as_ref(), &account, limit).await?;
+            vec![format!(
+                "account_id={account} rate={} burst={} (taken by running instances within {} s)",
+                limit.rate,
+                limit.burst,
+                crate::edge::limit::LEASE_MS / 1000
+            )]
+        }
+        Action::TenantShow { account } => {
+            let mut lines = vec!["account_id\trate\tburst\tsource".to_owned()];
+            let default = crate::edge::limit::Limiter::default_from_env();
+            match account {
+                Some(aid) => {
+                    let (l, source) = match crate::edge::limit::read_policy(store.as_ref(), &aid).await? {
+                        Some(l) => (l, "override"),
+                        None => (default, "default (TENANT_RATE_LIMIT, TENANT_BURST_LIMIT)"),
+                    };
+                    lines.push(format!("{aid}\t{}\t{}\t{source}", l.rate, l.burst));
+                }
+                None => {
+                    for (aid, l) in crate::edge::limit::list_policies(store.as_ref()).await? {
+                        lines.push(format!("{aid}\t{}\t{}\toverride", l.rate, l.burst));
+                    }
+                    lines.push(format!(
+                        "*\t{}\t{}\tdefault (TENANT_RATE_LIMIT, TENANT_BURST_LIMIT)",
+                        default.rate, default.burst
+                    ));
+                }
             }
             lines
         }

@@ -25,6 +25,9 @@ pub fn start_with(dir: &Path, offset: i64, flags: &[&str]) -> (Child, u16) {
         .arg("--data-dir")
         .arg(dir)
         .env("SHOPPING_CLOCK_OFFSET_SECONDS", offset.to_string())
+        // These tests drive one account far past the default per-account limit on purpose.
+        .env("TENANT_RATE_LIMIT", "1000000")
+        .env("TENANT_BURST_LIMIT", "1000000")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,0 +1,178 @@
+//! Per-account request limits: a token bucket of `rate` tokens a second holding at most
+//! `burst`, with time passed in (epoch milliseconds), so the arithmetic is tested without a
+//! clock. The bucket is shared by every instance of every API function through one item in
+//! the table; an instance leases tokens from it a block at a time ([`Bucket::lease`]) and
+//! spends them locally, so the table sees one conditional write per block, not per request
+//! (`domain/DECISIONS.md`, "Per-account limits").
+//!
+//! The limit is announced in the IETF RateLimit header fields, syntax of
+//! draft-ietf-httpapi-ratelimit-headers-10 (the latest revision):
+//! `RateLimit-Policy: "default";q=100;w=10` (a quota of `q` units per window of `w` seconds)
+//! and `RateLimit: "default";r=50;t=30` (`r` units left, the quota restored in `t` seconds).
+//! A bucket reads as `q` = its burst and `w` = the seconds its rate takes to refill the burst.
+
+use serde::{Deserialize, Serialize};
+
+/// A rate (tokens a second) and a burst (the most tokens held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    pub rate: u32,
+    pub burst: u32,
+}
+
+impl Limit {
+    /// Stripe's 100 operations a second, with two seconds of burst.
+    pub const DEFAULT: Limit = Limit { rate: 100, burst: 200 };
+
+    /// A rate and burst of at least one each.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self { rate: rate.max(1), burst: burst.max(1) }
+    }
+
+    /// The tokens an instance leases at once: a tenth of a second's rate and at least 10
+    /// (never more than the burst), so a steady tenant costs the table at most one write
+    /// per 10 requests (0.1 write units a request).
+    pub fn block(self) -> u32 {
+        (self.rate / 10).clamp(1, self.burst).max(10.min(self.burst))
+    }
+
+    /// The policy's window: the seconds the rate takes to refill the burst, at least one.
+    pub fn window_seconds(self) -> u64 {
+        u64::from(self.burst).div_ceil(u64::from(self.rate)).max(1)
+    }
+
+    /// `RateLimit-Policy`: `"default";q={burst};w={window}`.
+    pub fn policy_header(self) -> String {
+        format!("\"default\";q={};w={}", self.burst, self.window_seconds())
+    }
+
+    /// Milliseconds the rate takes to add `tokens`.
+    fn ms_for(self, tokens: f64) -> i64 {
+        if tokens <= 0.0 {
+            return 0;
+        }
+        (tokens * 1000.0 / f64::from(self.rate)).ceil() as i64
+    }
+}
+
+/// The shared bucket as stored: its tokens at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub tokens: f64,
+    pub at_ms: i64,
+}
+
+/// What a lease attempt found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lease {
+    /// `tokens` taken; the bucket to store in their place.
+    Granted { tokens: u32, after: Bucket },
+    /// Too few tokens: try again in `wait_ms` (the bucket is unchanged; nothing is written).
+    Empty { wait_ms: i64, tokens: f64 },
+}
+
+impl Bucket {
+    /// A full bucket at `now_ms` (a tenant's first request, or one idle long enough that its
+    /// item expired).
+    pub fn full(limit: Limit, now_ms: i64) -> Self {
+        Self { tokens: f64::from(limit.burst), at_ms: now_ms }
+    }
+
+    /// The bucket refilled up to `now_ms` (never beyond the burst; a clock behind the stored
+    /// moment adds nothing).
+    pub fn at(self, limit: Limit, now_ms: i64) -> Self {
+        let elapsed = now_ms.saturating_sub(self.at_ms).max(0) as f64;
+        let tokens = (self.tokens + elapsed * f64::from(limit.rate) / 1000.0).min(f64::from(limit.burst));
+        Self { tokens, at_ms: now_ms.max(self.at_ms) }
+    }
+
+    /// Leases a block of tokens at `now_ms`. A lease is granted only when a whole block is
+    /// there, so a tenant over its limit is refused without a write until its bucket has
+    /// refilled a block: the table sees at most one write per block even under a flood.
+    pub fn lease(self, limit: Limit, now_ms: i64) -> Lease {
+        let now = self.at(limit, now_ms);
+        let block = f64::from(limit.block());
+        if now.tokens >= block {
+            Lease::Granted { tokens: limit.block(), after: Bucket { tokens: now.tokens - block, ..now } }
+        } else {
+            Lease::Empty { wait_ms: limit.ms_for(block - now.tokens).max(1), tokens: now.tokens }
+        }
+    }
+
+    /// Seconds until the bucket is full again (the `t` of `RateLimit`).
+    pub fn full_in_seconds(self, limit: Limit, now_ms: i64) -> u64 {
+        let now = self.at(limit, now_ms);
+        (limit.ms_for(f64::from(limit.burst) - now.tokens).max(0) as u64).div_ceil(1000)
+    }
+}
+
+/// `RateLimit`: `"default";r={remaining};t={seconds}`.
+pub fn ratelimit_header(remaining: u64, reset_seconds: u64) -> String {
+    format!("\"default\";r={remaining};t={reset_seconds}")
+}
+
+/// Whole seconds to wait for `ms` (at least one): `Retry-After` and the `t` of a refusal.
+pub fn retry_after_seconds(ms: i64) -> u64 {
+    (ms.max(1) as u64).div_ceil(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Limit = Limit { rate: 50, burst: 100 };
+
+    #[test]
+    fn a_full_bucket_leases_blocks_until_it_is_empty_then_refills_at_the_rate() {
+        let mut b = Bucket::full(L, 0);
+        let mut granted = 0;
+        while let Lease::Granted { tokens, after } = b.lease(L, 0) {
+            granted += tokens;
+            b = after;
+        }
+        assert_eq!(granted, 100, "the burst, no more");
+        let Lease::Empty { wait_ms, .. } = b.lease(L, 0) else { panic!("empty") };
+        assert_eq!(wait_ms, 200, "a block of 10 at 50/s");
+        assert!(matches!(b.lease(L, 199), Lease::Empty { .. }));
+        assert!(matches!(b.lease(L, 200), Lease::Granted { tokens: 10, .. }));
+    }
+
+    #[test]
+    fn over_a_long_run_the_granted_rate_is_the_rate() {
+        let mut b = Bucket::full(L, 0);
+        let mut granted = 0u64;
+        for now in (0..60_000).step_by(7) {
+            if let Lease::Granted { tokens, after } = b.lease(L, now) {
+                granted += u64::from(tokens);
+                b = after;
+            }
+        }
+        // the burst plus 60 s at 50/s
+        assert!((3050..=3100).contains(&granted), "{granted}");
+    }
+
+    #[test]
+    fn the_bucket_never_holds_more_than_its_burst_and_a_clock_going_back_adds_nothing() {
+        let b = Bucket { tokens: 3.0, at_ms: 10_000 };
+        assert_eq!(b.at(L, 1_000_000).tokens, 100.0);
+        assert_eq!(b.at(L, 5_000).tokens, 3.0);
+        assert_eq!(b.full_in_seconds(L, 10_000), 2);
+    }
+
+    #[test]
+    fn headers_follow_the_draft_syntax() {
+        assert_eq!(Limit::DEFAULT.policy_header(), "\"default\";q=200;w=2");
+        assert_eq!(ratelimit_header(50, 30), "\"default\";r=50;t=30");
+        assert_eq!(retry_after_seconds(200), 1);
+        assert_eq!(retry_after_seconds(1500), 2);
+    }
+
+    #[test]
+    fn blocks_are_a_tenth_of_a_second_but_never_more_than_the_burst() {
+        assert_eq!(Limit::new(100, 200).block(), 10);
+        assert_eq!(Limit::new(1000, 2000).block(), 100);
+        assert_eq!(Limit::new(5, 3).block(), 3);
+        assert_eq!(Limit::new(0, 0), Limit { rate: 1, burst: 1 });
+        assert_eq!(Limit::new(1, 1).block(), 1);
+    }
+}
