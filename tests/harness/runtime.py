@@ -211,7 +211,9 @@ class Function:
         recycled)."""
         deployed = (config["FunctionName"], config["FunctionArn"], config["Role"], float(config.get("Timeout", 3)),
                     int(config.get("MemorySize", 128)), config.get("Handler", "bootstrap"),
-                    dict(config.get("Environment", {}).get("Variables", {})), reserved)
+                    {k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()}, reserved)
+        # (An environment variable is a string on Lambda; moto keeps a Number parameter's
+        # value, `!Ref TenantRateLimit`, as the integer it parsed.)
         if deployed == getattr(self, "deployed", None):
             return False
         self.deployed = deployed
