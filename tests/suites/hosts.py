@@ -16,8 +16,11 @@ import argparse
 import contextlib
 import os
 import shlex
+import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import json
 import urllib.request
 
@@ -162,3 +165,33 @@ def webhook_receiver(received: list) -> str:
     server = Server(("127.0.0.1", 0), Ok)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+
+@contextlib.contextmanager
+def own_stack(name: str, *up_args: str):
+    """A `tests/stack up` of a suite's own (its extra `up_args`, `{work}` in them its work
+    directory), stopped and removed after; yields its data directory and work directory."""
+    work = tempfile.mkdtemp(prefix=f"{name}-")
+    data = os.path.join(work, "stack")
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    env.setdefault("SHOPPING_STACK_BIN_DIR", os.path.join(ROOT, "target", "debug"))
+    log = open(os.path.join(work, "up.log"), "w")
+    args = [a.replace("{work}", work) for a in up_args]
+    proc = subprocess.Popen([STACK, "up", "--port", str(port), "--data-dir", data, *args],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(os.path.join(data, "stack.json")):
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the {name} stack did not start: {open(log.name).read()[-2000:]}")
+            time.sleep(0.5)
+        yield data, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)

@@ -21,11 +21,8 @@ import ast
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
@@ -118,24 +115,9 @@ def trimmed_template(dest):
 
 
 def trimmed():
-    work = tempfile.mkdtemp(prefix="iam-trimmed-")
-    template = os.path.join(work, "template.yaml")
+    template = os.path.join(tempfile.mkdtemp(prefix="iam-template-"), "template.yaml")
     trimmed_template(template)
-    data = os.path.join(work, "stack")
-    port = __import__("socket").create_server(("127.0.0.1", 0))
-    free = port.getsockname()[1]
-    port.close()
-    log = open(os.path.join(work, "up.log"), "w")
-    env = dict(os.environ)
-    env.setdefault("SHOPPING_STACK_BIN_DIR", os.path.join(ROOT, "target", "debug"))
-    proc = subprocess.Popen([hosts.STACK, "up", "--port", str(free), "--data-dir", data, "--template", template],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.time() + 120
-        while not os.path.exists(os.path.join(data, "stack.json")):
-            if proc.poll() is not None or time.time() > deadline:
-                fail(f"the trimmed stack did not start: {open(log.name).read()[-2000:]}")
-            time.sleep(0.5)
+    with hosts.own_stack("iam-trimmed", "--template", template) as (data, _):
         host = hosts.StackHost(data)
         aid = "T10000042"
         tok = hosts.token(host, aid, "admin:shopping")
@@ -168,13 +150,6 @@ def trimmed():
             fail(f"a refused write left a draft behind: {items}")
         print(f"iam trimmed: without dynamodb:PutItem the drafts function's write is refused ({created} on "
               "create, AccessDeniedException logged), nothing written, reads still served")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # Granted for a path the suites do not take on a healthy stack, each with the code that takes it

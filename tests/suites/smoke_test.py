@@ -36,14 +36,12 @@ gateway's key cache.
 """
 
 import argparse
-import contextlib
 import http.server
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -255,39 +253,10 @@ def broken_template(dest: str) -> None:
         f.write(text[:start] + cut + text[end:])
 
 
-@contextlib.contextmanager
-def own_stack(name: str, *up_args: str):
-    """A `tests/stack up` of this test's own (its extra `up_args`), stopped and removed after."""
-    work = tempfile.mkdtemp(prefix=f"smoke-{name}-")
-    data = os.path.join(work, "stack")
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        port = s.getsockname()[1]
-    env = dict(os.environ)
-    env.setdefault("SHOPPING_STACK_BIN_DIR", os.path.join(ROOT, "target", "debug"))
-    log = open(os.path.join(work, "up.log"), "w")
-    args = [a.replace("{work}", work) for a in up_args]
-    proc = subprocess.Popen([hosts.STACK, "up", "--port", str(port), "--data-dir", data, *args],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.time() + 120
-        while not os.path.exists(os.path.join(data, "stack.json")):
-            if proc.poll() is not None or time.time() > deadline:
-                fail(f"the {name} stack did not start: {open(log.name).read()[-2000:]}")
-            time.sleep(0.5)
-        yield data, work
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def broken(args) -> None:
     template = os.path.join(tempfile.mkdtemp(prefix="smoke-template-"), "template.yaml")
     broken_template(template)
-    with own_stack("broken", "--template", template, "--parameter-overrides", "SigningKeySlot=A", "StandbyKeySlot=B") \
+    with hosts.own_stack("smoke-broken", "--template", template, "--parameter-overrides", "SigningKeySlot=A", "StandbyKeySlot=B") \
             as (data, _):
         stack = Stack(data)
         signing = stack.state["outputs"]["SigningKeyId"]
@@ -318,7 +287,7 @@ def broken(args) -> None:
 
     # README's key-compromise runbook, step 2 without a standby key: the new key signs at once,
     # and the gateway keeps the keys it fetched (two hours), so smoke's `draft` names its cache.
-    with own_stack("compromise") as (data, _):
+    with hosts.own_stack("smoke-compromise") as (data, _):
         stack = Stack(data)
         code, out, _ = stack.smoke(args.bin)
         if code != 0:
