@@ -17,7 +17,8 @@
 #     table, the generated client, an EventBridge subscriber (tests/suites/subscriber_test.py)
 #     and a long run against it (tests/suites/long_run_test.py), `shopping-local smoke` against it
 #     (tests/suites/smoke_test.py; and against a stack whose issuer does not publish the
-#     signing key and one in a key-compromise window, failing and naming why), then the retention case, the
+#     signing key and one in a key-compromise window, failing and naming why), per-account limits
+#     across every function instance (tests/suites/limits_test.py), then the retention case, the
 #     signing key's rotation (tests/suites/rotation_test.py) and the HTTP API edge and Lambda
 #     as AWS documents them (tests/suites/edge_fidelity_test.py); then the product under the
 #     other reading of rawPath on a second stack; IAM, enforced on every stack: no call refused and
@@ -150,6 +151,8 @@ echo "==> a long run on the stack: many accounts and writes, a subscription midw
 "$VENV/bin/python" tests/suites/long_run_test.py --stack "$stack_dir"
 echo "==> shopping-local smoke against the stack: every check ok, nothing left, interrupted, another bus, a registry (tests/suites/smoke_test.py)"
 "$VENV/bin/python" tests/suites/smoke_test.py --stack "$stack_dir"
+echo "==> per-account limits on the stack: held across every instance, 429 with the headers, another account unaffected, an override without a restart (tests/suites/limits_test.py)"
+"$VENV/bin/python" tests/suites/limits_test.py --stack "$stack_dir"
 # Last, these: retention moves the stack's clock two days on; the key rotation moves it about
 # six hours further and leaves the stack on other key slots; the edge checks throttle, time out
 # and crash functions.

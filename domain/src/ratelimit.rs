@@ -86,16 +86,25 @@ impl Bucket {
         Self { tokens, at_ms: now_ms.max(self.at_ms) }
     }
 
-    /// Leases a block of tokens at `now_ms`. A lease is granted only when a whole block is
-    /// there, so a tenant over its limit is refused without a write until its bucket has
-    /// refilled a block: the table sees at most one write per block even under a flood.
-    pub fn lease(self, limit: Limit, now_ms: i64) -> Lease {
+    /// Leases tokens at `now_ms` for an instance that spends about `demand` tokens in the
+    /// time a lease should last. While the bucket is at least half full the tenant is well
+    /// under its limit: the instance takes a whole block ([`Limit::block`]; what it does not
+    /// spend before its lease ends is lost, which cannot starve anyone then). Below half, it
+    /// takes its demand (at least one token, at most a block) or what there is of it, so
+    /// tokens are neither stranded in instances that will not spend them in time (with many
+    /// instances each asked a few times a second, as a flood spread over a stack is, whole
+    /// blocks would leave most of the rate unspent) nor left in the bucket while instances
+    /// wait for a whole demand. Less than one token: refused, nothing written, until one
+    /// has been added.
+    pub fn lease(self, limit: Limit, now_ms: i64, demand: u32) -> Lease {
         let now = self.at(limit, now_ms);
-        let block = f64::from(limit.block());
-        if now.tokens >= block {
-            Lease::Granted { tokens: limit.block(), after: Bucket { tokens: now.tokens - block, ..now } }
+        let want =
+            if now.tokens >= f64::from(limit.burst) / 2.0 { limit.block() } else { demand.clamp(1, limit.block()) };
+        let take = want.min(now.tokens as u32);
+        if take >= 1 {
+            Lease::Granted { tokens: take, after: Bucket { tokens: now.tokens - f64::from(take), ..now } }
         } else {
-            Lease::Empty { wait_ms: limit.ms_for(block - now.tokens).max(1), tokens: now.tokens }
+            Lease::Empty { wait_ms: limit.ms_for(1.0 - now.tokens).max(1), tokens: now.tokens }
         }
     }
 
@@ -126,15 +135,16 @@ mod tests {
     fn a_full_bucket_leases_blocks_until_it_is_empty_then_refills_at_the_rate() {
         let mut b = Bucket::full(L, 0);
         let mut granted = 0;
-        while let Lease::Granted { tokens, after } = b.lease(L, 0) {
+        while let Lease::Granted { tokens, after } = b.lease(L, 0, 10) {
             granted += tokens;
             b = after;
         }
         assert_eq!(granted, 100, "the burst, no more");
-        let Lease::Empty { wait_ms, .. } = b.lease(L, 0) else { panic!("empty") };
-        assert_eq!(wait_ms, 200, "a block of 10 at 50/s");
-        assert!(matches!(b.lease(L, 199), Lease::Empty { .. }));
-        assert!(matches!(b.lease(L, 200), Lease::Granted { tokens: 10, .. }));
+        let Lease::Empty { wait_ms, .. } = b.lease(L, 0, 10) else { panic!("empty") };
+        assert_eq!(wait_ms, 20, "a token at 50/s");
+        assert!(matches!(b.lease(L, 19, 10), Lease::Empty { .. }));
+        assert!(matches!(b.lease(L, 20, 10), Lease::Granted { tokens: 1, .. }), "what there is");
+        assert!(matches!(b.lease(L, 200, 10), Lease::Granted { tokens: 10, .. }));
     }
 
     #[test]
@@ -142,13 +152,28 @@ mod tests {
         let mut b = Bucket::full(L, 0);
         let mut granted = 0u64;
         for now in (0..60_000).step_by(7) {
-            if let Lease::Granted { tokens, after } = b.lease(L, now) {
+            if let Lease::Granted { tokens, after } = b.lease(L, now, 10) {
                 granted += u64::from(tokens);
                 b = after;
             }
         }
         // the burst plus 60 s at 50/s
         assert!((3050..=3100).contains(&granted), "{granted}");
+    }
+
+    #[test]
+    fn a_bucket_half_full_or_more_leases_whole_blocks_below_half_only_the_demand() {
+        let full = Bucket::full(L, 0);
+        assert!(matches!(full.lease(L, 0, 1), Lease::Granted { tokens: 10, .. }), "plenty: a whole block");
+        let low = Bucket { tokens: 30.0, at_ms: 0 };
+        assert!(matches!(low.lease(L, 0, 2), Lease::Granted { tokens: 2, .. }), "low: the demand");
+        assert!(matches!(low.lease(L, 0, 0), Lease::Granted { tokens: 1, .. }), "at least one");
+        assert!(matches!(low.lease(L, 0, 500), Lease::Granted { tokens: 10, .. }), "at most a block");
+        let few = Bucket { tokens: 3.5, at_ms: 0 };
+        assert!(matches!(few.lease(L, 0, 5), Lease::Granted { tokens: 3, .. }), "what there is of it");
+        let nearly = Bucket { tokens: 0.5, at_ms: 0 };
+        let Lease::Empty { wait_ms, .. } = nearly.lease(L, 0, 1) else { panic!("empty") };
+        assert_eq!(wait_ms, 10, "half a token at 50/s");
     }
 
     #[test]

@@ -55,7 +55,8 @@ running stack, restarting the functions as a configuration change would.
   --recycle-rate P      an instance ended after an invocation instead of kept warm (0.10)
   --seed N              the faults' seed (default random, logged)
 Every injection is a `hostile: KIND: ...` line in DIR/stack.log and counted in the control
-server's GET /stats (`"hostile"`); DIR/stack.json's `"hostile"` holds the settings in force
+server's GET /stats (`"hostile"`; `"instances"` counts the processes started per function);
+DIR/stack.json's `"hostile"` holds the settings in force
 (null without --hostile).
 
 `redeploy` updates the running stack's CloudFormation stack with the template and its parameters,

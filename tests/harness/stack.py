@@ -144,6 +144,7 @@ class Harness(Deployment, HttpApi, EventSources):
         if method == "GET" and path == "/stats":
             busy, calls = self.emulator_busy
             return answer(200, {"emulator_seconds": round(busy, 3), "emulator_requests": calls,
+                                "instances": {fn.short: fn.instances_started for fn in self.functions.values()},
                                 "hostile": None if self.hostile is None else self.hostile.stats()})
         return answer(404, {"message": "Not Found"})
 

@@ -121,14 +121,31 @@ async fn an_override_takes_effect_without_a_restart() {
     assert_eq!(r.headers["ratelimit-policy"], "\"default\";q=2;w=2");
 }
 
-async fn instances_hold_the_limit(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
-    // four instances (each its own router and limiter) over one table, flooded at once
-    let limit = Limit::new(50, 50);
-    let apis: Vec<Api> = (0..4).map(|_| api(store.clone(), clock.clone(), limit, 2000).0).collect();
+/// How a flood meets the instances: `instances` routers (each its own limiter) over one
+/// table, two callers each; a caller waits `pause` after every request (none: it sends at
+/// once, 5 ms after a refusal).
+struct Flood {
+    instances: usize,
+    limit: Limit,
+    pause: Option<Duration>,
+    seconds: u64,
+}
+
+/// Four instances, each flooded as fast as it answers (a limit the emulator serves well
+/// within its own pace, so that the limiter, not the emulator, is what holds it).
+const FAST: Flood = Flood { instances: 4, limit: Limit { rate: 25, burst: 25 }, pause: None, seconds: 4 };
+/// A flood spread thin, as a stack spreads it: sixteen instances each asked five times a
+/// second (four times the limit in all), so whole blocks would leave tokens unspent.
+const THIN: Flood =
+    Flood { instances: 16, limit: Limit { rate: 10, burst: 10 }, pause: Some(Duration::from_millis(400)), seconds: 8 };
+
+async fn instances_hold_the_limit(store: Arc<dyn Store>, clock: Arc<ManualClock>, flood: Flood) {
+    let limit = flood.limit;
+    let apis: Vec<Api> = (0..flood.instances).map(|_| api(store.clone(), clock.clone(), limit, 2000).0).collect();
     let token = apis[0].token();
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    let run = Duration::from_secs(4);
+    let run = Duration::from_secs(flood.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for a in apis {
@@ -145,10 +162,15 @@ async fn instances_hold_the_limit(store: Arc<dyn Store>, clock: Arc<ManualClock>
                     let res = a_router.clone().oneshot(req).await.unwrap();
                     if res.status() == 429 {
                         refused.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        if flood.pause.is_none() {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
                     } else {
                         assert_eq!(res.status(), 200);
                         accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(pause) = flood.pause {
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }));
@@ -173,12 +195,27 @@ async fn sqlite_instances_hold_the_limit_within_a_fifth() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(T0));
     let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
-    instances_hold_the_limit(store, clock).await;
+    instances_hold_the_limit(store, clock, FAST).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamo_instances_hold_the_limit_within_a_fifth() {
     let clock = Arc::new(ManualClock::at(T0));
     let store = common::dynamo_store(clock.clone()).await;
-    instances_hold_the_limit(store, clock).await;
+    instances_hold_the_limit(store, clock, FAST).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_many_thinly_asked_instances_hold_the_limit_within_a_fifth() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at(T0));
+    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    instances_hold_the_limit(store, clock, THIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_many_thinly_asked_instances_hold_the_limit_within_a_fifth() {
+    let clock = Arc::new(ManualClock::at(T0));
+    let store = common::dynamo_store(clock.clone()).await;
+    instances_hold_the_limit(store, clock, THIN).await;
 }

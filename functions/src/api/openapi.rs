@@ -235,6 +235,7 @@ fn share(path: &str, method: HttpMethod, op: &mut Operation) {
             ("409", "A business rule forbids the change, or a concurrent change won"),
             ("412", "The resource is not at the version in `If-Match`"),
             ("413", "The body or the stored resource would be too large"),
+            ("429", "The account is over its request limit (`RATE_LIMITED`); retry after `Retry-After` seconds"),
             ("503", "The store is unavailable; retry after `Retry-After` seconds"),
         ]
     };
@@ -244,6 +245,7 @@ fn share(path: &str, method: HttpMethod, op: &mut Operation) {
     if path == TOKEN_PATH {
         return;
     }
+    rate_limit_headers(op);
     let writes = !matches!(method, HttpMethod::Get);
     let access = match (writes, path.ends_with("/events")) {
         (false, false) => Access::Read,
@@ -269,6 +271,35 @@ fn share(path: &str, method: HttpMethod, op: &mut Operation) {
     }
 }
 
+/// Every answer under `/v1/accounts/{aid}/` carries the account's limit and what is left of
+/// it (`edge::limit`, IETF draft-ietf-httpapi-ratelimit-headers-10); a 429 also `Retry-After`.
+/// Written on the successes and the 429 only: on every error too, the document would double
+/// in size (utoipa's responses take no `$ref` to a shared header) for no client's benefit.
+fn rate_limit_headers(op: &mut Operation) {
+    let text = |description: &str| {
+        utoipa::openapi::HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(description))
+            .build()
+    };
+    for (status, response) in op.responses.responses.iter_mut() {
+        let utoipa::openapi::RefOr::T(response) = response else { continue };
+        if !(status.starts_with('2') || status == "429") {
+            continue;
+        }
+        response.headers.insert("RateLimit-Policy".to_owned(), text("The account's quota (`\"default\";q=200;w=2`)."));
+        response.headers.insert(
+            "RateLimit".to_owned(),
+            text("Left of it, and seconds until it is whole (`\"default\";r=50;t=1`)."),
+        );
+        if status == "429" {
+            let mut seconds = text("Seconds until a retry can succeed.");
+            seconds.schema = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).into();
+            response.headers.insert("Retry-After".to_owned(), seconds);
+        }
+    }
+}
+
 fn header(name: &str, pattern: &str, description: &str) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name(name)
@@ -287,5 +318,34 @@ mod tests {
             super::json() == super::CHECKED_IN,
             "functions/openapi.json is stale: `cargo run -p functions --bin shopping-local -- openapi > functions/openapi.json`"
         );
+    }
+
+    /// The limiter's answers are documented where it gives them: every operation under
+    /// `/v1/accounts/{aid}/` but the token endpoint may answer 429 with `Retry-After`, and its
+    /// successes carry the RateLimit fields.
+    #[test]
+    fn every_limited_operation_documents_429_and_the_ratelimit_fields() {
+        let doc: serde_json::Value = serde_json::from_str(&super::json()).expect("the document is JSON");
+        let mut limited = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let responses = &op["responses"];
+                let refused = &responses["429"];
+                if path == super::TOKEN_PATH {
+                    assert!(refused.is_null(), "the token endpoint is not limited per account");
+                    continue;
+                }
+                assert!(path.starts_with("/v1/accounts/{aid}/"), "{path}");
+                assert!(refused["headers"]["Retry-After"].is_object(), "{method} {path}: 429 without Retry-After");
+                let ok = responses.as_object().expect("responses").iter().find(|(s, _)| s.starts_with('2'));
+                let (_, ok) = ok.unwrap_or_else(|| panic!("{method} {path}: no success"));
+                for field in ["RateLimit", "RateLimit-Policy"] {
+                    assert!(ok["headers"][field].is_object(), "{method} {path}: success without {field}");
+                    assert!(refused["headers"][field].is_object(), "{method} {path}: 429 without {field}");
+                }
+                limited += 1;
+            }
+        }
+        assert!(limited > 40, "{limited} operations");
     }
 }

@@ -41,6 +41,24 @@ struct Held {
     shared: Bucket,
     /// Refused without asking the table until then.
     empty_until_ms: i64,
+    /// Requests this instance saw since its last lease attempt, from `since_ms`: its demand,
+    /// which sizes its next lease when the bucket runs low ([`Bucket::lease`]).
+    seen: u32,
+    since_ms: i64,
+}
+
+/// How long a lease should last when the bucket runs low: half a lease, so an instance
+/// spends what it takes before the lease ends.
+const LEASE_TARGET_MS: i64 = LEASE_MS / 2;
+
+impl Held {
+    /// The tokens this instance would spend in [`LEASE_TARGET_MS`] at the rate it has been
+    /// asked (a gap shorter than 100 ms counts as 100 ms, so one quick pair of requests does
+    /// not read as a flood).
+    fn demand(&self, now_ms: i64) -> u32 {
+        let elapsed = (now_ms - self.since_ms).max(100);
+        u32::try_from((i64::from(self.seen) * LEASE_TARGET_MS + elapsed - 1) / elapsed).unwrap_or(u32::MAX)
+    }
 }
 
 /// The limiter's verdict on one request.
@@ -90,6 +108,9 @@ impl Limiter {
     pub async fn check(&self, aid: &str, now_ms: i64) -> Decision {
         let slot = self.slot(aid);
         let mut held = slot.lock().await;
+        if let Some(h) = held.as_mut() {
+            h.seen = h.seen.saturating_add(1);
+        }
         if let Some(h) = held.as_mut().filter(|h| now_ms < h.until_ms) {
             if h.tokens > 0 {
                 h.tokens -= 1;
@@ -99,13 +120,25 @@ impl Limiter {
                 return decision(h, false, now_ms);
             }
         }
-        match self.lease(aid, now_ms).await {
+        let demand = held.as_ref().map_or(1, |h| h.demand(now_ms));
+        let asked = held.as_ref().map(|h| (h.seen, h.since_ms));
+        match self.lease(aid, now_ms, demand).await {
             Ok(mut h) => {
                 let allowed = h.tokens > 0;
+                if let (false, Some((seen, since_ms))) = (allowed, asked) {
+                    // Refused: the demand keeps counting from the last lease.
+                    (h.seen, h.since_ms) = (seen, since_ms);
+                }
                 h.tokens = h.tokens.saturating_sub(1);
                 let d = decision(&h, allowed, now_ms);
                 *held = Some(h);
                 d
+            }
+            // Every attempt lost to another instance's lease: the account's tokens are going
+            // as fast as instances can take them, so this request waits its turn.
+            Err(StoreError::Contention | StoreError::ConditionFailed { .. }) => {
+                let limit = held.as_ref().map_or(self.default, |h| h.limit);
+                Decision { allowed: false, limit, remaining: 0, reset_seconds: 1 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rate limit lease failed; request let through");
@@ -137,7 +170,7 @@ impl Limiter {
 
     /// One lease: read the bucket and the override, take a block, write the bucket back on
     /// the condition that nobody else did meanwhile.
-    async fn lease(&self, aid: &str, now_ms: i64) -> Result<Held, StoreError> {
+    async fn lease(&self, aid: &str, now_ms: i64, demand: u32) -> Result<Held, StoreError> {
         let mut last = None;
         for _ in 0..LEASE_ATTEMPTS {
             // One query reads the bucket and the override (every API function may query).
@@ -154,10 +187,10 @@ impl Limiter {
                 ),
                 None => (Bucket::full(limit, now_ms), None),
             };
-            let (tokens, after, empty_until_ms) = match bucket.lease(limit, now_ms) {
+            let (tokens, after, empty_until_ms) = match bucket.lease(limit, now_ms, demand) {
                 Lease::Granted { tokens, after } => (tokens, after, now_ms),
                 Lease::Empty { wait_ms, .. } => {
-                    // Nothing taken, nothing written.
+                    // Nothing taken, nothing written; asked again once a token is there.
                     let shared = bucket.at(limit, now_ms);
                     return Ok(Held {
                         limit,
@@ -165,6 +198,8 @@ impl Limiter {
                         until_ms: now_ms + wait_ms,
                         shared,
                         empty_until_ms: now_ms + wait_ms,
+                        seen: 0,
+                        since_ms: now_ms,
                     });
                 }
             };
@@ -178,7 +213,15 @@ impl Limiter {
             let cond = Some(version.map_or(Condition::NotExists, Condition::VersionIs));
             match self.store.write(vec![WriteOp::Put { item, cond }]).await {
                 Ok(()) => {
-                    return Ok(Held { limit, tokens, until_ms: now_ms + self.lease_ms, shared: after, empty_until_ms })
+                    return Ok(Held {
+                        limit,
+                        tokens,
+                        until_ms: now_ms + self.lease_ms,
+                        shared: after,
+                        empty_until_ms,
+                        seen: 0,
+                        since_ms: now_ms,
+                    });
                 }
                 Err(e @ (StoreError::ConditionFailed { .. } | StoreError::Contention)) => last = Some(e),
                 Err(e) => return Err(e),
