@@ -96,8 +96,8 @@ def main():
     limits = Limits(host.state, args.bin)
     limits.set(noisy, RATE, BURST)
     noisy_token, quiet_token = hosts.token(host, noisy), hosts.token(host, quiet)
-    # An override reaches every instance within a lease (edge::limit::LEASE_MS, 2 s); this
-    # account has never been seen, so none holds a lease of the default.
+    # An override reaches every instance at its next lease; this account has never been
+    # seen, so none holds a lease of the default.
     customer = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
     paths = [("GET", "/shopping/draft_orders", None), ("GET", "/shopping/orders", None),
              ("GET", f"/shopping/customers/{customer}/orders", None), ("POST", "/shopping/draft_orders", DRAFT)]

@@ -106,9 +106,10 @@ async fn an_override_takes_effect_without_a_restart() {
     let get = || a.call_as(Some(&token), "GET", &p, None, None);
     let r = get().await;
     assert_eq!((r.status.as_u16(), r.headers["ratelimit-policy"].to_str().unwrap()), (200, "\"default\";q=2000;w=2"));
-    // the operator lowers the account's limit; the running instance takes it at its next lease
+    // the operator lowers the account's limit; the running instance takes it at its next
+    // lease (five leases long: the bucket was full)
     write_policy(store.as_ref(), AID, Limit::new(1, 2)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(550)).await;
     let statuses: Vec<u16> = {
         let mut v = vec![];
         for _ in 0..4 {

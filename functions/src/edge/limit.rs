@@ -19,9 +19,16 @@ use infra::{Clock, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// How long leased tokens stay usable: an override reaches every instance within this, and
-/// tokens an instance leased but did not spend are lost after it (never over-admitted).
+/// How long leased tokens stay usable when the bucket runs low: an override reaches an
+/// instance at its next lease, and tokens an instance leased but did not spend are lost
+/// after it (never over-admitted).
 pub const LEASE_MS: i64 = 2000;
+
+/// How many times longer a lease lasts when the bucket was at least half full: a tenant
+/// well under its limit loses nothing by the tokens an instance holds, and an instance asked
+/// once a second still spends its block of ten before the lease ends (one write per ten
+/// requests). An override reaches every instance within `LEASE_MS` × this.
+pub const PLENTIFUL_LEASES: i64 = 5;
 
 /// How many times a lease is retried when another instance wrote the bucket first.
 const LEASE_ATTEMPTS: usize = 4;
@@ -187,6 +194,7 @@ impl Limiter {
                 ),
                 None => (Bucket::full(limit, now_ms), None),
             };
+            let plentiful = bucket.at(limit, now_ms).tokens >= f64::from(limit.burst) / 2.0;
             let (tokens, after, empty_until_ms) = match bucket.lease(limit, now_ms, demand) {
                 Lease::Granted { tokens, after } => (tokens, after, now_ms),
                 Lease::Empty { wait_ms, .. } => {
@@ -216,7 +224,7 @@ impl Limiter {
                     return Ok(Held {
                         limit,
                         tokens,
-                        until_ms: now_ms + self.lease_ms,
+                        until_ms: now_ms + if plentiful { self.lease_ms * PLENTIFUL_LEASES } else { self.lease_ms },
                         shared: after,
                         empty_until_ms,
                         seen: 0,

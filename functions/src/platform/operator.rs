@@ -117,7 +117,7 @@ pub async fn run(target: &Target, action: Action, by: &str) -> Result<Vec<String
                 "account_id={account} rate={} burst={} (taken by running instances within {} s)",
                 limit.rate,
                 limit.burst,
-                crate::edge::limit::LEASE_MS / 1000
+                crate::edge::limit::LEASE_MS * crate::edge::limit::PLENTIFUL_LEASES / 1000
             )]
         }
         Action::TenantShow { account } => {

@@ -259,8 +259,9 @@ async fn stack_host(a: &Args, dir: &std::path::Path, http: &Http) -> Result<Host
         .env("AWS_SECRET_ACCESS_KEY", text(&credentials["aws_secret_access_key"])?)
         .env_remove("AWS_PROFILE");
     output(cmd, &a.server, &["tenant", "limit"])?;
-    // An override reaches every instance within a lease (edge::limit::LEASE_MS, 2 s).
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // An override reaches every instance at its next lease: within 10 s (a long lease, held
+    // by an instance when the tenant was under its limit, as in an earlier run).
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
     Ok(Host { base, quiet_token, noisy_token, limit, flood, _server: None })
 }
 
