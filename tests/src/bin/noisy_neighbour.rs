@@ -316,9 +316,11 @@ async fn bench(a: &Args) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (accepted, refused, headed) =
         (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(true)));
+    // answers neither 2xx nor 429 (a gateway's 5xx, a timeout): neither accepted nor refused
+    let failed = Arc::new(AtomicU64::new(0));
     let noisy = {
         let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
-        let (accepted, refused, headed) = (accepted.clone(), refused.clone(), headed.clone());
+        let (accepted, refused, headed, failed) = (accepted.clone(), refused.clone(), headed.clone(), failed.clone());
         let path = noisy_path;
         tokio::spawn(async move {
             // ten times the limit (one request every 2 ms at 50/s), each on its own task
@@ -327,7 +329,8 @@ async fn bench(a: &Args) -> Result<(), String> {
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 let (http, base, token, path) = (http.clone(), base.clone(), noisy_token.clone(), path.clone());
-                let (accepted, refused, headed) = (accepted.clone(), refused.clone(), headed.clone());
+                let (accepted, refused, headed, failed) =
+                    (accepted.clone(), refused.clone(), headed.clone(), failed.clone());
                 tasks.push(tokio::spawn(async move {
                     match call(&http, &base, &token, "GET", &path, "").await {
                         Some((429, with, _)) => {
@@ -336,10 +339,12 @@ async fn bench(a: &Args) -> Result<(), String> {
                                 headed.store(false, Ordering::Relaxed);
                             }
                         }
-                        Some(_) => {
+                        Some((200..=299, _, _)) => {
                             accepted.fetch_add(1, Ordering::Relaxed);
                         }
-                        None => {}
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }));
             }
@@ -351,11 +356,13 @@ async fn bench(a: &Args) -> Result<(), String> {
     let noisy_started = Instant::now();
     let beside = quiet(&http, &base, &quiet_token, &draft_path, a.seconds).await;
     stop.store(true, Ordering::Relaxed);
-    let _ = noisy.await;
+    // the flood's seconds: while it was sent (answers still coming in count, they were sent then)
     let noisy_secs = noisy_started.elapsed().as_secs_f64();
-    let (acc, refd) = (accepted.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
+    let _ = noisy.await;
+    let (acc, refd, fail) =
+        (accepted.load(Ordering::Relaxed), refused.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     eprintln!(
-        "  quiet {} of {} 2xx, p50 {:.1} ms, p99 {:.1} ms; noisy {acc} accepted, {refd} refused in {noisy_secs:.1} s (a burst of {} included)",
+        "  quiet {} of {} 2xx, p50 {:.1} ms, p99 {:.1} ms; noisy {acc} accepted, {refd} refused, {fail} failed (neither 2xx nor 429) in {noisy_secs:.1} s (a burst of {} included)",
         beside.ok,
         beside.sent,
         pct(&beside.micros, 0.5),
