@@ -73,7 +73,12 @@ pub fn state(
     Ok((state, store))
 }
 
-pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Result<(), LocalError> {
+pub async fn serve(
+    addr: &str,
+    data_dir: &Path,
+    webhook_loopback: bool,
+    limits: super::listener::Limits,
+) -> Result<(), LocalError> {
     let clock = Arc::new(clock_from_env()?);
     if clock.offset_seconds != 0 {
         tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
@@ -90,12 +95,11 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "shopping-local listening");
     // One plain line on stdout, for people and scripts (e.g. with `--addr 127.0.0.1:0`).
     println!("shopping-local listening on http://{bound}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| LocalError::Listen(addr.to_owned(), e))
+    super::listener::serve(listener, app, limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
 }
 
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`

@@ -1,0 +1,233 @@
+//! The local server's accept loop: HTTP/1.1 over hyper with limits a slow or silent client
+//! meets and a normal one never does, so that neither can pin the server (issue 40).
+//!
+//! - the request head must be complete within the header-read timeout (hyper's own clock,
+//!   which starts when the server begins waiting for a head: on a fresh connection and after
+//!   each answer on a kept-alive one);
+//! - a body that stops arriving for the body-read timeout ends in a 408 and is not applied
+//!   (`tower_http`'s request-body timeout; the edge maps its error);
+//! - a connection with no request in progress and nothing received for the idle timeout is
+//!   closed (a silent kept-alive connection, or a head that stalled);
+//! - at most `max_connections` connections are open; beyond that new ones wait in the
+//!   kernel's accept queue until one closes, and the first wait is logged with the cap.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+/// The limits of `shopping-local serve` (its flags, README "shopping-local").
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops
+/// accepting, lets each open connection finish its request, and returns once all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut capped_logged = false;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if !capped_logged {
+                    // Once per server: a flood would otherwise be a flood of log lines too.
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "connection cap reached; new connections wait"
+                    );
+                    capped_logged = true;
+                }
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, app.clone(), limits, stop_rx.clone(), permit));
+    }
+    let _ = stop_tx.send(true);
+    drop(listener);
+    // Every connection holds a permit until it closes: all of them back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+}
+
+/// What the idle clock needs to know of one connection.
+struct Activity {
+    born: Instant,
+    /// Milliseconds since `born` of the last byte received or answer finished.
+    last: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection becomes idle-expired, if nothing happens before then; `None`
+    /// while a request is in progress.
+    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0)
+            .then(|| self.born + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle)
+    }
+}
+
+/// Ends the in-progress mark of a request when its answer is made (or the request dropped).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    app: axum::Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    use tower::ServiceExt;
+    let activity = Arc::new(Activity { born: Instant::now(), last: AtomicU64::new(0), in_flight: AtomicUsize::new(0) });
+    let io = hyper_util::rt::TokioIo::new(Watched { inner: stream, activity: activity.clone() });
+    let service = {
+        let activity = activity.clone();
+        let app = tower_http::timeout::RequestBodyTimeout::new(app, limits.body_timeout);
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            activity.in_flight.fetch_add(1, Ordering::AcqRel);
+            let mark = InFlight(activity.clone());
+            let app = app.clone();
+            async move {
+                let res = app.oneshot(req).await;
+                drop(mark);
+                res
+            }
+        })
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let conn = http.serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    loop {
+        let deadline = activity.idle_deadline(limits.idle_timeout);
+        // While a request runs, only the body timeout and the handler bound it.
+        let idle = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                return;
+            }
+            // Wake now and then during a request, to re-arm the idle clock once it ends.
+            () = tokio::time::sleep(limits.idle_timeout), if deadline.is_none() => {}
+            () = idle => {
+                if activity.idle_deadline(limits.idle_timeout).is_some_and(|at| at <= Instant::now()) {
+                    // Nothing is in progress, so dropping the connection loses nothing; hyper's
+                    // graceful shutdown would wait for a head that has begun to arrive.
+                    return;
+                }
+            }
+            r = stop.changed(), if !closing => {
+                // A dropped sender is a stop too.
+                let _ = r;
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
+
+/// The TCP stream, noting when bytes arrive (the idle clock restarts on each).
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
