@@ -88,7 +88,7 @@ pub async fn serve(
     let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
     tokio::spawn(crate::workers::publisher::run_local(store.clone(), clock));
     tokio::spawn(crate::workers::deliverer::run_local(state.clone(), client));
-    let app = app(state, key);
+    let app = router(state, key, Some(store.clone()));
     tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
@@ -105,6 +105,11 @@ pub async fn serve(
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`
 /// and `/docs`.
 pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
+    router(state, key, None)
+}
+
+/// [`app`], with the embedded store's group-commit counters on `/metrics` when given.
+fn router(state: AppState, key: Vec<u8>, store: Option<Arc<SqliteStore>>) -> axum::Router {
     let issuer = Arc::new(crate::api::issuer::token::Issuer {
         store: state.store.clone(),
         clock: state.clock.clone(),
@@ -116,11 +121,15 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
         "/metrics",
         axum::routing::get(move || {
             let usage = usage.clone();
+            let store = store.clone();
             async move {
-                let text = match &usage {
+                let mut text = match &usage {
                     crate::metering::Sink::Registry(r) => r.prometheus(),
                     crate::metering::Sink::Emf => String::new(),
                 };
+                if let Some(store) = store {
+                    text.push_str(&commit_metrics(store.commit_stats()));
+                }
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
             }
         }),
@@ -129,6 +138,19 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
         .merge(crate::api::issuer::token::router(issuer))
         .merge(metrics)
         .merge(crate::api::reference::router())
+}
+
+/// The writer's counters in Prometheus text: writes over commits is the group-commit factor.
+fn commit_metrics(s: infra::sqlite::CommitStats) -> String {
+    format!(
+        "# HELP shopping_store_commits_total Transactions the embedded store committed (each one fsync).\n\
+         # TYPE shopping_store_commits_total counter\n\
+         shopping_store_commits_total {}\n\
+         # HELP shopping_store_writes_total API writes those transactions carried.\n\
+         # TYPE shopping_store_writes_total counter\n\
+         shopping_store_writes_total {}\n",
+        s.commits, s.writes
+    )
 }
 
 /// The embedded store of `data_dir` and the key its legacy client hashes were made with.
