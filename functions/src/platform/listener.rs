@@ -10,6 +10,11 @@
 //!   closed (a silent kept-alive connection, or a head that stalled);
 //! - at most `max_connections` connections are open; beyond that new ones wait in the
 //!   kernel's accept queue until one closes, and the first wait is logged with the cap.
+//!
+//! A connection reaches hyper once its first request head is complete. Until then it is a
+//! socket, a small task and the bytes received so far: hyper allocates two 8 KiB buffers and
+//! its connection state up front, which for thousands of connections that never finish a
+//! head would be most of the server's memory (BENCHMARKS.md, "Slow clients").
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -124,6 +129,9 @@ impl Drop for InFlight {
     }
 }
 
+/// The longest first head read before hyper takes over (hyper refuses a longer one itself).
+const FIRST_HEAD_MAX: usize = 64 * 1024;
+
 async fn connection(
     stream: TcpStream,
     app: axum::Router,
@@ -131,9 +139,50 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
+    let Some(head) = first_head(&stream, &limits, &mut stop).await else { return };
+    // Boxed: hyper's state is allocated only now, not in every connection's task.
+    Box::pin(http(stream, head, app, limits, stop)).await;
+}
+
+/// The bytes of the first request head (and whatever followed them), read within the header
+/// and idle timeouts; `None` when the client stalled, closed, or the server is stopping.
+async fn first_head(stream: &TcpStream, limits: &Limits, stop: &mut watch::Receiver<bool>) -> Option<Vec<u8>> {
+    let header_deadline = Instant::now() + limits.header_timeout;
+    let mut last = Instant::now();
+    let mut head = Vec::new();
+    loop {
+        let deadline = header_deadline.min(last + limits.idle_timeout);
+        tokio::select! {
+            r = stream.readable() => r.ok()?,
+            () = tokio::time::sleep_until(deadline.into()) => return None,
+            _ = stop.changed() => return None,
+        }
+        let old = head.len();
+        head.resize(old + 1024, 0);
+        let read = stream.try_read(head.get_mut(old..).unwrap_or_default());
+        head.truncate(old + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(0) => return None,
+            Ok(_) => {
+                last = Instant::now();
+                let tail = head.get(old.saturating_sub(3)..).unwrap_or_default();
+                if tail.windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= FIRST_HEAD_MAX {
+                    return Some(head);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
+        // A stalled head keeps only what it sent.
+        head.shrink_to_fit();
+    }
+}
+
+/// The connection under hyper, from its first head on.
+async fn http(stream: TcpStream, head: Vec<u8>, app: axum::Router, limits: Limits, mut stop: watch::Receiver<bool>) {
     use tower::ServiceExt;
     let activity = Arc::new(Activity { born: Instant::now(), last: AtomicU64::new(0), in_flight: AtomicUsize::new(0) });
-    let io = hyper_util::rt::TokioIo::new(Watched { inner: stream, activity: activity.clone() });
+    let io = hyper_util::rt::TokioIo::new(Watched { inner: stream, replay: head, at: 0, activity: activity.clone() });
     let service = {
         let activity = activity.clone();
         let app = tower_http::timeout::RequestBodyTimeout::new(app, limits.body_timeout);
@@ -188,15 +237,28 @@ async fn connection(
     }
 }
 
-/// The TCP stream, noting when bytes arrive (the idle clock restarts on each).
+/// The TCP stream, replaying the first head read before hyper took over, and noting when
+/// bytes arrive (the idle clock restarts on each).
 struct Watched {
     inner: TcpStream,
+    replay: Vec<u8>,
+    at: usize,
     activity: Arc<Activity>,
 }
 
 impl AsyncRead for Watched {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if let Some(rest) = this.replay.get(this.at..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.at += n;
+            if this.at == this.replay.len() {
+                this.replay = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
