@@ -202,6 +202,15 @@ fn every_request_has_an_id_echoed_and_logged() {
     let (_, given, _) = request(port, "X-Request-Id: trace-42.a:b\r\n", "GET", DRAFTS, "");
     let (_, bad, _) = request(port, "X-Request-Id: has space\"quote\r\n", "GET", DRAFTS, "");
     let (_, none, _) = request(port, "", "GET", DRAFTS, "");
+    // Beside the API too: the document, and the token endpoint (whose issuer line it marks).
+    let (_, doc, _) = request(port, "X-Request-Id: doc-1\r\n", "GET", "/openapi.json", "");
+    let (_, tok, _) = request(
+        port,
+        "X-Request-Id: tok-1\r\n",
+        "POST",
+        "/v1/accounts/T12345678/auth/token",
+        r#"{"grant_type":"client_credentials","client_id":"a","client_secret":"b"}"#,
+    );
     std::thread::sleep(Duration::from_millis(200));
     let log = log(dir.path());
     stop(server);
@@ -213,6 +222,12 @@ fn every_request_has_an_id_echoed_and_logged() {
         assert_ne!(id, "has space\"quote");
     }
     assert_ne!(replaced, generated);
+    assert_eq!(header(&doc, "x-request-id"), Some("doc-1"));
+    assert_eq!(header(&tok, "x-request-id"), Some("tok-1"));
+    assert!(
+        log.lines().any(|l| l.contains("request_id=tok-1") && l.contains("issuer")),
+        "the issuer's refusal line carries the id: {log}"
+    );
     for id in ["trace-42.a:b", replaced, generated] {
         assert!(log.contains(&format!("request_id={id}")), "{id} not logged: {log}");
     }

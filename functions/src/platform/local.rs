@@ -134,10 +134,13 @@ fn router(state: AppState, key: Vec<u8>, store: Option<Arc<SqliteStore>>) -> axu
             }
         }),
     );
-    crate::app(state)
-        .merge(crate::api::issuer::token::router(issuer))
+    // The routes beside the API get the same request line and id (the API's routers have
+    // theirs from `crate::finish`).
+    let others = crate::api::issuer::token::router(issuer)
         .merge(metrics)
         .merge(crate::api::reference::router())
+        .layer(axum::middleware::from_fn(crate::edge::http::log_request));
+    crate::app(state).merge(others)
 }
 
 /// The writer's counters in Prometheus text: writes over commits is the group-commit factor.
