@@ -1,15 +1,16 @@
 //! The local server's accept loop: HTTP/1.1 over hyper with limits a slow or silent client
 //! meets and a normal one never does, so that neither can pin the server (issue 40).
 //!
-//! - the request head must be complete within the header-read timeout (hyper's own clock,
-//!   which starts when the server begins waiting for a head: on a fresh connection and after
-//!   each answer on a kept-alive one);
+//! - the request head must be complete within the header-read timeout of the server starting
+//!   to wait for it: from the accept for the first head (this loop's clock), from the previous
+//!   answer for a kept-alive connection's next one (hyper's `header_read_timeout`);
 //! - a body that stops arriving for the body-read timeout ends in a 408 and is not applied
 //!   (`tower_http`'s request-body timeout; the edge maps its error);
 //! - a connection with no request in progress and nothing received for the idle timeout is
 //!   closed (a silent kept-alive connection, or a head that stalled);
 //! - at most `max_connections` connections are open; beyond that new ones wait in the
-//!   kernel's accept queue until one closes, and the first wait is logged with the cap.
+//!   kernel's accept queue until one closes; reaching the cap is logged with the number (at
+//!   most once a minute).
 //!
 //! A connection reaches hyper once its first request head is complete. Until then it is a
 //! socket, a small task and the bytes received so far: hyper allocates two 8 KiB buffers and
@@ -45,6 +46,9 @@ impl Default for Limits {
     }
 }
 
+/// How often reaching the connection cap is logged at most.
+const CAP_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops
 /// accepting, lets each open connection finish its request, and returns once all are closed.
 pub async fn serve(
@@ -56,18 +60,19 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut capped_logged = false;
+    let mut capped_logged: Option<Instant> = None;
     loop {
         let permit = match permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                if !capped_logged {
-                    // Once per server: a flood would otherwise be a flood of log lines too.
+                // Each time the cap is reached, at most once a minute: a flood held at the cap
+                // would otherwise be a flood of log lines too.
+                if capped_logged.is_none_or(|at| at.elapsed() >= CAP_LOG_EVERY) {
                     tracing::warn!(
                         max_connections = limits.max_connections,
                         "connection cap reached; new connections wait"
                     );
-                    capped_logged = true;
+                    capped_logged = Some(Instant::now());
                 }
                 tokio::select! {
                     p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
