@@ -4,6 +4,9 @@
 //! half-write is visible: every draft version has exactly its one event, every acknowledged
 //! completion has its order, and a write that was never answered is either whole or absent.
 //!
+//! The workers' writes are group-committed (several answered writes share one transaction and
+//! one fsync); the loop checks from `/metrics` that they did share commits.
+//!
 //! The seed is printed; `CRASH_LOOP_SEED=<n>` replays a run, `CRASH_LOOP_ROUNDS=<n>` runs longer.
 
 mod common;
@@ -17,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const DRAFTS: &str = "/v1/accounts/T12345678/shopping/draft_orders";
-const WORKERS: usize = 6;
+const WORKERS: usize = 8;
 
 fn token(dir: &Path) -> String {
     let out = Command::new(BIN)
@@ -32,6 +35,15 @@ fn token(dir: &Path) -> String {
 fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> Option<(u16, serde_json::Value)> {
     let (status, body) = try_http(port, method, path, token, body)?;
     Some((status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)))
+}
+
+/// The embedded store's (commits, writes) from `/metrics`.
+fn commit_counts(port: u16) -> Option<(u64, u64)> {
+    let (_, text) = try_http(port, "GET", "/metrics", "", "")?;
+    let value = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<u64>().ok())).unwrap_or(0)
+    };
+    Some((value("shopping_store_commits_total "), value("shopping_store_writes_total ")))
 }
 
 /// What the workers were told (acknowledged) and what they sent without an answer.
@@ -125,6 +137,7 @@ fn acknowledged_writes_survive_repeated_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = token(dir.path());
     let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let (mut commits, mut writes) = (0, 0);
 
     for round in 0..rounds {
         let (mut server, port) = start(dir.path());
@@ -136,6 +149,10 @@ fn acknowledged_writes_survive_repeated_sigkill() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(100 + rng.next() % 500));
+        if let Some((c, w)) = commit_counts(port) {
+            commits += c;
+            writes += w;
+        }
         server.kill().expect("SIGKILL");
         server.wait().expect("reap");
         stop.store(true, Ordering::SeqCst);
@@ -193,11 +210,13 @@ fn acknowledged_writes_survive_repeated_sigkill() {
         }
     }
     eprintln!(
-        "crash loop: {} drafts acknowledged, {} unanswered creates, {} completions acknowledged",
+        "crash loop: {} drafts acknowledged, {} unanswered creates, {} completions acknowledged; \
+         {writes} writes in {commits} commits",
         ledger.created.len(),
         ledger.unacked_creates.len(),
         ledger.completed.len()
     );
+    assert!(writes > commits, "concurrent writers shared commits ({writes} writes in {commits} commits)");
     server.kill().expect("kill");
     let _ = server.wait();
 }

@@ -4,14 +4,20 @@
 //! Its stream is the `outbox` table: every put of an item that carries events appends the
 //! item's image there in the same SQL transaction, and the outbox consumer reads and
 //! acknowledges entries in order ([`SqliteStore::outbox_read`], [`SqliteStore::outbox_ack`]).
+//!
+//! Writes are group-committed: writes that arrive while a commit is under way wait for it,
+//! then go in together as one SQL transaction and one fsync, each in a savepoint of its own
+//! (its conditions checked against the state the writes before it left; a failed one leaves
+//! no trace and fails only its own caller). Each is acknowledged only after that commit.
 
 use crate::clock::Clock;
 use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 pub struct SqliteStore {
     /// The one writer: writes are serialised, and run on the blocking pool (they fsync).
@@ -22,6 +28,36 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     clock: Arc<dyn Clock>,
+    /// Writes waiting for the next group commit.
+    group: Arc<Group>,
+}
+
+/// One write waiting for a group commit, and where its outcome goes.
+type Pending = (Vec<WriteOp>, oneshot::Sender<Result<(), StoreError>>);
+
+#[derive(Default)]
+struct Group {
+    queue: Mutex<Queue>,
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    /// A committer is running (on the blocking pool) and will take what is pending.
+    running: bool,
+}
+
+/// The most writes one group commit takes: bounds how long the first of them waits.
+const GROUP_MAX: usize = 256;
+
+/// How many transactions the writer committed and how many API writes they carried (the
+/// ratio is the group-commit factor), for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub writes: u64,
 }
 
 /// How many read connections a store keeps (each has its own page cache).
@@ -103,7 +139,42 @@ impl SqliteStore {
                 Connection::open_with_flags(path, flags).map(Mutex::new).map_err(err)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), readers, next_reader: AtomicUsize::new(0), clock })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            clock,
+            group: Arc::default(),
+        })
+    }
+
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.group.commits.load(Ordering::Relaxed),
+            writes: self.group.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Holds the writer until the guard drops: writes queue meanwhile and then share one
+    /// commit (tests make a group deterministic with it).
+    #[doc(hidden)]
+    pub fn hold_writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::unavailable("store lock poisoned"))
+    }
+
+    /// Queues `ops` for the next group commit and waits for its outcome.
+    async fn write_grouped(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut q = self.group.queue.lock().map_err(|_| StoreError::unavailable("store lock poisoned"))?;
+            q.pending.push((ops, tx));
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            let (conn, group, clock) = (self.conn.clone(), self.group.clone(), self.clock.clone());
+            tokio::task::spawn_blocking(move || commit_pending(&conn, &group, clock.as_ref()));
+        }
+        rx.await.map_err(|_| StoreError::unavailable("the write's commit was abandoned"))?
     }
 
     /// Runs a read on a free read connection (or waits for one), inline.
@@ -135,6 +206,72 @@ impl SqliteStore {
         })
         .await
         .map_err(err)?
+    }
+}
+
+/// The committer: takes everything pending, commits it as one transaction, answers each
+/// write, and repeats until nothing is pending. It takes the writer first and the batch
+/// second, so writes that arrive while another commit holds the writer join the next one.
+fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
+    loop {
+        let mut guard = match conn.lock() {
+            Ok(g) => g,
+            // Dropping the senders answers every pending write "unavailable".
+            Err(_) => return stop(group),
+        };
+        let batch = {
+            let Ok(mut q) = group.queue.lock() else { return };
+            if q.pending.is_empty() {
+                q.running = false;
+                return;
+            }
+            let take = q.pending.len().min(GROUP_MAX);
+            q.pending.drain(..take).collect::<Vec<_>>()
+        };
+        let (writes, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let results = commit_each(&mut guard, &writes, clock.epoch());
+        drop(guard);
+        group.commits.fetch_add(1, Ordering::Relaxed);
+        group.writes.fetch_add(u64::try_from(writes.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        for (answer, result) in answers.into_iter().zip(results) {
+            // The caller may have gone (its request was dropped): the write stands regardless.
+            let _ = answer.send(result);
+        }
+    }
+}
+
+/// The committer cannot go on: nothing pending will be committed.
+fn stop(group: &Group) {
+    if let Ok(mut q) = group.queue.lock() {
+        q.pending.clear();
+        q.running = false;
+    }
+}
+
+/// `writes` in one transaction, each in a savepoint of its own: a failed one leaves no
+/// trace and the rest go on. When the transaction itself fails, nothing was committed and
+/// every write fails the same way.
+fn commit_each(c: &mut Connection, writes: &[Vec<WriteOp>], now: i64) -> Vec<Result<(), StoreError>> {
+    let outcome = (|| {
+        let mut tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let mut results = Vec::with_capacity(writes.len());
+        for ops in writes {
+            let result = check_write(ops).and_then(|()| {
+                let sp = tx.savepoint().map_err(err)?;
+                apply(&sp, ops, now)?;
+                sp.commit().map_err(err)
+            });
+            results.push(result);
+        }
+        tx.commit().map_err(err)?;
+        Ok::<_, StoreError>(results)
+    })();
+    match outcome {
+        Ok(results) => results,
+        Err(e) => {
+            let why = e.to_string();
+            writes.iter().map(|_| Err(StoreError::unavailable(why.clone()))).collect()
+        }
     }
 }
 
@@ -339,40 +476,84 @@ impl Store for SqliteStore {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_write(&ops)?;
-        self.run(move |c, now| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-            apply(&tx, &ops, now)?;
-            tx.commit().map_err(err)
-        })
-        .await
+        self.write_grouped(ops).await
     }
 
     async fn write_each(&self, writes: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
         let n = writes.len();
-        let outcome = self
-            .run(move |c, now| {
-                let mut tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-                let mut results = Vec::with_capacity(writes.len());
-                for ops in &writes {
-                    // Each write in a savepoint of its own: a failed one leaves no trace.
-                    let result = check_write(ops).and_then(|()| {
-                        let sp = tx.savepoint().map_err(err)?;
-                        apply(&sp, ops, now)?;
-                        sp.commit().map_err(err)
-                    });
-                    results.push(result);
-                }
-                tx.commit().map_err(err)?;
-                Ok(results)
+        let outcome = self.run(move |c, now| Ok(commit_each(c, &writes, now))).await;
+        // The blocking task itself failed: nothing was committed.
+        outcome.unwrap_or_else(|e| {
+            let why = e.to_string();
+            (0..n).map(|_| Err(StoreError::unavailable(why.clone()))).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use domain::table::{Condition, Item, Key};
+
+    fn put(n: usize, cond: Option<Condition>) -> Vec<WriteOp> {
+        let key = Key::new(format!("A#T12345678#D#{n}"), "DRAFT");
+        vec![WriteOp::Put { item: Item::new(key, 1, format!("{{\"n\":{n}}}")), cond }]
+    }
+
+    /// Writes queued behind a held writer share one commit; the one whose condition fails
+    /// is refused alone, and every other is applied and acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // Holding the writer while the writes queue is the point: it makes them one group.
+    #[allow(clippy::await_holding_lock)]
+    async fn a_failed_condition_in_a_group_fails_only_its_own_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Arc::new(SqliteStore::open(&dir.path().join("s.db"), Arc::new(SystemClock::default())).expect("open"));
+        let mut first = put(7, None);
+        if let Some(WriteOp::Put { item, .. }) = first.first_mut() {
+            item.doc = "{\"before\":true}".into();
+        }
+        store.write(first).await.expect("the item the failing write collides with");
+        let before = store.commit_stats();
+        let held = store.hold_writer().expect("hold");
+        let writes: Vec<_> = (0..20)
+            .map(|n| {
+                let store = store.clone();
+                // Write 7 wants the item absent: it exists, so this one must fail.
+                let cond = Some(Condition::NotExists);
+                tokio::spawn(async move { store.write(put(n, cond)).await })
             })
-            .await;
-        match outcome {
-            Ok(results) => results,
-            // Nothing was committed: every write failed the same way.
-            Err(e) => {
-                let why = e.to_string();
-                (0..n).map(|_| Err(StoreError::unavailable(why.clone()))).collect()
+            .collect();
+        // Let every write reach the queue before the writer is free again.
+        while store.group.queue.lock().map(|q| q.pending.len()).unwrap_or(0) < 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(held);
+        let mut outcomes = Vec::new();
+        for w in writes {
+            outcomes.push(w.await.expect("joined"));
+        }
+        let after = store.commit_stats();
+        assert_eq!(after.commits - before.commits, 1, "one commit for all twenty");
+        assert_eq!(after.writes - before.writes, 20);
+        for (n, outcome) in outcomes.iter().enumerate() {
+            if n == 7 {
+                assert!(matches!(outcome, Err(StoreError::ConditionFailed { index: 0, .. })), "{outcome:?}");
+            } else {
+                assert!(outcome.is_ok(), "write {n}: {outcome:?}");
+                let got = store.get(&Key::new(format!("A#T12345678#D#{n}"), "DRAFT")).await.expect("get");
+                assert_eq!(got.map(|i| i.doc), Some(format!("{{\"n\":{n}}}")));
             }
+        }
+        // Write 7 left no trace: the item is the one written before.
+        let seven = store.get(&Key::new("A#T12345678#D#7", "DRAFT")).await.expect("get").expect("there");
+        assert_eq!(seven.doc, "{\"before\":true}");
+        // And the commit reached the file: a fresh open sees every write.
+        drop(store);
+        let reopened = SqliteStore::open(&dir.path().join("s.db"), Arc::new(SystemClock::default())).expect("reopen");
+        for n in 0..20 {
+            assert!(reopened.get(&Key::new(format!("A#T12345678#D#{n}"), "DRAFT")).await.expect("get").is_some());
         }
     }
 }

@@ -24,6 +24,20 @@ enum Command {
         /// Allow webhook deliveries to loopback addresses (for local receivers).
         #[arg(long)]
         webhook_allow_loopback: bool,
+        /// Seconds a request head may take to arrive, counted from when the server starts
+        /// waiting for it; then the connection is closed.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds a request body may pause between two reads; then the request is answered
+        /// 408 and not applied.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
+        /// Seconds a connection may stay silent with no request in progress; then it is closed.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        idle_timeout: u64,
+        /// Open connections at most; beyond it new connections wait for one to close.
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: u64,
     },
     /// Manage API clients (client credentials for `POST /v1/accounts/{aid}/auth/token`).
     Client {
@@ -177,7 +191,15 @@ enum TenantCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { addr, data_dir, webhook_allow_loopback } => {
+        Command::Serve {
+            addr,
+            data_dir,
+            webhook_allow_loopback,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            max_connections,
+        } => {
             let text = tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -186,7 +208,13 @@ async fn main() -> ExitCode {
             if webhook_allow_loopback {
                 tracing::warn!("webhook deliveries to loopback addresses are allowed");
             }
-            functions::platform::local::serve(&addr, &data_dir, webhook_allow_loopback).await
+            let limits = functions::platform::listener::Limits {
+                header_timeout: std::time::Duration::from_secs(header_timeout),
+                body_timeout: std::time::Duration::from_secs(body_timeout),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            };
+            functions::platform::local::serve(&addr, &data_dir, webhook_allow_loopback, limits).await
         }
         Command::Openapi => {
             print!("{}", functions::api::openapi::json());

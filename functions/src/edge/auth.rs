@@ -15,15 +15,40 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 pub enum Auth {
-    /// Verify HS256 signatures with this secret.
-    Verify(DecodingKey),
+    /// Verify HS256 signatures with this secret; a token verified once is remembered by its
+    /// bytes (its expiry is still checked on every request).
+    Verify(DecodingKey, VerifiedTokens),
     /// Trust the claims API Gateway's JWT authorizer put in the request context.
     ApiGateway,
 }
 
 impl Auth {
     pub fn hs256(secret: &[u8]) -> Self {
-        Self::Verify(DecodingKey::from_secret(secret))
+        Self::Verify(DecodingKey::from_secret(secret), VerifiedTokens::default())
+    }
+}
+
+/// Tokens whose signature this server verified, by their exact text: a client sends the same
+/// token on every request until it expires, and verifying it (two base64 decodes, two JSON
+/// parses and an HMAC) was a few percent of a read's CPU (BENCHMARKS.md, issue 40). Only
+/// verified tokens enter; at [`VerifiedTokens::MAX`] the set starts over, so it stays small.
+#[derive(Default)]
+pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<String, Claims>>);
+
+impl VerifiedTokens {
+    const MAX: usize = 1024;
+
+    fn get(&self, token: &str) -> Option<Claims> {
+        self.0.lock().ok()?.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, claims: &Claims) {
+        if let Ok(mut seen) = self.0.lock() {
+            if seen.len() >= Self::MAX {
+                seen.clear();
+            }
+            seen.insert(token.to_owned(), claims.clone());
+        }
     }
 }
 
@@ -247,7 +272,7 @@ where
                     .ok_or_else(|| ApiError::Unauthorized("no verified token claims in the request".into()))?;
                 from_claims(claims, now)
             }
-            Auth::Verify(key) => {
+            Auth::Verify(key, seen) => {
                 let header = parts
                     .headers
                     .get(axum::http::header::AUTHORIZATION)
@@ -257,13 +282,18 @@ where
                     header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(|| {
                         ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
                     })?;
+                let token = token.trim();
+                if let Some(claims) = seen.get(token) {
+                    return from_claims(claims, now);
+                }
                 install_provider();
                 let mut v = Validation::new(Algorithm::HS256);
                 // Expiry is checked below against the server's clock, with no leeway.
                 v.validate_exp = false;
                 v.required_spec_claims = ["exp".to_owned()].into();
-                let data = jsonwebtoken::decode::<Claims>(token.trim(), key, &v)
+                let data = jsonwebtoken::decode::<Claims>(token, key, &v)
                     .map_err(|_| ApiError::Unauthorized("the token is invalid".into()))?;
+                seen.insert(token, &data.claims);
                 from_claims(data.claims, now)
             }
         }
@@ -286,6 +316,39 @@ mod tests {
         let mut listed = SCOPES.to_vec();
         listed.sort_unstable();
         assert_eq!(listed, accepted);
+    }
+
+    #[derive(Clone)]
+    struct State(std::sync::Arc<Auth>, std::sync::Arc<infra::clock::ManualClock>);
+
+    impl FromRef<State> for Verifier {
+        fn from_ref(s: &State) -> Self {
+            Self { auth: s.0.clone(), clock: s.1.clone() }
+        }
+    }
+
+    async fn caller(state: &State, token: &str) -> Result<Caller, ApiError> {
+        let req = axum::http::Request::builder().header("authorization", format!("Bearer {token}")).body(());
+        let (mut parts, ()) = req.expect("request").into_parts();
+        Caller::from_request_parts(&mut parts, state).await
+    }
+
+    /// A remembered token still expires, and a forged one is never remembered.
+    #[tokio::test]
+    async fn a_remembered_token_is_still_checked_for_expiry() {
+        let clock = std::sync::Arc::new(infra::clock::ManualClock::at(1_000));
+        let state = State(std::sync::Arc::new(Auth::hs256(KEY)), clock.clone());
+        let claims = Claims { aid: "T12345678".into(), scope: "admin:shopping".into(), sub: "c".into(), exp: 1_060 };
+        let token = sign(&claims, KEY).expect("signed");
+        assert_eq!(caller(&state, &token).await.expect("valid").aid, "T12345678");
+        assert_eq!(caller(&state, &token).await.expect("remembered").aid, "T12345678");
+        clock.advance(60);
+        assert!(matches!(caller(&state, &token).await, Err(ApiError::Unauthorized(_))), "expired though remembered");
+        let forged = sign(&claims, b"another-secret-of-enough-length!").expect("signed");
+        for _ in 0..2 {
+            clock.advance(-60);
+            assert!(matches!(caller(&state, &forged).await, Err(ApiError::Unauthorized(_))));
+        }
     }
 
     fn decode(token: &str, key: &[u8]) -> jsonwebtoken::errors::Result<Claims> {

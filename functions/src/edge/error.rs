@@ -49,6 +49,9 @@ pub enum ApiError {
     PreconditionFailed { current: u64 },
     #[error("the request body exceeds {0} bytes")]
     TooLarge(usize),
+    /// The body stalled: nothing arrived for longer than the server's body-read timeout.
+    #[error("the request body did not arrive in time; nothing was applied")]
+    BodyTimeout,
     /// The change would make a stored item larger than the store allows.
     #[error("{what} would be {size} bytes as stored; the limit is {limit} bytes: send less data")]
     ItemTooLarge { what: &'static str, size: usize, limit: usize },
@@ -207,6 +210,7 @@ impl IntoResponse for ApiError {
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, *code, vec![]),
             Self::PreconditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, "VERSION_CONFLICT", vec![]),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", vec![]),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", vec![]),
             Self::ItemTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "ITEM_TOO_LARGE", vec![]),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", vec![]),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", vec![]),

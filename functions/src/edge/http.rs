@@ -24,8 +24,27 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 return Err(ApiError::TooLarge(BODY_LIMIT));
             }
         }
-        axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map(Body).map_err(|_| ApiError::TooLarge(BODY_LIMIT))
+        axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map(Body).map_err(|e| {
+            if stalled(&e) {
+                ApiError::BodyTimeout
+            } else {
+                ApiError::TooLarge(BODY_LIMIT)
+            }
+        })
     }
+}
+
+/// Whether a body read failed because the body stalled past the local server's body-read
+/// timeout (`tower_http`'s error, wrapped once or twice by axum on its way here).
+fn stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl Body {
@@ -134,23 +153,40 @@ fn instant_of(deadline_ms: u64) -> Option<std::time::Instant> {
     Some(std::time::Instant::now() + left)
 }
 
+/// The request id header: read from the caller, always set on the answer.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The longest caller-supplied request id kept.
+const REQUEST_ID_MAX: usize = 128;
+
+/// The caller's `x-request-id` if it is one we can log and echo safely (1–128 characters of
+/// letters, digits and `-_.:/+=@`); anything else is replaced, not refused: a bad correlation
+/// header should not fail a request whose body is fine (DECISIONS.md, "Request ids").
+fn caller_request_id(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(REQUEST_ID)?.to_str().ok()?;
+    let ok = (1..=REQUEST_ID_MAX).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
+    ok.then(|| v.to_owned())
+}
+
 /// One log line per request: request id, method, route template (never ids, queries or bodies, which may
-/// hold personal data), status and latency.
+/// hold personal data), status and latency. Every line logged while the request runs carries
+/// the same id (the `request` span), and the answer echoes it in `x-request-id`.
 pub async fn log_request(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let method: Method = req.method().clone();
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    // On Lambda the invocation's request id; locally a caller-supplied `x-request-id`.
+    // On Lambda the invocation's request id; locally the caller's, else a new one.
     let request_id = lambda_http::RequestExt::lambda_context_ref(&req)
         .map(|c| c.request_id.clone())
-        .or_else(|| {
-            req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(64).collect())
-        })
-        .unwrap_or_default();
+        .or_else(|| caller_request_id(req.headers()))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started = std::time::Instant::now();
-    let res = next.run(req).await;
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut res = next.run(req).instrument(span).await;
     tracing::info!(
         request_id = %request_id,
         method = %method,
@@ -159,6 +195,9 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
     res
 }
 

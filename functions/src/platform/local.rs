@@ -73,7 +73,12 @@ pub fn state(
     Ok((state, store))
 }
 
-pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Result<(), LocalError> {
+pub async fn serve(
+    addr: &str,
+    data_dir: &Path,
+    webhook_loopback: bool,
+    limits: super::listener::Limits,
+) -> Result<(), LocalError> {
     let clock = Arc::new(clock_from_env()?);
     if clock.offset_seconds != 0 {
         tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
@@ -83,24 +88,28 @@ pub async fn serve(addr: &str, data_dir: &Path, webhook_loopback: bool) -> Resul
     let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
     tokio::spawn(crate::workers::publisher::run_local(store.clone(), clock));
     tokio::spawn(crate::workers::deliverer::run_local(state.clone(), client));
-    let app = app(state, key);
+    let app = router(state, key, Some(store.clone()));
     tokio::spawn(sweep(store));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| LocalError::Listen(addr.to_owned(), e))?;
     let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "shopping-local listening");
     // One plain line on stdout, for people and scripts (e.g. with `--addr 127.0.0.1:0`).
     println!("shopping-local listening on http://{bound}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| LocalError::Listen(addr.to_owned(), e))
+    super::listener::serve(listener, app, limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
 }
 
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`
 /// and `/docs`.
 pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
+    router(state, key, None)
+}
+
+/// [`app`], with the embedded store's group-commit counters on `/metrics` when given.
+fn router(state: AppState, key: Vec<u8>, store: Option<Arc<SqliteStore>>) -> axum::Router {
     let issuer = Arc::new(crate::api::issuer::token::Issuer {
         store: state.store.clone(),
         clock: state.clock.clone(),
@@ -112,19 +121,39 @@ pub fn app(state: AppState, key: Vec<u8>) -> axum::Router {
         "/metrics",
         axum::routing::get(move || {
             let usage = usage.clone();
+            let store = store.clone();
             async move {
-                let text = match &usage {
+                let mut text = match &usage {
                     crate::metering::Sink::Registry(r) => r.prometheus(),
                     crate::metering::Sink::Emf => String::new(),
                 };
+                if let Some(store) = store {
+                    text.push_str(&commit_metrics(store.commit_stats()));
+                }
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
             }
         }),
     );
-    crate::app(state)
-        .merge(crate::api::issuer::token::router(issuer))
+    // The routes beside the API get the same request line and id (the API's routers have
+    // theirs from `crate::finish`).
+    let others = crate::api::issuer::token::router(issuer)
         .merge(metrics)
         .merge(crate::api::reference::router())
+        .layer(axum::middleware::from_fn(crate::edge::http::log_request));
+    crate::app(state).merge(others)
+}
+
+/// The writer's counters in Prometheus text: writes over commits is the group-commit factor.
+fn commit_metrics(s: infra::sqlite::CommitStats) -> String {
+    format!(
+        "# HELP shopping_store_commits_total Transactions the embedded store committed (each one fsync).\n\
+         # TYPE shopping_store_commits_total counter\n\
+         shopping_store_commits_total {}\n\
+         # HELP shopping_store_writes_total API writes those transactions carried.\n\
+         # TYPE shopping_store_writes_total counter\n\
+         shopping_store_writes_total {}\n",
+        s.commits, s.writes
+    )
 }
 
 /// The embedded store of `data_dir` and the key its legacy client hashes were made with.

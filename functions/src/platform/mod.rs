@@ -4,6 +4,7 @@
 //! clients on either, and the smoke check of a deployed stack.
 
 pub mod lambda;
+pub mod listener;
 pub mod local;
 pub mod operator;
 pub mod smoke;

@@ -133,6 +133,15 @@ async fn main() -> Result<(), String> {
     row("shopping-local GET order", &get, Some(&base));
     let create = run(&a, &local, "POST", DRAFTS.into(), DRAFT).await;
     row("shopping-local create draft (durable)", &create, Some(&base));
+    // The group-commit factor, where the server counts it (`/metrics`, issue 40).
+    if let Some((_, text)) = call(&http, &local.base, &local.token, "GET", "/metrics", String::new()).await {
+        let text = String::from_utf8_lossy(&text);
+        let value =
+            |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()));
+        if let (Some(c), Some(w)) = (value("shopping_store_commits_total "), value("shopping_store_writes_total ")) {
+            println!("\nshopping-local writes: {w:.0} in {c:.0} commits ({:.1} writes per commit)", w / c.max(1.0));
+        }
+    }
     let pid = local.child.id();
     println!(
         "\nshopping-local peak RSS (VmHWM): {:.1} MiB; hello server: {:.1} MiB",

@@ -199,7 +199,8 @@ pub(crate) async fn issue(
     State(issuer): State<Arc<Issuer>>,
     Path(aid): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    // The edge's body: its size limit and a stalled body's 408 in the upstream error shape.
+    crate::edge::http::Body(body): crate::edge::http::Body,
 ) -> Result<Response, ApiError> {
     let kid = issuer.signer.as_ref().map_or("", |s| s.kid());
     let req = parse_body(&headers, &body)?;
