@@ -62,12 +62,29 @@ pub struct Limiter {
     pub lease_ms: i64,
     /// For the bucket item's `ttl` (the store's notion of expiry).
     clock: Arc<dyn Clock>,
+    /// Requests are timed by `clock` instead of the wall (a capacity simulation's simulated
+    /// time; hosts and tests time them by the wall).
+    timed_by_clock: bool,
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Held>>>>>,
 }
 
 impl Limiter {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, default: Limit) -> Self {
-        Self { store, default, lease_ms: LEASE_MS, clock, held: Mutex::default() }
+        Self { store, default, lease_ms: LEASE_MS, clock, timed_by_clock: false, held: Mutex::default() }
+    }
+
+    /// Times requests by the injected clock instead of the wall (`hot_keys`' simulated time).
+    pub fn timed_by_clock(self) -> Self {
+        Self { timed_by_clock: true, ..self }
+    }
+
+    /// Now in epoch milliseconds, as this limiter times requests.
+    pub fn now_ms(&self) -> i64 {
+        if self.timed_by_clock {
+            self.clock.epoch_ms()
+        } else {
+            now_ms()
+        }
     }
 
     /// The default from `TENANT_RATE_LIMIT` and `TENANT_BURST_LIMIT` ([`Limit::DEFAULT`]
@@ -249,7 +266,7 @@ fn now_ms() -> i64 {
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(aid) = account_in(req.uri().path()).map(str::to_owned) else { return next.run(req).await };
     let authorized = req.extensions().get::<super::auth::Verified>().is_some_and(|v| v.0.aid == aid);
-    let now = now_ms();
+    let now = state.limiter.now_ms();
     let d = if authorized { state.limiter.check(&aid, now).await } else { state.limiter.peek(&aid, now).await };
     let mut res = if d.allowed {
         next.run(req).await
