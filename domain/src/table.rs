@@ -317,6 +317,15 @@ pub fn sharded_list(pk: &str) -> Option<&str> {
     matches!(rest, "DRAFTS" | "ORDERS").then_some(aid)
 }
 
+/// The account of `pk` when it is a subscription's deliveries partition as the domain names
+/// it (`A#{aid}#HOOK#{hook_id}`, unsharded): every attempt of the subscription is recorded
+/// there, so the store spreads the records over the account's shards too.
+pub fn sharded_deliveries(pk: &str) -> Option<&str> {
+    let aid = account_of(pk)?;
+    let hook = pk.strip_prefix("A#")?.strip_prefix(aid)?.strip_prefix("#HOOK#")?;
+    (!hook.is_empty() && !hook.contains('#')).then_some(aid)
+}
+
 /// Shard `shard` of the list partition `list_pk`: shard 0 is the list partition itself (what
 /// every entry was written to before sharding, so those entries are found where they are),
 /// shard n ≥ 1 is `{list_pk}#{n}`.
@@ -361,6 +370,10 @@ mod tests {
         assert_eq!(sharded_list(&customer_index_pk(aid, "DRAFTS")), None);
         assert_eq!(sharded_list(&shard_pk(&orders_index_pk(aid), 2)), None, "a shard is not sharded again");
         assert_eq!(sharded_list(&hooks_pk(aid)), None);
+        assert_eq!(sharded_deliveries(&deliveries_pk(aid, "h-1")), Some(aid));
+        assert_eq!(sharded_deliveries(&shard_pk(&deliveries_pk(aid, "h-1"), 3)), None);
+        assert_eq!(sharded_deliveries(&hooks_pk(aid)), None);
+        assert_eq!(sharded_deliveries(&hook_key(aid, "h-1").pk), None);
         assert_eq!(shard_pk(&orders_index_pk(aid), 0), orders_index_pk(aid));
         assert_eq!(shard_pk(&orders_index_pk(aid), 7), "A#T12345678#ORDERS#7");
         // The default limit (100 a second) and anything up to 500: one partition, as before.

@@ -9,6 +9,12 @@
 //! entry, from which every shard resumes. `n` is the account's (`domain::ratelimit::Policy`):
 //! 1 unless an override's rate needs more, so a small tenant's writes and reads are what they
 //! were, key for key. The domain keeps naming the list partition; only this store knows shards.
+//!
+//! A subscription's deliveries partition (`A#{aid}#HOOK#{hook_id}`, every attempt recorded
+//! there) is the same shape on the table: each record goes to shard `shard_of(its sort key,
+//! n)` of it, a query reads every shard in one round (the whole page from each, so the
+//! single-query "last 100" stays exact), and a get reads the record's shard — or, when the
+//! count grew since the record was written, every shard in one batch.
 
 use crate::clock::Clock;
 use crate::port::{Cursor, Page, Query, Store, StoreError};
@@ -65,15 +71,33 @@ impl ShardedStore {
         Ok(n)
     }
 
-    /// `ops` with each list entry moved to its shard.
+    /// `key` of a delivery record, in the shard it is written to now (`None`: not a record).
+    async fn record_key(&self, key: &Key) -> Result<Option<(Key, u32)>, StoreError> {
+        let Some(aid) = table::sharded_deliveries(&key.pk) else { return Ok(None) };
+        let n = self.shards(aid).await?;
+        Ok(Some((Key::new(table::shard_pk(&key.pk, table::shard_of(&key.sk, n)), key.sk.clone()), n)))
+    }
+
+    /// `ops` with each list entry, and each delivery record, moved to its shard.
     async fn placed(&self, mut ops: Vec<WriteOp>) -> Result<Vec<WriteOp>, StoreError> {
         for op in &mut ops {
-            let WriteOp::Put { item, .. } = op else { continue };
-            let Some(aid) = item.gsi1pk.as_deref().and_then(table::sharded_list) else { continue };
-            let n = self.shards(aid).await?;
-            if n > 1 {
-                let list = item.gsi1pk.take().unwrap_or_default();
-                item.gsi1pk = Some(table::shard_pk(&list, table::shard_of(&item.pk, n)));
+            match op {
+                WriteOp::Put { item, .. } => {
+                    if let Some((key, _)) = self.record_key(&item.key()).await? {
+                        item.pk = key.pk;
+                    }
+                    let Some(aid) = item.gsi1pk.as_deref().and_then(table::sharded_list) else { continue };
+                    let n = self.shards(aid).await?;
+                    if n > 1 {
+                        let list = item.gsi1pk.take().unwrap_or_default();
+                        item.gsi1pk = Some(table::shard_pk(&list, table::shard_of(&item.pk, n)));
+                    }
+                }
+                WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } => {
+                    if let Some((placed, _)) = self.record_key(key).await? {
+                        *key = placed;
+                    }
+                }
             }
         }
         Ok(ops)
@@ -89,7 +113,10 @@ impl ShardedStore {
         for shard in 0..n {
             let pk = table::shard_pk(&q.pk, shard);
             // Every shard resumes after the last entry returned, whichever shard held it.
-            let start_after = q.start_after.clone().map(|c| Cursor { index_pk: Some(pk.clone()), ..c });
+            let start_after = q.start_after.clone().map(|c| match q.index {
+                Some(_) => Cursor { index_pk: Some(pk.clone()), ..c },
+                None => Cursor { pk: pk.clone(), ..c },
+            });
             let sq = Query { pk, start_after, limit: per_shard, ..q.clone() };
             let inner = self.inner.clone();
             tasks.spawn(async move { (shard, inner.query(&sq).await) });
@@ -101,9 +128,8 @@ impl ShardedStore {
             pages.push((shard, ShardPage { more: page.next.is_some(), items: page.items }));
         }
         pages.sort_by_key(|(shard, _)| *shard);
-        let index = q.index.unwrap_or(Index::Gsi1);
-        let (items, more) = merge(pages.into_iter().map(|(_, p)| p).collect(), index, q.forward, q.limit);
-        let next = if more { items.last().map(|last| Cursor::after(last, Some(index))) } else { None };
+        let (items, more) = merge(pages.into_iter().map(|(_, p)| p).collect(), q.index, q.forward, q.limit);
+        let next = if more { items.last().map(|last| Cursor::after(last, q.index)) } else { None };
         Ok(Page { items, next })
     }
 }
@@ -111,20 +137,39 @@ impl ShardedStore {
 #[async_trait]
 impl Store for ShardedStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(key).await
+        let Some((placed, n)) = self.record_key(key).await? else { return self.inner.get(key).await };
+        if n <= 1 {
+            return self.inner.get(key).await;
+        }
+        if let Some(found) = self.inner.get(&placed).await? {
+            return Ok(Some(found));
+        }
+        // Written while the account had fewer shards: in one of them.
+        let every: Vec<Key> = (0..n).map(|s| Key::new(table::shard_pk(&key.pk, s), key.sk.clone())).collect();
+        Ok(self.inner.get_many(&every).await?.into_iter().next())
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
-        self.inner.get_many(keys).await
+        if keys.iter().all(|k| table::sharded_deliveries(&k.pk).is_none()) {
+            return self.inner.get_many(keys).await;
+        }
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.extend(self.get(key).await?);
+        }
+        Ok(found)
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
-        if q.index == Some(Index::Gsi1) {
-            if let Some(aid) = table::sharded_list(&q.pk) {
-                let n = self.shards(aid).await?;
-                if n > 1 {
-                    return self.query_shards(q, n).await;
-                }
+        let sharded = match q.index {
+            Some(Index::Gsi1) => table::sharded_list(&q.pk),
+            None => table::sharded_deliveries(&q.pk),
+            Some(Index::Gsi2) => None,
+        };
+        if let Some(aid) = sharded {
+            let n = self.shards(aid).await?;
+            if n > 1 {
+                return self.query_shards(q, n).await;
             }
         }
         self.inner.query(q).await

@@ -1,4 +1,4 @@
-//! One page of a list partition spread over shards: a page from each shard (queried in one
+//! One page of a partition spread over shards (an account's lists, a subscription's deliveries): a page from each shard (queried in one
 //! round, in parallel), merged in the index's order — newest first for the lists — and cut
 //! where it is still exact. A shard that has more entries than it returned may hold entries
 //! that sort after its last returned one, so the merged page keeps only the entries that sort
@@ -19,16 +19,21 @@ pub struct ShardPage {
     pub more: bool,
 }
 
-/// The index's order of two entries: index sort key, then table key (as both engines and
-/// DynamoDB order a partition), ascending.
-fn order(index: Index, a: &Item, b: &Item) -> Ordering {
-    let key = |i: &Item| (i.index_key(index).map(|(_, sk)| sk.to_owned()), i.pk.clone(), i.sk.clone());
-    key(a).cmp(&key(b))
+/// A partition's order of two entries, ascending: on an index, its sort key, then the table
+/// key (as both engines and DynamoDB order an index partition); on the table, the sort key.
+fn order(index: Option<Index>, a: &Item, b: &Item) -> Ordering {
+    match index {
+        Some(index) => {
+            let key = |i: &Item| (i.index_key(index).map(|(_, sk)| sk.to_owned()), i.pk.clone(), i.sk.clone());
+            key(a).cmp(&key(b))
+        }
+        None => a.sk.cmp(&b.sk).then_with(|| a.pk.cmp(&b.pk)),
+    }
 }
 
 /// Merges the shards' pages into at most `limit` entries in the query's direction
 /// (`forward` = ascending); answers them and whether more may follow.
-pub fn merge(pages: Vec<ShardPage>, index: Index, forward: bool, limit: usize) -> (Vec<Item>, bool) {
+pub fn merge(pages: Vec<ShardPage>, index: Option<Index>, forward: bool, limit: usize) -> (Vec<Item>, bool) {
     let directed = |a: &Item, b: &Item| if forward { order(index, a, b) } else { order(index, b, a) };
     // The earliest (in the query's direction) of the last entries of shards with more: past
     // it, an entry not yet read might come first.
@@ -95,13 +100,13 @@ mod tests {
                     .map(|entries| {
                         let rest: Vec<Item> = entries
                             .iter()
-                            .filter(|i| after.as_ref().is_none_or(|a| order(Index::Gsi1, i, a) == Ordering::Less))
+                            .filter(|i| after.as_ref().is_none_or(|a| order(Some(Index::Gsi1), i, a) == Ordering::Less))
                             .cloned()
                             .collect();
                         ShardPage { more: rest.len() > per_shard, items: rest.into_iter().take(per_shard).collect() }
                     })
                     .collect();
-                let (page, more) = merge(pages, Index::Gsi1, false, limit);
+                let (page, more) = merge(pages, Some(Index::Gsi1), false, limit);
                 assert!(page.len() <= limit);
                 assert!(!page.is_empty() || !more, "an empty page only at the end");
                 after = page.last().cloned().or(after);
@@ -119,11 +124,11 @@ mod tests {
     fn a_shard_with_more_holds_the_page_back_to_its_last_entry() {
         let a = ShardPage { items: vec![entry(0, 50), entry(0, 40)], more: true };
         let b = ShardPage { items: vec![entry(1, 45), entry(1, 10)], more: false };
-        let (page, more) = merge(vec![a, b], Index::Gsi1, false, 10);
+        let (page, more) = merge(vec![a, b], Some(Index::Gsi1), false, 10);
         let ats: Vec<&str> = page.iter().map(|i| i.pk.as_str()).collect();
         assert_eq!(ats, ["A#T12345678#O#0050", "A#T12345678#O#0045", "A#T12345678#O#0040"]);
         assert!(more);
-        let (page, more) = merge(vec![ShardPage::default(), ShardPage::default()], Index::Gsi1, false, 10);
+        let (page, more) = merge(vec![ShardPage::default(), ShardPage::default()], Some(Index::Gsi1), false, 10);
         assert!(page.is_empty() && !more);
     }
 }

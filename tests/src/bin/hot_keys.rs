@@ -348,8 +348,9 @@ struct Sim {
     shape: Shape,
     clock: Arc<ManualClock>,
     inner: Arc<infra::sqlite::SqliteStore>,
-    store: Arc<Metered>,
     meter: Arc<Meter>,
+    /// The AWS deliverer's instance.
+    deliverer: AppState,
     /// One per simulated function instance: its router and its limiter.
     instances: Vec<(axum::Router, Arc<Limiter>)>,
     next_instance: usize,
@@ -477,7 +478,10 @@ impl Sim {
     /// once; no HTTP is made).
     async fn follow(&mut self) -> Result<(), StoreError> {
         use functions::workers::{deliverer, publisher};
-        let store: &dyn Store = self.store.as_ref();
+        // The deliverer's own instance: its store shards as the API's does, and it keeps the
+        // subscriptions it read within the second.
+        let state = self.deliverer.clone();
+        let store: &dyn Store = state.store.as_ref();
         loop {
             let entries = self.inner.outbox_read(1000).await?;
             let Some(last) = entries.last().map(|e| e.seq) else { return Ok(()) };
@@ -491,7 +495,7 @@ impl Sim {
                 let epoch = self.clock.epoch();
                 for ev in &events {
                     // One bus message per event: the deliverer fans it out into jobs.
-                    for p in deliverer::fan_out(store, std::slice::from_ref(ev), now_ms).await? {
+                    for p in deliverer::fan_out_recent(&state, std::slice::from_ref(ev), now_ms).await? {
                         let guard_id = p.guard_id();
                         let read = store.get(&domain::hooks::guard_key(&p.aid, &guard_id)).await?;
                         let domain::hooks::Verdict::Claim(claim) =
@@ -499,9 +503,7 @@ impl Sim {
                         else {
                             continue;
                         };
-                        let Some((sub, _)) =
-                            functions::app::subscriptions::find(store, &p.aid, &p.hook_id).await.ok().flatten()
-                        else {
+                        let Some((sub, _)) = deliverer::receiving_recent(&state, &p).await.ok().flatten() else {
                             continue;
                         };
                         store.write(vec![claim.take(epoch)]).await?;
@@ -606,11 +608,12 @@ async fn main() {
         exp: T0 + 100_000,
     };
     let Ok(token) = sign(&claims, SECRET) else { std::process::exit(2) };
+    let deliverer = AppState::local(store.clone(), clock.clone(), Auth::hs256(SECRET));
     let mut sim = Sim {
+        deliverer,
         shape,
         clock: clock.clone(),
         inner,
-        store,
         meter: meter.clone(),
         instances,
         next_instance: 0,
