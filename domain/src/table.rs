@@ -8,16 +8,16 @@
 //!
 //! | item                       | pk                            | sk                       | gsi1 (pk / sk)                            | gsi2 (pk / sk)                          | ttl |
 //! |----------------------------|-------------------------------|--------------------------|-------------------------------------------|-----------------------------------------|-----|
-//! | draft                      | `A#{aid}#D#{id}`              | `DRAFT`                  | `A#{aid}#DRAFTS` / `{created_at}#{id}`    | —                                       | from `time_to_live` |
+//! | draft                      | `A#{aid}#D#{id}`              | `DRAFT`                  | `A#{aid}#DRAFTS[#{shard}]` / `{created_at}#{id}` | —                                       | from `time_to_live` |
 //! | draft event (history)      | `A#{aid}#D#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
-//! | order header               | `A#{aid}#O#{id}`              | `ORDER`                  | `A#{aid}#ORDERS` / `{created_at}#{id}`    | `A#{aid}#C#{customer_id}` / `{created_at}#{id}` | from `time_to_live` |
+//! | order header               | `A#{aid}#O#{id}`              | `ORDER`                  | `A#{aid}#ORDERS[#{shard}]` / `{created_at}#{id}` | `A#{aid}#C#{customer_id}` / `{created_at}#{id}` | from `time_to_live` |
 //! | order stub (what expiry keeps) | `A#{aid}#O#{id}`          | `STUB`                   | —                                         | —                                       | — |
 //! | order event (history)      | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
 //! | unique `order_id`          | `A#{aid}#ORDERID#{order_id}`  | `ID`                     | —                                         | —                                       | — |
 //! | idempotency record         | `A#{aid}#IDEM#{key}`          | `IDEM`                   | —                                         | —                                       | 24 h |
 //! | payment operation          | `A#{aid}#O#{id}`              | `PAY#{kind}#{op_id}`     | —                                         | —                                       | — |
 //! | hook subscription          | `A#{aid}#HOOKS`               | `HOOK#{hook_id}`         | —                                         | —                                       | — |
-//! | delivery attempt           | `A#{aid}#HOOK#{hook_id}`      | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
+//! | delivery attempt           | `A#{aid}#HOOK#{hook_id}[#{shard}]` | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
 //! | rate-limit bucket          | `A#{aid}#LIMIT`               | `BUCKET`                 | —                                         | —                                       | idle + 1 h |
 //! | rate-limit override        | `A#{aid}#LIMIT`               | `POLICY`                 | —                                         | —                                       | — |
 //! | delivery guard (AWS)       | `A#{aid}#ONCE#{guard_id}`     | `ONCE`                   | —                                         | —                                       | 30 days |
@@ -32,6 +32,11 @@
 //! orders newest first = gsi1 backwards from a cursor; orders of a customer = gsi2; an order by
 //! `order_id` = get `ORDERID` then query the order partition; `order_id` uniqueness = a put of
 //! the `ORDERID` item conditioned on its absence, in the same transaction as the order.
+//!
+//! `[#{shard}]`: the list partitions and a subscription's deliveries partition are sharded per
+//! account ([`shard_pk`], [`shard_of`]; shard 0 has no suffix, the key of old), as many shards
+//! as the account's limit override needs ([`index_shards_for`]): one for every account without
+//! one. `infra::sharded` places and reads them; the domain names the unsharded partition.
 //!
 //! Events travel inside the item they change (see [`crate::outbox`]): a change is one
 //! single-item write, and the outbox consumer writes the `EVENT#` history items afterwards.

@@ -198,3 +198,39 @@ async fn deliveries_over_shards(api: &Api) {
 }
 
 on_both_engines!(lists_page_exactly_over_shards, deliveries_over_shards);
+
+/// Issue 39's latency budget for a small tenant (one shard): a list page on the emulator
+/// through the sharded store, against the same page with the engine unwrapped (the store of
+/// before), interleaved so both see the same emulator. Prints the medians; not a CI gate:
+/// `cargo test -p shopping-tests --test sharded_lists -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn list_latency_of_a_small_tenant_on_the_emulator() {
+    let clock = std::sync::Arc::new(infra::clock::ManualClock::at(common::T0));
+    let engine = common::dynamo_store(clock.clone()).await;
+    let sharded = Api::with(engine.clone(), clock.clone(), None);
+    let plain_state = functions::edge::state::AppState {
+        store: std::sync::Arc::new(functions::metering::MeteredStore(engine.clone())),
+        ..Api::state(engine, clock.clone())
+    };
+    let plain = Api::with_state(plain_state, clock, None);
+    for c in 0..40 {
+        draft(&sharded, c).await;
+    }
+    let path = format!("{}?limit=10", drafts_path());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        for (api, times) in [(&sharded, &mut a), (&plain, &mut b)] {
+            let t = std::time::Instant::now();
+            let r = api.call("GET", &path, None).await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(r.body["draft_orders"].as_array().map(Vec::len), Some(10));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (s, p) = (median(&mut a), median(&mut b));
+    println!("list page of 10 on the emulator: sharded store {s:.2} ms, engine alone {p:.2} ms, ratio {:.2}", s / p);
+}
