@@ -434,12 +434,15 @@ impl Sim {
                 let Some(k) = free else { return Box::pin(self.act(Action::Create)).await };
                 self.drafts[k].2 = self.now_s;
                 let (id, lines, _) = self.drafts[k].clone();
-                // Two in three add a line (up to 10), one changes the first.
+                // Two in three add a line (up to 10), one changes the first line's quantity.
                 if lines < 10 && self.dice.below(3) < 2 {
                     self.drafts[k].1 += 1;
                     self.call("POST", &format!("{base}/{id}/items"), Some(item(lines + 1))).await;
                 } else {
-                    self.call("PUT", &format!("{base}/{id}/items/1"), Some(item(1))).await;
+                    // A quantity changed: the net amount moves, as every cart change does.
+                    let mut line = item(1);
+                    line["quantity"] = json!(2 + self.dice.below(5));
+                    self.call("PUT", &format!("{base}/{id}/items/1"), Some(line)).await;
                 }
             }
             Action::Complete => {
