@@ -441,7 +441,10 @@ impl Sim {
                 } else {
                     // A quantity changed: the net amount moves, as every cart change does.
                     let mut line = item(1);
-                    line["quantity"] = json!(2 + self.dice.below(5));
+                    let quantity = 2 + self.dice.below(5);
+                    line["quantity"] = json!(quantity);
+                    // `gross_amount` is the line's total.
+                    line["gross_amount"] = json!(19900 * quantity);
                     self.call("PUT", &format!("{base}/{id}/items/1"), Some(line)).await;
                 }
             }
