@@ -55,6 +55,32 @@ impl Limit {
     }
 }
 
+/// What an account's stored override (`A#{aid}#LIMIT` / `POLICY`) says: its limit, and how
+/// many shards its list partitions are spread over ([`crate::table::index_shards_for`] its
+/// rate, or more if an earlier, higher limit set more: the count never shrinks, since entries
+/// already written to a shard are found only while the shard is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    #[serde(flatten)]
+    pub limit: Limit,
+    #[serde(default)]
+    pub index_shards: u32,
+}
+
+impl Policy {
+    /// The override `limit`, replacing `before` (the stored one, if any).
+    pub fn new(limit: Limit, before: Option<&Policy>) -> Self {
+        let shards = crate::table::index_shards_for(limit.rate).max(before.map_or(1, Policy::shards));
+        Self { limit, index_shards: shards }
+    }
+
+    /// The list shards of an account with this override (an override stored before shards
+    /// existed: as its rate needs).
+    pub fn shards(&self) -> u32 {
+        self.index_shards.max(crate::table::index_shards_for(self.limit.rate))
+    }
+}
+
 /// The shared bucket as stored: its tokens at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -128,6 +154,19 @@ pub fn retry_after_seconds(ms: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_keeps_its_shards_when_its_limit_falls() {
+        let big = Policy::new(Limit::new(20_000, 40_000), None);
+        assert_eq!(big.shards(), 40);
+        let lowered = Policy::new(Limit::DEFAULT, Some(&big));
+        assert_eq!((lowered.limit, lowered.shards()), (Limit::DEFAULT, 40));
+        // Stored before shards existed: `{"rate":..,"burst":..}` reads as its rate needs.
+        let old: Policy = serde_json::from_str(r#"{"rate":1200,"burst":2400}"#).unwrap();
+        assert_eq!((old.limit, old.shards()), (Limit::new(1200, 2400), 3));
+        let stored: Limit = serde_json::from_str(&serde_json::to_string(&big).unwrap()).unwrap();
+        assert_eq!(stored, big.limit, "readers of the limit alone still read it");
+    }
 
     const L: Limit = Limit { rate: 50, burst: 100 };
 

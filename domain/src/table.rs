@@ -8,16 +8,16 @@
 //!
 //! | item                       | pk                            | sk                       | gsi1 (pk / sk)                            | gsi2 (pk / sk)                          | ttl |
 //! |----------------------------|-------------------------------|--------------------------|-------------------------------------------|-----------------------------------------|-----|
-//! | draft                      | `A#{aid}#D#{id}`              | `DRAFT`                  | `A#{aid}#DRAFTS` / `{created_at}#{id}`    | —                                       | from `time_to_live` |
+//! | draft                      | `A#{aid}#D#{id}`              | `DRAFT`                  | `A#{aid}#DRAFTS[#{shard}]` / `{created_at}#{id}` | —                                       | from `time_to_live` |
 //! | draft event (history)      | `A#{aid}#D#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
-//! | order header               | `A#{aid}#O#{id}`              | `ORDER`                  | `A#{aid}#ORDERS` / `{created_at}#{id}`    | `A#{aid}#C#{customer_id}` / `{created_at}#{id}` | from `time_to_live` |
+//! | order header               | `A#{aid}#O#{id}`              | `ORDER`                  | `A#{aid}#ORDERS[#{shard}]` / `{created_at}#{id}` | `A#{aid}#C#{customer_id}` / `{created_at}#{id}` | from `time_to_live` |
 //! | order stub (what expiry keeps) | `A#{aid}#O#{id}`          | `STUB`                   | —                                         | —                                       | — |
 //! | order event (history)      | `A#{aid}#O#{id}`              | `EVENT#{version:010}`    | —                                         | —                                       | — |
 //! | unique `order_id`          | `A#{aid}#ORDERID#{order_id}`  | `ID`                     | —                                         | —                                       | — |
 //! | idempotency record         | `A#{aid}#IDEM#{key}`          | `IDEM`                   | —                                         | —                                       | 24 h |
 //! | payment operation          | `A#{aid}#O#{id}`              | `PAY#{kind}#{op_id}`     | —                                         | —                                       | — |
 //! | hook subscription          | `A#{aid}#HOOKS`               | `HOOK#{hook_id}`         | —                                         | —                                       | — |
-//! | delivery attempt           | `A#{aid}#HOOK#{hook_id}`      | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
+//! | delivery attempt           | `A#{aid}#HOOK#{hook_id}[#{shard}]` | `DLV#{epoch_ms:013}-{id}`| —                                         | —                                       | 30 days |
 //! | rate-limit bucket          | `A#{aid}#LIMIT`               | `BUCKET`                 | —                                         | —                                       | idle + 1 h |
 //! | rate-limit override        | `A#{aid}#LIMIT`               | `POLICY`                 | —                                         | —                                       | — |
 //! | delivery guard (AWS)       | `A#{aid}#ONCE#{guard_id}`     | `ONCE`                   | —                                         | —                                       | 30 days |
@@ -32,6 +32,11 @@
 //! orders newest first = gsi1 backwards from a cursor; orders of a customer = gsi2; an order by
 //! `order_id` = get `ORDERID` then query the order partition; `order_id` uniqueness = a put of
 //! the `ORDERID` item conditioned on its absence, in the same transaction as the order.
+//!
+//! `[#{shard}]`: the list partitions and a subscription's deliveries partition are sharded per
+//! account ([`shard_pk`], [`shard_of`]; shard 0 has no suffix, the key of old), as many shards
+//! as the account's limit override needs ([`index_shards_for`]): one for every account without
+//! one. `infra::sharded` places and reads them; the domain names the unsharded partition.
 //!
 //! Events travel inside the item they change (see [`crate::outbox`]): a change is one
 //! single-item write, and the outbox consumer writes the `EVENT#` history items afterwards.
@@ -294,6 +299,65 @@ pub fn legacy_hash_key() -> Key {
     Key::new("AUTH#KEYS", "CLIENT_HASH")
 }
 
+// ------------------------------------------------------------ sharded list partitions
+
+/// The index write units a second one shard of an account's list partition is sized for:
+/// half of DynamoDB's 1,000 per partition, so a shard stays under the limit even when its
+/// share of a second's writes runs well above the mean.
+pub const SHARD_WRITES_PER_SECOND: u32 = 500;
+
+/// How many shards an account's list partitions (`A#{aid}#DRAFTS`, `A#{aid}#ORDERS`) need for
+/// a request limit of `rate` a second: every request writes at most one entry of one list
+/// (a draft change its draft's, an order change its order's). One up to 500 a second — the
+/// default limit's tenants keep today's single partition and pay nothing for sharding.
+pub fn index_shards_for(rate: u32) -> u32 {
+    rate.div_ceil(SHARD_WRITES_PER_SECOND).max(1)
+}
+
+/// The account of `pk` when it is one of the account's list partitions of gsi1 as the domain
+/// names it (unsharded): the partitions whose entries the store spreads over shards.
+pub fn sharded_list(pk: &str) -> Option<&str> {
+    let aid = account_of(pk)?;
+    let rest = pk.strip_prefix("A#")?.strip_prefix(aid)?.strip_prefix('#')?;
+    matches!(rest, "DRAFTS" | "ORDERS").then_some(aid)
+}
+
+/// The account of `pk` when it is a subscription's deliveries partition as the domain names
+/// it (`A#{aid}#HOOK#{hook_id}`, unsharded): every attempt of the subscription is recorded
+/// there, so the store spreads the records over the account's shards too.
+pub fn sharded_deliveries(pk: &str) -> Option<&str> {
+    let aid = account_of(pk)?;
+    let hook = pk.strip_prefix("A#")?.strip_prefix(aid)?.strip_prefix("#HOOK#")?;
+    (!hook.is_empty() && !hook.contains('#')).then_some(aid)
+}
+
+/// Shard `shard` of the list partition `list_pk`: shard 0 is the list partition itself (what
+/// every entry was written to before sharding, so those entries are found where they are),
+/// shard n ≥ 1 is `{list_pk}#{n}`.
+pub fn shard_pk(list_pk: &str, shard: u32) -> String {
+    if shard == 0 {
+        list_pk.to_owned()
+    } else {
+        format!("{list_pk}#{shard}")
+    }
+}
+
+/// The shard of the item whose table partition is `item_pk`, out of `shards`: a fixed hash
+/// of the partition key, so an item stays in its shard while the count stays (and moves once,
+/// on its next write, when the count grows). FNV-1a, written out: its value must never
+/// change between builds or Rust versions (std's hashers promise no such thing).
+pub fn shard_of(item_pk: &str, shards: u32) -> u32 {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in item_pk.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    u32::try_from(h.checked_rem(u64::from(shards)).unwrap_or(0)).unwrap_or(0)
+}
+
 /// The partition a Lambda queries during init to open its connection to the table before the
 /// first request needs it. **Exception to the account prefix**: nothing is ever written
 /// there (no account id starts with `#`), so the query reads no tenant's data and finds none.
@@ -302,6 +366,31 @@ pub const CONNECTION_PROBE_PK: &str = "#connect";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_partitions_shard_with_shard_zero_the_partition_of_old() {
+        let aid = "T12345678";
+        assert_eq!(sharded_list(&orders_index_pk(aid)), Some(aid));
+        assert_eq!(sharded_list(&drafts_index_pk(aid)), Some(aid));
+        assert_eq!(sharded_list(&customer_index_pk(aid, "DRAFTS")), None);
+        assert_eq!(sharded_list(&shard_pk(&orders_index_pk(aid), 2)), None, "a shard is not sharded again");
+        assert_eq!(sharded_list(&hooks_pk(aid)), None);
+        assert_eq!(sharded_deliveries(&deliveries_pk(aid, "h-1")), Some(aid));
+        assert_eq!(sharded_deliveries(&shard_pk(&deliveries_pk(aid, "h-1"), 3)), None);
+        assert_eq!(sharded_deliveries(&hooks_pk(aid)), None);
+        assert_eq!(sharded_deliveries(&hook_key(aid, "h-1").pk), None);
+        assert_eq!(shard_pk(&orders_index_pk(aid), 0), orders_index_pk(aid));
+        assert_eq!(shard_pk(&orders_index_pk(aid), 7), "A#T12345678#ORDERS#7");
+        // The default limit (100 a second) and anything up to 500: one partition, as before.
+        assert_eq!((index_shards_for(100), index_shards_for(500), index_shards_for(501)), (1, 1, 2));
+        assert_eq!(index_shards_for(20_000), 40);
+        // Stable across builds: these values are on disk.
+        assert_eq!(shard_of(&order_pk(aid, "o"), 1), 0);
+        assert_eq!(shard_of("", 7), 0xcbf2_9ce4_8422_2325_u64.rem_euclid(7) as u32);
+        let spread: std::collections::BTreeSet<u32> =
+            (0..200).map(|k| shard_of(&draft_pk(aid, &k.to_string()), 8)).collect();
+        assert_eq!(spread.len(), 8, "every shard is used");
+    }
 
     /// Every key a tenant's item can have starts with its account; the two exceptions are
     /// the ones named at their builders, and even they carry the account where it counts.
@@ -344,6 +433,9 @@ mod tests {
         }
         // Exception 3: the connection probe's partition cannot be any account's.
         assert!(!CONNECTION_PROBE_PK.starts_with("A#"));
+        for s in 0..3 {
+            assert!(shard_pk(&orders_index_pk(aid), s).starts_with(&prefix));
+        }
         // Account ids are fixed-width, so one account's prefix never begins another's.
         assert!(!draft_pk("T1234567", "d").starts_with(&prefix));
     }

@@ -36,22 +36,27 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock tests can set and advance.
+/// A clock tests can set and advance, to the millisecond (simulations spread requests over
+/// each simulated second).
 #[derive(Debug, Default)]
 pub struct ManualClock(std::sync::atomic::AtomicI64);
 
 impl ManualClock {
     pub fn at(epoch: i64) -> Self {
-        Self(std::sync::atomic::AtomicI64::new(epoch))
+        Self(std::sync::atomic::AtomicI64::new(epoch.saturating_mul(1000)))
     }
     pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch_add(seconds.saturating_mul(1000), std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Sets the clock to `epoch_ms` milliseconds after 1970-01-01 UTC.
+    pub fn set_ms(&self, epoch_ms: i64) {
+        self.0.store(epoch_ms, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Moment {
         let t = self.0.load(std::sync::atomic::Ordering::SeqCst);
-        domain::ids::from_epoch(t).unwrap_or_default()
+        chrono::DateTime::from_timestamp_millis(t).unwrap_or_default()
     }
 }

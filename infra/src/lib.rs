@@ -11,6 +11,7 @@ pub mod kms;
 pub mod limits;
 pub mod port;
 pub mod queue;
+pub mod sharded;
 pub mod sqlite;
 pub mod webhook;
 

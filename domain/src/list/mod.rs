@@ -2,6 +2,7 @@
 //! (`status=open&status=completed`) and comma lists (`status=open,completed`) both work.
 //! OR within a parameter, AND across parameters.
 
+pub mod merge;
 mod orders;
 pub use orders::{store_ids, OrderFilter, Scope};
 

@@ -23,6 +23,46 @@ pub async fn all(store: &dyn Store, aid: &str) -> Result<Vec<SubscriptionRecord>
         .collect())
 }
 
+/// How long the AWS deliverer uses an account's subscriptions as it last read them.
+pub const RECENT_MS: i64 = 1000;
+
+/// An account's subscriptions (records and versions) as one deliverer instance last read them,
+/// used for [`RECENT_MS`]: at a busy account's thousands of events a second, reading its one
+/// subscriptions partition for every event and every job is over DynamoDB's 3,000 read units
+/// a second per partition (`hot_keys`, BENCHMARKS.md); read at most once a second by each
+/// instance, it is a few. A subscription changed or deleted reaches every deliverer within
+/// the second (locally, where there is one deliverer and no such rate, nothing is cached).
+#[derive(Debug, Default)]
+pub struct Recent(std::sync::Mutex<std::collections::HashMap<String, Held>>);
+
+type Held = (i64, std::sync::Arc<Vec<(SubscriptionRecord, u64)>>);
+
+impl Recent {
+    /// The account's live subscriptions, read at most once per [`RECENT_MS`] of `now_ms`.
+    pub async fn of(
+        &self,
+        store: &dyn Store,
+        aid: &str,
+        now_ms: i64,
+    ) -> Result<std::sync::Arc<Vec<(SubscriptionRecord, u64)>>, StoreError> {
+        let lock = || self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, subs)) = lock().get(aid) {
+            if (0..RECENT_MS).contains(&now_ms.saturating_sub(*at)) {
+                return Ok(subs.clone());
+            }
+        }
+        let items = query_all(store, Query::partition(table::hooks_pk(aid))).await?;
+        let subs: Vec<(SubscriptionRecord, u64)> = items
+            .iter()
+            .filter_map(|i| serde_json::from_str::<SubscriptionRecord>(&i.doc).ok().map(|r| (r, i.version)))
+            .filter(|(r, _)| !r.deleted())
+            .collect();
+        let subs = std::sync::Arc::new(subs);
+        lock().insert(aid.to_owned(), (now_ms, subs.clone()));
+        Ok(subs)
+    }
+}
+
 /// A subscription as stored: the record and its item's version (what a change is
 /// conditioned on); `None` when there is none or it was deleted.
 pub async fn find(store: &dyn Store, aid: &str, hid: &str) -> Result<Option<(SubscriptionRecord, u64)>> {

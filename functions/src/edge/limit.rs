@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use domain::ratelimit::{ratelimit_header, retry_after_seconds, Bucket, Lease, Limit};
+use domain::ratelimit::{ratelimit_header, retry_after_seconds, Bucket, Lease, Limit, Policy};
 use domain::table::{bucket_key, limit_pk, limit_policy_key, limit_register_key, Condition, Item, WriteOp};
 use infra::{Clock, Store, StoreError};
 use std::collections::HashMap;
@@ -87,12 +87,45 @@ pub struct Limiter {
     pub lease_ms: i64,
     /// For the bucket item's `ttl` (the store's notion of expiry).
     clock: Arc<dyn Clock>,
+    /// Requests are timed by `clock` instead of the wall (a capacity simulation's simulated
+    /// time; hosts and tests time them by the wall).
+    timed_by_clock: bool,
+    /// Where the account's list shard count goes each time its override is read (the sharded
+    /// store reads it there, so API requests pay no read of their own for it).
+    shards: Arc<infra::sharded::ShardCounts>,
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Held>>>>>,
 }
 
 impl Limiter {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, default: Limit) -> Self {
-        Self { store, default, lease_ms: LEASE_MS, clock, held: Mutex::default() }
+        Self {
+            store,
+            default,
+            lease_ms: LEASE_MS,
+            clock,
+            timed_by_clock: false,
+            shards: Arc::default(),
+            held: Mutex::default(),
+        }
+    }
+
+    /// Times requests by the injected clock instead of the wall (`hot_keys`' simulated time).
+    pub fn timed_by_clock(self) -> Self {
+        Self { timed_by_clock: true, ..self }
+    }
+
+    /// Tells `shards` each account's list shard count whenever a lease reads its override.
+    pub fn with_shards(self, shards: Arc<infra::sharded::ShardCounts>) -> Self {
+        Self { shards, ..self }
+    }
+
+    /// Now in epoch milliseconds, as this limiter times requests.
+    pub fn now_ms(&self) -> i64 {
+        if self.timed_by_clock {
+            self.clock.epoch_ms()
+        } else {
+            now_ms()
+        }
     }
 
     /// The default from `TENANT_RATE_LIMIT` and `TENANT_BURST_LIMIT` ([`Limit::DEFAULT`]
@@ -187,6 +220,9 @@ impl Limiter {
                 Some(i) => parse_limit(i)?,
                 None => self.default,
             };
+            let shards =
+                find("POLICY").and_then(|i| serde_json::from_str::<Policy>(&i.doc).ok()).map_or(1, |p| p.shards());
+            self.shards.record(aid, shards, self.clock.epoch_ms());
             let (bucket, version) = match find("BUCKET") {
                 Some(i) => (
                     serde_json::from_str::<Bucket>(&i.doc).map_err(|e| StoreError::Corrupt(e.into()))?,
@@ -253,14 +289,20 @@ pub async fn read_policy(store: &dyn Store, aid: &str) -> Result<Option<Limit>, 
 /// Sets (or replaces) `aid`'s override; running instances take it at their next lease. The
 /// operator's register of overrides (`AUTH#LIMITS`, which `tenant show` lists) is written in
 /// the same transaction.
+///
+/// The override also sets how many shards the account's list partitions are spread over
+/// (`domain::ratelimit::Policy`): what its rate needs, never fewer than before.
 pub async fn write_policy(store: &dyn Store, aid: &str, limit: Limit) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(&limit).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let before = store.get(&limit_policy_key(aid)).await?;
+    let stored = before.as_ref().and_then(|i| serde_json::from_str::<Policy>(&i.doc).ok());
+    let doc =
+        serde_json::to_string(&Policy::new(limit, stored.as_ref())).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let put = |key: domain::table::Key, version: u64| WriteOp::Put {
         item: Item::new(key, version + 1, doc.clone()),
         cond: Some(if version == 0 { Condition::NotExists } else { Condition::VersionIs(version) }),
     };
     let version_of = |i: Option<Item>| i.map_or(0, |i| i.version);
-    let policy = version_of(store.get(&limit_policy_key(aid)).await?);
+    let policy = version_of(before);
     let listed = version_of(store.get(&limit_register_key(aid)).await?);
     store.write(vec![put(limit_policy_key(aid), policy), put(limit_register_key(aid), listed)]).await
 }
@@ -300,7 +342,7 @@ fn now_ms() -> i64 {
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(aid) = account_in(req.uri().path()).map(str::to_owned) else { return next.run(req).await };
     let authorized = req.extensions().get::<super::auth::Verified>().is_some_and(|v| v.0.aid == aid);
-    let now = now_ms();
+    let now = state.limiter.now_ms();
     let d = if authorized { state.limiter.check(&aid, now).await } else { state.limiter.peek(&aid, now).await };
     let mut res = if d.allowed {
         next.run(req).await

@@ -6,6 +6,7 @@ use super::auth::{Auth, Verifier};
 use crate::metering::{MeteredStore, Sink};
 use axum::extract::FromRef;
 use infra::queue::{JobQueue, StoreQueue};
+use infra::sharded::{ShardCounts, ShardedStore};
 use infra::{Clock, Store};
 use std::sync::Arc;
 
@@ -23,18 +24,37 @@ pub struct AppState {
     pub usage: Sink,
     /// Per-account request limits (over the unmetered store).
     pub limiter: Arc<super::limit::Limiter>,
+    /// Each account's list shard count, as the limiter last read it (the store reads it).
+    pub shards: Arc<ShardCounts>,
+    /// Each account's subscriptions as the AWS deliverer last read them (within a second).
+    pub recent: Arc<crate::app::subscriptions::Recent>,
 }
 
 impl AppState {
     /// The one builder: every host names its store, clock, authentication, queue and sink.
+    ///
+    /// The engine is wrapped twice: list partitions sharded per account (`infra::sharded`),
+    /// then metered. The limiter reads the unsharded engine (its partition is no list) and
+    /// tells the sharded store each account's shard count as it reads the override.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: Auth, jobs: Arc<dyn JobQueue>, usage: Sink) -> Self {
-        let limiter = Arc::new(super::limit::Limiter::new(
-            store.clone(),
-            clock.clone(),
-            super::limit::Limiter::default_from_env(),
-        ));
-        let store = Arc::new(MeteredStore(store));
-        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage, limiter }
+        let shards = Arc::new(ShardCounts::default());
+        let limiter = Arc::new(
+            super::limit::Limiter::new(store.clone(), clock.clone(), super::limit::Limiter::default_from_env())
+                .with_shards(shards.clone()),
+        );
+        let sharded = Arc::new(ShardedStore::new(store, shards.clone(), clock.clone()));
+        let store = Arc::new(MeteredStore(sharded));
+        Self {
+            store,
+            clock,
+            auth: Arc::new(auth),
+            webhook_loopback: false,
+            jobs,
+            usage,
+            limiter,
+            shards,
+            recent: Arc::default(),
+        }
     }
 
     /// A state whose delivery jobs go to the store's own queue (the local deliverer's) and
@@ -46,7 +66,7 @@ impl AppState {
 
     /// Per-account limits with this default (tests, benches).
     pub fn with_limiter(self, limiter: super::limit::Limiter) -> Self {
-        Self { limiter: Arc::new(limiter), ..self }
+        Self { limiter: Arc::new(limiter.with_shards(self.shards.clone())), ..self }
     }
 
     /// Webhook URLs may point at loopback.

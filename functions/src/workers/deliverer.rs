@@ -58,6 +58,27 @@ pub async fn fan_out(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) ->
     Ok(jobs)
 }
 
+/// [`fan_out`] on AWS: the account's subscriptions as this instance read them within the
+/// second ([`subscriptions::Recent`]), not read again for every event.
+pub async fn fan_out_recent(
+    state: &AppState,
+    events: &[WebhookEvent],
+    now_ms: i64,
+) -> Result<Vec<Pending>, StoreError> {
+    let mut jobs = Vec::new();
+    for ev in events {
+        let subs = state.recent.of(state.store.as_ref(), &ev.account_id, now_ms).await?;
+        jobs.extend(subs.iter().filter(|(s, _)| hooks::wants(s, &ev.event)).map(|(sub, _)| job(sub, ev, now_ms)));
+    }
+    Ok(jobs)
+}
+
+/// [`receiving`] on AWS, from the subscriptions this instance read within the second.
+pub async fn receiving_recent(state: &AppState, p: &Pending) -> Result<Option<(SubscriptionRecord, u64)>, AppError> {
+    let subs = state.recent.of(state.store.as_ref(), &p.aid, now_ms(state.clock.as_ref())).await?;
+    Ok(subs.iter().find(|(s, _)| s.sub.id == p.hook_id && s.sub.active).cloned())
+}
+
 /// Queues `events` in the local queue for every subscription that takes them. Already
 /// queued (a replayed outbox entry) is fine: the same key, so nothing doubles.
 pub async fn enqueue(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) -> Result<usize, StoreError> {
@@ -423,7 +444,7 @@ async fn handle_message(
 ) -> Result<bool, AppError> {
     let body = msg.body.as_deref().unwrap_or_default();
     if let Ok(bus) = serde_json::from_str::<BusMessage>(body) {
-        let jobs = fan_out(state.store.as_ref(), &[bus.detail], now_ms(state.clock.as_ref())).await?;
+        let jobs = fan_out_recent(state, &[bus.detail], now_ms(state.clock.as_ref())).await?;
         queue.submit(&jobs).await?;
         return Ok(true);
     }
@@ -447,7 +468,7 @@ async fn handle_message(
     };
     // Read before claiming: a job to a subscription gone or disabled is done with, at no
     // write's cost.
-    let Some((sub, version)) = receiving(state, &p).await? else { return Ok(true) };
+    let Some((sub, version)) = receiving_recent(state, &p).await? else { return Ok(true) };
     // The claim: without it two copies received at once would both POST.
     match write_retried(store, vec![claim.take(state.clock.epoch())]).await {
         Ok(()) => {}
