@@ -23,15 +23,17 @@ pub async fn all(store: &dyn Store, aid: &str) -> Result<Vec<SubscriptionRecord>
         .collect())
 }
 
-/// How long the AWS deliverer uses an account's subscriptions as it last read them.
+/// How long a [`Recent`] serves what it read (a batch of messages is handled well within it).
 pub const RECENT_MS: i64 = 1000;
 
-/// An account's subscriptions (records and versions) as one deliverer instance last read them,
-/// used for [`RECENT_MS`]: at a busy account's thousands of events a second, reading its one
-/// subscriptions partition for every event and every job is over DynamoDB's 3,000 read units
-/// a second per partition (`hot_keys`, BENCHMARKS.md); read at most once a second by each
-/// instance, it is a few. A subscription changed or deleted reaches every deliverer within
-/// the second (locally, where there is one deliverer and no such rate, nothing is cached).
+/// An account's subscriptions (records and versions) as read once for one batch of the AWS
+/// deliverer's messages (up to ten, received together): at a busy account's thousands of
+/// events a second, reading its one subscriptions partition for every event and every job is
+/// over DynamoDB's 3,000 read units a second per partition (`hot_keys`, BENCHMARKS.md); once
+/// a batch, it is a tenth of that. Each batch reads afresh, so a subscription created,
+/// changed or deleted is seen by the next batch — never a second late, as a cache kept across
+/// batches would be (a new subscription would miss the events of that second). Locally,
+/// where there is one deliverer and no such rate, nothing is kept.
 #[derive(Debug, Default)]
 pub struct Recent(std::sync::Mutex<std::collections::HashMap<String, Held>>);
 

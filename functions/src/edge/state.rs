@@ -26,8 +26,6 @@ pub struct AppState {
     pub limiter: Arc<super::limit::Limiter>,
     /// Each account's list shard count, as the limiter last read it (the store reads it).
     pub shards: Arc<ShardCounts>,
-    /// Each account's subscriptions as the AWS deliverer last read them (within a second).
-    pub recent: Arc<crate::app::subscriptions::Recent>,
 }
 
 impl AppState {
@@ -44,17 +42,7 @@ impl AppState {
         );
         let sharded = Arc::new(ShardedStore::new(store, shards.clone(), clock.clone()));
         let store = Arc::new(MeteredStore(sharded));
-        Self {
-            store,
-            clock,
-            auth: Arc::new(auth),
-            webhook_loopback: false,
-            jobs,
-            usage,
-            limiter,
-            shards,
-            recent: Arc::default(),
-        }
+        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage, limiter, shards }
     }
 
     /// A state whose delivery jobs go to the store's own queue (the local deliverer's) and

@@ -18,7 +18,7 @@
 //! is seen again shortly; only the copy that claims the guard attempts, and marks it
 //! delivered or failed after. Locally the queue's key does that work (see [`enqueue`]).
 
-use crate::app::subscriptions::{self, job};
+use crate::app::subscriptions::{self, job, Recent};
 use crate::app::write::write_retried;
 use crate::app::AppError;
 use crate::edge::state::AppState;
@@ -58,24 +58,29 @@ pub async fn fan_out(store: &dyn Store, events: &[WebhookEvent], now_ms: i64) ->
     Ok(jobs)
 }
 
-/// [`fan_out`] on AWS: the account's subscriptions as this instance read them within the
-/// second ([`subscriptions::Recent`]), not read again for every event.
+/// [`fan_out`] on AWS: the account's subscriptions as read once for the batch of messages
+/// being handled ([`subscriptions::Recent`]), not again for every event.
 pub async fn fan_out_recent(
     state: &AppState,
+    recent: &Recent,
     events: &[WebhookEvent],
     now_ms: i64,
 ) -> Result<Vec<Pending>, StoreError> {
     let mut jobs = Vec::new();
     for ev in events {
-        let subs = state.recent.of(state.store.as_ref(), &ev.account_id, now_ms).await?;
+        let subs = recent.of(state.store.as_ref(), &ev.account_id, now_ms).await?;
         jobs.extend(subs.iter().filter(|(s, _)| hooks::wants(s, &ev.event)).map(|(sub, _)| job(sub, ev, now_ms)));
     }
     Ok(jobs)
 }
 
-/// [`receiving`] on AWS, from the subscriptions this instance read within the second.
-pub async fn receiving_recent(state: &AppState, p: &Pending) -> Result<Option<(SubscriptionRecord, u64)>, AppError> {
-    let subs = state.recent.of(state.store.as_ref(), &p.aid, now_ms(state.clock.as_ref())).await?;
+/// [`receiving`] on AWS, from the subscriptions read for the batch being handled.
+pub async fn receiving_recent(
+    state: &AppState,
+    recent: &Recent,
+    p: &Pending,
+) -> Result<Option<(SubscriptionRecord, u64)>, AppError> {
+    let subs = recent.of(state.store.as_ref(), &p.aid, now_ms(state.clock.as_ref())).await?;
     Ok(subs.iter().find(|(s, _)| s.sub.id == p.hook_id && s.sub.active).cloned())
 }
 
@@ -438,13 +443,14 @@ struct BusMessage {
 /// postponed by the back-off, or has no attempt left and goes on to the dead-letter queue).
 async fn handle_message(
     state: &AppState,
+    recent: &Recent,
     client: &WebhookClient,
     queue: &SqsQueue,
     msg: &SqsMessage,
 ) -> Result<bool, AppError> {
     let body = msg.body.as_deref().unwrap_or_default();
     if let Ok(bus) = serde_json::from_str::<BusMessage>(body) {
-        let jobs = fan_out_recent(state, &[bus.detail], now_ms(state.clock.as_ref())).await?;
+        let jobs = fan_out_recent(state, recent, &[bus.detail], now_ms(state.clock.as_ref())).await?;
         queue.submit(&jobs).await?;
         return Ok(true);
     }
@@ -468,7 +474,7 @@ async fn handle_message(
     };
     // Read before claiming: a job to a subscription gone or disabled is done with, at no
     // write's cost.
-    let Some((sub, version)) = receiving_recent(state, &p).await? else { return Ok(true) };
+    let Some((sub, version)) = receiving_recent(state, recent, &p).await? else { return Ok(true) };
     // The claim: without it two copies received at once would both POST.
     match write_retried(store, vec![claim.take(state.clock.epoch())]).await {
         Ok(()) => {}
@@ -530,10 +536,14 @@ pub async fn handle_sqs(
     // Every message is a failure until its task says it is done with (a task that panicked
     // leaves its message to be seen again).
     let mut unfinished: HashSet<String> = event.records.iter().filter_map(|m| m.message_id.clone()).collect();
+    // The batch's messages were received together: one read of an account's subscriptions
+    // serves them all, and the next batch reads afresh (a subscription made or changed is
+    // seen by the next batch, as by the next message before).
+    let recent = Arc::new(Recent::default());
     for msg in event.records {
-        let (state, client, queue) = (state.clone(), client.clone(), queue.clone());
+        let (state, client, queue, recent) = (state.clone(), client.clone(), queue.clone(), recent.clone());
         tasks.spawn(async move {
-            let done = handle_message(&state, &client, &queue, &msg).await.unwrap_or_else(|e| {
+            let done = handle_message(&state, &recent, &client, &queue, &msg).await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "delivery message failed; it will be seen again");
                 false
             });

@@ -488,10 +488,12 @@ impl Sim {
     /// once; no HTTP is made).
     async fn follow(&mut self) -> Result<(), StoreError> {
         use functions::workers::{deliverer, publisher};
-        // The deliverer's own instance: its store shards as the API's does, and it keeps the
-        // subscriptions it read within the second.
+        // The deliverer's own instance: its store shards as the API's does, and it reads an
+        // account's subscriptions once per batch of ten queue messages (as its SQS handler).
         let state = self.deliverer.clone();
         let store: &dyn Store = state.store.as_ref();
+        let mut recent = functions::app::subscriptions::Recent::default();
+        let mut in_batch = 0;
         loop {
             let entries = self.inner.outbox_read(1000).await?;
             let Some(last) = entries.last().map(|e| e.seq) else { return Ok(()) };
@@ -504,8 +506,13 @@ impl Sim {
                 let now_ms = self.clock.epoch_ms();
                 let epoch = self.clock.epoch();
                 for ev in &events {
+                    if in_batch == 10 {
+                        recent = functions::app::subscriptions::Recent::default();
+                        in_batch = 0;
+                    }
+                    in_batch += 1;
                     // One bus message per event: the deliverer fans it out into jobs.
-                    for p in deliverer::fan_out_recent(&state, std::slice::from_ref(ev), now_ms).await? {
+                    for p in deliverer::fan_out_recent(&state, &recent, std::slice::from_ref(ev), now_ms).await? {
                         let guard_id = p.guard_id();
                         let read = store.get(&domain::hooks::guard_key(&p.aid, &guard_id)).await?;
                         let domain::hooks::Verdict::Claim(claim) =
@@ -513,7 +520,8 @@ impl Sim {
                         else {
                             continue;
                         };
-                        let Some((sub, _)) = deliverer::receiving_recent(&state, &p).await.ok().flatten() else {
+                        let Some((sub, _)) = deliverer::receiving_recent(&state, &recent, &p).await.ok().flatten()
+                        else {
                             continue;
                         };
                         store.write(vec![claim.take(epoch)]).await?;
