@@ -124,14 +124,19 @@ impl Bucket {
     /// has been added.
     pub fn lease(self, limit: Limit, now_ms: i64, demand: u32) -> Lease {
         let now = self.at(limit, now_ms);
-        let want =
-            if now.tokens >= f64::from(limit.burst) / 2.0 { limit.block() } else { demand.clamp(1, limit.block()) };
+        let want = if now.plentiful(limit) { limit.block() } else { demand.clamp(1, limit.block()) };
         let take = want.min(now.tokens as u32);
         if take >= 1 {
             Lease::Granted { tokens: take, after: Bucket { tokens: now.tokens - f64::from(take), ..now } }
         } else {
             Lease::Empty { wait_ms: limit.ms_for(1.0 - now.tokens).max(1), tokens: now.tokens }
         }
+    }
+
+    /// At least half full: the tenant is well under its limit, and what an instance holds of
+    /// it unspent starves nobody (whole blocks, long leases).
+    pub fn plentiful(self, limit: Limit) -> bool {
+        self.tokens >= f64::from(limit.burst) / 2.0
     }
 
     /// Seconds until the bucket is full again (the `t` of `RateLimit`).

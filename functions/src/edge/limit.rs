@@ -230,7 +230,7 @@ impl Limiter {
                 ),
                 None => (Bucket::full(limit, now_ms), None),
             };
-            let plentiful = bucket.at(limit, now_ms).tokens >= f64::from(limit.burst) / 2.0;
+            let plentiful = bucket.at(limit, now_ms).plentiful(limit);
             let (tokens, after, empty_until_ms) = match bucket.lease(limit, now_ms, demand) {
                 Lease::Granted { tokens, after } => (tokens, after, now_ms),
                 Lease::Empty { wait_ms, .. } => {
