@@ -10,6 +10,12 @@ webhooks allowed) or `--stack DIR` (a running `tests/stack up --data-dir DIR
   host.move_clock(seconds)        the host's clock moved forward to `seconds` from now (local:
                                   restarted with SHOPPING_CLOCK_OFFSET_SECONDS, its data kept;
                                   the stack: `tests/stack clock`, its functions restarted)
+
+With `--shards N` (N > 1), every account a suite makes clients for first gets the operator's
+limit override that spreads its list partitions over N shards (`shopping-local tenant limit`,
+a rate of 500·N a second: one shard per 500, domain/src/table.rs), so the suite runs on the
+sharded keys of a big merchant (issue 39); when the suite ends, the host checks that list
+entries were written to shards other than the first, so a run that never sharded cannot pass.
 """
 
 import argparse
@@ -26,6 +32,32 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK = os.path.join(ROOT, "tests", "stack")
+# A shard per this many requests a second of an account's limit (domain::table::SHARD_WRITES_PER_SECOND).
+SHARD_RATE = 500
+
+
+class Sharding:
+    """`--shards N`: the override each account gets before its first client, and the check after."""
+
+    def __init__(self, shards: int):
+        self.shards, self.accounts = shards, set()
+
+    def account(self, host, aid: str):
+        if self.shards <= 1 or aid in self.accounts:
+            return
+        rate = SHARD_RATE * self.shards
+        out = subprocess.run(host.tenant_limit_command(aid, rate, 2 * rate), capture_output=True, text=True,
+                             env=host.operator_env())
+        if out.returncode != 0:
+            raise SystemExit(f"tenant limit for {aid}: {out.stderr}")
+        self.accounts.add(aid)
+
+    def check(self, host):
+        for aid in sorted(self.accounts):
+            beyond = host.entries_beyond_shard_zero(aid)
+            if beyond == 0:
+                raise SystemExit(f"--shards {self.shards}: no list entry of {aid} in a shard other than the first")
+            print(f"ok: {aid}'s lists spread over {self.shards} shards ({beyond} entries beyond the first)")
 
 
 def parse_values(text: str) -> dict:
@@ -35,7 +67,8 @@ def parse_values(text: str) -> dict:
 class LocalHost:
     name = "shopping-local"
 
-    def __init__(self, binary: str, prefix: str = "shopping-suite-"):
+    def __init__(self, binary: str, prefix: str = "shopping-suite-", shards: int = 1):
+        self.sharding = Sharding(shards)
         self.binary = os.path.abspath(binary)
         self.data = tempfile.mkdtemp(prefix=prefix)
         self.server = None
@@ -62,7 +95,25 @@ class LocalHost:
             self.server.wait()
             self.server = None
 
+    def operator_env(self) -> dict:
+        return dict(os.environ, SHOPPING_CLOCK_OFFSET_SECONDS=str(self.offset))
+
+    def tenant_limit_command(self, aid: str, rate: int, burst: int) -> list:
+        return [self.binary, "tenant", "limit", "--account", aid, "--rate", str(rate), "--burst", str(burst),
+                "--data-dir", self.data]
+
+    def entries_beyond_shard_zero(self, aid: str) -> int:
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{os.path.join(self.data, 'shopping.db')}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM items WHERE gsi1pk LIKE ? OR gsi1pk LIKE ?",
+                              (f"A#{aid}#DRAFTS#%", f"A#{aid}#ORDERS#%")).fetchone()[0]
+        finally:
+            db.close()
+
     def credentials_command(self, aid: str, scopes: str = None) -> str:
+        self.sharding.account(self, aid)
         cmd = [self.binary, "client", "create", "--account", aid, "--data-dir", self.data]
         if scopes is not None:
             cmd += ["--scopes", scopes]
@@ -83,7 +134,8 @@ class LocalHost:
 class StackHost:
     name = "tests/stack"
 
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, shards: int = 1):
+        self.sharding = Sharding(shards)
         self.data = os.path.abspath(data_dir)
         with open(os.path.join(self.data, "stack.json")) as f:
             self.state = json.load(f)
@@ -92,7 +144,34 @@ class StackHost:
     def stop(self):
         pass  # the stack belongs to whoever started it
 
+    def operator_env(self) -> dict:
+        env = dict(os.environ, AWS_ENDPOINT_URL=self.state["endpoint"], AWS_REGION=self.state["region"],
+                   AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+        env.pop("AWS_PROFILE", None)
+        return env
+
+    def tenant_limit_command(self, aid: str, rate: int, burst: int) -> list:
+        binary = os.path.join(os.environ.get("SHOPPING_STACK_BIN_DIR", os.path.join(ROOT, "target", "debug")),
+                              "shopping-local")
+        return [binary, "tenant", "limit", "--account", aid, "--rate", str(rate), "--burst", str(burst),
+                "--table", self.state["resources"]["Table"]]
+
+    def entries_beyond_shard_zero(self, aid: str) -> int:
+        import boto3
+
+        env = self.operator_env()
+        db = boto3.client("dynamodb", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"],
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        found = 0
+        for shard in range(1, self.sharding.shards):
+            for name in ("DRAFTS", "ORDERS"):
+                found += db.query(TableName=self.state["resources"]["Table"], IndexName="gsi1",
+                                  KeyConditionExpression="gsi1pk = :p", Select="COUNT",
+                                  ExpressionAttributeValues={":p": {"S": f"A#{aid}#{name}#{shard}"}})["Count"]
+        return found
+
     def credentials_command(self, aid: str, scopes: str = None) -> str:
+        self.sharding.account(self, aid)
         cmd = [STACK, "client", "create", "--data-dir", self.data, "--account", aid]
         if scopes is not None:
             cmd += ["--scopes", scopes]
@@ -117,13 +196,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--local", metavar="BINARY", help="start shopping-local (this binary) for the suite")
     which.add_argument("--stack", metavar="DIR", help="a running `tests/stack up --data-dir DIR --webhook-allow-loopback`")
+    parser.add_argument("--shards", type=int, default=1, metavar="N",
+                        help="give each account a limit override that spreads its lists over N shards, and check they were used")
 
 
 @contextlib.contextmanager
 def host_from(args, prefix: str = "shopping-suite-"):
-    host = LocalHost(args.local, prefix) if args.local else StackHost(args.stack)
+    host = LocalHost(args.local, prefix, args.shards) if args.local else StackHost(args.stack, args.shards)
     try:
         yield host
+        host.sharding.check(host)
     finally:
         host.stop()
 

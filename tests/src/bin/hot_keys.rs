@@ -93,6 +93,15 @@ struct Units {
     rcu: f64,
 }
 
+/// A key's busiest second for writes and for reads, and when each was (the simulated
+/// second): a peak in the first seconds is the shape's cold start, not its steady state.
+#[derive(Debug, Default, Clone, Copy)]
+struct Peak {
+    units: Units,
+    wcu_at: i64,
+    rcu_at: i64,
+}
+
 /// A key one draft, order, customer or delivery round owns (exact under sampling), as
 /// opposed to one the whole account shares (counted ×N): see the module's notes.
 fn owned_by_one(pk: &str) -> bool {
@@ -107,7 +116,7 @@ struct Meter {
     unscaled: AtomicBool,
     second: Mutex<HashMap<(Space, String), Units>>,
     /// Per key, its most units in any one second (keys over [`LISTED`] only).
-    peak: Mutex<HashMap<(Space, String), Units>>,
+    peak: Mutex<HashMap<(Space, String), Peak>>,
     /// Per space (table, any index), the most units any key received in any second.
     max: Mutex<[Units; 2]>,
 }
@@ -131,8 +140,8 @@ impl Meter {
         u.rcu += rcu * k;
     }
 
-    /// Ends a simulated second: its units go into the maxima.
-    fn close_second(&self) {
+    /// Ends simulated second `at`: its units go into the maxima.
+    fn close_second(&self, at: i64) {
         let second = std::mem::take(&mut *self.second.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let mut peak = self.peak.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut max = self.max.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -142,8 +151,12 @@ impl Meter {
             m.rcu = m.rcu.max(u.rcu);
             if u.wcu >= LISTED || u.rcu >= LISTED {
                 let p = peak.entry((space, pk)).or_default();
-                p.wcu = p.wcu.max(u.wcu);
-                p.rcu = p.rcu.max(u.rcu);
+                if u.wcu > p.units.wcu {
+                    (p.units.wcu, p.wcu_at) = (u.wcu, at);
+                }
+                if u.rcu > p.units.rcu {
+                    (p.units.rcu, p.rcu_at) = (u.rcu, at);
+                }
             }
         }
     }
@@ -604,10 +617,10 @@ async fn main() {
         }
     }
     // Function instances, each leasing its own tokens of the merchant's limit. Lambda would
-    // run ~260 at this peak (one request each at a time, ~20 ms a request), but the limiter
-    // leases blocks of a tenth of the rate to each, so past rate × 2 s ÷ block = 20 instances
-    // the blocks they hold unspent starve the bucket and requests are refused (BENCHMARKS.md,
-    // "Hot keys"): the simulation runs 16, where the limit holds and the key is priced.
+    // run ~260 at this peak (one request each at a time, ~20 ms a request); the shapes run 16
+    // by default, and `--instances 261` prices the limiter's bucket at Lambda's count
+    // (BENCHMARKS.md, "Hot keys": leases sized by each instance's demand keep it under the
+    // partition's limit there).
     let instances: usize =
         arg("--instances").and_then(|s| s.parse().ok()).unwrap_or(if peak_rps > 1000.0 { 16 } else { 1 });
     let instances = (0..instances.max(1))
@@ -704,7 +717,7 @@ async fn main() {
         if let Err(e) = sim.follow().await {
             eprintln!("publisher: {e}");
         }
-        meter.close_second();
+        meter.close_second(s);
     }
 
     let shape = &sim.shape;
@@ -724,14 +737,15 @@ async fn main() {
     let peak = meter.peak.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let mut keys: Vec<_> = peak.into_iter().collect();
     keys.sort_by(|a, b| {
-        let heat = |u: &Units| (u.wcu / MAX_WCU).max(u.rcu / MAX_RCU);
+        let heat = |p: &Peak| (p.units.wcu / MAX_WCU).max(p.units.rcu / MAX_RCU);
         heat(&b.1).total_cmp(&heat(&a.1)).then_with(|| a.0.cmp(&b.0))
     });
-    println!("| space | partition key | busiest second WCU | busiest second RCU | over |");
+    println!("| space | partition key | busiest second WCU (at second) | busiest second RCU (at second) | over |");
     println!("|---|---|---|---|---|");
-    for ((space, pk), u) in keys.iter().take(12) {
+    for ((space, pk), p) in keys.iter().take(12) {
+        let u = p.units;
         let over = if u.wcu > MAX_WCU || u.rcu > MAX_RCU { "**yes**" } else { "no" };
-        println!("| {} | `{pk}` | {:.0} | {:.1} | {over} |", space.name(), u.wcu, u.rcu);
+        println!("| {} | `{pk}` | {:.0} ({}) | {:.1} ({}) | {over} |", space.name(), u.wcu, p.wcu_at, u.rcu, p.rcu_at);
     }
     let max = *meter.max.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let over = max.iter().any(|m| m.wcu > MAX_WCU || m.rcu > MAX_RCU);
