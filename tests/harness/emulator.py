@@ -51,29 +51,40 @@ class Dispatcher(DomainDispatcherApplication):
             return backend
 
 
-def serialised_app(busy=None, gate=None):
+def serialised_app(busy=None, gate=None, before=None):
     """moto's WSGI app, one request at a time. `busy`, when given, is called with the seconds
     each request held the emulator (for the harness's account of the emulator's latency).
     `gate`, when given, sees each request first, as `gate(environ, body)`, and answers None
     (moto serves it) or `(status, headers, body)`: the answer AWS would give instead (a refusal
-    by IAM, an injected fault), and moto never sees the request."""
+    by IAM, an injected fault), and moto never sees the request. `before`, when given, is such a
+    gate too, seen before `gate` and outside the lock: for a check of the request against policies
+    (IAM's: on AWS another service, whose policy changes are eventually consistent), so that
+    requests do not queue behind it."""
     kms_digest_signing()
     moto_app = Dispatcher(create_backend_app)
     lock = threading.Lock()
 
+    def refuse(answer, start_response):
+        status, headers, out = answer
+        start_response(f"{status} {HTTPStatus(status).phrase}", list(headers) + [("Content-Length", str(len(out)))])
+        return [out]
+
     def serialised(environ, start_response):
+        body = None
+        if gate is not None or before is not None:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+        if before is not None:
+            answer = before(environ, body)
+            if answer is not None:
+                return refuse(answer, start_response)
         with lock:
             started = time.perf_counter()
             if gate is not None:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                body = environ["wsgi.input"].read(length) if length else b""
-                environ["wsgi.input"] = io.BytesIO(body)
                 answer = gate(environ, body)
                 if answer is not None:
-                    status, headers, out = answer
-                    start_response(f"{status} {HTTPStatus(status).phrase}",
-                                   list(headers) + [("Content-Length", str(len(out)))])
-                    return [out]
+                    return refuse(answer, start_response)
             result = moto_app(environ, start_response)
             try:
                 body = b"".join(result)
@@ -97,9 +108,9 @@ def free_port():
     return port
 
 
-def serve(busy, gate=None):
+def serve(busy, gate=None, before=None):
     """The serialised app on a free loopback port, served from this process's threads (the
-    harness's emulator); `busy` and `gate` as `serialised_app` takes them. Answers the server
+    harness's emulator); `busy`, `gate` and `before` as `serialised_app` takes them. Answers the server
     (its `emulator_lock` the lock every request is served under) and its URL."""
 
     class NoDelay(MotoRequestHandler):
@@ -109,7 +120,7 @@ def serve(busy, gate=None):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     port = free_port()
-    app = serialised_app(busy, gate)
+    app = serialised_app(busy, gate, before)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=NoDelay)
     server.emulator_lock = app.lock
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -70,7 +70,7 @@ class Harness(Deployment, HttpApi, EventSources):
         self.swept_lock = threading.Lock()
         self.emulator_busy = [0.0, 0]
         self.servers = []
-        # What sees every request to the emulator before moto does, in order (IAM, then the
+        # What sees every request to the emulator before moto does, in order, after IAM (the
         # hostile mode's faults): each answers None to pass it on, or AWS's answer instead.
         self.gates = []
         # `up --hostile`: the faults AWS may cause, injected (hostile.py); None without.
@@ -83,9 +83,9 @@ class Harness(Deployment, HttpApi, EventSources):
         install_shims()
         conditional_updates()
         described_stacks()
-        # IAM first: a call the role may not make is refused before anything else sees it.
+        # IAM first: a call the role may not make is refused before anything else sees it, and
+        # outside the emulator's lock (its evaluation was a sixth of each call's hold of it).
         self.iam = Iam(self)
-        self.gates.insert(0, self.iam.gate)
         enforce_queue_policies(lambda: self.iam)
 
         def busy(seconds):
@@ -99,7 +99,7 @@ class Harness(Deployment, HttpApi, EventSources):
                     return answer
             return None
 
-        server, self.endpoint = serve(busy, gate)
+        server, self.endpoint = serve(busy, gate, before=self.iam.gate)
         self.emulator_lock = server.emulator_lock
         self.servers.append(server)
 
