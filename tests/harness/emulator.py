@@ -33,29 +33,58 @@ from werkzeug.serving import make_server, run_simple
 from .kms_shim import kms_digest_signing
 
 
-def serialised_app(busy=None, gate=None):
+class Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves a host: moto works it out on every
+    request by listing its package's folders on disk and trying each service's URL patterns in
+    turn (~0.9 ms a call, under the lock). The answer depends only on the host (moto's tables do
+    not change while it runs), so the same backend serves the same request as before."""
+
+    def __init__(self, create_app):
+        super().__init__(create_app)
+        self.backend_of_host = {}
+
+    def get_backend_for_host(self, host):
+        try:
+            return self.backend_of_host[host]
+        except KeyError:
+            backend = self.backend_of_host[host] = super().get_backend_for_host(host)
+            return backend
+
+
+def serialised_app(busy=None, gate=None, before=None):
     """moto's WSGI app, one request at a time. `busy`, when given, is called with the seconds
     each request held the emulator (for the harness's account of the emulator's latency).
     `gate`, when given, sees each request first, as `gate(environ, body)`, and answers None
     (moto serves it) or `(status, headers, body)`: the answer AWS would give instead (a refusal
-    by IAM, an injected fault), and moto never sees the request."""
+    by IAM, an injected fault), and moto never sees the request. `before`, when given, is such a
+    gate too, seen before `gate` and outside the lock: for a check of the request against policies
+    (IAM's: on AWS another service, whose policy changes are eventually consistent), so that
+    requests do not queue behind it."""
     kms_digest_signing()
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    moto_app = Dispatcher(create_backend_app)
     lock = threading.Lock()
 
+    def refuse(answer, start_response):
+        status, headers, out = answer
+        start_response(f"{status} {HTTPStatus(status).phrase}", list(headers) + [("Content-Length", str(len(out)))])
+        return [out]
+
     def serialised(environ, start_response):
+        body = None
+        if gate is not None or before is not None:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+        if before is not None:
+            answer = before(environ, body)
+            if answer is not None:
+                return refuse(answer, start_response)
         with lock:
             started = time.perf_counter()
             if gate is not None:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                body = environ["wsgi.input"].read(length) if length else b""
-                environ["wsgi.input"] = io.BytesIO(body)
                 answer = gate(environ, body)
                 if answer is not None:
-                    status, headers, out = answer
-                    start_response(f"{status} {HTTPStatus(status).phrase}",
-                                   list(headers) + [("Content-Length", str(len(out)))])
-                    return [out]
+                    return refuse(answer, start_response)
             result = moto_app(environ, start_response)
             try:
                 body = b"".join(result)
@@ -66,6 +95,8 @@ def serialised_app(busy=None, gate=None):
                 busy(time.perf_counter() - started)
         return [body]
 
+    # Whoever reads moto's models in this process (the TTL sweeper) holds it too.
+    serialised.lock = lock
     return serialised
 
 
@@ -77,9 +108,10 @@ def free_port():
     return port
 
 
-def serve(busy, gate=None):
+def serve(busy, gate=None, before=None):
     """The serialised app on a free loopback port, served from this process's threads (the
-    harness's emulator); `busy` and `gate` as `serialised_app` takes them. Answers the server and its URL."""
+    harness's emulator); `busy`, `gate` and `before` as `serialised_app` takes them. Answers the server
+    (its `emulator_lock` the lock every request is served under) and its URL."""
 
     class NoDelay(MotoRequestHandler):
         def setup(self):
@@ -88,7 +120,9 @@ def serve(busy, gate=None):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     port = free_port()
-    server = make_server("127.0.0.1", port, serialised_app(busy, gate), threaded=True, request_handler=NoDelay)
+    app = serialised_app(busy, gate, before)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=NoDelay)
+    server.emulator_lock = app.lock
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{port}"
 

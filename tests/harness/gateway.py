@@ -11,6 +11,7 @@ sets its `routes`, `authorizers` and `function_urls`, and adds to its `url_hosts
 import base64
 import http.server
 import json
+import queue
 import re
 import threading
 import time
@@ -32,6 +33,44 @@ HEADERS_MAX = 10240
 # takes SHOPPING_STACK_RAW_PATH=decoded (the default, the harsher for a product building its
 # request URI from rawPath: an id holding `/`, `%`, `?` or `#` comes back changed) or as-sent.
 RAW_PATH_MODES = ("decoded", "as-sent")
+
+
+class Invokers:
+    """The threads that run the API's invocations, kept between them: a new thread for every
+    request cost its start (waiting for the new thread to get the interpreter, behind every busy
+    thread of the harness) on the request's path. An invocation never waits for a thread: with
+    none idle, one more starts; one idle for a minute ends."""
+
+    IDLE_FOR = 60.0
+
+    def __init__(self):
+        self.lock, self.idle, self.work = threading.Lock(), 0, queue.SimpleQueue()
+
+    def run(self, task):
+        with self.lock:
+            spare = self.idle > 0
+            if spare:
+                self.idle -= 1
+        self.work.put(task)
+        if not spare:
+            threading.Thread(target=self.serve, daemon=True, name="invoker").start()
+
+    def serve(self):
+        while True:
+            try:
+                task = self.work.get(timeout=self.IDLE_FOR)
+            except queue.Empty:
+                with self.lock:
+                    if self.idle == 0:
+                        continue  # every waiting thread has a task on its way
+                    self.idle -= 1
+                return
+            task()
+            with self.lock:
+                self.idle += 1
+
+
+INVOKERS = Invokers()
 
 
 class Route:
@@ -249,7 +288,7 @@ class HttpApi:
             finally:
                 done.set()
 
-        threading.Thread(target=run, daemon=True, name=f"invoke {fn.short}").start()
+        INVOKERS.run(run)
         if not done.wait(INTEGRATION_TIMEOUT):
             log(f"api {what}: 503 (integration timeout: no answer within {INTEGRATION_TIMEOUT:.0f} s)")
             return gateway_answer(503, "Service Unavailable")

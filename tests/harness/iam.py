@@ -6,11 +6,11 @@ many calls against resource `*` and ignores conditions, so the harness evaluates
 here, from its action, resource ARN and condition keys. What it follows, page by page and
 sentence by sentence: FIDELITY.md ("IAM").
 
-`Iam` is a gate (stack.py's `gates`): it reads each request's credentials (a function's
-session, `account.SESSIONS`; the harness's own `test` key passes), its action (the JSON
-protocols' `X-Amz-Target`, the query protocol's `Action`) and resources (the table, index or
-stream; the key; the bus; the queue), and the condition keys AWS sets for it
-(`dynamodb:LeadingKeys`, `aws:PrincipalArn`, ...). The policies are read from the deployed
+`Iam` is a gate (the emulator's `before`: ahead of stack.py's `gates`, outside moto's lock):
+it reads each request's credentials (a function's session, `account.SESSIONS`; the harness's
+own `test` key passes), its action (the JSON protocols' `X-Amz-Target`, the query
+protocol's `Action`) and resources (the table, index or stream; the key; the bus; the queue),
+and the condition keys AWS sets for it (`dynamodb:LeadingKeys`, `aws:PrincipalArn`, ...). The policies are read from the deployed
 stack (`refresh`, after every deploy): each role's inline policies as moto holds them, its
 managed policies (moto keeps none of a role's: read from the template, their documents from
 moto's IAM or, for AWS's own, moto's copy of them); the resources' policies (keys, queues,

@@ -22,11 +22,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from decimal import Decimal
 
 from moto.events.exceptions import InvalidEventPatternException
 from moto.events.models import EventPattern, EventPatternParser
 
-from .account import LAMBDA_PAYLOAD_MAX, REGION, TTL_SWEEP_EVERY, log
+from .account import ACCOUNT, LAMBDA_PAYLOAD_MAX, REGION, TTL_SWEEP_EVERY, log
 from .runtime import InvocationError
 
 # "Lambda polls shards in your DynamoDB stream for records at a base rate of 4 times per
@@ -471,6 +472,22 @@ class EventSources:
 
     # ---- TTL
 
+    def expired(self, table, attr, now):
+        """The key and `attr` of every item whose `attr` is a number before `now`, read from moto's
+        table in this process under the emulator's lock (as a request would be served). It was a
+        Scan with a filter through the emulator, which copies and sorts every item of the table:
+        every 2 s, a hold of the lock that grew with the table (tens of ms, hundreds with a
+        collection of the heap inside it), during which no function's call was answered."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        with self.emulator_lock:
+            t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+            groups = t.items.values()
+            items = [i for g in groups for i in g.values()] if t.range_key_attr else list(groups)
+            return [({"pk": i.attrs["pk"].to_json(), "sk": i.attrs["sk"].to_json()}, i.attrs[attr].to_json())
+                    for i in items
+                    if attr in i.attrs and i.attrs[attr].type == "N" and Decimal(i.attrs[attr].value) < now]
+
     def sweep_loop(self):
         spec = next(r["Properties"] for r in self.body["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table")
         ttl = spec.get("TimeToLiveSpecification", {})
@@ -480,23 +497,18 @@ class EventSources:
         table = self.physical(next(k for k, r in self.body["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"))
         ddb = self.aws("dynamodb")
         while not self.stopping.wait(TTL_SWEEP_EVERY):
-            now = str(int(self.world.now()))
             try:
-                pages = ddb.get_paginator("scan").paginate(
-                    TableName=table, ProjectionExpression="pk, sk, #t", FilterExpression="#t < :now",
-                    ExpressionAttributeNames={"#t": attr}, ExpressionAttributeValues={":now": {"N": now}})
-                for page in pages:
-                    for item in page.get("Items", []):
-                        key = (item["pk"]["S"], item["sk"]["S"])
+                for key, expiry in self.expired(table, attr, Decimal(int(self.world.now()))):
+                    swept = (key["pk"]["S"], key["sk"]["S"])
+                    with self.swept_lock:
+                        self.swept.add(swept)
+                    try:
+                        # Only if it has not been given a later expiry meanwhile.
+                        ddb.delete_item(TableName=table, Key=key,
+                                        ConditionExpression="#t = :t", ExpressionAttributeNames={"#t": attr},
+                                        ExpressionAttributeValues={":t": expiry})
+                    except ddb.exceptions.ConditionalCheckFailedException:
                         with self.swept_lock:
-                            self.swept.add(key)
-                        try:
-                            # Only if it has not been given a later expiry meanwhile.
-                            ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]},
-                                            ConditionExpression="#t = :t", ExpressionAttributeNames={"#t": attr},
-                                            ExpressionAttributeValues={":t": item[attr]})
-                        except ddb.exceptions.ConditionalCheckFailedException:
-                            with self.swept_lock:
-                                self.swept.discard(key)
+                            self.swept.discard(swept)
             except Exception as e:  # noqa: BLE001
                 log(f"ttl sweep failed: {e}")

@@ -6,6 +6,7 @@ and shutdown. `SHOPPING_STACK_RAW_PATH` (decoded, the default, or as-sent) picks
 API hands `rawPath` to the functions (gateway.py).
 """
 
+import gc
 import json
 import os
 import threading
@@ -22,6 +23,25 @@ from .mappings import EventSources
 from .payload import v2_event
 from .runtime import InvocationError
 from .shims import REGISTRIES, SERVED_API, conditional_updates, described_stacks, install_shims
+
+
+def keep_the_heap_still():
+    """Python's collector of reference cycles stops every thread while it walks its oldest
+    generation, and moto (botocore's service models, the deployed stack, every item, stream
+    record, message and archived event the emulator keeps for the stack's life) makes that
+    generation hundreds of thousands of objects: 150-300 ms a walk, growing, every request of the
+    API stalled behind it (a quiet client's p99 on its own). What is alive once the stack is up is
+    moved out of the collector's walks (gc.freeze), and so is what survives each walk of the
+    oldest generation after that: each walk covers what came since the last, a few ms. Cycles
+    among objects already kept (after they outlived a walk) are no longer freed; the emulator keeps
+    its state for the stack's life anyway."""
+    gc.freeze()
+
+    def after(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            gc.freeze()
+
+    gc.callbacks.append(after)
 
 
 class Harness(Deployment, HttpApi, EventSources):
@@ -50,7 +70,7 @@ class Harness(Deployment, HttpApi, EventSources):
         self.swept_lock = threading.Lock()
         self.emulator_busy = [0.0, 0]
         self.servers = []
-        # What sees every request to the emulator before moto does, in order (IAM, then the
+        # What sees every request to the emulator before moto does, in order, after IAM (the
         # hostile mode's faults): each answers None to pass it on, or AWS's answer instead.
         self.gates = []
         # `up --hostile`: the faults AWS may cause, injected (hostile.py); None without.
@@ -63,9 +83,9 @@ class Harness(Deployment, HttpApi, EventSources):
         install_shims()
         conditional_updates()
         described_stacks()
-        # IAM first: a call the role may not make is refused before anything else sees it.
+        # IAM first: a call the role may not make is refused before anything else sees it, and
+        # outside the emulator's lock (its evaluation was a sixth of each call's hold of it).
         self.iam = Iam(self)
-        self.gates.insert(0, self.iam.gate)
         enforce_queue_policies(lambda: self.iam)
 
         def busy(seconds):
@@ -79,7 +99,8 @@ class Harness(Deployment, HttpApi, EventSources):
                     return answer
             return None
 
-        server, self.endpoint = serve(busy, gate)
+        server, self.endpoint = serve(busy, gate, before=self.iam.gate)
+        self.emulator_lock = server.emulator_lock
         self.servers.append(server)
 
     # ---- readiness, control, shutdown
@@ -175,6 +196,7 @@ class Harness(Deployment, HttpApi, EventSources):
         self.start_mappings()
         threading.Thread(target=self.sweep_loop, daemon=True, name="ttl").start()
         self.write_state()
+        keep_the_heap_still()
         log(f"ready in {time.perf_counter() - started:.1f} s: {len(self.functions)} functions, {len(self.routes)} routes, rawPath {self.raw_path_mode}"
             f"{'; hostile' if self.hostile is not None else ''}; "
             f"state in {os.path.join(self.data_dir, 'stack.json')}")
