@@ -57,7 +57,8 @@ class Sharding:
             beyond = host.entries_beyond_shard_zero(aid)
             if beyond == 0:
                 raise SystemExit(f"--shards {self.shards}: no list entry of {aid} in a shard other than the first")
-            print(f"ok: {aid}'s lists spread over {self.shards} shards ({beyond} entries beyond the first)")
+            entries = "entry" if beyond == 1 else "entries"
+            print(f"ok: {aid}'s lists spread over {self.shards} shards ({beyond} {entries} beyond the first)")
 
 
 def parse_values(text: str) -> dict:
