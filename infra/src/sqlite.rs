@@ -274,7 +274,10 @@ fn commit_each(c: &mut Connection, writes: &[Vec<WriteOp>], now: i64) -> Vec<Res
                 Ok(()) => {
                     step(&tx, "SAVEPOINT w")?;
                     match apply(&tx, ops, now) {
-                        Ok(()) => step(&tx, "RELEASE w"),
+                        Ok(()) => {
+                            step(&tx, "RELEASE w")?;
+                            Ok(())
+                        }
                         Err(e) => {
                             step(&tx, "ROLLBACK TO w")?;
                             step(&tx, "RELEASE w")?;

@@ -388,11 +388,18 @@ class Iam:
         from moto.kms.models import kms_backends
 
         kms = kms_backends[ACCOUNT][REGION]
-        try:
-            key = kms.keys[kms.any_id_to_key_id(key_id)]
-        except Exception:  # noqa: BLE001 - an unknown key: its ARN as named, no policy (refused)
-            return key_id if key_id.startswith("arn:") else f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}", None
-        return key.arn, key.policy
+        # IAM is decided outside the emulator's lock, so a deploy may be adding keys or aliases
+        # while this reads them: a dict that changed size mid-read is read again, not taken
+        # for an unknown key (which would be refused).
+        for _ in range(10):
+            try:
+                key = kms.keys[kms.any_id_to_key_id(key_id)]
+            except RuntimeError:
+                continue
+            except Exception:  # noqa: BLE001 - an unknown key: its ARN as named, no policy (refused)
+                break
+            return key.arn, key.policy
+        return key_id if key_id.startswith("arn:") else f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}", None
 
     def dynamodb(self, operation, doc):
         """DynamoDB's actions and their resources (api-permissions-reference.html): a

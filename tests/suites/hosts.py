@@ -36,6 +36,19 @@ STACK = os.path.join(ROOT, "tests", "stack")
 SHARD_RATE = 500
 
 
+def shard_of(item_pk: str, shards: int) -> int:
+    """The shard of an item whose table partition is `item_pk` (domain::table::shard_of: FNV-1a
+    of the key's bytes, 64-bit, modulo the count)."""
+    h = 0xCBF29CE484222325
+    for b in item_pk.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h % shards if shards > 1 else 0
+
+
+def shard_pk(list_pk: str, shard: int) -> str:
+    return list_pk if shard == 0 else f"{list_pk}#{shard}"
+
+
 class Sharding:
     """`--shards N`: the override each account gets before its first client, and the check after."""
 
@@ -53,16 +66,42 @@ class Sharding:
         self.accounts.add(aid)
 
     def check(self, host):
+        """Every list entry of each account sits in the shard its item's key hashes to, and one
+        at least in a shard other than the first. A suite leaves few entries (each lands in the
+        first shard one time in N), so when none of them belongs elsewhere the check first adds
+        drafts until one does: the outcome never depends on the ids the suite happened to get."""
+        n = self.shards
         for aid in sorted(self.accounts):
-            beyond = host.entries_beyond_shard_zero(aid)
-            if beyond == 0:
-                raise SystemExit(f"--shards {self.shards}: no list entry of {aid} in a shard other than the first")
-            entries = "entry" if beyond == 1 else "entries"
-            print(f"ok: {aid}'s lists spread over {self.shards} shards ({beyond} {entries} beyond the first)")
+            entries = host.list_entries(aid, n)
+            if not any(shard_of(pk, n) for pk, _ in entries):
+                tok = token(host, aid, "admin:shopping")
+                for _ in range(32):
+                    if shard_of(f"A#{aid}#D#{create_draft(host, aid, tok)}", n):
+                        break
+                entries = host.list_entries(aid, n)
+            # `at` is `A#{aid}#DRAFTS` or `A#{aid}#DRAFTS#{k}` (ORDERS alike): its list is the first three parts.
+            misplaced = [(pk, at) for pk, at in entries if at != shard_pk("#".join(at.split("#")[:3]), shard_of(pk, n))]
+            beyond = sum(1 for pk, _ in entries if shard_of(pk, n))
+            if misplaced or not beyond:
+                raise SystemExit(f"--shards {n}: {aid}'s list entries are not where {n} shards put them: "
+                                 f"{misplaced or 'none beyond the first shard'}")
+            entry = "entry" if beyond == 1 else "entries"
+            print(f"ok: {aid}'s lists spread over {n} shards ({beyond} {entry} beyond the first, each in its shard)")
 
 
 def parse_values(text: str) -> dict:
     return dict(line.split("=", 1) for line in text.split() if "=" in line)
+
+
+def create_draft(host, aid: str, tok: str) -> str:
+    """A small draft of `aid` through the API; answers its id."""
+    body = json.dumps({"order": {"currency": "NOK", "items": [
+        {"line_id": 1, "description": "Mug", "quantity": 1, "gross_amount": 19900, "tax_lines": [{"percentage": 25}]}]}})
+    req = urllib.request.Request(f"{host.base}/v1/accounts/{aid}/shopping/draft_orders", method="POST",
+                                 data=body.encode(), headers={"Content-Type": "application/json",
+                                                              "Authorization": f"Bearer {tok}"})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())["id"]
 
 
 class LocalHost:
@@ -103,13 +142,15 @@ class LocalHost:
         return [self.binary, "tenant", "limit", "--account", aid, "--rate", str(rate), "--burst", str(burst),
                 "--data-dir", self.data]
 
-    def entries_beyond_shard_zero(self, aid: str) -> int:
+    def list_entries(self, aid: str, shards: int) -> list:
+        """(item pk, gsi1pk) of every entry in the account's drafts and orders lists, every shard."""
         import sqlite3
 
         db = sqlite3.connect(f"file:{os.path.join(self.data, 'shopping.db')}?mode=ro", uri=True)
         try:
-            return db.execute("SELECT count(*) FROM items WHERE gsi1pk LIKE ? OR gsi1pk LIKE ?",
-                              (f"A#{aid}#DRAFTS#%", f"A#{aid}#ORDERS#%")).fetchone()[0]
+            return db.execute("SELECT pk, gsi1pk FROM items WHERE gsi1pk IN (?, ?) OR gsi1pk LIKE ? OR gsi1pk LIKE ?",
+                              (f"A#{aid}#DRAFTS", f"A#{aid}#ORDERS", f"A#{aid}#DRAFTS#%",
+                               f"A#{aid}#ORDERS#%")).fetchall()
         finally:
             db.close()
 
@@ -157,18 +198,21 @@ class StackHost:
         return [binary, "tenant", "limit", "--account", aid, "--rate", str(rate), "--burst", str(burst),
                 "--table", self.state["resources"]["Table"]]
 
-    def entries_beyond_shard_zero(self, aid: str) -> int:
+    def list_entries(self, aid: str, shards: int) -> list:
+        """(item pk, gsi1pk) of every entry in the account's drafts and orders lists, every shard."""
         import boto3
 
         env = self.operator_env()
         db = boto3.client("dynamodb", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"],
                           aws_access_key_id="test", aws_secret_access_key="test")
-        found = 0
-        for shard in range(1, self.sharding.shards):
-            for name in ("DRAFTS", "ORDERS"):
-                found += db.query(TableName=self.state["resources"]["Table"], IndexName="gsi1",
-                                  KeyConditionExpression="gsi1pk = :p", Select="COUNT",
-                                  ExpressionAttributeValues={":p": {"S": f"A#{aid}#{name}#{shard}"}})["Count"]
+        found = []
+        for name in ("DRAFTS", "ORDERS"):
+            for shard in range(shards):
+                pages = db.get_paginator("query").paginate(
+                    TableName=self.state["resources"]["Table"], IndexName="gsi1",
+                    KeyConditionExpression="gsi1pk = :p", ProjectionExpression="pk, gsi1pk",
+                    ExpressionAttributeValues={":p": {"S": shard_pk(f"A#{aid}#{name}", shard)}})
+                found += [(i["pk"]["S"], i["gsi1pk"]["S"]) for page in pages for i in page["Items"]]
         return found
 
     def credentials_command(self, aid: str, scopes: str = None) -> str:
