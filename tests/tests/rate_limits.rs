@@ -79,11 +79,17 @@ async fn over_the_limit_is_429_with_headers_and_changes_nothing(store: Arc<dyn S
     assert!(reg.prometheus().contains(&format!("shopping_throttled_total{{account=\"{AID}\"}} 1")));
 }
 
+/// A fresh embedded store in a temporary directory (kept alive by the returned guard).
+fn sqlite_store(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock).unwrap());
+    (dir, store)
+}
+
 #[tokio::test]
 async fn sqlite_over_the_limit_is_429_with_headers_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(T0));
-    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let (_dir, store) = sqlite_store(clock.clone());
     over_the_limit_is_429_with_headers_and_changes_nothing(store, clock).await;
 }
 
@@ -96,10 +102,8 @@ async fn dynamo_over_the_limit_is_429_with_headers_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_override_takes_effect_without_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(T0));
-    let store: Arc<dyn Store> =
-        Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let (_dir, store) = sqlite_store(clock.clone());
     let (a, _) = api(store.clone(), clock, Limit::new(1000, 2000), 100);
     let token = a.token();
     let p = path(AID);
@@ -193,9 +197,8 @@ async fn instances_hold_the_limit(store: Arc<dyn Store>, clock: Arc<ManualClock>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_instances_hold_the_limit_within_a_fifth() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(T0));
-    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let (_dir, store) = sqlite_store(clock.clone());
     instances_hold_the_limit(store, clock, FAST).await;
 }
 
@@ -208,9 +211,8 @@ async fn dynamo_instances_hold_the_limit_within_a_fifth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_many_thinly_asked_instances_hold_the_limit_within_a_fifth() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(T0));
-    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).unwrap());
+    let (_dir, store) = sqlite_store(clock.clone());
     instances_hold_the_limit(store, clock, THIN).await;
 }
 
