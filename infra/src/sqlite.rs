@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -40,6 +41,40 @@ struct Group {
     queue: Mutex<Queue>,
     commits: AtomicU64,
     writes: AtomicU64,
+    /// Wakes the checkpointer (every [`CHECKPOINT_EVERY`] commits).
+    checkpoint: Option<SyncSender<()>>,
+}
+
+/// How many commits go by between two background checkpoints. Each checkpoint copies every
+/// page the log holds once, however often those commits rewrote it, so a longer interval
+/// copies fewer pages per write; the writer never waits for it (BENCHMARKS.md, "Local load").
+const CHECKPOINT_EVERY: u64 = 250;
+
+/// The log's length, in pages, at which the writer checkpoints inline (SQLite's automatic
+/// checkpoint): reached only when the checkpointer falls behind; it bounds the log.
+const WAL_BACKSTOP_PAGES: i64 = 20_000;
+
+/// The log file is cut back to this many bytes once a checkpoint has emptied it.
+const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
+
+/// The background checkpointer: its own connection, one PASSIVE checkpoint each time the
+/// committer wakes it (never waiting for the writer or a reader; what a reader still needs
+/// stays in the log for the next one). It stops when the store is dropped.
+fn checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
+    let conn = Connection::open(path).map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while woken.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpoint failed; the writer's own checkpoint bounds the log");
+                }
+            }
+        })
+        .map_err(err)?;
+    Ok(wake)
 }
 
 #[derive(Default)]
@@ -115,6 +150,10 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        // Checkpoints run on their own thread ([`checkpointer`]); the writer's own, inline,
+        // only bounds the log should that thread fall behind.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES).map_err(err)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES).map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS items (
                 pk TEXT NOT NULL, sk TEXT NOT NULL,
@@ -149,12 +188,13 @@ impl SqliteStore {
                 Connection::open_with_flags(path, flags).map(Mutex::new).map_err(err)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let group = Group { checkpoint: Some(checkpointer(path)?), ..Group::default() };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             readers,
             next_reader: AtomicUsize::new(0),
             clock,
-            group: Arc::default(),
+            group: Arc::new(group),
         })
     }
 
@@ -241,7 +281,13 @@ fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
         let (writes, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let results = commit_each(&mut guard, &writes, clock.epoch());
         drop(guard);
-        group.commits.fetch_add(1, Ordering::Relaxed);
+        let commits = group.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if commits % CHECKPOINT_EVERY == 0 {
+            if let Some(wake) = &group.checkpoint {
+                // Full means a wake-up is already pending: that checkpoint takes these too.
+                let _ = wake.try_send(());
+            }
+        }
         group.writes.fetch_add(u64::try_from(writes.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
         for (answer, result) in answers.into_iter().zip(results) {
             // The caller may have gone (its request was dropped): the write stands regardless.
@@ -536,6 +582,45 @@ mod tests {
     fn put(n: usize, cond: Option<Condition>) -> Vec<WriteOp> {
         let key = Key::new(format!("A#T12345678#D#{n}"), "DRAFT");
         vec![WriteOp::Put { item: Item::new(key, 1, format!("{{\"n\":{n}}}")), cond }]
+    }
+
+    /// The checkpointer copies committed pages into the database file while the writer goes
+    /// on, so the writer never checkpoints inline (its backstop is far beyond these commits),
+    /// and the log is not needed to read them back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_pages_reach_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path, Arc::new(SystemClock::default())).expect("open");
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let created = len(&path);
+        let commits = usize::try_from(CHECKPOINT_EVERY).expect("small");
+        for n in 0..commits {
+            store.write(put(n, None)).await.expect("write");
+        }
+        // A copy of the database file alone (no log beside it) holds what the checkpoints
+        // copied there: the writes, once the checkpointer has run.
+        let copy = dir.path().join("copy.db");
+        let in_file = || -> i64 {
+            let _ = std::fs::remove_file(&copy);
+            std::fs::copy(&path, &copy).ok();
+            Connection::open(&copy)
+                .and_then(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)))
+                .unwrap_or(0)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while in_file() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(len(&path) > created, "no checkpoint after {commits} commits ({} bytes)", len(&path));
+        assert!(in_file() > 0, "the database file holds none of {commits} commits");
+        // The writer never checkpointed inline: its automatic checkpoint is far off.
+        let pages: i64 = store
+            .hold_writer()
+            .expect("writer")
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(pages, WAL_BACKSTOP_PAGES);
     }
 
     /// Writes queued behind a held writer share one commit; the one whose condition fails

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// mimalloc, not glibc's malloc: per-thread heaps without arena locks (BENCHMARKS.md, "Local
+/// load"). Its arenas are committed as they are used ([`lazy_arenas`]).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "shopping-local", about = "The Shopping API on one local server over an embedded store")]
 struct Cli {
@@ -38,6 +43,10 @@ enum Command {
         /// Open connections at most; beyond it new connections wait for one to close.
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_connections: u64,
+        /// Threads answering requests (default: half the CPUs, at least one; the other half
+        /// runs the store's committer and its fsyncs, the publisher and the deliverer).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        workers: Option<u16>,
     },
     /// Manage API clients (client credentials for `POST /v1/accounts/{aid}/auth/token`).
     Client {
@@ -187,9 +196,47 @@ enum TenantCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// mimalloc commits a new arena whole by default on Linux (`arena_eager_commit`), which took
+/// `shopping-local`'s peak resident memory from 20 to 35–40 MiB under load; committed as used,
+/// it stays near glibc's figure (BENCHMARKS.md, "Local load"). mimalloc reads its options in
+/// its own constructor (priority 101), before `main`: this one runs just ahead of it.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array.00100"]
+static LAZY_ARENAS: extern "C" fn() = lazy_arenas;
+
+/// (Elsewhere mimalloc commits arenas as used already: its default commits eagerly only
+/// where the OS overcommits.)
+#[cfg(target_os = "linux")]
+extern "C" fn lazy_arenas() {
+    /// `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (the same in v2 and v3;
+    /// libmimalloc-sys names no constant for it).
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    // SAFETY: sets a process-wide allocator option before any thread or allocation exists.
+    unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) };
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Serve { workers, .. } => workers.map(usize::from),
+        _ => None,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.unwrap_or((cpus / 2).max(1)))
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("shopping-local: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve {
             addr,
@@ -199,6 +246,7 @@ async fn main() -> ExitCode {
             body_timeout,
             idle_timeout,
             max_connections,
+            workers: _,
         } => {
             let text = tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
