@@ -282,7 +282,7 @@ fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
         let results = commit_each(&mut guard, &writes, clock.epoch());
         drop(guard);
         let commits = group.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if commits % CHECKPOINT_EVERY == 0 {
+        if commits.is_multiple_of(CHECKPOINT_EVERY) {
             if let Some(wake) = &group.checkpoint {
                 // Full means a wake-up is already pending: that checkpoint takes these too.
                 let _ = wake.try_send(());
