@@ -67,16 +67,14 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock: Arc<dyn Clock> = Arc::new(infra::SystemClock::default());
     let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("store"));
-    let state =
-        (AppState { webhook_loopback: true, ..AppState::local(store.clone(), clock.clone(), Auth::hs256(KEY)) })
-            .with_limiter(
-                // The bench measures deliveries, not the per-account limit (README, "Per-account limits").
-                functions::edge::limit::Limiter::new(
-                    store.clone(),
-                    clock.clone(),
-                    domain::ratelimit::Limit::new(1_000_000, 1_000_000),
-                ),
-            );
+    let state = AppState::local(store.clone(), clock.clone(), Auth::hs256(KEY)).allow_loopback(true).with_limiter(
+        // The bench measures deliveries, not the per-account limit (README, "Per-account limits").
+        functions::edge::limit::Limiter::new(
+            store.clone(),
+            clock.clone(),
+            domain::ratelimit::Limit::new(1_000_000, 1_000_000),
+        ),
+    );
     let (port, seen) = receiver().await;
 
     let claims =

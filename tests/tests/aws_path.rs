@@ -10,7 +10,6 @@ mod common;
 use aws_lambda_events_sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use common::{drafts_path, item, receiver, verify, Api, AID, T0};
-use functions::edge::state::AppState;
 use infra::bus::EventBus;
 use infra::clock::ManualClock;
 use infra::queue::SqsQueue;
@@ -101,7 +100,7 @@ async fn a_write_travels_stream_bus_queue_and_deliverer_to_the_receiver() {
     let store: Arc<dyn infra::Store> = Arc::new(infra::dynamo::DynamoStore::new(client, table.clone(), clock.clone()));
     let w = wire(&endpoint).await;
     // The hooks Lambda queues its pings on the SQS queue.
-    let state = AppState { jobs: w.queue.clone(), ..Api::state(store.clone(), clock.clone()) };
+    let state = Api::state(store.clone(), clock.clone()).with(|s| s.jobs = w.queue.clone());
     let api = Api::with_state(state.clone(), clock.clone(), None);
     let (port, seen) = receiver().await;
     let hooks = api.token_for(AID, "admin:hooks", 3600);

@@ -200,8 +200,7 @@ impl Local {
     async fn start(dir: &std::path::Path) -> Self {
         let clock: Arc<dyn infra::Clock> = Arc::new(infra::SystemClock::default());
         let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.join("s.db"), clock.clone()).unwrap());
-        let state =
-            AppState { webhook_loopback: true, ..AppState::local(store.clone(), clock.clone(), Auth::hs256(SECRET)) };
+        let state = AppState::local(store.clone(), clock.clone(), Auth::hs256(SECRET)).allow_loopback(true);
         let client = infra::webhook::WebhookClient::new(Arc::new(infra::webhook::SystemResolver), true).unwrap();
         tokio::spawn(functions::workers::publisher::run_local(store, clock.clone()));
         tokio::spawn(functions::workers::deliverer::run_local(state.clone(), client));

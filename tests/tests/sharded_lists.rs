@@ -209,10 +209,8 @@ async fn list_latency_of_a_small_tenant_on_the_emulator() {
     let clock = std::sync::Arc::new(infra::clock::ManualClock::at(common::T0));
     let engine = common::dynamo_store(clock.clone()).await;
     let sharded = Api::with(engine.clone(), clock.clone(), None);
-    let plain_state = functions::edge::state::AppState {
-        store: std::sync::Arc::new(functions::metering::MeteredStore(engine.clone())),
-        ..Api::state(engine, clock.clone())
-    };
+    let unsharded = std::sync::Arc::new(functions::metering::MeteredStore(engine.clone()));
+    let plain_state = Api::state(engine, clock.clone()).with(|s| s.store = unsharded);
     let plain = Api::with_state(plain_state, clock, None);
     for c in 0..40 {
         draft(&sharded, c).await;

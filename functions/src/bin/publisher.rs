@@ -11,7 +11,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
-    let store = aws_state(&config, Jobs::None).await?.store;
+    let store = aws_state(&config, Jobs::None).await?.store.clone();
     let bus = Arc::new(EventBus::from_env(&env("EVENT_BUS_NAME")?)?);
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let (store, bus) = (store.clone(), bus.clone());

@@ -43,8 +43,8 @@ enum Command {
         /// Open connections at most; beyond it new connections wait for one to close.
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_connections: u64,
-        /// Threads answering requests (default: half the CPUs, at least one; the other half
-        /// runs the store's committer and its fsyncs, the publisher and the deliverer).
+        /// Threads answering requests (default: one per CPU). The store's committer and
+        /// checkpointer run on threads of their own.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
         workers: Option<u16>,
     },
@@ -222,11 +222,11 @@ fn main() -> ExitCode {
         Command::Serve { workers, .. } => workers.map(usize::from),
         _ => None,
     };
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.unwrap_or((cpus / 2).max(1)))
-        .enable_all()
-        .build();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.enable_all().build();
     match runtime {
         Ok(rt) => rt.block_on(run(cli)),
         Err(e) => {

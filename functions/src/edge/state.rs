@@ -10,8 +10,14 @@ use infra::sharded::{ShardCounts, ShardedStore};
 use infra::{Clock, Store};
 use std::sync::Arc;
 
+/// The shared parts behind one `Arc`: axum clones the state for every layer a request
+/// crosses, and one reference count is what a clone then costs (its eight `Arc`s, cloned
+/// and dropped per layer, were 5 % of a GET's CPU on `shopping-local`; BENCHMARKS.md).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+#[derive(Clone)]
+pub struct Shared {
     /// The store, metered: each request's read and write units are counted.
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
@@ -28,6 +34,14 @@ pub struct AppState {
     pub shards: Arc<ShardCounts>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     /// The one builder: every host names its store, clock, authentication, queue and sink.
     ///
@@ -42,7 +56,16 @@ impl AppState {
         );
         let sharded = Arc::new(ShardedStore::new(store, shards.clone(), clock.clone()));
         let store = Arc::new(MeteredStore(sharded));
-        Self { store, clock, auth: Arc::new(auth), webhook_loopback: false, jobs, usage, limiter, shards }
+        Self(Arc::new(Shared {
+            store,
+            clock,
+            auth: Arc::new(auth),
+            webhook_loopback: false,
+            jobs,
+            usage,
+            limiter,
+            shards,
+        }))
     }
 
     /// A state whose delivery jobs go to the store's own queue (the local deliverer's) and
@@ -52,14 +75,22 @@ impl AppState {
         Self::new(store, clock, auth, jobs, Sink::local())
     }
 
+    /// This state with `change` made to its parts (the builders below; tests).
+    pub fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        change(&mut shared);
+        Self(Arc::new(shared))
+    }
+
     /// Per-account limits with this default (tests, benches).
     pub fn with_limiter(self, limiter: super::limit::Limiter) -> Self {
-        Self { limiter: Arc::new(limiter.with_shards(self.shards.clone())), ..self }
+        let limiter = Arc::new(limiter.with_shards(self.shards.clone()));
+        self.with(|s| s.limiter = limiter)
     }
 
     /// Webhook URLs may point at loopback.
     pub fn allow_loopback(self, allow: bool) -> Self {
-        Self { webhook_loopback: allow, ..self }
+        self.with(|s| s.webhook_loopback = allow)
     }
 }
 

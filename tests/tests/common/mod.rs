@@ -75,8 +75,7 @@ impl Api {
             clock.clone(),
             domain::ratelimit::Limit::new(1_000_000, 1_000_000),
         );
-        AppState { webhook_loopback: true, ..AppState::local(store, clock, Auth::hs256(SECRET)) }
-            .with_limiter(unlimited)
+        AppState::local(store, clock, Auth::hs256(SECRET)).allow_loopback(true).with_limiter(unlimited)
     }
 
     pub fn with_state(state: AppState, clock: Arc<ManualClock>, dir: Option<tempfile::TempDir>) -> Self {
