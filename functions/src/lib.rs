@@ -23,16 +23,13 @@ use axum::Router;
 use edge::http;
 use edge::state::AppState;
 
-/// A resource group's router with the edge behaviour every group shares: JSON 404/405,
-/// metering, the request log line.
+/// A resource group's router with the edge behaviour every group shares: JSON 404/405, the
+/// request log line, metering, per-account limits and the Lambda deadline ([`http::edge`]).
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
-        .layer(axum::middleware::from_fn(http::deadline))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::limit::limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), http::meter))
-        .layer(axum::middleware::from_fn(http::log_request))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), http::edge))
         .with_state(state)
 }
 

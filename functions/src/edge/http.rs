@@ -111,21 +111,36 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// The metering middleware: what the request cost, recorded for the account it acted for
-/// (see [`crate::metering::billed_account`]). The caller is read as the handlers read it.
-pub async fn meter(
+/// Every API route's edge behaviour, as one middleware: the request log line around the
+/// metering, around the per-account limiter, around the Lambda deadline. One layer rather
+/// than four: axum clones a route's layered service, one boxed service per layer, for every
+/// request (BENCHMARKS.md, "Local load").
+pub async fn edge(
     axum::extract::State(state): axum::extract::State<super::state::AppState>,
     req: Request,
     next: Next,
 ) -> Response {
+    logged(req, |req| {
+        metered(&state, req, |req| super::limit::limited(&state, req, |req| within_deadline(req, |req| next.run(req))))
+    })
+    .await
+}
+
+/// The metering: what the request cost, recorded for the account it acted for (see
+/// [`crate::metering::billed_account`]). The caller is read as the handlers read it.
+async fn metered<F, Fut>(state: &super::state::AppState, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let (mut parts, body) = req.into_parts();
-    let caller = super::auth::Caller::from_request_parts(&mut parts, &state).await.ok();
+    let caller = super::auth::Caller::from_request_parts(&mut parts, state).await.ok();
     if let Some(c) = &caller {
         // The handlers' extractors take it from here rather than verifying the token again.
         parts.extensions.insert(super::auth::Verified(c.clone()));
     }
     let path = parts.uri.path().to_owned();
-    let (res, counts) = crate::metering::metered(next.run(Request::from_parts(parts, body))).await;
+    let (res, counts) = crate::metering::metered(inner(Request::from_parts(parts, body))).await;
     let aid = caller.as_ref().map(|c| c.aid.as_str());
     if let Some(account) = crate::metering::billed_account(&path, aid, res.status().as_u16()) {
         // A request the limiter refused ran nothing: it counts as throttled, not served.
@@ -141,9 +156,13 @@ pub async fn meter(
 
 /// Runs the request knowing its Lambda invocation's deadline (none off Lambda), so that a
 /// write's retries stop in time to answer ([`crate::app::retry`]).
-pub async fn deadline(req: Request, next: Next) -> Response {
+async fn within_deadline<F, Fut>(req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let until = lambda_http::RequestExt::lambda_context_ref(&req).and_then(|c| instant_of(c.deadline));
-    crate::app::retry::within_deadline(until, next.run(req)).await
+    crate::app::retry::within_deadline(until, inner(req)).await
 }
 
 /// The instant of a deadline in milliseconds since the epoch; `None` when unset or past.
@@ -173,6 +192,15 @@ fn caller_request_id(headers: &HeaderMap) -> Option<String> {
 /// hold personal data), status and latency. Every line logged while the request runs carries
 /// the same id (the `request` span), and the answer echoes it in `x-request-id`.
 pub async fn log_request(req: Request, next: Next) -> Response {
+    logged(req, |req| next.run(req)).await
+}
+
+/// [`log_request`] around `inner`.
+async fn logged<F, Fut>(req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     use tracing::Instrument;
     let method: Method = req.method().clone();
     let route = req
@@ -186,7 +214,7 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id);
-    let mut res = next.run(req).instrument(span).await;
+    let mut res = inner(req).instrument(span).await;
     tracing::info!(
         request_id = %request_id,
         method = %method,

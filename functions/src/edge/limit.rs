@@ -9,9 +9,8 @@
 
 use super::error::ApiError;
 use super::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::ratelimit::{ratelimit_header, retry_after_seconds, Bucket, Lease, Limit, Policy};
 use domain::table::{bucket_key, limit_pk, limit_policy_key, limit_register_key, Condition, Item, WriteOp};
@@ -336,16 +335,20 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The limiting middleware (inside [`super::http::meter`], which has verified the caller):
-/// a request authorized for the account in its path spends a token or is refused; any other
-/// request under `/v1/accounts/{aid}/` only reads the headers' view.
-pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(aid) = account_in(req.uri().path()).map(str::to_owned) else { return next.run(req).await };
+/// The limiter's part of the edge (inside the metering, which has verified the caller; see
+/// [`super::http::edge`]): a request authorized for the account in its path spends a token or
+/// is refused; any other request under `/v1/accounts/{aid}/` only reads the headers' view.
+pub async fn limited<F, Fut>(state: &AppState, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let Some(aid) = account_in(req.uri().path()).map(str::to_owned) else { return inner(req).await };
     let authorized = req.extensions().get::<super::auth::Verified>().is_some_and(|v| v.0.aid == aid);
     let now = state.limiter.now_ms();
     let d = if authorized { state.limiter.check(&aid, now).await } else { state.limiter.peek(&aid, now).await };
     let mut res = if d.allowed {
-        next.run(req).await
+        inner(req).await
     } else {
         let mut res = ApiError::RateLimited { retry_after: d.reset_seconds }.into_response();
         res.extensions_mut().insert(Throttled);

@@ -9,8 +9,9 @@
 //! engines): a write 1 unit per KB per item, 2 inside a transaction; a read 1 unit per 4 KB
 //! (a query sums what it returns), at least 1. Only requests that passed authorization count:
 //! nothing is billed to an account a caller could not act for, and hostile paths cannot grow
-//! the counters. The request side is a middleware ([`crate::edge::http::meter`]): it scopes a
-//! fresh meter around the request, which the metered store adds to.
+//! the counters. The request side is part of the edge middleware
+//! ([`crate::edge::http::edge`]): it scopes a fresh meter around the request, which the
+//! metered store adds to.
 
 use async_trait::async_trait;
 use domain::table::{Item, Key, WriteOp};
