@@ -42,16 +42,37 @@ struct Group {
     commits: AtomicU64,
     writes: AtomicU64,
     /// Wakes the checkpointer (every [`CHECKPOINT_EVERY`] commits).
-    checkpoint: Option<SyncSender<()>>,
+    checkpoint: Option<Checkpointer>,
+}
+
+/// The checkpointer's wake-up line and thread. Dropped with the store: the line closes, the
+/// thread ends and is joined, so its connection is closed (and the log tidied) before a
+/// reopen of the same file can begin.
+struct Checkpointer {
+    wake: Option<SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// How many commits go by between two background checkpoints. Each checkpoint copies every
 /// page the log holds once, however often those commits rewrote it, so a longer interval
-/// copies fewer pages per write; the writer never waits for it (BENCHMARKS.md, "Local load").
+/// copies fewer pages per write; the writer does not wait for it (BENCHMARKS.md, "Local load").
 const CHECKPOINT_EVERY: u64 = 250;
 
 /// The log's length, in pages, at which the writer checkpoints inline (SQLite's automatic
-/// checkpoint): reached only when the checkpointer falls behind; it bounds the log.
+/// checkpoint). Under steady writes the background checkpoints copy nearly all of the log
+/// but seldom all of it at the moment a write begins, which is when SQLite restarts the log
+/// from its start; so the log grows to this length, and then the writer's own checkpoint
+/// copies the small remainder (what came since the last background one) and the log
+/// restarts. It bounds the log (about 80 MB).
 const WAL_BACKSTOP_PAGES: i64 = 20_000;
 
 /// The log file is cut back to this many bytes once a checkpoint has emptied it.
@@ -60,11 +81,11 @@ const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 /// The background checkpointer: its own connection, one PASSIVE checkpoint each time the
 /// committer wakes it (never waiting for the writer or a reader; what a reader still needs
 /// stays in the log for the next one). It stops when the store is dropped.
-fn checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
+fn checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
     let conn = Connection::open(path).map_err(err)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
     let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while woken.recv().is_ok() {
@@ -74,7 +95,7 @@ fn checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
             }
         })
         .map_err(err)?;
-    Ok(wake)
+    Ok(Checkpointer { wake: Some(wake), thread: Some(thread) })
 }
 
 #[derive(Default)]
@@ -283,7 +304,7 @@ fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
         drop(guard);
         let commits = group.commits.fetch_add(1, Ordering::Relaxed) + 1;
         if commits.is_multiple_of(CHECKPOINT_EVERY) {
-            if let Some(wake) = &group.checkpoint {
+            if let Some(wake) = group.checkpoint.as_ref().and_then(|c| c.wake.as_ref()) {
                 // Full means a wake-up is already pending: that checkpoint takes these too.
                 let _ = wake.try_send(());
             }
@@ -584,9 +605,9 @@ mod tests {
         vec![WriteOp::Put { item: Item::new(key, 1, format!("{{\"n\":{n}}}")), cond }]
     }
 
-    /// The checkpointer copies committed pages into the database file while the writer goes
-    /// on, so the writer never checkpoints inline (its backstop is far beyond these commits),
-    /// and the log is not needed to read them back.
+    /// The checkpointer copies committed pages into the database file while the store is
+    /// open, long before the writer's own checkpoint would (these commits are far short of
+    /// its backstop): a copy of the file alone, without the log, holds them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn committed_pages_reach_the_database_file_in_the_background() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -614,13 +635,6 @@ mod tests {
         }
         assert!(len(&path) > created, "no checkpoint after {commits} commits ({} bytes)", len(&path));
         assert!(in_file() > 0, "the database file holds none of {commits} commits");
-        // The writer never checkpointed inline: its automatic checkpoint is far off.
-        let pages: i64 = store
-            .hold_writer()
-            .expect("writer")
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .expect("pragma");
-        assert_eq!(pages, WAL_BACKSTOP_PAGES);
     }
 
     /// Writes queued behind a held writer share one commit; the one whose condition fails
