@@ -137,3 +137,27 @@ fn orders_expire_across_a_restart_two_days_later() {
     assert_eq!(listed(&by_customer), std::slice::from_ref(&kept));
     assert_eq!(json(&intact)["items"].as_array().map(Vec::len), Some(1));
 }
+
+/// One server per data dir: a second `serve` on a served dir stops at once and says why
+/// (both would drain the one outbox, and the first keeps answers in memory that only its
+/// own writes can change); once the first is gone, the dir can be served again.
+#[test]
+fn a_second_server_on_a_served_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut first, _) = start(dir.path());
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run a second server");
+    first.kill().expect("kill");
+    let _ = first.wait();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is being served by another shopping-local"), "{stderr}");
+    let (mut again, port) = start(dir.path());
+    let (status, _) = http(port, "GET", "/openapi.json", "", "");
+    again.kill().expect("kill");
+    let _ = again.wait();
+    assert_eq!(status, 200);
+}

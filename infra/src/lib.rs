@@ -9,6 +9,7 @@ pub mod clock;
 pub mod dynamo;
 pub mod kms;
 pub mod limits;
+pub mod memo;
 pub mod port;
 pub mod queue;
 pub mod sharded;

@@ -11,6 +11,7 @@
 //! no trace and fails only its own caller). Each is acknowledged only after that commit.
 
 use crate::clock::Clock;
+use crate::memo::Changes;
 use crate::port::{check_write, Condition, Cursor, Index, Item, Key, Page, Query, SkCond, Store, StoreError, WriteOp};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -43,6 +44,8 @@ struct Group {
     writes: AtomicU64,
     /// Wakes the checkpointer (every [`CHECKPOINT_EVERY`] commits).
     checkpoint: Option<Checkpointer>,
+    /// Told of every item write, before and after its commit ([`SqliteStore::tell`]).
+    changes: std::sync::OnceLock<Arc<dyn Changes>>,
 }
 
 /// The checkpointer's wake-up line and thread. Dropped with the store: the line closes, the
@@ -226,6 +229,14 @@ impl SqliteStore {
         }
     }
 
+    /// Tells `changes` of every item write from now on, by partition, before it begins and
+    /// after it ends, and before its writer is answered (the memo of rendered reads,
+    /// [`crate::memo`]). Only the first call counts. Expired items the sweeper removes are
+    /// not told: a read stopped showing them when their `ttl` passed.
+    pub fn tell(&self, changes: Arc<dyn Changes>) {
+        let _ = self.group.changes.set(changes);
+    }
+
     /// Holds the writer until the guard drops: writes queue meanwhile and then share one
     /// commit (tests make a group deterministic with it).
     #[doc(hidden)]
@@ -300,7 +311,7 @@ fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
             q.pending.drain(..take).collect::<Vec<_>>()
         };
         let (writes, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let results = commit_each(&mut guard, &writes, clock.epoch());
+        let results = told(group, &writes, || commit_each(&mut guard, &writes, clock.epoch()));
         drop(guard);
         let commits = group.commits.fetch_add(1, Ordering::Relaxed) + 1;
         if commits.is_multiple_of(CHECKPOINT_EVERY) {
@@ -315,6 +326,27 @@ fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
             let _ = answer.send(result);
         }
     }
+}
+
+/// Runs `commit` of `writes` with the store's listener told of every partition they write,
+/// before and after.
+fn told<R>(group: &Group, writes: &[Vec<WriteOp>], commit: impl FnOnce() -> R) -> R {
+    let Some(changes) = group.changes.get() else { return commit() };
+    let mut pks: Vec<&str> = writes
+        .iter()
+        .flatten()
+        .filter_map(|op| match op {
+            WriteOp::Put { item, .. } => Some(item.pk.as_str()),
+            WriteOp::Delete { key, .. } => Some(key.pk.as_str()),
+            WriteOp::Check { .. } => None,
+        })
+        .collect();
+    pks.sort_unstable();
+    pks.dedup();
+    changes.writing(&pks);
+    let out = commit();
+    changes.written(&pks);
+    out
 }
 
 /// The committer cannot go on: nothing pending will be committed.
@@ -585,7 +617,8 @@ impl Store for SqliteStore {
 
     async fn write_each(&self, writes: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
         let n = writes.len();
-        let outcome = self.run(move |c, now| Ok(commit_each(c, &writes, now))).await;
+        let group = self.group.clone();
+        let outcome = self.run(move |c, now| Ok(told(&group, &writes, || commit_each(c, &writes, now)))).await;
         // The blocking task itself failed: nothing was committed.
         outcome.unwrap_or_else(|e| {
             let why = e.to_string();
@@ -635,6 +668,29 @@ mod tests {
         }
         assert!(len(&path) > created, "no checkpoint after {commits} commits ({} bytes)", len(&path));
         assert!(in_file() > 0, "the database file holds none of {commits} commits");
+    }
+
+    /// Every write, grouped or batched, drops what the memo kept for its partitions before
+    /// the writer hears back, and a read taken before it is not kept after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_tell_the_memo_before_their_writer_is_answered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("s.db"), Arc::new(SystemClock::default())).expect("open");
+        let memo = Arc::new(crate::memo::Memo::<&'static str>::new(64, 1 << 20));
+        store.tell(memo.clone());
+        let pk = "A#T12345678#D#1";
+        memo.keep(pk, memo.ticket(), "before", 6, None);
+        memo.keep("A#T12345678#D#2", memo.ticket(), "other", 5, None);
+        let stale = memo.ticket();
+        store.write(put(1, None)).await.expect("write");
+        assert_eq!(memo.get(pk, 0), None, "the grouped write dropped it");
+        assert_eq!(memo.get("A#T12345678#D#2", 0), Some("other"), "another partition's value stays");
+        memo.keep(pk, stale, "read before the write", 6, None);
+        assert_eq!(memo.get(pk, 0), None);
+        memo.keep(pk, memo.ticket(), "after", 5, None);
+        let results = store.write_each(vec![put(1, None)]).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(memo.get(pk, 0), None, "the batched write dropped it");
     }
 
     /// Writes queued behind a held writer share one commit; the one whose condition fails

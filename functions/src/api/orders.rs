@@ -4,11 +4,11 @@
 //! `order_id`. Lists and the customer and store views are the `views` group.
 
 use super::mutate;
-use crate::app::aggregate::{load_order, read_order_view, OrderAgg};
+use crate::app::aggregate::{load_order, OrderAgg};
 use crate::app::shown::Kinds;
 use crate::edge::auth::{Access, Caller};
 use crate::edge::error::ApiError;
-use crate::edge::http::{query_pairs, with_etag, Params};
+use crate::edge::http::{json_bytes, query_pairs, Params};
 use crate::edge::state::AppState;
 use crate::edge::write::{EventWrite, Write};
 use axum::extract::{RawQuery, State};
@@ -56,12 +56,9 @@ pub(crate) async fn fetch(
 ) -> Result<Response, ApiError> {
     caller.authorize(&aid, Access::Read)?;
     let kinds = domain::events::include_events(&query_pairs(raw.as_deref()), true)?;
-    let (version, order) = read_order_view(state.store.as_ref(), &aid, &key, &kinds).await?;
-    if order.deleted_at.is_some() && order.content.version.is_none() {
-        // Emptied by retention: no version to offer.
-        return Ok(Json(order).into_response());
-    }
-    Ok(with_etag(version, order))
+    let (store, answers, now) = (state.store.as_ref(), state.answers.as_deref(), state.clock.epoch());
+    let answer = crate::app::answer::order(store, answers, now, &aid, &key, &kinds).await?;
+    Ok(json_bytes(answer.version, answer.body))
 }
 
 #[utoipa::path(

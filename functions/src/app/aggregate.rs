@@ -119,6 +119,10 @@ pub struct FoundOrder {
     pub stub: Option<OrderStub>,
     pub timeline: Timeline,
     pub pk: String,
+    /// The earliest `ttl` of the items read.
+    pub expires: Option<i64>,
+    /// Read from the partition the key names as an `id`, not through an `order_id` record.
+    pub direct: bool,
 }
 
 impl FoundOrder {
@@ -131,7 +135,8 @@ impl FoundOrder {
 }
 
 fn order_of(part: Partition, pk: String) -> Result<FoundOrder> {
-    let mut found = FoundOrder { order: None, stub: None, timeline: part.timeline, pk };
+    let mut found =
+        FoundOrder { order: None, stub: None, timeline: part.timeline, pk, expires: part.expires, direct: false };
     if let Some(head) = part.head {
         let mut order: Order = parse("draft or order", &head.doc)?;
         attach_operations(&mut order, &part.others)?;
@@ -163,7 +168,7 @@ pub async fn load_order(store: &dyn Store, aid: &str, key: &str, events: bool) -
     if domain::validate::is_uuid(key) {
         let direct = read_order(store, aid, key, events).await?;
         if found(&direct) {
-            return Ok(direct);
+            return Ok(FoundOrder { direct: true, ..direct });
         }
     }
     if let Some(item) = store.get(&table::order_id_key(aid, key)).await? {
@@ -179,13 +184,28 @@ pub async fn load_order(store: &dyn Store, aid: &str, key: &str, events: bool) -
 
 /// An order as `GET` answers it: live with the events asked for, or emptied by retention.
 pub async fn read_order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) -> Result<(u64, Order)> {
+    order_view(store, aid, key, kinds).await.map(|v| (v.version, v.order))
+}
+
+/// An order as `GET` answers it, with where it came from.
+pub struct OrderView {
+    pub version: u64,
+    pub order: Order,
+    /// Live, and read from the partition its key names as an `id` alone: then this view
+    /// holds until that partition changes or its earliest `ttl` (the inner value) passes.
+    pub direct: Option<Option<i64>>,
+}
+
+/// [`read_order_view`], saying where the view came from.
+pub async fn order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) -> Result<OrderView> {
     let found = load_order(store, aid, key, kinds.is_some()).await?;
     let Some(mut order) = found.order else {
         let stub = found.stub.ok_or_else(|| AppError::NotFound("order"))?;
-        return Ok((0, stub.emptied()));
+        return Ok(OrderView { version: 0, order: stub.emptied(), direct: None });
     };
     show_order_events(&mut order, found.timeline.events(), kinds);
-    Ok((order.content.version.unwrap_or(0), order))
+    let direct = found.direct.then_some(found.expires);
+    Ok(OrderView { version: order.content.version.unwrap_or(0), order, direct })
 }
 
 /// The payment operation items of the order partition `pk` (see `domain::payment`).

@@ -4,6 +4,7 @@
 //! typed results and [`AppError`], which the edge maps to responses.
 
 pub mod aggregate;
+pub mod answer;
 pub mod clients;
 pub mod error;
 pub mod idempotency;

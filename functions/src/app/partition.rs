@@ -14,6 +14,8 @@ pub struct Partition {
     /// Every other non-event item (e.g. an order's `STUB`).
     pub others: Vec<Item>,
     pub timeline: Timeline,
+    /// The earliest `ttl` of the items read: from then on a read of them shows less.
+    pub expires: Option<i64>,
 }
 
 /// The riding records of a head item.
@@ -23,7 +25,8 @@ pub fn riding(item: &Item) -> Result<Vec<EventRecord>> {
 
 /// Sorts the items of one partition query into head, others and events.
 pub fn sort(items: Vec<Item>, head_sk: &str, timeline: &mut Timeline) -> Result<Partition> {
-    let mut part = Partition { head: None, others: Vec::new(), timeline: Timeline::default() };
+    let expires = items.iter().filter_map(|i| i.ttl).min();
+    let mut part = Partition { head: None, others: Vec::new(), timeline: Timeline::default(), expires };
     for item in items {
         if item.sk.starts_with(table::EVENT_PREFIX) {
             timeline.add_history(outbox::decode(&item.doc).map_err(|e| AppError::corrupt("history item", e))?);

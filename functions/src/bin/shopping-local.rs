@@ -47,6 +47,10 @@ enum Command {
         /// checkpointer run on threads of their own.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
         workers: Option<u16>,
+        /// MiB of rendered `GET` order answers kept in memory while the order is unchanged
+        /// (0: none; every answer is read and rendered afresh).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=1024))]
+        answers_mib: u64,
     },
     /// Manage API clients (client credentials for `POST /v1/accounts/{aid}/auth/token`).
     Client {
@@ -249,6 +253,7 @@ async fn run(cli: Cli) -> ExitCode {
             idle_timeout,
             max_connections,
             workers: _,
+            answers_mib,
         } => {
             let text = tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
@@ -264,7 +269,8 @@ async fn run(cli: Cli) -> ExitCode {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout),
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             };
-            functions::platform::local::serve(&addr, &data_dir, webhook_allow_loopback, limits).await
+            let answers_bytes = usize::try_from(answers_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20);
+            functions::platform::local::serve(&addr, &data_dir, webhook_allow_loopback, limits, answers_bytes).await
         }
         Command::Openapi => {
             print!("{}", functions::api::openapi::json());

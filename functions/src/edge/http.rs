@@ -95,9 +95,14 @@ pub fn with_etag(version: u64, body: impl serde::Serialize) -> Response {
 }
 
 /// An already-serialised JSON body with `ETag: W/"version"`.
-pub fn json_with_etag(version: u64, body: String) -> Response {
+pub fn json_with_etag(version: u64, body: impl IntoResponse) -> Response {
+    json_bytes(Some(version), body)
+}
+
+/// An already-serialised JSON body, with `ETag: W/"version"` when there is a version.
+pub fn json_bytes(version: Option<u64>, body: impl IntoResponse) -> Response {
     let mut res = ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("W/\"{v}\"")).ok()) {
         res.headers_mut().insert(axum::http::header::ETAG, v);
     }
     res

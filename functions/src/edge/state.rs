@@ -32,6 +32,9 @@ pub struct Shared {
     pub limiter: Arc<super::limit::Limiter>,
     /// Each account's list shard count, as the limiter last read it (the store reads it).
     pub shards: Arc<ShardCounts>,
+    /// Rendered `GET` answers kept while their partition is unchanged: only where the store
+    /// tells them of every write (`shopping-local`; see [`crate::app::answer`]).
+    pub answers: Option<Arc<crate::app::answer::Answers>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -65,6 +68,7 @@ impl AppState {
             usage,
             limiter,
             shards,
+            answers: None,
         }))
     }
 

@@ -62,6 +62,17 @@ fn with_current(f: impl FnOnce(&mut Current)) {
     });
 }
 
+/// The read units the request being served has used so far (0 outside a request).
+pub fn read_units() -> f64 {
+    CURRENT.try_with(|c| c.try_borrow().map_or(0.0, |c| c.counts.read_units)).unwrap_or(0.0)
+}
+
+/// Counts `units` read units to the request being served: an answer kept in memory costs
+/// what the read it came from did, so usage is the same on both hosts, hit or miss.
+pub fn add_read_units(units: f64) {
+    with_current(|c| c.counts.read_units += units);
+}
+
 /// Where the counts go.
 #[derive(Clone)]
 pub enum Sink {

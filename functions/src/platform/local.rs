@@ -1,6 +1,7 @@
 //! `shopping-local`: the whole API on one server over the embedded store, and the token tool.
 
 use crate::edge::auth::{sign, Auth, Claims};
+use crate::app::answer::Answers;
 use crate::edge::state::AppState;
 use infra::sqlite::SqliteStore;
 use infra::webhook::{SystemResolver, WebhookClient};
@@ -11,6 +12,11 @@ use std::sync::Arc;
 
 pub const STORE_FILE: &str = "shopping.db";
 pub const SECRET_FILE: &str = "signing-secret";
+/// Held (locked) by the server serving the data dir, for as long as it runs.
+pub const LOCK_FILE: &str = "serve.lock";
+/// Partitions the memo of answers knows at most (each written one too, so a value read
+/// before a write is refused; see `infra::memo`).
+pub const ANSWERS_MAX_PARTITIONS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -18,6 +24,8 @@ pub enum LocalError {
     DataDir(PathBuf, std::io::Error),
     #[error("store: {0}")]
     Store(#[from] infra::StoreError),
+    #[error("data directory {0} is being served by another shopping-local (it holds {LOCK_FILE} there)")]
+    InUse(PathBuf),
     #[error("SHOPPING_CLOCK_OFFSET_SECONDS must be an integer number of seconds within ±100 years")]
     ClockOffset,
     #[error("--expires-in must be a positive number of seconds within 100 years")]
@@ -60,17 +68,32 @@ pub fn secret(data_dir: &Path) -> Result<Vec<u8>, LocalError> {
     Ok(hex.into_bytes())
 }
 
-/// The state of the local server: embedded store in `data_dir`, verified HS256 tokens; and
-/// the store itself, whose outbox the background consumer drains.
+/// The state of the local server: embedded store in `data_dir`, verified HS256 tokens, a
+/// memo of rendered answers of `answers_bytes` (0: none); and the store itself, whose outbox
+/// the background consumer drains.
 pub fn state(
     data_dir: &Path,
     key: &[u8],
     clock: Arc<dyn Clock>,
     webhook_loopback: bool,
+    answers_bytes: usize,
 ) -> Result<(AppState, Arc<SqliteStore>), LocalError> {
     let store = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE), clock.clone())?);
     let state = AppState::local(store.clone(), clock, Auth::hs256(key)).allow_loopback(webhook_loopback);
+    // Every write of this store passes through this process (`serve` holds the data dir).
+    let state = remember_answers(state, &store, answers_bytes);
     Ok((state, store))
+}
+
+/// `state` keeping up to `bytes` of rendered answers (0: none), told of every write by
+/// `store`, which must be the engine under `state`'s store and written by this process alone.
+pub fn remember_answers(state: AppState, store: &SqliteStore, bytes: usize) -> AppState {
+    if bytes == 0 {
+        return state;
+    }
+    let answers = Arc::new(Answers::new(ANSWERS_MAX_PARTITIONS, bytes));
+    store.tell(answers.clone());
+    state.with(|s| s.answers = Some(answers))
 }
 
 pub async fn serve(
@@ -78,13 +101,17 @@ pub async fn serve(
     data_dir: &Path,
     webhook_loopback: bool,
     limits: super::listener::Limits,
+    answers_bytes: usize,
 ) -> Result<(), LocalError> {
+    // One server per data dir: its memo of answers trusts that every write is its own, and
+    // two servers would both drain the one outbox. The lock goes when the process does.
+    let _serving = hold(data_dir)?;
     let clock = Arc::new(clock_from_env()?);
     if clock.offset_seconds != 0 {
         tracing::warn!(offset_seconds = clock.offset_seconds, "clock shifted by SHOPPING_CLOCK_OFFSET_SECONDS");
     }
     let key = secret(data_dir)?;
-    let (state, store) = state(data_dir, &key, clock.clone(), webhook_loopback)?;
+    let (state, store) = state(data_dir, &key, clock.clone(), webhook_loopback, answers_bytes)?;
     let client = WebhookClient::new(Arc::new(SystemResolver), webhook_loopback).map_err(LocalError::Webhooks)?;
     tokio::spawn(crate::workers::publisher::run_local(store.clone(), clock));
     tokio::spawn(crate::workers::deliverer::run_local(state.clone(), client));
@@ -100,6 +127,22 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// Locks the data dir's [`LOCK_FILE`] for this process, or says who holds it.
+fn hold(data_dir: &Path) -> Result<std::fs::File, LocalError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LocalError::DataDir(path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LocalError::InUse(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(LocalError::DataDir(path, e)),
+    }
 }
 
 /// The local server's router: the whole API, the token endpoint, `/metrics`, `/openapi.json`

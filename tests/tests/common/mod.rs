@@ -83,11 +83,15 @@ impl Api {
         Self { router: functions::app(state), clock, store, _dir: dir }
     }
 
+    /// The embedded engine as `shopping-local` serves it: with its memo of rendered answers,
+    /// so every test that reads an order after changing it checks the memo let go of it.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::at(T0));
-        let store = infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open");
-        Self::with(Arc::new(store), clock, Some(dir))
+        let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open"));
+        let state = Self::state(store.clone(), clock.clone());
+        let state = functions::platform::local::remember_answers(state, &store, 1 << 20);
+        Self::with_state(state, clock, Some(dir))
     }
 
     pub async fn dynamo() -> Self {
