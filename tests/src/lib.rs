@@ -86,6 +86,11 @@ pub fn spawn(mut cmd: Command, token: String, dir: Option<PathBuf>) -> Result<Se
 
 /// A release `shopping-local` (binary `server`) on a fresh data dir, with an admin token.
 pub fn start_local(server: &str, tag: &str) -> Result<Server, String> {
+    start_local_with(server, tag, &[])
+}
+
+/// [`start_local`] with more `serve` flags.
+pub fn start_local_with(server: &str, tag: &str, flags: &[&str]) -> Result<Server, String> {
     let dir = std::env::temp_dir().join(format!("shopping-{tag}-{}", std::process::id()));
     let token = Command::new(server)
         .args(["token", "--account", "T12345678", "--expires-in", "604800", "--data-dir"])
@@ -106,6 +111,6 @@ pub fn start_local(server: &str, tag: &str) -> Result<Server, String> {
         return Err(format!("{server} tenant limit: {}", String::from_utf8_lossy(&limit.stderr)));
     }
     let mut cmd = Command::new(server);
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"]).arg(&dir).env("RUST_LOG", "warn");
+    cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(flags).arg("--data-dir").arg(&dir).env("RUST_LOG", "warn");
     spawn(cmd, token, Some(dir))
 }

@@ -1,7 +1,7 @@
 //! `shopping-local`: the whole API on one server over the embedded store, and the token tool.
 
-use crate::edge::auth::{sign, Auth, Claims};
 use crate::app::answer::Answers;
+use crate::edge::auth::{sign, Auth, Claims};
 use crate::edge::state::AppState;
 use infra::sqlite::SqliteStore;
 use infra::webhook::{SystemResolver, WebhookClient};

@@ -7,7 +7,7 @@
 //! cargo run --release -p shopping-tests --bin load -- --seconds 10 --connections 16
 //! ```
 
-use shopping_tests::{call, client, pct, proc_kib, spawn, start_local, Http, Server};
+use shopping_tests::{call, client, pct, proc_kib, spawn, start_local, start_local_with, Http, Server};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -101,28 +101,35 @@ fn row(name: &str, r: &Run, baseline: Option<&Run>) {
     );
 }
 
-#[tokio::main]
-async fn main() -> Result<(), String> {
-    let a = args()?;
-    let hello = spawn(std::process::Command::new(&a.hello), String::new(), None)
-        .map_err(|e| format!("{e} (build it with cargo build --release -p shopping-tests --bin hello_server)"))?;
-    let local = start_local(&a.server, "load")?;
-    // One order to read: a draft completed.
-    let http = client(1);
+/// A draft created and completed on `server`: its order's path.
+async fn completed_order(http: &Http, server: &Server) -> Result<String, String> {
     let (_, d) =
-        call(&http, &local.base, &local.token, "POST", DRAFTS, DRAFT.to_owned()).await.ok_or("create failed")?;
+        call(http, &server.base, &server.token, "POST", DRAFTS, DRAFT.to_owned()).await.ok_or("create failed")?;
     let id = serde_json::from_slice::<serde_json::Value>(&d).map_err(|e| e.to_string())?["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let (_, done) = call(&http, &local.base, &local.token, "PUT", &format!("{DRAFTS}/{id}/complete"), String::new())
+    let (_, done) = call(http, &server.base, &server.token, "PUT", &format!("{DRAFTS}/{id}/complete"), String::new())
         .await
         .ok_or("complete failed")?;
     let order = serde_json::from_slice::<serde_json::Value>(&done).map_err(|e| e.to_string())?["orders"][0]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let order_path = format!("/v1/accounts/T12345678/shopping/orders/{order}");
+    Ok(format!("/v1/accounts/T12345678/shopping/orders/{order}"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let a = args()?;
+    let hello = spawn(std::process::Command::new(&a.hello), String::new(), None)
+        .map_err(|e| format!("{e} (build it with cargo build --release -p shopping-tests --bin hello_server)"))?;
+    let local = start_local(&a.server, "load")?;
+    // The same server without its memo of answers: every GET read and rendered afresh.
+    let afresh = start_local_with(&a.server, "load-afresh", &["--answers-mib", "0"])?;
+    let http = client(1);
+    let order_path = completed_order(&http, &local).await?;
+    let afresh_path = completed_order(&http, &afresh).await?;
 
     println!("{} connections, {} s per run, loopback, load generator on the same cores\n", a.connections, a.seconds);
     println!("| run | req/s | p50 ms | p99 ms | errors | × hello |");
@@ -130,7 +137,10 @@ async fn main() -> Result<(), String> {
     let base = run(&a, &hello, "GET", "/".into(), "").await;
     row("bare axum hello (GET /)", &base, None);
     let get = run(&a, &local, "GET", order_path, "").await;
-    row("shopping-local GET order", &get, Some(&base));
+    row("shopping-local GET order (the answer kept in memory)", &get, Some(&base));
+    let get = run(&a, &afresh, "GET", afresh_path, "").await;
+    row("shopping-local GET order, read afresh (`--answers-mib 0`)", &get, Some(&base));
+    drop(afresh);
     let create = run(&a, &local, "POST", DRAFTS.into(), DRAFT).await;
     row("shopping-local create draft (durable)", &create, Some(&base));
     // The group-commit factor, where the server counts it (`/metrics`, issue 40).
