@@ -81,7 +81,12 @@ pub fn spawn(mut cmd: Command, token: String, dir: Option<PathBuf>) -> Result<Se
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line).map_err(|e| e.to_string())?;
     let base = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    Ok(Server { child, base, token, dir })
+    let server = Server { child, base, token, dir };
+    if !server.base.starts_with("http://") {
+        // It stopped (a flag it does not take, say) or printed something else first.
+        return Err(format!("no address in its first line: {:?}", line.trim()));
+    }
+    Ok(server)
 }
 
 /// A release `shopping-local` (binary `server`) on a fresh data dir, with an admin token.
