@@ -145,19 +145,49 @@ fn orders_expire_across_a_restart_two_days_later() {
 fn a_second_server_on_a_served_data_dir_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut first, _) = start(dir.path());
-    let out = Command::new(BIN)
+    let mut second = Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run a second server");
+    // Should the lock fail, the second server would serve on: stop it rather than hang.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     first.kill().expect("kill");
     let _ = first.wait();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    let status = status.expect("the second server was still running after 10 s");
+    assert!(!status.success());
     assert!(stderr.contains("is being served by another shopping-local"), "{stderr}");
     let (mut again, port) = start(dir.path());
-    let (status, _) = http(port, "GET", "/openapi.json", "", "");
+    let (code, _) = http(port, "GET", "/openapi.json", "", "");
     again.kill().expect("kill");
     let _ = again.wait();
-    assert_eq!(status, 200);
+    assert_eq!(code, 200);
+}
+
+/// `serve` on a data dir that does not exist yet (a fresh clone's `./.shopping`) makes it.
+#[test]
+fn serve_makes_its_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fresh = dir.path().join("fresh").join("nested");
+    let (mut server, port) = start(&fresh);
+    let (code, _) = http(port, "GET", "/openapi.json", "", "");
+    server.kill().expect("kill");
+    let _ = server.wait();
+    assert_eq!(code, 200);
+    assert!(fresh.join("serve.lock").exists());
 }

@@ -4,10 +4,11 @@
 //! embedded store of `shopping-local`, which owns its data dir. A Lambda instance sees
 //! neither the other instances' writes nor the stream's, so the AWS host keeps none.
 //!
-//! A value read before a change is never kept after it: a fill takes a [`Ticket`] before its
-//! read, and a partition being written, or written since that ticket, refuses it. The memo is
-//! bounded in entries and bytes and forgets first-in first-out; forgetting a partition's last
-//! write raises a floor below which every ticket is refused, so nothing forgotten is trusted.
+//! A value read before a change is never kept after it. A fill takes a [`Ticket`] for its
+//! partition before its read, which makes the memo track that partition's writes from then
+//! on; the fill is refused when the partition is being written, was written since the
+//! ticket, or was forgotten meanwhile. Writes to partitions nobody asked for cost a counter,
+//! and no entry. Bounded in entries and bytes; the oldest entries are forgotten first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -19,7 +20,7 @@ pub trait Changes: Send + Sync {
     fn written(&self, pks: &[&str]);
 }
 
-/// When a fill began its read: every change the memo was told of after it refuses the fill.
+/// When a fill began its read: a write of its partition that ends after it refuses the fill.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket(u64);
 
@@ -32,17 +33,19 @@ pub struct Memo<T> {
 struct Inner<T> {
     /// Counts the writes that ended: tickets are taken from it.
     seq: u64,
-    /// Tickets below this are refused: a partition written after them was forgotten.
-    floor: u64,
+    /// Writes under way, by partition (however many at once).
+    writing: HashMap<String, u32>,
     bytes: usize,
     slots: HashMap<String, Slot<T>>,
     /// The slots' keys, oldest first (the order they are forgotten in).
     order: VecDeque<String>,
 }
 
+/// A partition the memo tracks: since a fill's ticket, or holding a value.
 struct Slot<T> {
-    /// Writes of this partition under way.
-    writing: u32,
+    /// `seq` when the slot was made: a ticket older than that predates it, and the writes
+    /// between are unknown.
+    born: u64,
     /// `seq` when its last write ended.
     written: u64,
     kept: Option<Kept<T>>,
@@ -57,9 +60,9 @@ struct Kept<T> {
 }
 
 impl<T: Clone> Memo<T> {
-    /// At most `max_entries` partitions known and `max_bytes` of values kept.
+    /// At most `max_entries` partitions tracked and `max_bytes` of values kept.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        let inner = Inner { seq: 0, floor: 0, bytes: 0, slots: HashMap::new(), order: VecDeque::new() };
+        let inner = Inner { seq: 0, writing: HashMap::new(), bytes: 0, slots: HashMap::new(), order: VecDeque::new() };
         Self { inner: Mutex::new(inner), max_entries: max_entries.max(1), max_bytes }
     }
 
@@ -68,9 +71,18 @@ impl<T: Clone> Memo<T> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Take before reading what a value is derived from.
-    pub fn ticket(&self) -> Ticket {
-        Ticket(self.lock().seq)
+    /// Take before reading what a value of `pk` is derived from: `pk`'s writes are tracked
+    /// from now on.
+    pub fn ticket(&self, pk: &str) -> Ticket {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let seq = inner.seq;
+        if !inner.slots.contains_key(pk) {
+            inner.order.push_back(pk.to_owned());
+            inner.slots.insert(pk.to_owned(), Slot { born: seq, written: 0, kept: None });
+            self.trim(inner);
+        }
+        Ticket(seq)
     }
 
     /// The value kept for `pk`, unless it is stale at `now` (epoch seconds).
@@ -94,35 +106,36 @@ impl<T: Clone> Memo<T> {
             return;
         }
         let mut inner = self.lock();
-        if ticket.0 < inner.floor {
+        let inner = &mut *inner;
+        if inner.writing.contains_key(pk) {
             return;
         }
-        let inner = &mut *inner;
-        let slot = match inner.slots.get_mut(pk) {
-            Some(slot) if slot.writing > 0 || slot.written > ticket.0 => return,
-            Some(slot) => slot,
-            None => {
-                inner.order.push_back(pk.to_owned());
-                inner.slots.entry(pk.to_owned()).or_insert(Slot { writing: 0, written: 0, kept: None })
-            }
-        };
+        let Some(slot) = inner.slots.get_mut(pk) else { return };
+        if slot.born > ticket.0 || slot.written > ticket.0 {
+            return;
+        }
         let old = slot.kept.replace(Kept { value, size, expires }).map_or(0, |k| k.size);
         inner.bytes = inner.bytes.saturating_sub(old).saturating_add(size);
         self.trim(inner);
     }
 
-    /// Forgets the oldest partitions until the bounds hold, raising the floor to the last
-    /// write of each (a ticket taken before that write ended is below it). One being written stays (its `written` is still to come).
+    /// Forgets the oldest partitions until the bounds hold: over the count, any; over the
+    /// bytes, only those holding a value (an empty one frees nothing).
     fn trim(&self, inner: &mut Inner<T>) {
+        while inner.slots.len() > self.max_entries {
+            let Some(pk) = inner.order.pop_front() else { break };
+            if let Some(slot) = inner.slots.remove(&pk) {
+                inner.bytes = inner.bytes.saturating_sub(slot.kept.map_or(0, |k| k.size));
+            }
+        }
         let mut passes = inner.order.len();
-        while (inner.slots.len() > self.max_entries || inner.bytes > self.max_bytes) && passes > 0 {
+        while inner.bytes > self.max_bytes && passes > 0 {
             passes -= 1;
             let Some(pk) = inner.order.pop_front() else { break };
             match inner.slots.get(&pk) {
-                Some(slot) if slot.writing > 0 => inner.order.push_back(pk),
+                Some(slot) if slot.kept.is_none() => inner.order.push_back(pk),
                 Some(_) => {
                     if let Some(slot) = inner.slots.remove(&pk) {
-                        inner.floor = inner.floor.max(slot.written);
                         inner.bytes = inner.bytes.saturating_sub(slot.kept.map_or(0, |k| k.size));
                     }
                 }
@@ -137,18 +150,12 @@ impl<T: Clone + Send> Changes for Memo<T> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         for pk in pks {
-            let slot = match inner.slots.get_mut(*pk) {
-                Some(slot) => slot,
-                None => {
-                    inner.order.push_back((*pk).to_owned());
-                    inner.slots.entry((*pk).to_owned()).or_insert(Slot { writing: 0, written: 0, kept: None })
-                }
-            };
-            slot.writing = slot.writing.saturating_add(1);
-            let size = slot.kept.take().map_or(0, |k| k.size);
-            inner.bytes = inner.bytes.saturating_sub(size);
+            *inner.writing.entry((*pk).to_owned()).or_insert(0) += 1;
+            if let Some(slot) = inner.slots.get_mut(*pk) {
+                let size = slot.kept.take().map_or(0, |k| k.size);
+                inner.bytes = inner.bytes.saturating_sub(size);
+            }
         }
-        self.trim(inner);
     }
 
     fn written(&self, pks: &[&str]) {
@@ -156,15 +163,16 @@ impl<T: Clone + Send> Changes for Memo<T> {
         let inner = &mut *inner;
         inner.seq = inner.seq.saturating_add(1);
         for pk in pks {
+            if let Some(n) = inner.writing.get_mut(*pk) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    inner.writing.remove(*pk);
+                }
+            }
             if let Some(slot) = inner.slots.get_mut(*pk) {
-                slot.writing = slot.writing.saturating_sub(1);
                 slot.written = inner.seq;
-            } else {
-                // Cannot happen (a slot being written is never forgotten); be safe anyway.
-                inner.floor = inner.floor.max(inner.seq);
             }
         }
-        self.trim(inner);
     }
 }
 
@@ -175,12 +183,12 @@ mod tests {
     #[test]
     fn a_value_read_before_a_write_is_not_kept_after_it() {
         let memo = Memo::<u32>::new(16, 1024);
-        let before = memo.ticket();
+        let before = memo.ticket("A");
         memo.writing(&["A"]);
         memo.written(&["A"]);
         memo.keep("A", before, 1, 1, None);
         assert_eq!(memo.get("A", 0), None, "the read may predate the write");
-        let after = memo.ticket();
+        let after = memo.ticket("A");
         memo.keep("A", after, 2, 1, None);
         assert_eq!(memo.get("A", 0), Some(2));
     }
@@ -188,56 +196,73 @@ mod tests {
     #[test]
     fn a_write_under_way_drops_the_value_and_refuses_fills_until_it_ends() {
         let memo = Memo::<u32>::new(16, 1024);
-        memo.keep("A", memo.ticket(), 1, 1, None);
+        memo.keep("A", memo.ticket("A"), 1, 1, None);
         memo.writing(&["A"]);
         assert_eq!(memo.get("A", 0), None);
-        memo.keep("A", memo.ticket(), 2, 1, None);
+        memo.keep("A", memo.ticket("A"), 2, 1, None);
         assert_eq!(memo.get("A", 0), None, "filled while the write was under way");
         memo.written(&["A"]);
-        memo.keep("A", memo.ticket(), 3, 1, None);
+        memo.keep("A", memo.ticket("A"), 3, 1, None);
         assert_eq!(memo.get("A", 0), Some(3));
     }
 
     #[test]
-    fn other_partitions_writes_leave_a_value_alone() {
+    fn a_partition_first_asked_for_during_its_write_is_not_filled_by_it() {
         let memo = Memo::<u32>::new(16, 1024);
-        let t = memo.ticket();
+        memo.writing(&["A"]);
+        let during = memo.ticket("A");
+        memo.keep("A", during, 1, 1, None);
+        assert_eq!(memo.get("A", 0), None);
+        memo.written(&["A"]);
+        memo.keep("A", during, 1, 1, None);
+        assert_eq!(memo.get("A", 0), None, "the ticket predates the write's end");
+    }
+
+    #[test]
+    fn other_partitions_writes_leave_a_value_alone_and_take_no_entry() {
+        let memo = Memo::<u32>::new(16, 1024);
+        let t = memo.ticket("A");
         memo.writing(&["B"]);
         memo.written(&["B"]);
         memo.keep("A", t, 1, 1, None);
         assert_eq!(memo.get("A", 0), Some(1));
+        assert_eq!(memo.lock().slots.len(), 1, "B was never asked for");
     }
 
     #[test]
     fn a_value_is_stale_from_its_expiry() {
         let memo = Memo::<u32>::new(16, 1024);
-        memo.keep("A", memo.ticket(), 1, 1, Some(100));
+        memo.keep("A", memo.ticket("A"), 1, 1, Some(100));
         assert_eq!(memo.get("A", 99), Some(1));
         assert_eq!(memo.get("A", 100), None);
     }
 
     #[test]
-    fn forgetting_a_written_partition_refuses_every_older_ticket() {
+    fn a_partition_forgotten_after_its_ticket_refuses_the_fill() {
         let memo = Memo::<u32>::new(2, 1024);
-        let old = memo.ticket();
+        let old = memo.ticket("A");
+        // Two more partitions push A out; a write of A is then not tracked.
+        memo.ticket("B");
+        memo.ticket("C");
         memo.writing(&["A"]);
         memo.written(&["A"]);
-        // Two more partitions push A's write out of the memo.
-        memo.keep("B", memo.ticket(), 1, 1, None);
-        memo.keep("C", memo.ticket(), 1, 1, None);
         memo.keep("A", old, 9, 1, None);
-        assert_eq!(memo.get("A", 0), None, "A's write was forgotten, so the old ticket is not trusted");
+        assert_eq!(memo.get("A", 0), None, "A was forgotten, so its old ticket is not trusted");
+        // Asked for again, A's new slot is younger than the old ticket.
+        memo.ticket("A");
+        memo.keep("A", old, 9, 1, None);
+        assert_eq!(memo.get("A", 0), None);
     }
 
     #[test]
     fn the_bounds_hold() {
         let memo = Memo::<u32>::new(3, 10);
         for (i, pk) in ["A", "B", "C", "D", "E"].iter().enumerate() {
-            memo.keep(pk, memo.ticket(), i as u32, 4, None);
+            memo.keep(pk, memo.ticket(pk), i as u32, 4, None);
         }
         let kept: Vec<_> = ["A", "B", "C", "D", "E"].iter().filter_map(|pk| memo.get(pk, 0)).collect();
         assert_eq!(kept, vec![3, 4], "two values of 4 bytes fit in 10, the newest kept");
-        memo.keep("F", memo.ticket(), 5, 11, None);
+        memo.keep("F", memo.ticket("F"), 5, 11, None);
         assert_eq!(memo.get("F", 0), None, "bigger than the whole memo");
     }
 }

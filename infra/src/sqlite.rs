@@ -151,28 +151,36 @@ const ITEMS: &str = "pk TEXT NOT NULL, sk TEXT NOT NULL,
 const INDEXES: &str = "CREATE INDEX IF NOT EXISTS gsi1 ON items (gsi1pk, gsi1sk, pk, sk) WHERE gsi1pk IS NOT NULL;
     CREATE INDEX IF NOT EXISTS gsi2 ON items (gsi2pk, gsi2sk, pk, sk) WHERE gsi2pk IS NOT NULL;";
 
-/// Files from before the rowid layout ([`ITEMS`]): the items move to it, in one transaction.
+/// Files from before the rowid layout ([`ITEMS`]): the items move to it, in one transaction
+/// that checks the layout first (two processes opening an old file: the second finds it
+/// moved). The old table's pages stay in the file as free pages, reused by later writes.
 fn rowid_layout(conn: &Connection) -> Result<(), StoreError> {
-    let ddl: String = conn
-        .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'", [], |r| r.get(0))
-        .map_err(err)?;
-    if !ddl.to_ascii_uppercase().contains("WITHOUT ROWID") {
+    let old = |c: &Connection| -> Result<bool, StoreError> {
+        c.query_row("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = 'items'", [], |r| r.get(0))
+            .map_err(err)
+    };
+    if !old(conn)? {
         return Ok(());
     }
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE items_rowid ({ITEMS});
-         INSERT INTO items_rowid (pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum)
-            SELECT pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum FROM items;
-         DROP TABLE items;
-         ALTER TABLE items_rowid RENAME TO items;
-         {INDEXES}
-         COMMIT;"
-    ))
-    .map_err(|e| {
+    step(conn, "BEGIN IMMEDIATE")?;
+    let moved = (|| {
+        if old(conn)? {
+            conn.execute_batch(&format!(
+                "CREATE TABLE items_rowid ({ITEMS});
+                 INSERT INTO items_rowid (pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum)
+                    SELECT pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, ttl, version, doc, events, sum FROM items;
+                 DROP TABLE items;
+                 ALTER TABLE items_rowid RENAME TO items;
+                 {INDEXES}"
+            ))
+            .map_err(err)?;
+        }
+        step(conn, "COMMIT")
+    })();
+    if moved.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
-        err(e)
-    })
+    }
+    moved
 }
 
 /// What an index query returns: keys, `ttl` and the summary, as DynamoDB's projection does.
@@ -263,12 +271,13 @@ impl SqliteStore {
         }
     }
 
-    /// Tells `changes` of every item write from now on, by partition, before it begins and
-    /// after it ends, and before its writer is answered (the memo of rendered reads,
-    /// [`crate::memo`]). Only the first call counts. Expired items the sweeper removes are
-    /// not told: a read stopped showing them when their `ttl` passed.
-    pub fn tell(&self, changes: Arc<dyn Changes>) {
-        let _ = self.group.changes.set(changes);
+    /// Tells `changes` of every item write from now on (the sweeper's removals included), by
+    /// partition, before it begins and after it ends, and before its writer is answered (the
+    /// memo of rendered reads, [`crate::memo`]). One listener per store: false, and nothing
+    /// changed, when one was already told.
+    #[must_use]
+    pub fn tell(&self, changes: Arc<dyn Changes>) -> bool {
+        self.group.changes.set(changes).is_ok()
     }
 
     /// Holds the writer until the guard drops: writes queue meanwhile and then share one
@@ -478,26 +487,31 @@ impl SqliteStore {
     }
 
     /// Physically removes every item whose `ttl` has passed (reads already treat them as
-    /// absent), as DynamoDB's TTL does; answers how many went. The last image of every
+    /// absent), as DynamoDB's TTL does; answers how many went. The listener
+    /// ([`SqliteStore::tell`]) is told of their partitions, as of any write. The last image of every
     /// removed order header joins the outbox in the same transaction (DynamoDB's stream has a
     /// REMOVE record for it), so the order's expiry reaches subscribers and its remaining
     /// items are cleaned up.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
-        self.run(|c, now| {
-            let tx = c.transaction().map_err(err)?;
-            let headers = {
-                let sql = format!("SELECT {COLUMNS} FROM items WHERE ttl IS NOT NULL AND ttl <= ?1 AND sk = ?2");
-                let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
-                let rows = stmt.query_map(params![now, domain::table::ORDER_SK], row_item).map_err(err)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+        let group = self.group.clone();
+        self.run(move |c, now| {
+            let doomed: Vec<String> = {
+                let mut stmt = c
+                    .prepare_cached("SELECT DISTINCT pk FROM items WHERE ttl IS NOT NULL AND ttl <= ?1")
+                    .map_err(err)?;
+                let rows = stmt.query_map(params![now], |r| r.get(0)).map_err(err)?;
+                rows.collect::<Result<_, _>>().map_err(err)?
             };
-            for h in &headers {
-                let image = serde_json::to_string(h).map_err(err)?;
-                tx.execute("INSERT INTO outbox (image, removed) VALUES (?1, 1)", params![image]).map_err(err)?;
+            let pks: Vec<&str> = doomed.iter().map(String::as_str).collect();
+            let changes = group.changes.get();
+            if let Some(changes) = changes {
+                changes.writing(&pks);
             }
-            let n = tx.execute("DELETE FROM items WHERE ttl IS NOT NULL AND ttl <= ?1", params![now]).map_err(err)?;
-            tx.commit().map_err(err)?;
-            Ok(n)
+            let swept = sweep_expired(c, now);
+            if let Some(changes) = changes {
+                changes.written(&pks);
+            }
+            swept
         })
         .await
     }
@@ -506,6 +520,25 @@ impl SqliteStore {
     pub async fn outbox_ack(&self, seq: i64) -> Result<(), StoreError> {
         self.run(move |c, _| c.execute("DELETE FROM outbox WHERE seq <= ?1", params![seq]).map(drop).map_err(err)).await
     }
+}
+
+/// The sweep's transaction: every expired item removed, each removed order header's last
+/// image in the outbox.
+fn sweep_expired(c: &mut Connection, now: i64) -> Result<usize, StoreError> {
+    let tx = c.transaction().map_err(err)?;
+    let headers = {
+        let sql = format!("SELECT {COLUMNS} FROM items WHERE ttl IS NOT NULL AND ttl <= ?1 AND sk = ?2");
+        let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+        let rows = stmt.query_map(params![now, domain::table::ORDER_SK], row_item).map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+    };
+    for h in &headers {
+        let image = serde_json::to_string(h).map_err(err)?;
+        tx.execute("INSERT INTO outbox (image, removed) VALUES (?1, 1)", params![image]).map_err(err)?;
+    }
+    let n = tx.execute("DELETE FROM items WHERE ttl IS NOT NULL AND ttl <= ?1", params![now]).map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(n)
 }
 
 /// Checks every condition of `ops`, then applies them, inside the caller's transaction.
@@ -745,20 +778,42 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("s.db"), Arc::new(SystemClock::default())).expect("open");
         let memo = Arc::new(crate::memo::Memo::<&'static str>::new(64, 1 << 20));
-        store.tell(memo.clone());
+        assert!(store.tell(memo.clone()));
+        assert!(!store.tell(memo.clone()), "one listener per store");
         let pk = "A#T12345678#D#1";
-        memo.keep(pk, memo.ticket(), "before", 6, None);
-        memo.keep("A#T12345678#D#2", memo.ticket(), "other", 5, None);
-        let stale = memo.ticket();
+        memo.keep(pk, memo.ticket(pk), "before", 6, None);
+        memo.keep("A#T12345678#D#2", memo.ticket("A#T12345678#D#2"), "other", 5, None);
+        let stale = memo.ticket(pk);
         store.write(put(1, None)).await.expect("write");
         assert_eq!(memo.get(pk, 0), None, "the grouped write dropped it");
         assert_eq!(memo.get("A#T12345678#D#2", 0), Some("other"), "another partition's value stays");
         memo.keep(pk, stale, "read before the write", 6, None);
         assert_eq!(memo.get(pk, 0), None);
-        memo.keep(pk, memo.ticket(), "after", 5, None);
+        memo.keep(pk, memo.ticket(pk), "after", 5, None);
         let results = store.write_each(vec![put(1, None)]).await;
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(memo.get(pk, 0), None, "the batched write dropped it");
+    }
+
+    /// The sweeper's removals are writes too: the memo lets go of what it kept of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sweep_tells_the_memo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(crate::clock::ManualClock::at(1_000));
+        let store = SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open");
+        let memo = Arc::new(crate::memo::Memo::<&'static str>::new(64, 1 << 20));
+        assert!(store.tell(memo.clone()));
+        let mut ops = put(1, None);
+        if let Some(WriteOp::Put { item, .. }) = ops.first_mut() {
+            item.ttl = Some(2_000);
+        }
+        store.write(ops).await.expect("write");
+        let pk = "A#T12345678#D#1";
+        // Kept with no expiry of its own: only the sweep's telling can drop it.
+        memo.keep(pk, memo.ticket(pk), "kept", 4, None);
+        clock.advance(1_000);
+        assert_eq!(store.sweep().await.expect("sweep"), 1);
+        assert_eq!(memo.get(pk, 0), None);
     }
 
     /// Writes queued behind a held writer share one commit; the one whose condition fails

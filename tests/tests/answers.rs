@@ -14,6 +14,7 @@ use functions::edge::state::AppState;
 use infra::clock::ManualClock;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tower::ServiceExt;
 
 /// Two servers on one store: one with the memo (as `shopping-local` serves), one without.
 struct Pair {
@@ -21,16 +22,19 @@ struct Pair {
     fresh: Api,
     state: AppState,
     clock: Arc<ManualClock>,
+    dir: std::path::PathBuf,
 }
 
 fn pair() -> Pair {
     let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_owned();
     let clock = Arc::new(ManualClock::at(T0));
-    let store = Arc::new(infra::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone()).expect("open"));
+    let store = Arc::new(infra::sqlite::SqliteStore::open(&path.join("s.db"), clock.clone()).expect("open"));
     let state = functions::platform::local::remember_answers(Api::state(store.clone(), clock.clone()), &store, 1 << 20);
+    assert!(state.answers.is_some());
     let kept = Api::with_state(state.clone(), clock.clone(), Some(dir));
     let fresh = Api::with(store, clock.clone(), None);
-    Pair { kept, fresh, state, clock }
+    Pair { kept, fresh, state, clock, dir: path }
 }
 
 async fn order(api: &Api, options: Value) -> String {
@@ -51,8 +55,6 @@ async fn get(api: &Api, path: &str) -> (u16, Option<String>, Vec<u8>) {
     let body = http_body_util::BodyExt::collect(res.into_body()).await.expect("body").to_bytes().to_vec();
     (status, etag, body)
 }
-
-use tower::ServiceExt;
 
 #[tokio::test]
 async fn an_answer_from_memory_is_a_fresh_reads_bytes_and_every_change_replaces_it() {
@@ -115,4 +117,23 @@ async fn an_answer_from_memory_counts_the_read_units_of_its_read() {
     let from_memory = units() - before - read;
     assert!(read >= 1.0, "a read costs at least one unit: {read}");
     assert_eq!(from_memory, read, "a hit costs what the read did");
+}
+
+/// The answer does come from memory: a change made behind the memo's back (a second store
+/// on the same file, which tells nobody: what `serve.lock` keeps from happening) is not seen
+/// by the server keeping answers until its own next write of the order.
+#[tokio::test]
+async fn a_kept_answer_is_served_without_reading_the_store() {
+    let p = pair();
+    let path = order(&p.kept, json!({})).await;
+    let kept = get(&p.kept, &path).await;
+    let other = Arc::new(infra::sqlite::SqliteStore::open(&p.dir.join("s.db"), p.clock.clone()).expect("open"));
+    let behind = Api::with(other, p.clock.clone(), None);
+    let r = behind.call("PUT", &path, Some(json!({"comment": "behind its back"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&p.kept, &path).await, kept, "answered from memory");
+    assert_ne!(get(&p.fresh, &path).await, kept, "a fresh read sees the change");
+    let r = p.kept.call("PUT", &path, Some(json!({"comment": "its own"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&p.kept, &path).await, get(&p.fresh, &path).await);
 }

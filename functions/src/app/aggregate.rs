@@ -191,9 +191,16 @@ pub async fn read_order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Ki
 pub struct OrderView {
     pub version: u64,
     pub order: Order,
-    /// Live, and read from the partition its key names as an `id` alone: then this view
-    /// holds until that partition changes or its earliest `ttl` (the inner value) passes.
-    pub direct: Option<Option<i64>>,
+    /// Set when the view is of a live order read from the partition its key names as an
+    /// `id`, and nothing else: it then holds until that partition changes or this passes.
+    pub keepable: Option<Keepable>,
+}
+
+/// How long a view read from its own partition alone holds, unless the partition changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepable {
+    /// The earliest `ttl` of the items read.
+    pub expires: Option<i64>,
 }
 
 /// [`read_order_view`], saying where the view came from.
@@ -201,11 +208,11 @@ pub async fn order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) 
     let found = load_order(store, aid, key, kinds.is_some()).await?;
     let Some(mut order) = found.order else {
         let stub = found.stub.ok_or_else(|| AppError::NotFound("order"))?;
-        return Ok(OrderView { version: 0, order: stub.emptied(), direct: None });
+        return Ok(OrderView { version: 0, order: stub.emptied(), keepable: None });
     };
     show_order_events(&mut order, found.timeline.events(), kinds);
-    let direct = found.direct.then_some(found.expires);
-    Ok(OrderView { version: order.content.version.unwrap_or(0), order, direct })
+    let keepable = found.direct.then_some(Keepable { expires: found.expires });
+    Ok(OrderView { version: order.content.version.unwrap_or(0), order, keepable })
 }
 
 /// The payment operation items of the order partition `pk` (see `domain::payment`).

@@ -4,8 +4,8 @@
 //! re-serialising the order was nearly all of a `GET`'s cost there (BENCHMARKS.md, "Local
 //! load"). Only the plain view is kept: an order named by its `id`, live, without events.
 
-use super::aggregate::order_view;
-use super::error::Result;
+use super::aggregate::{order_view, Keepable};
+use super::error::{AppError, Result};
 use super::shown::Kinds;
 use axum::body::Bytes;
 use infra::memo::Memo;
@@ -41,23 +41,22 @@ pub async fn order(
         crate::metering::add_read_units(answer.read_units);
         return Ok(answer);
     }
-    let ticket = memo.ticket();
+    let ticket = memo.ticket(&pk);
     let before = crate::metering::read_units();
-    let (mut answer, direct) = render(store, aid, key, kinds).await?;
+    let (mut answer, keepable) = render(store, aid, key, kinds).await?;
     answer.read_units = crate::metering::read_units() - before;
-    if let (Some(expires), Some(_)) = (direct, answer.version) {
+    if let (Some(Keepable { expires }), Some(_)) = (keepable, answer.version) {
         memo.keep(&pk, ticket, answer.clone(), answer.body.len().saturating_add(pk.len()), expires);
     }
     Ok(answer)
 }
 
-/// Reads and renders the answer; says when it came from the partition `key` names alone,
-/// live, and until when (see [`super::aggregate::OrderView`]).
-async fn render(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) -> Result<(Answer, Option<Option<i64>>)> {
+/// Reads and renders the answer, and says whether (and how long) it may be kept.
+async fn render(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) -> Result<(Answer, Option<Keepable>)> {
     let view = order_view(store, aid, key, kinds).await?;
     // Emptied by retention: no version to offer.
     let emptied = view.order.deleted_at.is_some() && view.order.content.version.is_none();
-    let body = Bytes::from(serde_json::to_vec(&view.order).unwrap_or_default());
-    let answer = Answer { version: (!emptied).then_some(view.version), body, read_units: 0.0 };
-    Ok((answer, view.direct))
+    let body = serde_json::to_vec(&view.order).map_err(|e| AppError::corrupt("order", e))?;
+    let answer = Answer { version: (!emptied).then_some(view.version), body: Bytes::from(body), read_units: 0.0 };
+    Ok((answer, view.keepable))
 }

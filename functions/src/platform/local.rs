@@ -14,8 +14,7 @@ pub const STORE_FILE: &str = "shopping.db";
 pub const SECRET_FILE: &str = "signing-secret";
 /// Held (locked) by the server serving the data dir, for as long as it runs.
 pub const LOCK_FILE: &str = "serve.lock";
-/// Partitions the memo of answers knows at most (each written one too, so a value read
-/// before a write is refused; see `infra::memo`).
+/// Partitions the memo of answers tracks at most: those asked for (see `infra::memo`).
 pub const ANSWERS_MAX_PARTITIONS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +86,17 @@ pub fn state(
 
 /// `state` keeping up to `bytes` of rendered answers (0: none), told of every write by
 /// `store`, which must be the engine under `state`'s store and written by this process alone.
+/// A store already telling another listener keeps `state` as it is: a memo nobody tells of
+/// writes would answer stale.
 pub fn remember_answers(state: AppState, store: &SqliteStore, bytes: usize) -> AppState {
     if bytes == 0 {
         return state;
     }
     let answers = Arc::new(Answers::new(ANSWERS_MAX_PARTITIONS, bytes));
-    store.tell(answers.clone());
+    if !store.tell(answers.clone()) {
+        tracing::warn!("the store already tells another listener of its writes; answers are not kept");
+        return state;
+    }
     state.with(|s| s.answers = Some(answers))
 }
 
@@ -131,6 +135,7 @@ pub async fn serve(
 
 /// Locks the data dir's [`LOCK_FILE`] for this process, or says who holds it.
 fn hold(data_dir: &Path) -> Result<std::fs::File, LocalError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| LocalError::DataDir(data_dir.to_owned(), e))?;
     let path = data_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)

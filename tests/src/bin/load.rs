@@ -127,7 +127,9 @@ async fn main() -> Result<(), String> {
     let local = start_local(&a.server, "load")?;
     // The same server without its memo of answers: every GET read and rendered afresh (a
     // build from before the memo takes no such flag, and has no such row).
-    let afresh = start_local_with(&a.server, "load-afresh", &["--answers-mib", "0"]).ok();
+    let afresh = start_local_with(&a.server, "load-afresh", &["--answers-mib", "0"])
+        .map_err(|e| eprintln!("no read-afresh row: {e}"))
+        .ok();
     let http = client(1);
     let order_path = completed_order(&http, &local).await?;
     let afresh_path = match &afresh {
