@@ -89,11 +89,9 @@ impl<T: Clone> Memo<T> {
     pub fn get(&self, pk: &str, now: i64) -> Option<T> {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let slot = inner.slots.get_mut(pk)?;
-        let kept = slot.kept.as_ref()?;
+        let kept = inner.slots.get(pk)?.kept.as_ref()?;
         if kept.expires.is_some_and(|at| now >= at) {
-            let size = slot.kept.take().map_or(0, |k| k.size);
-            inner.bytes = inner.bytes.saturating_sub(size);
+            inner.drop_value(pk);
             return None;
         }
         Some(kept.value.clone())
@@ -124,9 +122,7 @@ impl<T: Clone> Memo<T> {
     fn trim(&self, inner: &mut Inner<T>) {
         while inner.slots.len() > self.max_entries {
             let Some(pk) = inner.order.pop_front() else { break };
-            if let Some(slot) = inner.slots.remove(&pk) {
-                inner.bytes = inner.bytes.saturating_sub(slot.kept.map_or(0, |k| k.size));
-            }
+            inner.forget(&pk);
         }
         let mut passes = inner.order.len();
         while inner.bytes > self.max_bytes && passes > 0 {
@@ -134,14 +130,24 @@ impl<T: Clone> Memo<T> {
             let Some(pk) = inner.order.pop_front() else { break };
             match inner.slots.get(&pk) {
                 Some(slot) if slot.kept.is_none() => inner.order.push_back(pk),
-                Some(_) => {
-                    if let Some(slot) = inner.slots.remove(&pk) {
-                        inner.bytes = inner.bytes.saturating_sub(slot.kept.map_or(0, |k| k.size));
-                    }
-                }
-                None => {}
+                _ => inner.forget(&pk),
             }
         }
+    }
+}
+
+impl<T> Inner<T> {
+    /// Drops the value kept for `pk`, if any; its partition stays tracked.
+    fn drop_value(&mut self, pk: &str) {
+        if let Some(kept) = self.slots.get_mut(pk).and_then(|slot| slot.kept.take()) {
+            self.bytes = self.bytes.saturating_sub(kept.size);
+        }
+    }
+
+    /// Stops tracking `pk` (its key already taken from `order`).
+    fn forget(&mut self, pk: &str) {
+        self.drop_value(pk);
+        self.slots.remove(pk);
     }
 }
 
@@ -151,10 +157,7 @@ impl<T: Clone + Send> Changes for Memo<T> {
         let inner = &mut *inner;
         for pk in pks {
             *inner.writing.entry((*pk).to_owned()).or_insert(0) += 1;
-            if let Some(slot) = inner.slots.get_mut(*pk) {
-                let size = slot.kept.take().map_or(0, |k| k.size);
-                inner.bytes = inner.bytes.saturating_sub(size);
-            }
+            inner.drop_value(pk);
         }
     }
 

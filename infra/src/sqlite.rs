@@ -374,7 +374,9 @@ fn commit_pending(conn: &Mutex<Connection>, group: &Group, clock: &dyn Clock) {
 /// Runs `commit` of `writes` with the store's listener told of every partition they write,
 /// before and after.
 fn told<R>(group: &Group, writes: &[Vec<WriteOp>], commit: impl FnOnce() -> R) -> R {
-    let Some(changes) = group.changes.get() else { return commit() };
+    if group.changes.get().is_none() {
+        return commit();
+    }
     let mut pks: Vec<&str> = writes
         .iter()
         .flatten()
@@ -386,9 +388,15 @@ fn told<R>(group: &Group, writes: &[Vec<WriteOp>], commit: impl FnOnce() -> R) -
         .collect();
     pks.sort_unstable();
     pks.dedup();
-    changes.writing(&pks);
-    let out = commit();
-    changes.written(&pks);
+    telling(group, &pks, commit)
+}
+
+/// Runs `write` with the store's listener (if any) told of partitions `pks` before and after.
+fn telling<R>(group: &Group, pks: &[&str], write: impl FnOnce() -> R) -> R {
+    let Some(changes) = group.changes.get() else { return write() };
+    changes.writing(pks);
+    let out = write();
+    changes.written(pks);
     out
 }
 
@@ -503,15 +511,7 @@ impl SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(err)?
             };
             let pks: Vec<&str> = doomed.iter().map(String::as_str).collect();
-            let changes = group.changes.get();
-            if let Some(changes) = changes {
-                changes.writing(&pks);
-            }
-            let swept = sweep_expired(c, now);
-            if let Some(changes) = changes {
-                changes.written(&pks);
-            }
-            swept
+            telling(&group, &pks, || sweep_expired(c, now))
         })
         .await
     }

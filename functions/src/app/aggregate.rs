@@ -121,8 +121,6 @@ pub struct FoundOrder {
     pub pk: String,
     /// The earliest `ttl` of the items read.
     pub expires: Option<i64>,
-    /// Read from the partition the key names as an `id`, not through an `order_id` record.
-    pub direct: bool,
 }
 
 impl FoundOrder {
@@ -135,8 +133,7 @@ impl FoundOrder {
 }
 
 fn order_of(part: Partition, pk: String) -> Result<FoundOrder> {
-    let mut found =
-        FoundOrder { order: None, stub: None, timeline: part.timeline, pk, expires: part.expires, direct: false };
+    let mut found = FoundOrder { order: None, stub: None, timeline: part.timeline, pk, expires: part.expires };
     if let Some(head) = part.head {
         let mut order: Order = parse("draft or order", &head.doc)?;
         attach_operations(&mut order, &part.others)?;
@@ -168,7 +165,7 @@ pub async fn load_order(store: &dyn Store, aid: &str, key: &str, events: bool) -
     if domain::validate::is_uuid(key) {
         let direct = read_order(store, aid, key, events).await?;
         if found(&direct) {
-            return Ok(FoundOrder { direct: true, ..direct });
+            return Ok(direct);
         }
     }
     if let Some(item) = store.get(&table::order_id_key(aid, key)).await? {
@@ -187,19 +184,14 @@ pub async fn read_order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Ki
     order_view(store, aid, key, kinds).await.map(|v| (v.version, v.order))
 }
 
-/// An order as `GET` answers it, with where it came from.
+/// An order as `GET` answers it, with where it came from: a view of a live order holds until
+/// its partition `pk` changes or `expires` (the earliest `ttl` of the items read) passes.
 pub struct OrderView {
     pub version: u64,
     pub order: Order,
-    /// Set when the view is of a live order read from the partition its key names as an
-    /// `id`, and nothing else: it then holds until that partition changes or this passes.
-    pub keepable: Option<Keepable>,
-}
-
-/// How long a view read from its own partition alone holds, unless the partition changes.
-#[derive(Debug, Clone, Copy)]
-pub struct Keepable {
-    /// The earliest `ttl` of the items read.
+    /// Live: read from its own item, not emptied by retention.
+    pub live: bool,
+    pub pk: String,
     pub expires: Option<i64>,
 }
 
@@ -208,11 +200,11 @@ pub async fn order_view(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) 
     let found = load_order(store, aid, key, kinds.is_some()).await?;
     let Some(mut order) = found.order else {
         let stub = found.stub.ok_or_else(|| AppError::NotFound("order"))?;
-        return Ok(OrderView { version: 0, order: stub.emptied(), keepable: None });
+        return Ok(OrderView { version: 0, order: stub.emptied(), live: false, pk: found.pk, expires: found.expires });
     };
     show_order_events(&mut order, found.timeline.events(), kinds);
-    let keepable = found.direct.then_some(Keepable { expires: found.expires });
-    Ok(OrderView { version: order.content.version.unwrap_or(0), order, keepable })
+    let version = order.content.version.unwrap_or(0);
+    Ok(OrderView { version, order, live: true, pk: found.pk, expires: found.expires })
 }
 
 /// The payment operation items of the order partition `pk` (see `domain::payment`).

@@ -4,7 +4,7 @@
 //! re-serialising the order was nearly all of a `GET`'s cost there (BENCHMARKS.md, "Local
 //! load"). Only the plain view is kept: an order named by its `id`, live, without events.
 
-use super::aggregate::{order_view, Keepable};
+use super::aggregate::{order_view, OrderView};
 use super::error::{AppError, Result};
 use super::shown::Kinds;
 use axum::body::Bytes;
@@ -43,20 +43,22 @@ pub async fn order(
     }
     let ticket = memo.ticket(&pk);
     let before = crate::metering::read_units();
-    let (mut answer, keepable) = render(store, aid, key, kinds).await?;
+    let (mut answer, view) = render(store, aid, key, kinds).await?;
     answer.read_units = crate::metering::read_units() - before;
-    if let (Some(Keepable { expires }), Some(_)) = (keepable, answer.version) {
-        memo.keep(&pk, ticket, answer.clone(), answer.body.len().saturating_add(pk.len()), expires);
+    // Only a live order read from the partition `key` names (not through an `order_id`
+    // record, whose partition the memo does not watch).
+    if view.live && view.pk == pk && answer.version.is_some() {
+        memo.keep(&pk, ticket, answer.clone(), answer.body.len().saturating_add(pk.len()), view.expires);
     }
     Ok(answer)
 }
 
-/// Reads and renders the answer, and says whether (and how long) it may be kept.
-async fn render(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) -> Result<(Answer, Option<Keepable>)> {
+/// Reads and renders the answer; the view says where it came from.
+async fn render(store: &dyn Store, aid: &str, key: &str, kinds: &Kinds) -> Result<(Answer, OrderView)> {
     let view = order_view(store, aid, key, kinds).await?;
     // Emptied by retention: no version to offer.
     let emptied = view.order.deleted_at.is_some() && view.order.content.version.is_none();
     let body = serde_json::to_vec(&view.order).map_err(|e| AppError::corrupt("order", e))?;
     let answer = Answer { version: (!emptied).then_some(view.version), body: Bytes::from(body), read_units: 0.0 };
-    Ok((answer, view.keepable))
+    Ok((answer, view))
 }
