@@ -37,7 +37,10 @@ pub fn timestamp(t: Moment) -> String {
 /// [`timestamp`], or `None` when the moment's UTC date is outside years 0–9999 (e.g.
 /// `9999-12-31T23:59:59-01:00`, which is in year 10000 in UTC).
 pub fn checked_timestamp(t: Moment) -> Option<String> {
-    (0..=9999).contains(&t.year()).then(|| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    // chrono's RFC 3339 writer rather than a strftime pattern, which it parses on every call
+    // (a create stamps several times; the parse showed in its profile). Same text: UTC with
+    // `Z`, milliseconds cut, not rounded.
+    (0..=9999).contains(&t.year()).then(|| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// Deterministic ids for tests: `00000000-0000-4000-8000-{n:012}` and `A{n:08}`.
@@ -76,6 +79,19 @@ mod tests {
         assert_eq!(timestamp(parse_rfc3339("0001-02-03T04:05:06Z").unwrap()), "0001-02-03T04:05:06.000Z");
         assert_eq!(timestamp(parse_rfc3339("2026-11-22T12:00:00.9999Z").unwrap()), "2026-11-22T12:00:00.999Z");
         assert_eq!(timestamp(from_epoch(1_800_000_000).unwrap()), "2027-01-15T08:00:00.000Z");
+    }
+
+    /// The RFC 3339 writer gives the text the strftime pattern gave, across the years and
+    /// sub-second digits a timestamp can have.
+    #[test]
+    fn timestamps_match_the_pattern_they_replace() {
+        let mut ms: i64 = -62_135_596_800_000; // 0001-01-01
+        while ms < 253_402_300_799_000 {
+            let t =
+                DateTime::from_timestamp_millis(ms).unwrap() + chrono::Duration::nanoseconds(ms.rem_euclid(997_001));
+            assert_eq!(timestamp(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            ms += 7_777_777_777_777 / 97;
+        }
     }
 
     #[test]

@@ -136,11 +136,31 @@ fn check_ttl(p: &mut Problems, path: &str, ttl: Option<i64>) {
 /// `metadata`, text at most [`MAX_TEXT`] characters, `metadata` at most
 /// [`MAX_METADATA_BYTES`] as JSON.
 pub fn check_limits(p: &mut Problems, path: &str, v: &Value) {
-    walk_limits(p, path, v, false);
+    walk_limits(p, At::Root(path), v, false);
+}
+
+/// Where a value sits in the body: written out only when a problem names it (building every
+/// field's path as text showed in a create's profile).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root(path) => f.write_str(path),
+            At::Key(At::Root(""), k) => f.write_str(k),
+            At::Key(parent, k) => write!(f, "{parent}.{k}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
 }
 
 /// `free` is set inside `metadata`, whose numbers are the client's own business.
-fn walk_limits(p: &mut Problems, path: &str, v: &Value, free: bool) {
+fn walk_limits(p: &mut Problems, at: At<'_>, v: &Value, free: bool) {
     match v {
         Value::Number(n) if !free => {
             let ok = match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -150,21 +170,21 @@ fn walk_limits(p: &mut Problems, path: &str, v: &Value, free: bool) {
                 _ => false,
             };
             if !ok {
-                p.push(path, "OUT_OF_RANGE", format!("must be between -{MAX_SAFE} and {MAX_SAFE}"));
+                p.push(at.to_string(), "OUT_OF_RANGE", format!("must be between -{MAX_SAFE} and {MAX_SAFE}"));
             }
         }
         Value::String(s) if s.chars().count() > MAX_TEXT => {
-            p.push(path, "TOO_LONG", format!("must be at most {MAX_TEXT} characters"));
+            p.push(at.to_string(), "TOO_LONG", format!("must be at most {MAX_TEXT} characters"));
         }
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk_limits(p, &format!("{path}[{i}]"), x, free)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk_limits(p, At::Index(&at, i), x, free)),
         Value::Object(m) => {
             for (k, x) in m {
-                let kp = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let kp = At::Key(&at, k);
                 let metadata = !free && k == "metadata";
                 if metadata && serde_json::to_string(x).map_or(0, |s| s.len()) > MAX_METADATA_BYTES {
-                    p.push(&kp, "TOO_LARGE", format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
+                    p.push(kp.to_string(), "TOO_LARGE", format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
                 }
-                walk_limits(p, &kp, x, free || metadata);
+                walk_limits(p, kp, x, free || metadata);
             }
         }
         _ => {}
