@@ -215,10 +215,14 @@ fn check_options(p: &mut Problems, o: &DraftOptions) {
 /// Validates order content (draft.order or an order update). `require_currency` is set where
 /// the upstream schema marks currency as required.
 pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_currency: bool) {
-    // Items are checked (limits included) one by one below.
+    // Items are checked (limits included) one by one below, on their part of the one value
+    // the order is turned into (not each turned into its own again).
     let mut limits = Problems::default();
+    let mut items_json = Vec::new();
     if let Ok(Value::Object(mut fields)) = serde_json::to_value(o) {
-        fields.remove("items");
+        if let Some(Value::Array(items)) = fields.remove("items") {
+            items_json = items;
+        }
         check_limits(&mut limits, path, &Value::Object(fields));
     }
     match &o.currency {
@@ -256,7 +260,7 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
         let mut seen = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let ip = format!("{path}.items[{i}]");
-            check_item(p, &ip, item);
+            check_item_as(p, &ip, item, items_json.get(i));
             if let Some(l) = item.line_id {
                 if !seen.insert(l) {
                     p.push(
@@ -273,8 +277,16 @@ pub fn check_order(p: &mut Problems, path: &str, o: &OrderObject, require_curren
 
 /// Validates one item (draft item bodies and items inside `order.items`).
 pub fn check_item(p: &mut Problems, path: &str, item: &OrderItem) {
+    check_item_as(p, path, item, None);
+}
+
+/// [`check_item`], its limits checked on `json` (the item as a value) when the caller has it.
+fn check_item_as(p: &mut Problems, path: &str, item: &OrderItem, json: Option<&Value>) {
     let mut limits = Problems::default();
-    limits_of(&mut limits, path, item);
+    match json {
+        Some(v) => check_limits(&mut limits, path, v),
+        None => limits_of(&mut limits, path, item),
+    }
     let limits_failed = !limits.is_empty();
     if item.gross_amount.is_none() {
         p.push(format!("{path}.gross_amount"), "REQUIRED", "is required");
@@ -396,5 +408,44 @@ mod tests {
                 "order.items[1].line_id",
             ]
         );
+    }
+
+    /// Limits inside items and nested values name their field's full path, as they did when
+    /// each item was turned into a value of its own; free-form `metadata` keeps its numbers.
+    #[test]
+    fn limits_name_the_full_path_inside_items() {
+        let long = "x".repeat(MAX_TEXT + 1);
+        let meta: crate::model::Object =
+            serde_json::from_value(serde_json::json!({"n": 1e300, "tags": ["a", long.clone()]})).unwrap();
+        let ok = || OrderItem {
+            line_id: Some(1),
+            gross_amount: Some(1),
+            tax_lines: Some(vec![TaxLine { percentage: Some(25.0), ..Default::default() }]),
+            ..Default::default()
+        };
+        let order = OrderObject {
+            currency: Some("NOK".into()),
+            metadata: Some(meta.clone()),
+            items: Some(vec![
+                ok(),
+                OrderItem { line_id: Some(2), description: Some(long.clone()), metadata: Some(meta), ..ok() },
+            ]),
+            ..Default::default()
+        };
+        let mut p = Problems::default();
+        check_order(&mut p, "order", &order, true);
+        let paths: Vec<_> = p.0.iter().map(|e| (e.path.as_str(), e.code)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("order.items[1].metadata.tags[1]", "TOO_LONG"),
+                ("order.items[1].description", "TOO_LONG"),
+                ("order.metadata.tags[1]", "TOO_LONG"),
+            ]
+        );
+        let mut alone = Problems::default();
+        check_item(&mut alone, "items[1]", order.items.as_ref().unwrap().get(1).unwrap());
+        let alone: Vec<_> = alone.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(alone, ["items[1].metadata.tags[1]", "items[1].description"]);
     }
 }
