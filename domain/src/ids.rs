@@ -92,6 +92,18 @@ mod tests {
             assert_eq!(timestamp(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
             ms += 7_777_777_777_777 / 97;
         }
+        // Year 0 (the first a timestamp may have) and a leap second (chrono keeps it as
+        // 1,000 ms and more into the 59th second).
+        let year0 = chrono::NaiveDate::from_ymd_opt(0, 1, 1).unwrap().and_hms_milli_opt(0, 0, 0, 7).unwrap().and_utc();
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc();
+        assert_eq!(timestamp(year0), "0000-01-01T00:00:00.007Z");
+        for t in [year0, leap] {
+            assert_eq!(timestamp(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
     }
 
     #[test]

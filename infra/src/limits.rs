@@ -250,6 +250,13 @@ mod tests {
             let n = fresh.deflate_compress(doc.as_bytes(), &mut out).unwrap();
             assert_eq!(z, out[..n]);
             assert_eq!(miniz_oxide::inflate::decompress_to_vec(&z).unwrap(), doc.as_bytes());
+            // With the thread's compressor in use further up the stack, a fresh one writes
+            // the same bytes.
+            let nested = COMPRESSOR.with(|c| {
+                let _held = c.borrow_mut();
+                deflate(doc.as_bytes()).unwrap()
+            });
+            assert_eq!(nested, z);
         }
     }
 
