@@ -86,18 +86,19 @@ fn deflate(input: &[u8]) -> Option<Vec<u8>> {
         out.truncate(n);
         Some(out)
     };
-    let fresh = || match libdeflater::CompressionLvl::new(LEVEL) {
-        Ok(level) => libdeflater::Compressor::new(level),
-        Err(_) => libdeflater::Compressor::default(),
-    };
     let reused = COMPRESSOR.try_with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
-        run(slot.get_or_insert_with(fresh))
+        run(slot.get_or_insert_with(compressor))
     });
     // Without the thread's compressor (torn down, or in use further up this thread's stack):
     // a fresh one, the same bytes. (`None` only if libdeflate failed with room for its
     // bound: the text is then stored as it is.)
-    reused.ok().flatten().or_else(|| run(&mut fresh()))
+    reused.ok().flatten().or_else(|| run(&mut compressor()))
+}
+
+/// A compressor at [`LEVEL`] (libdeflate's default level, should that ever be refused).
+fn compressor() -> libdeflater::Compressor {
+    libdeflater::Compressor::new(libdeflater::CompressionLvl::new(LEVEL).unwrap_or_default())
 }
 
 /// Bytes of a number attribute: DynamoDB stores up to 38 digits in (digits / 2) + 1 bytes.
@@ -245,7 +246,7 @@ mod tests {
         let docs = [json.clone(), noise(700, 1), "x".repeat(600), json.repeat(50), noise(200_000, 2), json];
         for doc in &docs {
             let z = deflate(doc.as_bytes()).unwrap();
-            let mut fresh = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(LEVEL).unwrap());
+            let mut fresh = compressor();
             let mut out = vec![0; fresh.deflate_compress_bound(doc.len())];
             let n = fresh.deflate_compress(doc.as_bytes(), &mut out).unwrap();
             assert_eq!(z, out[..n]);
